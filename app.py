@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Reference app: three personas, one for each of the whitepaper's image design options.
+
+Point the personas at your own template WorkSpaces with cdk.json's context
+``templateWorkspaceIds`` or ``cdk synth -c templateWorkspaceIds='{"developer": "ws-..."}'``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from workspaces_image_bakery import ImageBakeryStack, ImageDesign
+
+
+def template_workspace_ids(app: cdk.App) -> dict[str, str]:
+    raw: Any = app.node.try_get_context("templateWorkspaceIds") or {}
+    return dict(json.loads(raw) if isinstance(raw, str) else raw)
+
+
+def build(app: cdk.App) -> ImageBakeryStack:
+    """Declare the reference stack in `app` (tests call this too)."""
+    templates = template_workspace_ids(app)
+    stack = ImageBakeryStack(
+        app,
+        "WorkSpacesImageBakery",
+        description="WorkSpaces Linux images and custom bundles per persona (workspaces-image-bakery)",
+        tag_defaults={"Project": "linux-desktops", "CostCenter": "cc-1234", "Stage": "dev"},
+    )
+    stack.add_persona(
+        "Developer",
+        name="developer",
+        design=ImageDesign.THIN,
+        image_version="1.0.0",
+        template_workspace_id=templates["developer"],
+        baked_applications=["git 2.47", "python 3.12", "vscode 1.95"],
+        launch_applications=["docker-ce", "jetbrains-toolbox"],
+        config_management_agent="puppet-agent 8",
+        compute_type="PERFORMANCE",
+        tags={
+            "Role": "software development",
+            "System": "engineering",
+            "Confidentiality": "internal",
+        },
+    )
+    stack.add_persona(
+        "OfficeWorker",
+        name="office",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1.0.0",
+        template_workspace_id=templates["office"],
+        baked_applications=["libreoffice 7.6", "firefox esr", "evolution", "pidgin"],
+        tags={
+            "Role": "office productivity",
+            "Confidentiality": "confidential",
+            "Compliance": "iso-27001",
+        },
+    )
+    stack.add_persona(
+        "Contractor",
+        name="contractor",
+        design=ImageDesign.ZERO,
+        image_version="1.0.0",
+        template_workspace_id=templates["contractor"],
+        launch_applications=["firefox esr", "libreoffice 7.6"],
+        config_management_agent="amazon-ssm-agent",
+        compute_type="VALUE",
+        tags={"Role": "external contractor", "Confidentiality": "internal"},
+    )
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return stack
+
+
+if __name__ == "__main__":
+    reference_app = cdk.App()
+    build(reference_app)
+    reference_app.synth()

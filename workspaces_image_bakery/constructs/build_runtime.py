@@ -1,0 +1,280 @@
+"""The shared deploy-time runtime: one set of handlers and one build workflow per stack.
+
+Whatever the number of personas, a stack holds one custom-resource provider (the CDK
+Provider framework around one on_event Lambda), one workflow-step Lambda and one Step
+Functions state machine. Each image build is an execution of that state machine; it may
+run for hours and reports to CloudFormation through a WaitCondition.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from aws_cdk import custom_resources as cr
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
+
+RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
+# The state machine's own backstop; each build stops itself at its persona's bound.
+WORKFLOW_TIMEOUT = Duration.hours(13)
+LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+
+
+def _arn(resource: str) -> str:
+    return f"arn:{Aws.PARTITION}:workspaces:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+
+class BuildRuntime(Construct):
+    """Handlers, state machine and provider shared by every image and bundle of a stack.
+
+    Use :meth:`of` to get the stack's one instance; it is created on first use.
+    """
+
+    @classmethod
+    def of(cls, scope: Construct) -> BuildRuntime:
+        stack = Stack.of(scope)
+        existing = stack.node.try_find_child(RUNTIME_ID)
+        if isinstance(existing, BuildRuntime):
+            return existing
+        return cls(stack, RUNTIME_ID)
+
+    def __init__(self, scope: Construct, id_: str) -> None:
+        super().__init__(scope, id_)
+        code = lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=["**/__pycache__"])
+        self._template_workspaces: list[str] = []
+        self._template_statement: tuple[iam.PolicyStatement, ...] | None = None
+
+        self.step_function = self._function(
+            "WorkflowStep", code, f"{RUNTIME_PACKAGE}.build_steps.handler", Duration.minutes(2)
+        )
+        self.state_machine = self._state_machine()
+        self.on_event_function = self._function(
+            "OnEvent", code, f"{RUNTIME_PACKAGE}.custom_resource.on_event", Duration.minutes(5)
+        )
+        self.on_event_function.add_environment(
+            contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn
+        )
+        self._grant()
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.on_event_function,
+            log_group=logs.LogGroup(
+                self, "ProviderLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            ),
+        )
+        self._suppress_nag()
+
+    @property
+    def service_token(self) -> str:
+        return self.provider.service_token
+
+    def allow_template_workspace(self, workspace_id: str) -> None:
+        """Let the runtime start and image this template WorkSpace (and no other)."""
+        if workspace_id in self._template_workspaces:
+            return
+        self._template_workspaces.append(workspace_id)
+        arn = (
+            _arn("workspace/*")
+            if Token.is_unresolved(workspace_id)
+            else _arn(f"workspace/{workspace_id}")
+        )
+        if self._template_statement is None:
+            start = iam.PolicyStatement(actions=["workspaces:StartWorkspaces"], resources=[arn])
+            snapshot = iam.PolicyStatement(
+                actions=["workspaces:CreateWorkspaceImage"], resources=[arn]
+            )
+            self._template_statement = (start, snapshot)
+            self.on_event_function.add_to_role_policy(start)
+            self.step_function.add_to_role_policy(start)
+            self.step_function.add_to_role_policy(snapshot)
+        else:
+            for statement in self._template_statement:
+                statement.add_resources(arn)
+
+    def _function(
+        self, id_: str, code: lambda_.Code, handler: str, timeout: Duration
+    ) -> lambda_.Function:
+        return lambda_.Function(
+            self,
+            id_,
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            code=code,
+            handler=handler,
+            timeout=timeout,
+            memory_size=256,
+            log_group=logs.LogGroup(
+                self, f"{id_}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            ),
+        )
+
+    def _step(
+        self, id_: str, step: str, result_selector: dict[str, str] | None
+    ) -> tasks.LambdaInvoke:
+        payload = {"Step": step, "Build.$": "$.Build"}
+        if step in (contract.STEP_POLL_IMAGE, contract.STEP_SIGNAL_SUCCESS):
+            payload["ImageId.$"] = "$.Image.ImageId"
+        if step == contract.STEP_SIGNAL_FAILURE:
+            payload["Error.$"] = "$.Error"
+        task = tasks.LambdaInvoke(
+            self,
+            id_,
+            lambda_function=self.step_function,
+            payload=sfn.TaskInput.from_object(payload),
+            result_selector=result_selector,
+            result_path=f"$.{id_}" if result_selector else sfn.JsonPath.DISCARD,
+            retry_on_service_exceptions=True,
+        )
+        task.add_retry(
+            errors=[contract.ERROR_TRANSIENT],
+            interval=Duration.seconds(20),
+            backoff_rate=2,
+            max_attempts=6,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
+    def _state_machine(self) -> sfn.StateMachine:
+        status = {"Status.$": "$.Payload.Status"}
+        check = self._step("CheckTemplate", contract.STEP_CHECK_TEMPLATE, status)
+        create = self._step("Image", contract.STEP_CREATE_IMAGE, {"ImageId.$": "$.Payload.ImageId"})
+        poll = self._step("PollImage", contract.STEP_POLL_IMAGE, status)
+        succeed = self._step("SignalSuccess", contract.STEP_SIGNAL_SUCCESS, None)
+        report = self._step("SignalFailure", contract.STEP_SIGNAL_FAILURE, None)
+        failed = sfn.Fail(
+            self, "BuildFailed", error=contract.ERROR_BUILD_FAILED, cause="see the stack event"
+        )
+        report.next(failed)
+        for task in (check, create, poll, succeed):
+            task.add_catch(report, errors=[sfn.Errors.ALL], result_path="$.Error")
+
+        wait_template = sfn.Wait(
+            self,
+            "WaitForTemplate",
+            time=sfn.WaitTime.duration(Duration.seconds(contract.TEMPLATE_POLL_SECONDS)),
+        )
+        wait_image = sfn.Wait(
+            self,
+            "WaitForImage",
+            time=sfn.WaitTime.duration(Duration.seconds(contract.IMAGE_POLL_SECONDS)),
+        )
+        wait_template.next(check)
+        wait_image.next(poll)
+        poll.next(
+            sfn.Choice(self, "ImageAvailable?")
+            .when(
+                sfn.Condition.string_equals("$.PollImage.Status", contract.STATUS_AVAILABLE),
+                succeed.next(sfn.Succeed(self, "Built")),
+            )
+            .otherwise(wait_image)
+        )
+        definition = check.next(
+            sfn.Choice(self, "TemplateReady?")
+            .when(
+                sfn.Condition.string_equals("$.CheckTemplate.Status", contract.STATUS_READY),
+                create.next(wait_image),
+            )
+            .otherwise(wait_template)
+        )
+        return sfn.StateMachine(
+            self,
+            "ImageBuild",
+            comment="Builds one WorkSpaces image and signals its CloudFormation WaitCondition",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=WORKFLOW_TIMEOUT,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=logs.LogGroup(
+                    self,
+                    "ImageBuildLogs",
+                    retention=LOG_RETENTION,
+                    removal_policy=RemovalPolicy.DESTROY,
+                ),
+                level=sfn.LogLevel.ALL,
+                # The input holds the WaitCondition's pre-signed URL: keep it out of the logs.
+                include_execution_data=False,
+            ),
+        )
+
+    def _grant(self) -> None:
+        describe = iam.PolicyStatement(
+            # These actions support no resource-level permissions (Service Authorization Reference).
+            actions=[
+                "workspaces:DescribeWorkspaces",
+                "workspaces:DescribeWorkspaceImages",
+                "workspaces:DescribeWorkspaceBundles",
+                "workspaces:DescribeTags",
+                "workspaces:CreateTags",
+                "workspaces:DeleteTags",
+                # The Administration Guide lists no resource-level permissions for it either.
+                "workspaces:DeleteWorkspaceImage",
+            ],
+            resources=["*"],
+        )
+        new_image = iam.PolicyStatement(
+            actions=["workspaces:CreateWorkspaceImage"], resources=[_arn("workspaceimage/*")]
+        )
+        bundles = iam.PolicyStatement(
+            actions=[
+                "workspaces:CreateWorkspaceBundle",
+                "workspaces:UpdateWorkspaceBundle",
+                "workspaces:DeleteWorkspaceBundle",
+            ],
+            resources=[_arn("workspacebundle/*"), _arn("workspaceimage/*")],
+        )
+        for statement in (describe, new_image):
+            self.step_function.add_to_role_policy(statement)
+        for statement in (describe, bundles):
+            self.on_event_function.add_to_role_policy(statement)
+        self.state_machine.grant_start_execution(self.on_event_function)
+        self.on_event_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:ListExecutions"], resources=[self.state_machine.state_machine_arn]
+            )
+        )
+        self.on_event_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:StopExecution"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{self.state_machine.state_machine_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+
+    def _suppress_nag(self) -> None:
+        NagSuppressions.add_resource_suppressions(
+            self,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM4",
+                    reason="AWSLambdaBasicExecutionRole only lets the functions write their logs.",
+                    applies_to=[
+                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AWSLambdaBasicExecutionRole"
+                    ],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "WorkSpaces Describe*, CreateTags, DeleteTags, DescribeTags and "
+                        "DeleteWorkspaceImage support no resource-level permissions; new image "
+                        "and bundle ids are unknown until created; execution ARNs of the one "
+                        "state machine are not known in advance; the Provider framework invokes "
+                        "its on_event function's versions."
+                    ),
+                ),
+            ],
+            apply_to_children=True,
+        )

@@ -1,0 +1,133 @@
+"""A custom WorkSpaces bundle bound to an image.
+
+A new image updates the bundle in place (same bundle id). Name, description, compute type
+and volumes cannot change in place, so the bundle's name carries a short digest of them:
+a change creates the replacement under a new name before the old bundle is deleted
+(WorkSpaces will not reuse a deleted bundle's name for about two hours).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy
+from constructs import Construct
+
+from ..runtime_assets import contract
+from ..validation import Problems
+from .build_runtime import BuildRuntime
+from .compute import (
+    COMPUTE_TYPES,
+    MAX_VOLUME_GIB,
+    RETIRED,
+    smallest_volumes,
+    volume_rule,
+    volumes_valid,
+)
+from .image import DESCRIPTION_PATTERN, MAX_NAME_LENGTH, NAME_PATTERN, WorkspaceImage
+
+SHAPE_CHARS = 6
+MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - SHAPE_CHARS - 1
+
+
+class WorkspaceBundle(Construct):
+    """A custom bundle whose image follows ``image`` on every deploy.
+
+    :param base_name: bundle name before the shape digest; 1-57 characters of
+        ``a-zA-Z0-9_./()-`` (the API allows 64 and the suffix takes 7).
+    :param description: 1-255 characters of ``a-zA-Z0-9_./() -``.
+    :param image: the WorkspaceImage whose builds the bundle uses, or an image id.
+    :param compute_type: a current WorkSpaces compute type. Default STANDARD.
+    :param root_volume_gib: root volume. Default: the smallest valid size for the compute type.
+    :param user_volume_gib: user volume. Default: the smallest valid size for the compute type.
+    :param tags: tags of the bundle; a change is applied in place.
+    :param removal_policy: what happens to a replaced or removed bundle. Default DESTROY.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        base_name: str,
+        description: str,
+        image: WorkspaceImage | str,
+        compute_type: str = "STANDARD",
+        root_volume_gib: int | None = None,
+        user_volume_gib: int | None = None,
+        tags: Mapping[str, str] | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+    ) -> None:
+        super().__init__(scope, id_)
+        problems = Problems(self.node.path)
+        problems.text(
+            "base_name",
+            base_name,
+            max_len=MAX_BASE_NAME_LENGTH,
+            pattern=NAME_PATTERN,
+            pattern_text="letters, digits and _ . / ( ) -",
+        )
+        problems.text(
+            "description",
+            description,
+            max_len=255,
+            pattern=DESCRIPTION_PATTERN,
+            pattern_text="letters, digits, spaces and _ . / ( ) -",
+        )
+        if compute_type in RETIRED:
+            problems.add(
+                "compute_type",
+                compute_type,
+                f"a current type; {compute_type} is retired, use {RETIRED[compute_type]}",
+            )
+        elif compute_type not in COMPUTE_TYPES:
+            problems.add("compute_type", compute_type, f"one of {', '.join(COMPUTE_TYPES)}")
+        default_root, default_user = smallest_volumes(compute_type)
+        self.root_volume_gib = default_root if root_volume_gib is None else root_volume_gib
+        self.user_volume_gib = default_user if user_volume_gib is None else user_volume_gib
+        if compute_type in COMPUTE_TYPES:
+            problems.check(
+                volumes_valid(compute_type, self.root_volume_gib, self.user_volume_gib),
+                "root_volume_gib/user_volume_gib",
+                f"{self.root_volume_gib}/{self.user_volume_gib}",
+                f"for {compute_type}: {volume_rule(compute_type)} (at most {MAX_VOLUME_GIB} GB)",
+            )
+        problems.raise_if_any()
+
+        shape = f"{description}|{compute_type}|{self.root_volume_gib}|{self.user_volume_gib}"
+        digest = hashlib.sha256(shape.encode()).hexdigest()[:SHAPE_CHARS]
+        self.bundle_name = f"{base_name}-{digest}"
+        self.compute_type = compute_type
+        self.description = description
+        self.tags = dict(tags or {})
+        self.image = image if isinstance(image, WorkspaceImage) else None
+        build_result = image.build_result if isinstance(image, WorkspaceImage) else image
+
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=BuildRuntime.of(self).service_token,
+            resource_type=contract.BUNDLE_RESOURCE_TYPE,
+            removal_policy=removal_policy,
+            service_timeout=Duration.minutes(10),
+            properties={
+                contract.BUNDLE_NAME: self.bundle_name,
+                contract.BUNDLE_DESCRIPTION: description,
+                contract.COMPUTE_TYPE: compute_type,
+                contract.ROOT_VOLUME_GIB: str(self.root_volume_gib),
+                contract.USER_VOLUME_GIB: str(self.user_volume_gib),
+                contract.IMAGE_BUILD_RESULT: build_result,
+                contract.TAGS: [{"Key": k, "Value": self.tags[k]} for k in sorted(self.tags)],
+            },
+        )
+
+    @property
+    def bundle_id(self) -> str:
+        """The bundle's id (wsb-...), the same across image updates."""
+        return self.resource.get_att_string(contract.ATTR_BUNDLE_ID)
+
+    @property
+    def image_id(self) -> str:
+        """The id of the image the bundle uses after this deploy."""
+        return self.resource.get_att_string(contract.ATTR_IMAGE_ID)

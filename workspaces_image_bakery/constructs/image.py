@@ -1,0 +1,159 @@
+"""A WorkSpaces image snapshotted from a template WorkSpace during ``cdk deploy``.
+
+Per image the stack holds three resources: the Custom::WorkSpacesImage that starts the
+build, and a WaitConditionHandle + WaitCondition that CloudFormation waits on until the
+build workflow signals. The handle and the condition carry the recipe fingerprint in their
+logical ids, so a new recipe gets a new wait (WaitConditions cannot be updated) and an
+unchanged recipe leaves the template, and the image, untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_cloudformation as cfn
+from constructs import Construct
+
+from ..runtime_assets import contract
+from ..validation import Problems
+from .build_runtime import BuildRuntime
+
+REBUILD_CONTEXT = "workspaces-image-bakery:rebuild"
+DEFAULT_BUILD_TIMEOUT = Duration.hours(6)
+MIN_BUILD_TIMEOUT_SECONDS = 1800
+MAX_BUILD_TIMEOUT_SECONDS = 43_200  # the longest a WaitCondition can wait
+FINGERPRINT_CHARS = 8
+NAME_PATTERN = r"[a-zA-Z0-9_./()\\-]+"
+DESCRIPTION_PATTERN = r"[a-zA-Z0-9_./() -]+"
+WORKSPACE_ID_PATTERN = r"ws-[0-9a-z]{8,63}"
+MAX_NAME_LENGTH = 64
+MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - FINGERPRINT_CHARS - 1
+
+
+def fingerprint(scope: Construct, recipe: Mapping[str, Any]) -> str:
+    """A short, stable digest of everything that changes what the image holds."""
+    resolved = Stack.of(scope).resolve(dict(recipe))
+    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class WorkspaceImage(Construct):
+    """An image built from ``template_workspace_id`` whenever its recipe changes.
+
+    :param base_name: image name before the recipe fingerprint is appended; 1-55 characters
+        of ``a-zA-Z0-9_./()-`` (the API allows 64 and the suffix takes 9).
+    :param description: 1-256 characters of ``a-zA-Z0-9_./() -``.
+    :param template_workspace_id: the prepared WorkSpace to snapshot (``ws-`` + 8-63
+        lowercase letters or digits). It must not be encrypted.
+    :param persona: persona name, used in messages and stack events.
+    :param recipe: what the image holds (version, baked software, ...). A change to any
+        value builds a new image; the template WorkSpace id and description are included.
+    :param tags: tags of the image; a change is applied in place without a rebuild.
+    :param build_timeout: how long a build may take. Default 6 hours; 30 minutes to 12 hours
+        (the longest a CloudFormation WaitCondition waits).
+    :param rebuild_token: any string; changing it forces a new image. Default: the
+        ``workspaces-image-bakery:rebuild`` context value, if set.
+    :param removal_policy: what happens to a replaced or removed image. Default DESTROY
+        (the image quota is small); RETAIN keeps every image.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        base_name: str,
+        description: str,
+        template_workspace_id: str,
+        persona: str,
+        recipe: Mapping[str, Any],
+        tags: Mapping[str, str],
+        build_timeout: Duration = DEFAULT_BUILD_TIMEOUT,
+        rebuild_token: str | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+    ) -> None:
+        super().__init__(scope, id_)
+        problems = Problems(self.node.path)
+        problems.text(
+            "base_name",
+            base_name,
+            max_len=MAX_BASE_NAME_LENGTH,
+            pattern=NAME_PATTERN,
+            pattern_text="letters, digits and _ . / ( ) -",
+        )
+        problems.text(
+            "description",
+            description,
+            max_len=256,
+            pattern=DESCRIPTION_PATTERN,
+            pattern_text="letters, digits, spaces and _ . / ( ) -",
+        )
+        problems.text(
+            "template_workspace_id",
+            template_workspace_id,
+            min_len=11,
+            max_len=66,
+            pattern=WORKSPACE_ID_PATTERN,
+            pattern_text="ws- followed by 8-63 lowercase letters or digits",
+        )
+        seconds = build_timeout.to_seconds()
+        problems.check(
+            MIN_BUILD_TIMEOUT_SECONDS <= seconds <= MAX_BUILD_TIMEOUT_SECONDS,
+            "build_timeout",
+            f"{seconds} s",
+            f"{MIN_BUILD_TIMEOUT_SECONDS}-{MAX_BUILD_TIMEOUT_SECONDS} s (30 minutes to 12 hours)",
+        )
+        problems.raise_if_any()
+
+        token = rebuild_token
+        if token is None:
+            context = self.node.try_get_context(REBUILD_CONTEXT)
+            token = None if context is None else str(context)
+        self.recipe: dict[str, Any] = {
+            **recipe,
+            "template_workspace_id": template_workspace_id,
+            "description": description,
+            "rebuild": token,
+        }
+        self.fingerprint = fingerprint(self, self.recipe)
+        short = self.fingerprint[:FINGERPRINT_CHARS]
+        self.image_name = f"{base_name}-{short}"
+        self.persona = persona
+        self.template_workspace_id = template_workspace_id
+
+        runtime = BuildRuntime.of(self)
+        runtime.allow_template_workspace(template_workspace_id)
+        handle = cfn.CfnWaitConditionHandle(self, f"BuildHandle{short}")
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=runtime.service_token,
+            resource_type=contract.IMAGE_RESOURCE_TYPE,
+            removal_policy=removal_policy,
+            service_timeout=Duration.minutes(10),
+            properties={
+                contract.IMAGE_NAME: self.image_name,
+                contract.IMAGE_DESCRIPTION: description,
+                contract.TEMPLATE_WORKSPACE_ID: template_workspace_id,
+                contract.PERSONA: persona,
+                contract.RECIPE: self.fingerprint,
+                contract.TAGS: [{"Key": k, "Value": tags[k]} for k in sorted(tags)],
+                contract.BUILD_TIMEOUT_SECONDS: str(int(seconds)),
+                contract.WAIT_HANDLE: handle.ref,
+            },
+        )
+        self.wait = cfn.CfnWaitCondition(
+            self, f"BuildWait{short}", handle=handle.ref, timeout=str(int(seconds)), count=1
+        )
+        self.wait.node.add_dependency(self.resource)
+        self.build_timeout = build_timeout
+        self.tags = dict(tags)
+
+    @property
+    def build_result(self) -> str:
+        """The WaitCondition's data, {"image": "wsi-..."}: pass it to a bundle."""
+        return Token.as_string(self.wait.attr_data)

@@ -1,0 +1,50 @@
+"""boto3 clients with botocore's standard retries (backoff on throttling and 5xx)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .errors import TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_workspaces import WorkSpacesClient
+
+# WorkSpaces does not publish its throttling limits; botocore's standard mode retries
+# throttling and server errors with exponential backoff and jitter.
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", ""))
+
+
+def raise_if_transient(error: ClientError) -> None:
+    """Throttling that outlived botocore's retries: let the workflow retry later."""
+    if error_code(error) in THROTTLING_CODES:
+        raise TransientError(f"{error_code(error)}: {error_message(error)}") from error
+
+
+@dataclass
+class Clients:
+    """The AWS clients a handler uses; tests pass clients backed by fakes."""
+
+    workspaces: WorkSpacesClient = field(
+        default_factory=lambda: boto3.client("workspaces", config=RETRY_CONFIG)
+    )
+    stepfunctions: SFNClient = field(
+        default_factory=lambda: boto3.client("stepfunctions", config=RETRY_CONFIG)
+    )

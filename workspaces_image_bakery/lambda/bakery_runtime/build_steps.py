@@ -1,0 +1,251 @@
+"""The image build workflow's steps, one Lambda function for all of them.
+
+The state machine calls `handler` with {"Step": <name>, "Build": {...}, ...}. Each step is
+short; waiting happens in the state machine's Wait states, so a build is bound by its
+own deadline (up to 12 hours), not by Lambda's 15 minutes or CloudFormation's 1 hour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from . import contract as c
+from . import wait_condition
+from .aws import Clients, error_code, error_message, raise_if_transient
+from .build import BuildRequest
+from .errors import BuildFailed, TransientError
+from .properties import tag_list
+from .workspaces import image_by_id, owned_image, workspace_by_id
+
+if TYPE_CHECKING:
+    from mypy_boto3_workspaces import WorkSpacesClient
+
+logger = logging.getLogger(__name__)
+logging.getLogger().setLevel(logging.INFO)
+
+# States in which a WorkSpace may later become AVAILABLE by itself: the build waits.
+WAIT_STATES = frozenset(
+    {
+        "PENDING",
+        "STARTING",
+        "REBOOTING",
+        "REBUILDING",
+        "RESTORING",
+        "MAINTENANCE",
+        "ADMIN_MAINTENANCE",
+        "SUSPENDED",
+        "UPDATING",
+        "STOPPING",
+    }
+)
+STEP_TITLES = {
+    c.STEP_CHECK_TEMPLATE: "checking the template WorkSpace",
+    c.STEP_CREATE_IMAGE: "creating the image",
+    c.STEP_POLL_IMAGE: "waiting for the image",
+    c.STEP_SIGNAL_SUCCESS: "reporting success to CloudFormation",
+    c.STEP_SIGNAL_FAILURE: "reporting failure to CloudFormation",
+}
+
+
+def _check_deadline(build: BuildRequest, now: float, what: str) -> None:
+    if now > build.deadline:
+        raise BuildFailed(
+            f"the build did not finish within its bound of {build.bound_seconds} s while "
+            f"{what}; raise the persona's build timeout (at most 12 h) or check the "
+            "template WorkSpace"
+        )
+
+
+def inspect_template(client: WorkSpacesClient, workspace_id: str) -> str:
+    """READY when the WorkSpace can be imaged, WAIT when it may become so.
+
+    Raises BuildFailed for a WorkSpace that is missing, encrypted or broken. Starts a
+    STOPPED (AutoStop) WorkSpace.
+    """
+    workspace = workspace_by_id(client, workspace_id)
+    if workspace is None:
+        raise BuildFailed(
+            f"template WorkSpace {workspace_id} does not exist in this account and Region"
+        )
+    encrypted = [
+        volume
+        for volume, flag in (
+            ("root", workspace.get("RootVolumeEncryptionEnabled")),
+            ("user", workspace.get("UserVolumeEncryptionEnabled")),
+        )
+        if flag
+    ]
+    if encrypted:
+        raise BuildFailed(
+            f"template WorkSpace {workspace_id} has an encrypted {' and '.join(encrypted)} "
+            "volume; encrypted WorkSpaces cannot create images. Use an unencrypted template "
+            "WorkSpace (encrypt the WorkSpaces launched from the bundle instead)"
+        )
+    state = workspace.get("State", "")
+    busy = [
+        m["Resource"]
+        for m in workspace.get("ModificationStates", [])
+        if m.get("State") in ("UPDATE_INITIATED", "UPDATE_IN_PROGRESS")
+    ]
+    if state == "AVAILABLE" and not busy:
+        return c.STATUS_READY
+    if state == "STOPPED":
+        failed = client.start_workspaces(
+            StartWorkspaceRequests=[{"WorkspaceId": workspace_id}]
+        ).get("FailedRequests", [])
+        if failed:
+            raise TransientError(
+                f"could not start template WorkSpace {workspace_id}: "
+                f"{failed[0].get('ErrorCode')} {failed[0].get('ErrorMessage')}"
+            )
+        logger.info("started template WorkSpace %s", workspace_id)
+        return c.STATUS_WAIT
+    if state in WAIT_STATES or state == "AVAILABLE":
+        logger.info("template WorkSpace %s is %s %s; waiting", workspace_id, state, busy)
+        return c.STATUS_WAIT
+    raise BuildFailed(
+        f"template WorkSpace {workspace_id} is {state}"
+        f"{': ' + workspace.get('ErrorMessage', '') if workspace.get('ErrorMessage') else ''}; "
+        "it cannot be imaged. Reboot or repair it, or point the persona at another one"
+    )
+
+
+def check_template(build: BuildRequest, clients: Clients, now: float) -> dict[str, Any]:
+    _check_deadline(build, now, f"waiting for template WorkSpace {build.template_workspace_id}")
+    return {"Status": inspect_template(clients.workspaces, build.template_workspace_id)}
+
+
+def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str, Any]:
+    """Create the image, or adopt the one this stack already started (a retried step)."""
+    client = clients.workspaces
+    existing = owned_image(client, build.image_name, build.owner)
+    if existing is not None:
+        logger.info("adopting image %s (%s)", existing["ImageId"], build.image_name)
+        return {"ImageId": existing["ImageId"]}
+    try:
+        created = client.create_workspace_image(
+            Name=build.image_name,
+            Description=build.description,
+            WorkspaceId=build.template_workspace_id,
+            Tags=tag_list({**build.tags, c.OWNER_TAG_KEY: build.owner}),  # type: ignore[arg-type]
+        )
+    except ClientError as error:
+        code = error_code(error)
+        if code == "ResourceLimitExceededException":
+            raise BuildFailed(
+                "the Region's WorkSpaces image quota is reached (ResourceLimitExceededException: "
+                f"{error_message(error)}); delete unused images or request a higher "
+                "'Images' quota in Service Quotas"
+            ) from None
+        if code in ("InvalidResourceStateException", "ResourceAlreadyExistsException"):
+            # The template changed state since the check, or a retried call raced another.
+            raise TransientError(f"{code}: {error_message(error)}") from None
+        raise
+    logger.info("creating image %s (%s)", created["ImageId"], build.image_name)
+    return {"ImageId": created["ImageId"]}
+
+
+def poll_image(build: BuildRequest, clients: Clients, now: float, image_id: str) -> dict[str, Any]:
+    image = image_by_id(clients.workspaces, image_id)
+    if image is None:
+        raise BuildFailed(f"image {image_id} ({build.image_name}) disappeared while it was built")
+    state = image.get("State")
+    if state == "AVAILABLE":
+        return {"Status": c.STATUS_AVAILABLE}
+    if state == "ERROR":
+        raise BuildFailed(
+            f"image {image_id} ({build.image_name}) ended in ERROR: "
+            f"{image.get('ErrorCode', 'no error code')}: {image.get('ErrorMessage', '')}".rstrip()
+        )
+    _check_deadline(build, now, f"image {image_id} was {state}")
+    return {"Status": c.STATUS_WAIT}
+
+
+def signal_success(
+    build: BuildRequest, image_id: str, send: wait_condition.Sender
+) -> dict[str, Any]:
+    wait_condition.signal(
+        build.wait_handle,
+        success=True,
+        reason=f"image {build.image_name} is AVAILABLE",
+        data=image_id,
+        send=send,
+    )
+    return {"ImageId": image_id}
+
+
+def failure_reason(error: Mapping[str, Any]) -> str:
+    """The message of the step that failed, from Step Functions' {"Error", "Cause"}."""
+    name = str(error.get("Error", "Error"))
+    cause = error.get("Cause", "")
+    try:
+        parsed = json.loads(cause) if isinstance(cause, str) else cause
+    except json.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("errorMessage"):
+        return str(parsed["errorMessage"])
+    return f"{name}: {cause}" if cause else name
+
+
+def signal_failure(
+    build: BuildRequest, clients: Clients, error: Mapping[str, Any], send: wait_condition.Sender
+) -> dict[str, Any]:
+    """Tell CloudFormation why, after deleting an image that ended in ERROR."""
+    reason = f"persona {build.persona}: image build failed: {failure_reason(error)}"
+    try:
+        image = owned_image(clients.workspaces, build.image_name, build.owner)
+        if image is not None and image.get("State") == "ERROR":
+            clients.workspaces.delete_workspace_image(ImageId=image["ImageId"])
+            reason += f" (the failed image {image['ImageId']} was deleted)"
+    except (ClientError, BuildFailed) as cleanup_error:
+        logger.warning("could not clean up image %s: %s", build.image_name, cleanup_error)
+    wait_condition.signal(build.wait_handle, success=False, reason=reason, send=send)
+    return {"Reason": reason}
+
+
+def run_step(
+    event: Mapping[str, Any],
+    clients: Clients,
+    *,
+    now: float | None = None,
+    send: wait_condition.Sender = wait_condition.http_put,
+) -> dict[str, Any]:
+    """Run one named step. Errors come out as BuildFailed (stop) or TransientError (retry)."""
+    step = str(event.get("Step"))
+    build = BuildRequest.from_input(event["Build"])
+    at = time.time() if now is None else now
+    actions: dict[str, Callable[[], dict[str, Any]]] = {
+        c.STEP_CHECK_TEMPLATE: lambda: check_template(build, clients, at),
+        c.STEP_CREATE_IMAGE: lambda: create_image(build, clients, at),
+        c.STEP_POLL_IMAGE: lambda: poll_image(build, clients, at, str(event.get("ImageId"))),
+        c.STEP_SIGNAL_SUCCESS: lambda: signal_success(build, str(event.get("ImageId")), send),
+        c.STEP_SIGNAL_FAILURE: lambda: signal_failure(build, clients, event.get("Error", {}), send),
+    }
+    if step not in actions:
+        raise BuildFailed(f"unknown workflow step {step!r}; expected one of {sorted(actions)}")
+    title = STEP_TITLES[step]
+    try:
+        return actions[step]()
+    except BuildFailed as failure:
+        raise BuildFailed(f"{title}: {failure}") from None
+    except ClientError as error:
+        raise_if_transient(error)
+        raise BuildFailed(f"{title}: {error_code(error)}: {error_message(error)}") from None
+
+
+_clients: Clients | None = None
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """Lambda entry point of the workflow steps."""
+    global _clients  # noqa: PLW0603 - one set of clients per Lambda container
+    if _clients is None:
+        _clients = Clients()
+    logger.info("step %s for image %s", event.get("Step"), event.get("Build", {}).get("image_name"))
+    return run_step(event, _clients)

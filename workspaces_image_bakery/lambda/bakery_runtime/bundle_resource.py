@@ -1,0 +1,118 @@
+"""Custom::WorkSpacesBundle: a custom bundle bound to the persona's current image.
+
+A new image updates the bundle in place (UpdateWorkspaceBundle keeps the bundle id).
+Name, description, compute type and volumes cannot change in place: a change creates a new
+bundle (new physical id) and CloudFormation deletes the old one after the update succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import contract as c
+from .aws import Clients, error_code
+from .errors import BuildFailed, InvalidPropertiesError
+from .events import ResourceEvent
+from .properties import BundleProperties, tag_list
+from .workspaces import bundle_by_id, bundles_named, describe_tags, sync_tags
+
+logger = logging.getLogger(__name__)
+
+
+def _result(bundle_id: str, props: BundleProperties) -> dict[str, Any]:
+    return {
+        "PhysicalResourceId": bundle_id,
+        "Data": {c.ATTR_BUNDLE_ID: bundle_id, c.ATTR_IMAGE_ID: props.image_id},
+    }
+
+
+def _point_at_image(clients: Clients, bundle_id: str, current_image: str, image_id: str) -> None:
+    if current_image != image_id:
+        clients.workspaces.update_workspace_bundle(BundleId=bundle_id, ImageId=image_id)
+        logger.info("bundle %s now uses image %s (was %s)", bundle_id, image_id, current_image)
+
+
+def create_bundle(
+    event: ResourceEvent, props: BundleProperties, clients: Clients
+) -> dict[str, Any]:
+    """Create the bundle, or adopt the one with this name that this stack created before."""
+    client = clients.workspaces
+    for bundle in bundles_named(client, props.bundle_name):
+        if describe_tags(client, bundle["BundleId"]).get(c.OWNER_TAG_KEY) != event.stack_id:
+            raise BuildFailed(
+                f"{event.where}: a bundle named {props.bundle_name} already exists "
+                f"({bundle['BundleId']}) and is not managed by this stack; it is left alone. "
+                "Choose another bundle name or delete that bundle"
+            )
+        logger.info("adopting bundle %s (%s)", bundle["BundleId"], props.bundle_name)
+        _point_at_image(clients, bundle["BundleId"], bundle.get("ImageId", ""), props.image_id)
+        sync_tags(client, bundle["BundleId"], props.tags, event.stack_id)
+        return _result(bundle["BundleId"], props)
+    created = client.create_workspace_bundle(
+        BundleName=props.bundle_name,
+        BundleDescription=props.description,
+        ImageId=props.image_id,
+        ComputeType={"Name": props.compute_type},  # type: ignore[typeddict-item]
+        RootStorage={"Capacity": str(props.root_volume_gib)},
+        UserStorage={"Capacity": str(props.user_volume_gib)},
+        Tags=tag_list({**props.tags, c.OWNER_TAG_KEY: event.stack_id}),  # type: ignore[arg-type]
+    )["WorkspaceBundle"]
+    logger.info("created bundle %s (%s)", created["BundleId"], props.bundle_name)
+    return _result(created["BundleId"], props)
+
+
+def update_bundle(
+    event: ResourceEvent, props: BundleProperties, clients: Clients
+) -> dict[str, Any]:
+    try:
+        old = BundleProperties.parse(event.old_properties, event.where)
+    except InvalidPropertiesError:
+        old = None
+    if old is None or old.replacement_key() != props.replacement_key():
+        return create_bundle(event, props, clients)
+    bundle_id = event.physical_id or ""
+    bundle = bundle_by_id(clients.workspaces, bundle_id)
+    if bundle is None:
+        # Deleted outside CloudFormation: make a new one (CloudFormation then forgets the old id).
+        logger.warning("bundle %s is gone; creating %s again", bundle_id, props.bundle_name)
+        return create_bundle(event, props, clients)
+    _point_at_image(clients, bundle_id, bundle.get("ImageId", ""), props.image_id)
+    sync_tags(clients.workspaces, bundle_id, props.tags, event.stack_id)
+    return _result(bundle_id, props)
+
+
+def delete_bundle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
+    bundle_id = event.physical_id or ""
+    if not bundle_id.startswith("wsb-"):
+        return {"PhysicalResourceId": bundle_id}  # a create that failed before it made one
+    owner = describe_tags(clients.workspaces, bundle_id).get(c.OWNER_TAG_KEY)
+    if owner is None:
+        logger.info("bundle %s is already gone", bundle_id)
+        return {"PhysicalResourceId": bundle_id}
+    if owner != event.stack_id:
+        logger.warning("bundle %s belongs to another stack; not deleting it", bundle_id)
+        return {"PhysicalResourceId": bundle_id}
+    try:
+        clients.workspaces.delete_workspace_bundle(BundleId=bundle_id)
+    except ClientError as error:
+        code = error_code(error)
+        if code == "ResourceNotFoundException":
+            return {"PhysicalResourceId": bundle_id}
+        if code == "ResourceAssociatedException":
+            logger.warning("bundle %s is still in use and is kept: %s", bundle_id, error)
+            return {"PhysicalResourceId": bundle_id}
+        raise
+    logger.info("deleted bundle %s", bundle_id)
+    return {"PhysicalResourceId": bundle_id}
+
+
+def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
+    if event.request_type == "Delete":
+        return delete_bundle(event, clients)
+    props = BundleProperties.parse(event.properties, event.where)
+    if event.request_type == "Create":
+        return create_bundle(event, props, clients)
+    return update_bundle(event, props, clients)

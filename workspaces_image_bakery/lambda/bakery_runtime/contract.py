@@ -1,0 +1,65 @@
+"""Names shared by the CDK constructs and the Lambda handlers.
+
+The constructs write these custom-resource properties and the handlers read them,
+so both sides import this one module. Keep it free of imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+IMAGE_RESOURCE_TYPE: Final = "Custom::WorkSpacesImage"
+BUNDLE_RESOURCE_TYPE: Final = "Custom::WorkSpacesBundle"
+
+# Custom::WorkSpacesImage properties.
+IMAGE_NAME: Final = "ImageName"
+IMAGE_DESCRIPTION: Final = "ImageDescription"
+TEMPLATE_WORKSPACE_ID: Final = "TemplateWorkspaceId"
+PERSONA: Final = "Persona"
+RECIPE: Final = "Recipe"
+TAGS: Final = "Tags"
+BUILD_TIMEOUT_SECONDS: Final = "BuildTimeoutSeconds"
+WAIT_HANDLE: Final = "WaitHandle"
+
+# Custom::WorkSpacesBundle properties.
+BUNDLE_NAME: Final = "BundleName"
+BUNDLE_DESCRIPTION: Final = "BundleDescription"
+COMPUTE_TYPE: Final = "ComputeType"
+ROOT_VOLUME_GIB: Final = "RootVolumeGib"
+USER_VOLUME_GIB: Final = "UserVolumeGib"
+IMAGE_BUILD_RESULT: Final = "ImageBuildResult"
+
+# Attributes (Fn::GetAtt) returned by the handlers.
+ATTR_IMAGE_NAME: Final = "ImageName"
+ATTR_EXECUTION_ARN: Final = "BuildExecutionArn"
+ATTR_BUNDLE_ID: Final = "BundleId"
+ATTR_IMAGE_ID: Final = "ImageId"
+
+# The image build signals its WaitCondition with this unique id; Data is the image id.
+WAIT_SIGNAL_UNIQUE_ID: Final = "image"
+
+# Tag that marks what a stack created, so a retried event adopts only its own resources.
+OWNER_TAG_KEY: Final = "workspaces-image-bakery:stack"
+
+# Environment variables of the Lambda functions.
+ENV_STATE_MACHINE_ARN: Final = "BUILD_STATE_MACHINE_ARN"
+
+# Step names the state machine passes to the workflow Lambda.
+STEP_CHECK_TEMPLATE: Final = "check_template"
+STEP_CREATE_IMAGE: Final = "create_image"
+STEP_POLL_IMAGE: Final = "poll_image"
+STEP_SIGNAL_SUCCESS: Final = "signal_success"
+STEP_SIGNAL_FAILURE: Final = "signal_failure"
+
+# Values the workflow Lambda returns in "Status" for the state machine's Choice states.
+STATUS_READY: Final = "READY"
+STATUS_WAIT: Final = "WAIT"
+STATUS_AVAILABLE: Final = "AVAILABLE"
+
+# Error names (Python exception class names) the state machine matches in Retry/Catch.
+ERROR_BUILD_FAILED: Final = "BuildFailed"
+ERROR_TRANSIENT: Final = "TransientError"
+
+# Seconds between polls.
+TEMPLATE_POLL_SECONDS: Final = 60
+IMAGE_POLL_SECONDS: Final = 300

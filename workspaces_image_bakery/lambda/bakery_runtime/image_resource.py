@@ -1,0 +1,137 @@
+"""Custom::WorkSpacesImage: starts a build on create or recipe change, keeps tags in step.
+
+The resource itself answers within seconds; the image is built by the build workflow,
+which signals the persona's WaitCondition. The physical id is the image name, which
+carries the recipe fingerprint, so a recipe change replaces the resource and CloudFormation
+deletes the previous image only after the whole update succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import contract as c
+from .aws import Clients, error_code
+from .build import BuildRequest
+from .build_steps import inspect_template
+from .errors import BuildFailed
+from .events import ResourceEvent
+from .properties import ImageProperties
+from .workspaces import owned_image, sync_tags
+
+logger = logging.getLogger(__name__)
+
+
+def _digest(*parts: str, size: int) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:size]
+
+
+def execution_prefix(event: ResourceEvent, image_name: str) -> str:
+    """Names of the builds of one image resource start with this (Step Functions: 80 chars)."""
+    return "build-" + _digest(event.stack_id, event.logical_id, image_name, size=32)
+
+
+def execution_name(event: ResourceEvent, image_name: str) -> str:
+    """Deterministic per CloudFormation request: a re-sent event reuses the same execution."""
+    return f"{execution_prefix(event, image_name)}-{_digest(event.request_id, size=24)}"
+
+
+def state_machine_arn() -> str:
+    return os.environ[c.ENV_STATE_MACHINE_ARN]
+
+
+def start_build(event: ResourceEvent, props: ImageProperties, clients: Clients) -> str:
+    """Start (or find again) the build workflow; fail at once if the template is unusable."""
+    try:
+        inspect_template(clients.workspaces, props.template_workspace_id)
+    except BuildFailed as failure:
+        raise BuildFailed(f"{event.where} (persona {props.persona}): {failure}") from None
+    build = BuildRequest.for_image(props, owner=event.stack_id)
+    name = execution_name(event, props.image_name)
+    payload = json.dumps({"Build": build.to_input()}, sort_keys=True)
+    try:
+        arn = clients.stepfunctions.start_execution(
+            stateMachineArn=state_machine_arn(), name=name, input=payload
+        )["executionArn"]
+    except ClientError as error:
+        if error_code(error) != "ExecutionAlreadyExists":
+            raise
+        # The same request was delivered twice with a different deadline: keep the first build.
+        arn = state_machine_arn().replace(":stateMachine:", ":execution:") + f":{name}"
+    logger.info("image %s: build %s started", props.image_name, name)
+    return arn
+
+
+def stop_builds(event: ResourceEvent, image_name: str, clients: Clients) -> list[str]:
+    """Stop every running build of this image resource (a rollback or delete mid-build)."""
+    prefix = execution_prefix(event, image_name)
+    stopped: list[str] = []
+    paginator = clients.stepfunctions.get_paginator("list_executions")
+    for page in paginator.paginate(stateMachineArn=state_machine_arn(), statusFilter="RUNNING"):
+        for execution in page["executions"]:
+            if execution["name"].startswith(prefix):
+                clients.stepfunctions.stop_execution(
+                    executionArn=execution["executionArn"],
+                    error="StackOperation",
+                    cause=f"CloudFormation is deleting {event.where} ({image_name})",
+                )
+                stopped.append(execution["executionArn"])
+    if stopped:
+        logger.info("image %s: stopped %d running build(s)", image_name, len(stopped))
+    return stopped
+
+
+def delete_image(event: ResourceEvent, image_name: str, clients: Clients) -> None:
+    """Delete the image this stack created; anything already gone or foreign is left alone."""
+    try:
+        image = owned_image(clients.workspaces, image_name, event.stack_id)
+    except BuildFailed as foreign:
+        logger.warning("not deleting: %s", foreign)
+        return
+    if image is None:
+        logger.info("image %s is already gone", image_name)
+        return
+    try:
+        clients.workspaces.delete_workspace_image(ImageId=image["ImageId"])
+    except ClientError as error:
+        if error_code(error) in ("ResourceAssociatedException", "InvalidResourceStateException"):
+            # In use by a bundle the stack does not manage, or still PENDING: keep it.
+            logger.warning(
+                "image %s (%s) kept: %s", image["ImageId"], image_name, error.response["Error"]
+            )
+            return
+        raise
+    logger.info("deleted image %s (%s)", image["ImageId"], image_name)
+
+
+def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
+    if event.request_type == "Delete":
+        image_name = event.physical_id or ""
+        if image_name:
+            stop_builds(event, image_name, clients)
+            delete_image(event, image_name, clients)
+        return {"PhysicalResourceId": image_name}
+
+    props = ImageProperties.parse(event.properties, event.where)
+    data = {c.ATTR_IMAGE_NAME: props.image_name}
+    if event.request_type == "Create" or event.physical_id != props.image_name:
+        # New resource, or a new recipe: a new image (CloudFormation deletes the old one later).
+        data[c.ATTR_EXECUTION_ARN] = start_build(event, props, clients)
+        return {"PhysicalResourceId": props.image_name, "Data": data}
+
+    # Same recipe: only tags (or the build bound) changed. Update tags in place.
+    image = owned_image(clients.workspaces, props.image_name, event.stack_id)
+    if image is None:
+        raise BuildFailed(
+            f"{event.where}: image {props.image_name} no longer exists (deleted outside "
+            "CloudFormation). Change the persona's image version or deploy with the rebuild "
+            "context value to build it again"
+        )
+    sync_tags(clients.workspaces, image["ImageId"], props.tags, event.stack_id)
+    return {"PhysicalResourceId": props.image_name, "Data": data}

@@ -1,0 +1,160 @@
+"""Typed views of the string-typed properties CloudFormation sends to the handlers.
+
+CloudFormation turns every scalar into a string. Each property is parsed once, here,
+and a malformed value (a hand-edited template) is an error that names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import contract as c
+from .errors import InvalidPropertiesError
+
+_IMAGE_ID = re.compile(r"^wsi-[0-9a-z]{9,63}$")
+_WORKSPACE_ID = re.compile(r"^ws-[0-9a-z]{8,63}$")
+MAX_BUILD_TIMEOUT_SECONDS = 43_200
+
+
+def _text(props: Mapping[str, Any], key: str, resource: str) -> str:
+    value = props.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidPropertiesError(
+            f"{resource}: property {key} must be a non-empty string, got {value!r}"
+        )
+    return value
+
+
+def _int(props: Mapping[str, Any], key: str, resource: str, low: int, high: int) -> int:
+    raw = props.get(key)
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise InvalidPropertiesError(
+            f"{resource}: property {key} must be a whole number, got {raw!r}"
+        ) from None
+    if not low <= value <= high:
+        raise InvalidPropertiesError(
+            f"{resource}: property {key} must be {low}-{high}, got {value}"
+        )
+    return value
+
+
+def parse_tags(props: Mapping[str, Any], resource: str) -> dict[str, str]:
+    """Tags arrive as a list of {"Key": ..., "Value": ...}; return them as a dict."""
+    raw = props.get(c.TAGS, [])
+    if not isinstance(raw, list):
+        raise InvalidPropertiesError(f"{resource}: property {c.TAGS} must be a list, got {raw!r}")
+    tags: dict[str, str] = {}
+    for item in raw:
+        if not isinstance(item, Mapping) or not isinstance(item.get("Key"), str):
+            raise InvalidPropertiesError(
+                f"{resource}: each of {c.TAGS} needs a string Key and Value, got {item!r}"
+            )
+        tags[item["Key"]] = str(item.get("Value", ""))
+    return tags
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """The API's tag shape, sorted by key so that requests are deterministic."""
+    return [{"Key": k, "Value": tags[k]} for k in sorted(tags)]
+
+
+@dataclass(frozen=True)
+class ImageProperties:
+    """What a Custom::WorkSpacesImage asks for."""
+
+    image_name: str
+    description: str
+    template_workspace_id: str
+    persona: str
+    recipe: str
+    tags: dict[str, str]
+    build_timeout_seconds: int
+    wait_handle: str
+
+    @classmethod
+    def parse(
+        cls, props: Mapping[str, Any], resource: str = c.IMAGE_RESOURCE_TYPE
+    ) -> ImageProperties:
+        workspace_id = _text(props, c.TEMPLATE_WORKSPACE_ID, resource)
+        if not _WORKSPACE_ID.match(workspace_id):
+            raise InvalidPropertiesError(
+                f"{resource}: property {c.TEMPLATE_WORKSPACE_ID} must look like ws-xxxxxxxxx, "
+                f"got {workspace_id!r}"
+            )
+        return cls(
+            image_name=_text(props, c.IMAGE_NAME, resource),
+            description=_text(props, c.IMAGE_DESCRIPTION, resource),
+            template_workspace_id=workspace_id,
+            persona=_text(props, c.PERSONA, resource),
+            recipe=_text(props, c.RECIPE, resource),
+            tags=parse_tags(props, resource),
+            build_timeout_seconds=_int(
+                props, c.BUILD_TIMEOUT_SECONDS, resource, 600, MAX_BUILD_TIMEOUT_SECONDS
+            ),
+            wait_handle=_text(props, c.WAIT_HANDLE, resource),
+        )
+
+
+@dataclass(frozen=True)
+class BundleProperties:
+    """What a Custom::WorkSpacesBundle asks for."""
+
+    bundle_name: str
+    description: str
+    compute_type: str
+    root_volume_gib: int
+    user_volume_gib: int
+    image_id: str
+    tags: dict[str, str]
+
+    @classmethod
+    def parse(
+        cls, props: Mapping[str, Any], resource: str = c.BUNDLE_RESOURCE_TYPE
+    ) -> BundleProperties:
+        return cls(
+            bundle_name=_text(props, c.BUNDLE_NAME, resource),
+            description=_text(props, c.BUNDLE_DESCRIPTION, resource),
+            compute_type=_text(props, c.COMPUTE_TYPE, resource),
+            root_volume_gib=_int(props, c.ROOT_VOLUME_GIB, resource, 10, 2000),
+            user_volume_gib=_int(props, c.USER_VOLUME_GIB, resource, 10, 2000),
+            image_id=image_id_from_build_result(
+                _text(props, c.IMAGE_BUILD_RESULT, resource), resource
+            ),
+            tags=parse_tags(props, resource),
+        )
+
+    def replacement_key(self) -> tuple[str, str, str, int, int]:
+        """The properties UpdateWorkspaceBundle cannot change: a change replaces the bundle."""
+        return (
+            self.bundle_name,
+            self.description,
+            self.compute_type,
+            self.root_volume_gib,
+            self.user_volume_gib,
+        )
+
+
+def image_id_from_build_result(raw: str, resource: str = c.BUNDLE_RESOURCE_TYPE) -> str:
+    """Read the image id from a WaitCondition's Data: {"image": "wsi-..."}.
+
+    A plain image id is accepted too, for bundles bound to an image built elsewhere.
+    """
+    if _IMAGE_ID.match(raw):
+        return raw
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        data = None
+    value = data.get(c.WAIT_SIGNAL_UNIQUE_ID) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not _IMAGE_ID.match(value):
+        raise InvalidPropertiesError(
+            f"{resource}: property {c.IMAGE_BUILD_RESULT} must be an image id (wsi-...) or the "
+            f'image build\'s result {{"{c.WAIT_SIGNAL_UNIQUE_ID}": "wsi-..."}}, got {raw!r}'
+        )
+    return value

@@ -1,0 +1,126 @@
+"""WorkSpaces look-ups and tag updates shared by the image and bundle handlers.
+
+Every list call pages through NextToken. Ownership is the OWNER_TAG_KEY tag whose value
+is the CloudFormation stack id: a handler adopts only what its own stack created.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from . import contract as c
+from .aws import error_code
+from .errors import BuildFailed
+from .properties import tag_list
+
+if TYPE_CHECKING:
+    from mypy_boto3_workspaces import WorkSpacesClient
+    from mypy_boto3_workspaces.type_defs import (
+        WorkspaceBundleTypeDef,
+        WorkspaceImageTypeDef,
+        WorkspaceTypeDef,
+    )
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "ResourceNotFound"})
+
+
+def describe_tags(client: WorkSpacesClient, resource_id: str) -> dict[str, str]:
+    """The resource's tags; an empty dict when the resource is gone."""
+    try:
+        response = client.describe_tags(ResourceId=resource_id)
+    except ClientError as error:
+        if error_code(error) in NOT_FOUND_CODES:
+            return {}
+        raise
+    return {t["Key"]: t.get("Value", "") for t in response.get("TagList", [])}
+
+
+def images_named(client: WorkSpacesClient, name: str) -> list[WorkspaceImageTypeDef]:
+    """Owned images whose name is `name`, across every page."""
+    found: list[WorkspaceImageTypeDef] = []
+    kwargs: dict[str, Any] = {"ImageType": "OWNED"}
+    while True:
+        page = client.describe_workspace_images(**kwargs)
+        found.extend(i for i in page.get("Images", []) if i.get("Name") == name)
+        token = page.get("NextToken")
+        if not token:
+            return found
+        kwargs["NextToken"] = token
+
+
+def image_by_id(client: WorkSpacesClient, image_id: str) -> WorkspaceImageTypeDef | None:
+    images = client.describe_workspace_images(ImageIds=[image_id]).get("Images", [])
+    return images[0] if images else None
+
+
+def owned_image(client: WorkSpacesClient, name: str, owner: str) -> WorkspaceImageTypeDef | None:
+    """The image called `name` that this stack created, or None.
+
+    An image with that name that the stack did not create is an error: it is never adopted.
+    """
+    images = images_named(client, name)
+    for image in images:
+        if describe_tags(client, image["ImageId"]).get(c.OWNER_TAG_KEY) == owner:
+            return image
+    if images:
+        raise BuildFailed(
+            f"an image named {name} already exists ({images[0]['ImageId']}) and was not created "
+            "by this stack; it is left alone. Delete or rename it, or change the persona's image "
+            "version"
+        )
+    return None
+
+
+def bundles_named(client: WorkSpacesClient, name: str) -> list[WorkspaceBundleTypeDef]:
+    """The account's own custom bundles whose name is `name`, across every page."""
+    found: list[WorkspaceBundleTypeDef] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = client.describe_workspace_bundles(**kwargs)
+        found.extend(b for b in page.get("Bundles", []) if b.get("Name") == name)
+        token = page.get("NextToken")
+        if not token:
+            return found
+        kwargs["NextToken"] = token
+
+
+def bundle_by_id(client: WorkSpacesClient, bundle_id: str) -> WorkspaceBundleTypeDef | None:
+    try:
+        bundles = client.describe_workspace_bundles(BundleIds=[bundle_id]).get("Bundles", [])
+    except ClientError as error:
+        if error_code(error) in NOT_FOUND_CODES | {"InvalidParameterValuesException"}:
+            return None
+        raise
+    return bundles[0] if bundles else None
+
+
+def workspace_by_id(client: WorkSpacesClient, workspace_id: str) -> WorkspaceTypeDef | None:
+    workspaces = client.describe_workspaces(WorkspaceIds=[workspace_id]).get("Workspaces", [])
+    return workspaces[0] if workspaces else None
+
+
+def sync_tags(
+    client: WorkSpacesClient, resource_id: str, desired: Mapping[str, str], owner: str
+) -> tuple[list[str], list[str]]:
+    """Make the resource's tags exactly `desired` plus the ownership tag.
+
+    Returns the keys written and the keys removed, in that order. Calls nothing when the
+    tags already match, so an unrelated deploy makes no tag calls.
+    """
+    wanted = {**desired, c.OWNER_TAG_KEY: owner}
+    current = describe_tags(client, resource_id)
+    stale = sorted(k for k in current if k not in wanted)
+    changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+    if stale:
+        client.delete_tags(ResourceId=resource_id, TagKeys=stale)
+    if changed:
+        client.create_tags(ResourceId=resource_id, Tags=tag_list(changed))  # type: ignore[arg-type]
+    if stale or changed:
+        logger.info("tags of %s: wrote %s, removed %s", resource_id, sorted(changed), stale)
+    return sorted(changed), stale

@@ -1,0 +1,49 @@
+"""A stack that assembles a tagging policy, personas, their images and their bundles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from ..constructs.persona import Persona
+from ..constructs.tagging_policy import DEFAULT_REQUIRED, TaggingPolicy
+
+
+class ImageBakeryStack(Stack):
+    """Personas of one team, one Region: an image and a custom bundle each.
+
+    :param tag_defaults: organisation-wide tag values (Project, CostCenter, Stage, ...).
+    :param required_tags: keys every persona must carry. Default: Role, Project,
+        CostCenter, Stage, Confidentiality.
+    :param allowed_tag_values: key -> allowed values. Default: the policy's defaults.
+    Other keyword arguments go to ``aws_cdk.Stack``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        tag_defaults: Mapping[str, str] | None = None,
+        required_tags: Sequence[str] = DEFAULT_REQUIRED,
+        allowed_tag_values: Mapping[str, Sequence[str]] | None = None,
+        **stack_props: Any,
+    ) -> None:
+        super().__init__(scope, id_, **stack_props)
+        self.tagging_policy = TaggingPolicy(
+            self,
+            "TaggingPolicy",
+            defaults=tag_defaults,
+            required=required_tags,
+            allowed_values=allowed_tag_values,
+        )
+        self.personas: list[Persona] = []
+
+    def add_persona(self, id_: str, **persona_props: Any) -> Persona:
+        """Add a persona (see :class:`Persona` for the props); the policy is the stack's."""
+        persona = Persona(self, id_, tagging_policy=self.tagging_policy, **persona_props)
+        self.personas.append(persona)
+        return persona
