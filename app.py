@@ -27,7 +27,7 @@ def build(app: cdk.App) -> ImageBakeryStack:
     stack = ImageBakeryStack(
         app,
         "WorkSpacesImageBakery",
-        description="WorkSpaces Linux images and custom bundles per persona (workspaces-image-bakery)",
+        description="WorkSpaces Linux images and custom bundles per persona",
         tag_defaults={"Project": "linux-desktops", "CostCenter": "cc-1234", "Stage": "dev"},
     )
     stack.add_persona(

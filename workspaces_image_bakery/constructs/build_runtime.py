@@ -87,13 +87,13 @@ class BuildRuntime(Construct):
         )
         if self._template_statement is None:
             start = iam.PolicyStatement(actions=["workspaces:StartWorkspaces"], resources=[arn])
-            snapshot = iam.PolicyStatement(
-                actions=["workspaces:CreateWorkspaceImage"], resources=[arn]
+            start_and_snapshot = iam.PolicyStatement(
+                actions=["workspaces:StartWorkspaces", "workspaces:CreateWorkspaceImage"],
+                resources=[arn],
             )
-            self._template_statement = (start, snapshot)
+            self._template_statement = (start, start_and_snapshot)
             self.on_event_function.add_to_role_policy(start)
-            self.step_function.add_to_role_policy(start)
-            self.step_function.add_to_role_policy(snapshot)
+            self.step_function.add_to_role_policy(start_and_snapshot)
         else:
             for statement in self._template_statement:
                 statement.add_resources(arn)

@@ -1,0 +1,292 @@
+"""A small CloudFormation stand-in that drives the real handlers from a synthesized template.
+
+It sends each custom resource the events CloudFormation would (Create, Update with
+OldResourceProperties, Delete; every scalar turned into a string), runs the build
+executions the image resource started through the deployed state machine definition,
+resolves the WaitCondition from the workflow's signal, and on failure rolls back the way
+CloudFormation does: updated resources get an Update with their old properties, created
+ones a Delete, and replaced physical resources are deleted.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bakery_runtime import build_steps, custom_resource
+from bakery_runtime.aws import Clients
+from bakery_runtime.build import DEADLINE_MARGIN_SECONDS as DEADLINE_MARGIN
+from bakery_runtime.errors import BuildFailed, TransientError
+
+from . import asl
+
+STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/WorkSpacesImageBakery/1111-2222"
+ORDER = (
+    "AWS::CloudFormation::WaitConditionHandle",
+    "Custom::WorkSpacesImage",
+    "AWS::CloudFormation::WaitCondition",
+    "Custom::WorkSpacesBundle",
+)
+
+
+class DeployError(Exception):
+    """The stack operation failed; the message is the stack event's reason."""
+
+
+def stringify(value: Any) -> Any:
+    """CloudFormation sends every scalar property as a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return [stringify(v) for v in value]
+    if isinstance(value, dict):
+        return {k: stringify(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class Signals:
+    """Receives WaitCondition signals (the pre-signed URL's PUT) in memory."""
+
+    received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def send(self, url: str, body: bytes) -> None:
+        self.received.setdefault(url, []).append(json.loads(body))
+
+
+@dataclass
+class Stack:
+    """What CloudFormation remembers about the deployed stack."""
+
+    template: dict[str, Any] = field(default_factory=lambda: {"Resources": {}})
+    physical: dict[str, str] = field(default_factory=dict)
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class CloudFormation:
+    def __init__(self, clients: Clients, state_machine_arn: str, definition: Mapping[str, Any]):
+        self.clients = clients
+        self.state_machine_arn = state_machine_arn
+        self.definition = definition
+        self.signals = Signals()
+        self.stack = Stack()
+        self.clock = asl.Clock(now=0.0)
+        self.runs: list[asl.Run] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.types: dict[str, str] = {}
+
+    # ----- events -----------------------------------------------------------------------
+    def send_event(
+        self,
+        request_type: str,
+        logical_id: str,
+        resource_type: str,
+        properties: Mapping[str, Any],
+        old_properties: Mapping[str, Any] | None = None,
+        physical_id: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "RequestType": request_type,
+            "ResourceType": resource_type,
+            "LogicalResourceId": logical_id,
+            "StackId": STACK_ID,
+            "RequestId": request_id or str(uuid.uuid4()),
+            "ResponseURL": "https://cloudformation-custom-resource-response.example/secret",
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
+            "ResourceProperties": stringify(dict(properties)),
+        }
+        if old_properties is not None:
+            event["OldResourceProperties"] = stringify(dict(old_properties))
+        if physical_id is not None:
+            event["PhysicalResourceId"] = physical_id
+        self.events.append((request_type, logical_id, physical_id or ""))
+        return custom_resource.dispatch(event, self.clients)
+
+    # ----- the workflow -------------------------------------------------------------------
+    def invoke_step(self, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return build_steps.run_step(
+                payload, self.clients, now=self.clock.now, send=self.signals.send
+            )
+        except (BuildFailed, TransientError) as error:
+            cause = json.dumps({"errorMessage": str(error), "errorType": type(error).__name__})
+            raise asl.TaskError(type(error).__name__, cause) from None
+
+    def run_builds(self) -> None:
+        """Run every build execution the image resources started, as Step Functions would."""
+        sfn = self.clients.stepfunctions
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        ):
+            for execution in page["executions"]:
+                described = sfn.describe_execution(executionArn=execution["executionArn"])
+                build_input = json.loads(described["input"])
+                build = build_input["Build"]
+                # The build started when the custom resource answered.
+                self.clock.now = float(build["deadline"]) - build["bound_seconds"] + DEADLINE_MARGIN
+                self.runs.append(
+                    asl.run(self.definition, build_input, self.invoke_step, self.clock)
+                )
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="run by test")
+
+    # ----- resolving the template ---------------------------------------------------------
+    def resolve(self, value: Any, waits: Mapping[str, str]) -> Any:
+        if isinstance(value, dict):
+            if "Ref" in value:
+                return self.stack.physical[value["Ref"]]
+            if "Fn::GetAtt" in value:
+                logical, attribute = value["Fn::GetAtt"]
+                if logical in waits and attribute == "Data":
+                    return waits[logical]
+                if attribute == "Arn":
+                    return f"arn:aws:lambda:us-east-1:123456789012:function:{logical}"
+                return self.stack.data[logical][attribute]
+            return {k: self.resolve(v, waits) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v, waits) for v in value]
+        return value
+
+    def wait_data(self, logical_id: str, resource: Mapping[str, Any]) -> str:
+        handle_url = self.stack.physical[resource["Properties"]["Handle"]["Ref"]]
+        signals = self.signals.received.get(handle_url, [])
+        if not signals:
+            raise DeployError(f"{logical_id}: WaitCondition timed out (no signal)")
+        last = signals[-1]
+        if last["Status"] != "SUCCESS":
+            raise DeployError(f"{logical_id}: {last['Reason']}")
+        return json.dumps({last["UniqueId"]: last["Data"]})
+
+    # ----- deploy -----------------------------------------------------------------------------
+    def deploy(self, template: Mapping[str, Any]) -> None:
+        """Create or update the stack to `template`; roll back and re-raise on failure."""
+        before = copy.deepcopy(self.stack)
+        new_resources = {k: v for k, v in template["Resources"].items() if v["Type"] in ORDER}
+        old_resources = self.stack.template["Resources"]
+        replaced: list[tuple[str, str, str, dict[str, Any]]] = []
+        touched: list[str] = []
+        waits: dict[str, str] = {
+            k: v for k, v in self.stack.data.get("__waits__", {}).items() if k in new_resources
+        }
+        try:
+            for resource_type in ORDER:
+                for logical_id, resource in new_resources.items():
+                    if resource["Type"] != resource_type:
+                        continue
+                    self._apply(logical_id, resource, old_resources, waits, replaced, touched)
+        except (DeployError, BuildFailed, ValueError) as failure:
+            self._rollback(before, touched)
+            raise DeployError(str(failure)) from failure
+        # Cleanup: delete replaced physical resources, then removed resources.
+        for logical_id, resource_type, physical_id, props in replaced:
+            self.send_event("Delete", logical_id, resource_type, props, physical_id=physical_id)
+        for logical_id, resource in old_resources.items():
+            if logical_id not in new_resources and resource["Type"].startswith("Custom::"):
+                self.send_event(
+                    "Delete",
+                    logical_id,
+                    resource["Type"],
+                    self.stack.sent[logical_id],
+                    physical_id=self.stack.physical[logical_id],
+                )
+        for logical_id in list(self.stack.physical):
+            if logical_id not in new_resources:
+                self.stack.physical.pop(logical_id)
+                self.stack.sent.pop(logical_id, None)
+        self.stack.data["__waits__"] = dict(waits)
+        self.stack.template = copy.deepcopy(dict(template))
+
+    def _apply(
+        self,
+        logical_id: str,
+        resource: Mapping[str, Any],
+        old_resources: Mapping[str, Any],
+        waits: dict[str, str],
+        replaced: list[tuple[str, str, str, dict[str, Any]]],
+        touched: list[str],
+    ) -> None:
+        kind = resource["Type"]
+        self.types[logical_id] = kind
+        if kind == "AWS::CloudFormation::WaitConditionHandle":
+            self.stack.physical.setdefault(logical_id, f"https://signal.example/{uuid.uuid4()}")
+            return
+        if kind == "AWS::CloudFormation::WaitCondition":
+            if logical_id not in waits:
+                self.run_builds()
+                waits[logical_id] = self.wait_data(logical_id, resource)
+            return
+        props = {
+            k: self.resolve(v, waits)
+            for k, v in resource["Properties"].items()
+            if k not in ("ServiceToken",)
+        }
+        if logical_id not in old_resources:
+            result = self.send_event("Create", logical_id, kind, props)
+        else:
+            old = self.stack.sent[logical_id]
+            if stringify(props) == stringify(old):
+                return
+            old_physical = self.stack.physical[logical_id]
+            result = self.send_event(
+                "Update", logical_id, kind, props, old_properties=old, physical_id=old_physical
+            )
+            if result["PhysicalResourceId"] != old_physical:
+                replaced.append((logical_id, kind, old_physical, old))
+        touched.append(logical_id)
+        self.stack.physical[logical_id] = result["PhysicalResourceId"]
+        self.stack.sent[logical_id] = props
+        self.stack.data[logical_id] = result.get("Data", {})
+
+    def _rollback(self, before: Stack, touched: list[str]) -> None:
+        for logical_id in reversed(touched):
+            resource_type = self.types[logical_id]
+            current_physical = self.stack.physical[logical_id]
+            if logical_id not in before.physical:
+                self.send_event(
+                    "Delete",
+                    logical_id,
+                    resource_type,
+                    self.stack.sent[logical_id],
+                    physical_id=current_physical,
+                )
+                continue
+            old_physical = before.physical[logical_id]
+            if current_physical != old_physical:
+                # Replaced: the old resource is untouched; delete the new one.
+                self.send_event(
+                    "Delete",
+                    logical_id,
+                    resource_type,
+                    self.stack.sent[logical_id],
+                    physical_id=current_physical,
+                )
+            else:
+                self.send_event(
+                    "Update",
+                    logical_id,
+                    resource_type,
+                    before.sent[logical_id],
+                    old_properties=self.stack.sent[logical_id],
+                    physical_id=current_physical,
+                )
+        self.stack = before
+
+    def delete_stack(self) -> None:
+        for resource_type in reversed(ORDER):
+            for logical_id, resource in self.stack.template["Resources"].items():
+                if resource["Type"] == resource_type and resource_type.startswith("Custom::"):
+                    self.send_event(
+                        "Delete",
+                        logical_id,
+                        resource_type,
+                        self.stack.sent[logical_id],
+                        physical_id=self.stack.physical[logical_id],
+                    )
+        self.stack = Stack()

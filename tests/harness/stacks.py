@@ -1,0 +1,49 @@
+"""Small stacks for handler and lifecycle tests, synthesized to plain template dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
+
+from workspaces_image_bakery import ImageBakeryStack, ImageDesign
+
+
+def two_personas(
+    *,
+    developer_version: str = "1.0.0",
+    office_version: str = "1.0.0",
+    stage: str = "dev",
+    developer_compute: str = "PERFORMANCE",
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A thin developer persona and a fully baked office persona."""
+    app = cdk.App(context=context or {})
+    stack = ImageBakeryStack(
+        app,
+        "Lifecycle",
+        tag_defaults={"Project": "desktops", "CostCenter": "cc-1", "Stage": stage},
+    )
+    stack.add_persona(
+        "Developer",
+        name="developer",
+        design=ImageDesign.THIN,
+        image_version=developer_version,
+        template_workspace_id="ws-dev0template1",
+        baked_applications=["git 2.47"],
+        launch_applications=["docker-ce"],
+        config_management_agent="puppet-agent 8",
+        compute_type=developer_compute,
+        tags={"Role": "development", "Confidentiality": "internal"},
+    )
+    stack.add_persona(
+        "Office",
+        name="office",
+        design=ImageDesign.FULLY_BAKED,
+        image_version=office_version,
+        template_workspace_id="ws-off0template1",
+        baked_applications=["libreoffice 7.6"],
+        tags={"Role": "office", "Confidentiality": "internal"},
+    )
+    return dict(Template.from_stack(stack).to_json())

@@ -1,0 +1,88 @@
+"""A WorkSpaces fake, moto's Step Functions and the CloudFormation stand-in, wired together."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from bakery_runtime import contract
+from bakery_runtime.aws import RETRY_CONFIG, Clients
+from moto import mock_aws
+
+from ..fakes.workspaces_service import OWNER_TAG, FakeWorkSpaces
+from . import asl
+from .cloudformation import STACK_ID, CloudFormation
+
+TEMPLATE_IDS = ("ws-dev0template1", "ws-off0template1", "ws-con0template1")
+
+
+@dataclass
+class World:
+    fake: FakeWorkSpaces
+    cloudformation: CloudFormation
+    clients: Clients
+
+    def images(self) -> dict[str, dict[str, Any]]:
+        """Images by name: state and tags (without the ownership tag)."""
+        return {
+            i.name: {"id": i.image_id, "state": i.state, "tags": self.tags_of(i.image_id)}
+            for i in self.fake.images.values()
+        }
+
+    def bundles(self) -> dict[str, dict[str, Any]]:
+        return {
+            b.name: {
+                "id": b.bundle_id,
+                "image": self.fake.images[b.image_id].name
+                if b.image_id in self.fake.images
+                else None,
+                "compute": b.compute_type,
+                "tags": self.tags_of(b.bundle_id),
+            }
+            for b in self.fake.bundles.values()
+        }
+
+    def tags_of(self, resource_id: str) -> dict[str, str]:
+        tags = dict(self.fake.tags.get(resource_id, {}))
+        assert tags.pop(OWNER_TAG, None) == STACK_ID, f"{resource_id} lacks the ownership tag"
+        return tags
+
+
+def state_machine(template: Mapping[str, Any]) -> dict[str, Any]:
+    machines = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    assert len(machines) == 1
+    machine: dict[str, Any] = machines[0]
+    return machine
+
+
+@contextmanager
+def world(template: Mapping[str, Any], **fake_options: Any) -> Iterator[World]:
+    """Everything a deploy of `template` talks to, with the template WorkSpaces AVAILABLE."""
+    with mock_aws():
+        fake = FakeWorkSpaces(**fake_options)
+        for workspace_id in TEMPLATE_IDS:
+            fake.add_workspace(workspace_id)
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        definition = asl.definition_from_template(state_machine(template))
+        arn = sfn.create_state_machine(
+            name="ImageBuild",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/ImageBuild",
+        )["stateMachineArn"]
+        previous = os.environ.get(contract.ENV_STATE_MACHINE_ARN)
+        os.environ[contract.ENV_STATE_MACHINE_ARN] = arn
+        clients = Clients(workspaces=fake.client(RETRY_CONFIG), stepfunctions=sfn)
+        try:
+            yield World(fake, CloudFormation(clients, arn, definition), clients)
+        finally:
+            if previous is None:
+                os.environ.pop(contract.ENV_STATE_MACHINE_ARN, None)
+            else:
+                os.environ[contract.ENV_STATE_MACHINE_ARN] = previous

@@ -1,0 +1,61 @@
+"""`cdk synth` with the pinned CLI, then cfn-lint on every template the app produces."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the virtual environment: python, node, npx, cfn-lint
+
+
+@pytest.fixture(scope="module")
+def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cdk.out")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "CI": "true"}
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        env.pop(key, None)
+    subprocess.run(
+        ["npx", "--no-install", "cdk", "synth", "--quiet", "--output", str(out)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return out
+
+
+def test_cli_is_the_pinned_version() -> None:
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    pinned = lock["packages"]["node_modules/aws-cdk"]["version"]
+    assert pinned.startswith("2.1148.")
+    installed = json.loads((ROOT / "node_modules/aws-cdk/package.json").read_text())["version"]
+    assert installed == pinned
+
+
+def test_synth_writes_the_stack_template(cloud_assembly: Path) -> None:
+    templates = sorted(cloud_assembly.glob("*.template.json"))
+    assert [t.name for t in templates] == ["WorkSpacesImageBakery.template.json"]
+    resources = json.loads(templates[0].read_text())["Resources"]
+    assert sum(r["Type"] == "Custom::WorkSpacesBundle" for r in resources.values()) == 3
+
+
+def test_cfn_lint_finds_no_errors(cloud_assembly: Path) -> None:
+    templates = sorted(str(t) for t in cloud_assembly.glob("*.template.json"))
+    result = subprocess.run(
+        [str(BIN / "cfn-lint"), "--format", "json", *templates],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    findings = json.loads(result.stdout or "[]")
+    errors = [f for f in findings if f["Level"] == "Error"]
+    assert errors == [], errors
+    assert result.returncode in (0, 4), result.stderr  # 4: warnings only

@@ -1,0 +1,131 @@
+"""The reference app's template: resources, wiring, IAM scope, cdk-nag and determinism."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Annotations, Match, Template
+
+from .harness.synth import resources_of, synth_reference
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[cdk.Stack, Template]:
+    return synth_reference()
+
+
+def test_one_image_wait_and_bundle_per_persona(reference: tuple[cdk.Stack, Template]) -> None:
+    _, template = reference
+    template.resource_count_is("Custom::WorkSpacesImage", 3)
+    template.resource_count_is("Custom::WorkSpacesBundle", 3)
+    template.resource_count_is("AWS::CloudFormation::WaitCondition", 3)
+    template.resource_count_is("AWS::CloudFormation::WaitConditionHandle", 3)
+    # One shared runtime: on_event, workflow step and the Provider framework's function.
+    template.resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    template.resource_count_is("AWS::Lambda::Function", 3)
+
+
+def test_image_resource_carries_name_recipe_tags_and_handle(
+    reference: tuple[cdk.Stack, Template],
+) -> None:
+    _, template = reference
+    template.has_resource_properties(
+        "Custom::WorkSpacesImage",
+        {
+            "ImageName": Match.string_like_regexp(r"^developer-1\.0\.0-[0-9a-f]{8}$"),
+            "ImageDescription": "developer thin image version 1.0.0",
+            "TemplateWorkspaceId": "ws-dev0template1",
+            "Persona": "developer",
+            "BuildTimeoutSeconds": "21600",
+            "WaitHandle": {"Ref": Match.string_like_regexp("BuildHandle")},
+            "Tags": Match.array_with(
+                [
+                    {"Key": "Name", "Value": "developer"},
+                    {
+                        "Key": "Software",
+                        "Value": "git 2.47 / python 3.12 / vscode 1.95 / puppet-agent 8",
+                    },
+                    {"Key": "Stage", "Value": "dev"},
+                    {"Key": "Version", "Value": "1.0.0"},
+                ]
+            ),
+        },
+    )
+
+
+def test_wait_condition_waits_for_its_image_and_bundle_waits_for_the_build(
+    reference: tuple[cdk.Stack, Template],
+) -> None:
+    _, template = reference
+    images = resources_of(template, "Custom::WorkSpacesImage")
+    waits = resources_of(template, "AWS::CloudFormation::WaitCondition")
+    for wait in waits.values():
+        assert wait["Properties"]["Timeout"] == "21600"
+        assert wait["Properties"]["Count"] == 1
+        assert len(wait["DependsOn"]) == 1 and wait["DependsOn"][0] in images
+    bundles = resources_of(template, "Custom::WorkSpacesBundle")
+    for bundle in bundles.values():
+        result = bundle["Properties"]["ImageBuildResult"]["Fn::GetAtt"]
+        assert result[0] in waits and result[1] == "Data"
+    template.has_resource_properties(
+        "Custom::WorkSpacesBundle",
+        {
+            "BundleName": Match.string_like_regexp(r"^contractor-[0-9a-f]{6}$"),
+            "ComputeType": "VALUE",
+            "RootVolumeGib": "80",
+            "UserVolumeGib": "10",
+        },
+    )
+
+
+def test_template_workspaces_are_the_only_ones_the_runtime_may_start(
+    reference: tuple[cdk.Stack, Template],
+) -> None:
+    _, template = reference
+    policies = json.dumps(resources_of(template, "AWS::IAM::Policy"))
+    for workspace_id in ("ws-dev0template1", "ws-off0template1", "ws-con0template1"):
+        assert f":workspace/{workspace_id}" in policies
+    assert ":workspace/*" not in policies
+
+
+def test_state_machine_logs_without_execution_data(reference: tuple[cdk.Stack, Template]) -> None:
+    _, template = reference
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "LoggingConfiguration": Match.object_like(
+                {"IncludeExecutionData": False, "Level": "ALL"}
+            ),
+            "TracingConfiguration": {"Enabled": True},
+        },
+    )
+
+
+def test_cdk_nag_aws_solutions_has_no_unsuppressed_findings(
+    reference: tuple[cdk.Stack, Template],
+) -> None:
+    stack, _ = reference
+    annotations = Annotations.from_stack(stack)
+    errors = annotations.find_error("*", Match.string_like_regexp(r"AwsSolutions-.*"))
+    warnings = annotations.find_warning("*", Match.string_like_regexp(r"AwsSolutions-.*"))
+    assert errors == []
+    assert warnings == []
+
+
+def test_every_nag_suppression_gives_a_reason(reference: tuple[cdk.Stack, Template]) -> None:
+    _, template = reference
+    suppressions: list[dict[str, Any]] = []
+    for resource in template.to_json()["Resources"].values():
+        suppressions += resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    assert suppressions, "the runtime's IAM wildcards should be suppressed with reasons"
+    for suppression in suppressions:
+        assert len(suppression["reason"]) >= 40, suppression
+
+
+def test_synth_is_deterministic(reference: tuple[cdk.Stack, Template]) -> None:
+    _, template = reference
+    _, again = synth_reference()
+    assert again.to_json() == template.to_json()
