@@ -1,4 +1,4 @@
-"""Handler contract: parsed properties, clear errors for malformed ones, secrets kept out of logs."""
+"""Handler contract: typed properties, clear errors for malformed ones, no secrets in logs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from bakery_runtime import contract, wait_condition
@@ -90,7 +90,7 @@ def test_a_hand_edited_template_creates_nothing() -> None:
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    requests: list[dict[str, Any]] = []
+    requests: ClassVar[list[dict[str, Any]]] = []
 
     def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -100,7 +100,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

@@ -39,7 +39,7 @@ def moto_workspace() -> Iterator[tuple[Clients, str]]:
         ]
         directory = boto3.client("ds").create_directory(
             Name="corp.example.com",
-            Password="Passw0rd!x",  # noqa: S106 - moto's fake directory
+            Password="Passw0rd!x",
             Size="Small",
             VpcSettings={"VpcId": vpc, "SubnetIds": subnets},
         )["DirectoryId"]
