@@ -16,7 +16,7 @@ def test_readme_example_synthesizes() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     example = next(b for b in blocks if "class Desktops" in b)
     namespace: dict[str, Any] = {}
-    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(example, "README.md", "exec"), namespace)
     app = cdk.App()
     stack = namespace["Desktops"](app, "Desktops")
     template = Template.from_stack(stack)
