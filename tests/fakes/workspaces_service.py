@@ -54,6 +54,7 @@ class Fault:
     message: str
     times: int
     after: int = 0
+    applied: bool = False
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Workspace:
     user_encrypted: bool = False
     modifications: list[dict[str, str]] = field(default_factory=list)
     describes_until_available: int = 0
+    settles_after: int | None = None
 
 
 @dataclass
@@ -115,10 +117,39 @@ class FakeWorkSpaces:
         return workspace
 
     def fail(
-        self, operation: str, code: str, message: str = "injected", times: int = 1, after: int = 0
+        self,
+        operation: str,
+        code: str,
+        message: str = "injected",
+        times: int = 1,
+        after: int = 0,
+        applied: bool = False,
     ) -> None:
-        """After `after` good calls, the next `times` calls of `operation` fail with `code`."""
-        self.faults[operation].append(Fault(code, message, times, after))
+        """After `after` good calls, the next `times` calls of `operation` fail with `code`.
+
+        With `applied`, the call takes effect and only its answer is lost (a 5xx after the
+        work was done), as when a connection drops.
+        """
+        self.faults[operation].append(Fault(code, message, times, after, applied))
+
+    def add_foreign(self) -> tuple[str, str]:
+        """An image and a bundle somebody else made (no ownership tag): never to be touched."""
+        image = Image(self._new_id("wsi"), "someone-elses-image", "not ours", "ws-other0000")
+        image.state = "AVAILABLE"
+        self.images[image.image_id] = image
+        self.tags[image.image_id] = {"Team": "other"}
+        bundle = Bundle(
+            self._new_id("wsb"),
+            "someone-elses-bundle",
+            "not ours",
+            image.image_id,
+            "VALUE",
+            "80",
+            "10",
+        )
+        self.bundles[bundle.bundle_id] = bundle
+        self.tags[bundle.bundle_id] = {"Team": "other"}
+        return image.image_id, bundle.bundle_id
 
     def image_ends_in_error(self, code: str, message: str) -> None:
         """The next image created ends in ERROR with this code and message."""
@@ -144,10 +175,12 @@ class FakeWorkSpaces:
         params = json.loads(request.body or b"{}")
         self.calls.append((operation, params))
         try:
-            self._fault(operation)
+            fault = self._fault(operation)
             self._check_model(operation, params)
             body = getattr(self, f"_op_{operation}")(params)
             status = 200
+            if fault is not None:
+                raise ServiceError(fault.code, fault.message, 500)
         except ServiceError as error:
             body, status = {"__type": error.code, "message": error.message}, error.status
         payload = json.dumps(body, default=_json_default).encode()
@@ -156,18 +189,22 @@ class FakeWorkSpaces:
         headers["x-amzn-RequestId"] = "fake"
         return AWSResponse(request.url, status, headers, _Raw(payload))
 
-    def _fault(self, operation: str) -> None:
+    def _fault(self, operation: str) -> Fault | None:
+        """Raise the injected error now, or return it to raise after the call took effect."""
         queue = self.faults.get(operation)
-        if queue:
-            fault = queue[0]
-            if fault.after > 0:
-                fault.after -= 1
-                return
-            fault.times -= 1
-            if fault.times <= 0:
-                queue.pop(0)
-            status = 400
-            raise ServiceError(fault.code, fault.message, status)
+        if not queue:
+            return None
+        fault = queue[0]
+        if fault.after > 0:
+            fault.after -= 1
+            return None
+        fault.times -= 1
+        if fault.times <= 0:
+            queue.pop(0)
+        if fault.applied:
+            return fault
+        status = 500 if fault.code.startswith("Internal") else 400
+        raise ServiceError(fault.code, fault.message, status)
 
     def _check_model(self, operation: str, params: dict[str, Any]) -> None:
         shape = self._model.operation_model(operation).input_shape
@@ -201,6 +238,12 @@ class FakeWorkSpaces:
                 workspace.describes_until_available -= 1
                 if workspace.describes_until_available <= 0:
                     workspace.state = "AVAILABLE"
+            if workspace.settles_after is not None:
+                # Busy (rebuilding, in maintenance, being modified) for a number of describes.
+                workspace.settles_after -= 1
+                if workspace.settles_after <= 0:
+                    workspace.state, workspace.modifications = "AVAILABLE", []
+                    workspace.settles_after = None
             found.append(
                 {
                     "WorkspaceId": workspace.workspace_id,

@@ -1,7 +1,7 @@
 """Runs a synthesized Step Functions definition: the states, retries and catches as deployed.
 
 Only what the build workflow uses is supported: Task (lambda:invoke), Choice with
-StringEquals, Wait with Seconds, Succeed and Fail. Waits advance a fake clock.
+StringEquals or IsPresent, Wait with Seconds, Succeed and Fail. Waits advance a fake clock.
 """
 
 from __future__ import annotations
@@ -87,6 +87,20 @@ def _resolve(template: Any, data: Any) -> Any:
     return template
 
 
+def _choose(choice: Mapping[str, Any], data: Any) -> bool:
+    try:
+        value = _get(data, choice["Variable"])
+    except (KeyError, TypeError):
+        present = False
+    else:
+        present = True
+    if "IsPresent" in choice:
+        return present is choice["IsPresent"]
+    if "StringEquals" in choice:
+        return present and value == choice["StringEquals"]
+    raise NotImplementedError(choice)
+
+
 def _matches(errors: list[str], name: str) -> bool:
     return "States.ALL" in errors or name in errors
 
@@ -96,13 +110,20 @@ def run(
     execution_input: dict[str, Any],
     invoke: Callable[[dict[str, Any]], dict[str, Any]],
     clock: Clock,
+    pause_at: str | None = None,
 ) -> Run:
-    """Run the definition; `invoke(payload)` is the Lambda function (raises TaskError)."""
+    """Run the definition; `invoke(payload)` is the Lambda function (raises TaskError).
+
+    With `pause_at`, the run stops (status RUNNING) when it first reaches that state.
+    """
     states = definition["States"]
     name = definition["StartAt"]
     data = execution_input
     result = Run("RUNNING", {})
     for _ in range(MAX_TRANSITIONS):
+        if name == pause_at:
+            result.output = data
+            return result
         state = states[name]
         result.visited.append(name)
         kind = state["Type"]
@@ -120,7 +141,7 @@ def run(
         if kind == "Choice":
             name = state.get("Default", "")
             for choice in state["Choices"]:
-                if _get(data, choice["Variable"]) == choice["StringEquals"]:
+                if _choose(choice, data):
                     name = choice["Next"]
                     break
             continue

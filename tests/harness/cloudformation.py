@@ -22,6 +22,7 @@ from bakery_runtime.aws import Clients
 from bakery_runtime.build import DEADLINE_MARGIN_SECONDS as DEADLINE_MARGIN
 from bakery_runtime.errors import BuildFailed, TransientError
 
+from ..fakes.cloudformation_service import FakeCloudFormation
 from . import asl
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/WorkSpacesImageBakery/1111-2222"
@@ -71,7 +72,14 @@ class Stack:
 
 
 class CloudFormation:
-    def __init__(self, clients: Clients, state_machine_arn: str, definition: Mapping[str, Any]):
+    def __init__(
+        self,
+        clients: Clients,
+        state_machine_arn: str,
+        definition: Mapping[str, Any],
+        status: FakeCloudFormation,
+    ):
+        self.status = status
         self.clients = clients
         self.state_machine_arn = state_machine_arn
         self.definition = definition
@@ -81,6 +89,7 @@ class CloudFormation:
         self.runs: list[asl.Run] = []
         self.events: list[tuple[str, str, str]] = []
         self.types: dict[str, str] = {}
+        self.paused: set[str] = set()
 
     # ----- events -----------------------------------------------------------------------
     def send_event(
@@ -120,22 +129,39 @@ class CloudFormation:
             cause = json.dumps({"errorMessage": str(error), "errorType": type(error).__name__})
             raise asl.TaskError(type(error).__name__, cause) from None
 
-    def run_builds(self) -> None:
-        """Run every build execution the image resources started, as Step Functions would."""
+    def running(self) -> list[str]:
+        """ARNs of the executions Step Functions (moto) still has RUNNING."""
         sfn = self.clients.stepfunctions
-        for page in sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-        ):
-            for execution in page["executions"]:
-                described = sfn.describe_execution(executionArn=execution["executionArn"])
-                build_input = json.loads(described["input"])
-                build = build_input["Build"]
+        return [
+            e["executionArn"]
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+            )
+            for e in page["executions"]
+        ]
+
+    def run_builds(self, pause_at: str | None = None) -> None:
+        """Run every execution the handlers started, as Step Functions would.
+
+        A run that finishes is closed in moto; one paused at `pause_at` stays RUNNING.
+        """
+        sfn = self.clients.stepfunctions
+        for arn in self.running():
+            if arn in self.paused:
+                continue
+            execution_input = json.loads(sfn.describe_execution(executionArn=arn)["input"])
+            build = execution_input.get("Build")
+            if build is not None:
                 # The build started when the custom resource answered.
                 self.clock.now = float(build["deadline"]) - build["bound_seconds"] + DEADLINE_MARGIN
-                self.runs.append(
-                    asl.run(self.definition, build_input, self.invoke_step, self.clock)
-                )
-                sfn.stop_execution(executionArn=execution["executionArn"], cause="run by test")
+            run = asl.run(
+                self.definition, execution_input, self.invoke_step, self.clock, pause_at=pause_at
+            )
+            self.runs.append(run)
+            if run.status == "RUNNING":
+                self.paused.add(arn)
+            else:
+                sfn.stop_execution(executionArn=arn, cause=f"finished in the test: {run.status}")
 
     # ----- resolving the template ---------------------------------------------------------
     def resolve(self, value: Any, waits: Mapping[str, str]) -> Any:
@@ -168,6 +194,8 @@ class CloudFormation:
     def deploy(self, template: Mapping[str, Any]) -> None:
         """Create or update the stack to `template`; roll back and re-raise on failure."""
         before = copy.deepcopy(self.stack)
+        first = not self.stack.physical
+        self.status.status = "CREATE_IN_PROGRESS" if first else "UPDATE_IN_PROGRESS"
         new_resources = {k: v for k, v in template["Resources"].items() if v["Type"] in ORDER}
         old_resources = self.stack.template["Resources"]
         replaced: list[tuple[str, str, str, dict[str, Any]]] = []
@@ -182,9 +210,11 @@ class CloudFormation:
                         continue
                     self._apply(logical_id, resource, old_resources, waits, replaced, touched)
         except (DeployError, BuildFailed, ValueError) as failure:
+            self.status.status = "ROLLBACK_IN_PROGRESS" if first else "UPDATE_ROLLBACK_IN_PROGRESS"
             self._rollback(before, touched)
             raise DeployError(str(failure)) from failure
         # Cleanup: delete replaced physical resources, then removed resources.
+        self.status.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
         for logical_id, resource_type, physical_id, props in replaced:
             self.send_event("Delete", logical_id, resource_type, props, physical_id=physical_id)
         for logical_id, resource in old_resources.items():
@@ -234,9 +264,15 @@ class CloudFormation:
             if stringify(props) == stringify(old):
                 return
             old_physical = self.stack.physical[logical_id]
-            result = self.send_event(
-                "Update", logical_id, kind, props, old_properties=old, physical_id=old_physical
-            )
+            try:
+                result = self.send_event(
+                    "Update", logical_id, kind, props, old_properties=old, physical_id=old_physical
+                )
+            except Exception:
+                # CloudFormation rolls the failed resource back too: Update with its old props.
+                self.stack.sent[logical_id] = props
+                touched.append(logical_id)
+                raise
             if result["PhysicalResourceId"] != old_physical:
                 replaced.append((logical_id, kind, old_physical, old))
         touched.append(logical_id)
@@ -279,6 +315,7 @@ class CloudFormation:
         self.stack = before
 
     def delete_stack(self) -> None:
+        self.status.status = "DELETE_IN_PROGRESS"
         for resource_type in reversed(ORDER):
             for logical_id, resource in self.stack.template["Resources"].items():
                 if resource["Type"] == resource_type and resource_type.startswith("Custom::"):

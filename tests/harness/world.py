@@ -14,6 +14,7 @@ from bakery_runtime import contract
 from bakery_runtime.aws import RETRY_CONFIG, Clients
 from moto import mock_aws
 
+from ..fakes.cloudformation_service import FakeCloudFormation
 from ..fakes.workspaces_service import OWNER_TAG, FakeWorkSpaces
 from . import asl
 from .cloudformation import STACK_ID, CloudFormation
@@ -78,9 +79,14 @@ def world(template: Mapping[str, Any], **fake_options: Any) -> Iterator[World]:
         )["stateMachineArn"]
         previous = os.environ.get(contract.ENV_STATE_MACHINE_ARN)
         os.environ[contract.ENV_STATE_MACHINE_ARN] = arn
-        clients = Clients(workspaces=fake.client(RETRY_CONFIG), stepfunctions=sfn)
+        stack = FakeCloudFormation(STACK_ID)
+        clients = Clients(
+            workspaces=fake.client(RETRY_CONFIG),
+            stepfunctions=sfn,
+            cloudformation=stack.client(RETRY_CONFIG),
+        )
         try:
-            yield World(fake, CloudFormation(clients, arn, definition), clients)
+            yield World(fake, CloudFormation(clients, arn, definition, stack), clients)
         finally:
             if previous is None:
                 os.environ.pop(contract.ENV_STATE_MACHINE_ARN, None)

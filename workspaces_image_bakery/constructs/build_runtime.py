@@ -119,6 +119,8 @@ class BuildRuntime(Construct):
         self, id_: str, step: str, result_selector: dict[str, str] | None
     ) -> tasks.LambdaInvoke:
         payload = {"Step": step, "Build.$": "$.Build"}
+        if step == contract.STEP_CLEANUP_IMAGE:
+            payload = {"Step": step, "Cleanup.$": "$.Cleanup"}
         if step in (contract.STEP_POLL_IMAGE, contract.STEP_SIGNAL_SUCCESS):
             payload["ImageId.$"] = "$.Image.ImageId"
         if step == contract.STEP_SIGNAL_FAILURE:
@@ -175,13 +177,18 @@ class BuildRuntime(Construct):
             )
             .otherwise(wait_image)
         )
-        definition = check.next(
+        check.next(
             sfn.Choice(self, "TemplateReady?")
             .when(
                 sfn.Condition.string_equals("$.CheckTemplate.Status", contract.STATUS_READY),
                 create.next(wait_image),
             )
             .otherwise(wait_template)
+        )
+        definition = (
+            sfn.Choice(self, "CleanupOrBuild?")
+            .when(sfn.Condition.is_present("$.Cleanup"), self._cleanup_branch(status))
+            .otherwise(check)
         )
         return sfn.StateMachine(
             self,
@@ -202,6 +209,30 @@ class BuildRuntime(Construct):
                 include_execution_data=False,
             ),
         )
+
+    def _cleanup_branch(self, status: dict[str, str]) -> sfn.IChainable:
+        """Wait for an image a stopped build left PENDING, then delete it."""
+        wait = sfn.Wait(
+            self,
+            "WaitForUnfinishedImage",
+            time=sfn.WaitTime.duration(Duration.seconds(contract.CLEANUP_POLL_SECONDS)),
+        )
+        cleanup = self._step("CleanupImage", contract.STEP_CLEANUP_IMAGE, status)
+        cleanup.add_catch(
+            sfn.Fail(self, "CleanupFailed", error="CleanupFailed", cause="see the logs"),
+            errors=[sfn.Errors.ALL],
+            result_path="$.Error",
+        )
+        wait.next(cleanup)
+        cleanup.next(
+            sfn.Choice(self, "ImageCleanedUp?")
+            .when(
+                sfn.Condition.string_equals("$.CleanupImage.Status", contract.STATUS_DONE),
+                sfn.Succeed(self, "CleanedUp"),
+            )
+            .otherwise(wait)
+        )
+        return wait
 
     def _grant(self) -> None:
         describe = iam.PolicyStatement(
@@ -234,6 +265,12 @@ class BuildRuntime(Construct):
         for statement in (describe, bundles):
             self.on_event_function.add_to_role_policy(statement)
         self.state_machine.grant_start_execution(self.on_event_function)
+        # Tells a rollback from an update (a resource deleted out of band is then not an error).
+        self.on_event_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStacks"], resources=[Stack.of(self).stack_id]
+            )
+        )
         self.on_event_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:ListExecutions"], resources=[self.state_machine.state_machine_arn]

@@ -25,7 +25,13 @@ from .compute import (
     volume_rule,
     volumes_valid,
 )
-from .image import DESCRIPTION_PATTERN, MAX_NAME_LENGTH, NAME_PATTERN, WorkspaceImage
+from .image import (
+    DESCRIPTION_PATTERN,
+    MAX_NAME_LENGTH,
+    NAME_PATTERN,
+    WorkspaceImage,
+    resync_property,
+)
 
 SHAPE_CHARS = 6
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - SHAPE_CHARS - 1
@@ -119,6 +125,7 @@ class WorkspaceBundle(Construct):
                 contract.USER_VOLUME_GIB: str(self.user_volume_gib),
                 contract.IMAGE_BUILD_RESULT: build_result,
                 contract.TAGS: [{"Key": k, "Value": self.tags[k]} for k in sorted(self.tags)],
+                **resync_property(self),
             },
         )
 

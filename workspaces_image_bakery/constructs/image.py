@@ -23,6 +23,7 @@ from ..validation import Problems
 from .build_runtime import BuildRuntime
 
 REBUILD_CONTEXT = "workspaces-image-bakery:rebuild"
+RESYNC_CONTEXT = "workspaces-image-bakery:resync"
 DEFAULT_BUILD_TIMEOUT = Duration.hours(6)
 MIN_BUILD_TIMEOUT_SECONDS = 1800
 MAX_BUILD_TIMEOUT_SECONDS = 43_200  # the longest a WaitCondition can wait
@@ -39,6 +40,12 @@ def fingerprint(scope: Construct, recipe: Mapping[str, Any]) -> str:
     resolved = Stack.of(scope).resolve(dict(recipe))
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def resync_property(scope: Construct) -> dict[str, str]:
+    """The resync context value, when set: a deploy that re-applies declared tags only."""
+    value = scope.node.try_get_context(RESYNC_CONTEXT)
+    return {} if value is None else {contract.RESYNC: str(value)}
 
 
 class WorkspaceImage(Construct):
@@ -144,6 +151,7 @@ class WorkspaceImage(Construct):
                 contract.TAGS: [{"Key": k, "Value": tags[k]} for k in sorted(tags)],
                 contract.BUILD_TIMEOUT_SECONDS: str(int(seconds)),
                 contract.WAIT_HANDLE: handle.ref,
+                **resync_property(self),
             },
         )
         self.wait = cfn.CfnWaitCondition(

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from .errors import TransientError
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_stepfunctions import SFNClient
     from mypy_boto3_workspaces import WorkSpacesClient
 
@@ -48,3 +49,15 @@ class Clients:
     stepfunctions: SFNClient = field(
         default_factory=lambda: boto3.client("stepfunctions", config=RETRY_CONFIG)
     )
+    cloudformation: CloudFormationClient = field(
+        default_factory=lambda: boto3.client("cloudformation", config=RETRY_CONFIG)
+    )
+
+
+def rolling_back(clients: Clients, stack_id: str) -> bool:
+    """True while CloudFormation rolls the stack back (the event itself does not say)."""
+    try:
+        stacks = clients.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
+    except ClientError:
+        return False
+    return bool(stacks) and stacks[0]["StackStatus"].endswith("ROLLBACK_IN_PROGRESS")

@@ -21,7 +21,7 @@ from .aws import Clients, error_code, error_message, raise_if_transient
 from .build import BuildRequest
 from .errors import BuildFailed, TransientError
 from .properties import tag_list
-from .workspaces import image_by_id, owned_image, workspace_by_id
+from .workspaces import describe_tags, image_by_id, owned_image, workspace_by_id
 
 if TYPE_CHECKING:
     from mypy_boto3_workspaces import WorkSpacesClient
@@ -50,6 +50,7 @@ STEP_TITLES = {
     c.STEP_POLL_IMAGE: "waiting for the image",
     c.STEP_SIGNAL_SUCCESS: "reporting success to CloudFormation",
     c.STEP_SIGNAL_FAILURE: "reporting failure to CloudFormation",
+    c.STEP_CLEANUP_IMAGE: "cleaning up an unfinished image",
 }
 
 
@@ -209,6 +210,29 @@ def signal_failure(
     return {"Reason": reason}
 
 
+def cleanup_image(cleanup: Mapping[str, Any], clients: Clients) -> dict[str, Any]:
+    """Delete an image a stopped build left PENDING, once it is no longer PENDING."""
+    client = clients.workspaces
+    image_id = str(cleanup["image_id"])
+    image = image_by_id(client, image_id)
+    if image is None:
+        return {"Status": c.STATUS_DONE}
+    if describe_tags(client, image_id).get(c.OWNER_TAG_KEY) != cleanup["owner"]:
+        logger.warning("image %s is not this stack's; not deleting it", image_id)
+        return {"Status": c.STATUS_DONE}
+    if image.get("State") == "PENDING":
+        return {"Status": c.STATUS_WAIT}
+    try:
+        client.delete_workspace_image(ImageId=image_id)
+    except ClientError as error:
+        if error_code(error) != "ResourceAssociatedException":
+            raise
+        logger.warning("image %s is in use and is kept", image_id)
+        return {"Status": c.STATUS_DONE}
+    logger.info("deleted unfinished image %s (%s)", image_id, cleanup.get("image_name"))
+    return {"Status": c.STATUS_DONE}
+
+
 def run_step(
     event: Mapping[str, Any],
     clients: Clients,
@@ -218,6 +242,14 @@ def run_step(
 ) -> dict[str, Any]:
     """Run one named step. Errors come out as BuildFailed (stop) or TransientError (retry)."""
     step = str(event.get("Step"))
+    if step == c.STEP_CLEANUP_IMAGE:
+        try:
+            return cleanup_image(event["Cleanup"], clients)
+        except ClientError as error:
+            raise_if_transient(error)
+            raise BuildFailed(
+                f"{STEP_TITLES[step]}: {error_code(error)}: {error_message(error)}"
+            ) from None
     build = BuildRequest.from_input(event["Build"])
     at = time.time() if now is None else now
     actions: dict[str, Callable[[], dict[str, Any]]] = {
@@ -247,5 +279,5 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     global _clients  # noqa: PLW0603 - one set of clients per Lambda container
     if _clients is None:
         _clients = Clients()
-    logger.info("step %s for image %s", event.get("Step"), event.get("Build", {}).get("image_name"))
+    logger.info("workflow step %s", event.get("Step"))
     return run_step(event, _clients)

@@ -8,16 +8,20 @@ bundle (new physical id) and CloudFormation deletes the old one after the update
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from .aws import Clients, error_code
+from .aws import Clients, error_code, error_message
 from .errors import BuildFailed, InvalidPropertiesError
 from .events import ResourceEvent
 from .properties import BundleProperties, tag_list
 from .workspaces import bundle_by_id, bundles_named, describe_tags, sync_tags
+
+if TYPE_CHECKING:
+    from mypy_boto3_workspaces import WorkSpacesClient
+    from mypy_boto3_workspaces.type_defs import WorkspaceBundleTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -51,17 +55,31 @@ def create_bundle(
         _point_at_image(clients, bundle["BundleId"], bundle.get("ImageId", ""), props.image_id)
         sync_tags(client, bundle["BundleId"], props.tags, event.stack_id)
         return _result(bundle["BundleId"], props)
-    created = client.create_workspace_bundle(
+    try:
+        created = _create(client, props, event.stack_id)
+    except ClientError as error:
+        if error_code(error) == "ResourceLimitExceededException":
+            raise BuildFailed(
+                f"{event.where}: the Region's custom bundle quota is reached (50, not "
+                f"adjustable): {error_message(error)}. Delete unused bundles"
+            ) from None
+        raise
+    logger.info("created bundle %s (%s)", created["BundleId"], props.bundle_name)
+    return _result(created["BundleId"], props)
+
+
+def _create(
+    client: WorkSpacesClient, props: BundleProperties, owner: str
+) -> WorkspaceBundleTypeDef:
+    return client.create_workspace_bundle(
         BundleName=props.bundle_name,
         BundleDescription=props.description,
         ImageId=props.image_id,
         ComputeType={"Name": props.compute_type},  # type: ignore[typeddict-item]
         RootStorage={"Capacity": str(props.root_volume_gib)},
         UserStorage={"Capacity": str(props.user_volume_gib)},
-        Tags=tag_list({**props.tags, c.OWNER_TAG_KEY: event.stack_id}),  # type: ignore[arg-type]
+        Tags=tag_list({**props.tags, c.OWNER_TAG_KEY: owner}),  # type: ignore[arg-type]
     )["WorkspaceBundle"]
-    logger.info("created bundle %s (%s)", created["BundleId"], props.bundle_name)
-    return _result(created["BundleId"], props)
 
 
 def update_bundle(

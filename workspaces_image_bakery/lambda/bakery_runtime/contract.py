@@ -29,6 +29,10 @@ ROOT_VOLUME_GIB: Final = "RootVolumeGib"
 USER_VOLUME_GIB: Final = "UserVolumeGib"
 IMAGE_BUILD_RESULT: Final = "ImageBuildResult"
 
+# Both resources: a value that changes only when the user asks for it (a context value),
+# so that a deploy re-applies the declared tags without rebuilding anything.
+RESYNC: Final = "Resync"
+
 # Attributes (Fn::GetAtt) returned by the handlers.
 ATTR_IMAGE_NAME: Final = "ImageName"
 ATTR_EXECUTION_ARN: Final = "BuildExecutionArn"
@@ -50,11 +54,13 @@ STEP_CREATE_IMAGE: Final = "create_image"
 STEP_POLL_IMAGE: Final = "poll_image"
 STEP_SIGNAL_SUCCESS: Final = "signal_success"
 STEP_SIGNAL_FAILURE: Final = "signal_failure"
+STEP_CLEANUP_IMAGE: Final = "cleanup_image"
 
 # Values the workflow Lambda returns in "Status" for the state machine's Choice states.
 STATUS_READY: Final = "READY"
 STATUS_WAIT: Final = "WAIT"
 STATUS_AVAILABLE: Final = "AVAILABLE"
+STATUS_DONE: Final = "DONE"
 
 # Error names (Python exception class names) the state machine matches in Retry/Catch.
 ERROR_BUILD_FAILED: Final = "BuildFailed"
@@ -63,3 +69,6 @@ ERROR_TRANSIENT: Final = "TransientError"
 # Seconds between polls.
 TEMPLATE_POLL_SECONDS: Final = 60
 IMAGE_POLL_SECONDS: Final = 300
+# A cleanup execution (input {"Cleanup": {...}}) waits for an image a stopped build left
+# PENDING, then deletes it.
+CLEANUP_POLL_SECONDS: Final = 300

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from .aws import Clients, error_code
+from .aws import Clients, error_code, rolling_back
 from .build import BuildRequest
 from .build_steps import inspect_template
 from .errors import BuildFailed
@@ -87,6 +87,26 @@ def stop_builds(event: ResourceEvent, image_name: str, clients: Clients) -> list
     return stopped
 
 
+def cleanup_name(image_id: str) -> str:
+    return f"cleanup-{image_id}"
+
+
+def start_cleanup(image_id: str, image_name: str, owner: str, clients: Clients) -> None:
+    """Hand a PENDING image to a cleanup execution that deletes it once it settles."""
+    payload = json.dumps(
+        {"Cleanup": {"image_id": image_id, "image_name": image_name, "owner": owner}},
+        sort_keys=True,
+    )
+    try:
+        clients.stepfunctions.start_execution(
+            stateMachineArn=state_machine_arn(), name=cleanup_name(image_id), input=payload
+        )
+    except ClientError as error:
+        if error_code(error) != "ExecutionAlreadyExists":
+            raise
+    logger.info("image %s (%s) is PENDING; a cleanup execution deletes it", image_id, image_name)
+
+
 def delete_image(event: ResourceEvent, image_name: str, clients: Clients) -> None:
     """Delete the image this stack created; anything already gone or foreign is left alone."""
     try:
@@ -97,14 +117,19 @@ def delete_image(event: ResourceEvent, image_name: str, clients: Clients) -> Non
     if image is None:
         logger.info("image %s is already gone", image_name)
         return
+    if image.get("State") == "PENDING":
+        start_cleanup(image["ImageId"], image_name, event.stack_id, clients)
+        return
     try:
         clients.workspaces.delete_workspace_image(ImageId=image["ImageId"])
     except ClientError as error:
-        if error_code(error) in ("ResourceAssociatedException", "InvalidResourceStateException"):
-            # In use by a bundle the stack does not manage, or still PENDING: keep it.
-            logger.warning(
-                "image %s (%s) kept: %s", image["ImageId"], image_name, error.response["Error"]
-            )
+        code = error_code(error)
+        if code == "InvalidResourceStateException":
+            start_cleanup(image["ImageId"], image_name, event.stack_id, clients)
+            return
+        if code == "ResourceAssociatedException":
+            # In use by a bundle the stack does not manage: keep it rather than fail.
+            logger.warning("image %s (%s) is in use and is kept", image["ImageId"], image_name)
             return
         raise
     logger.info("deleted image %s (%s)", image["ImageId"], image_name)
@@ -127,6 +152,9 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
 
     # Same recipe: only tags (or the build bound) changed. Update tags in place.
     image = owned_image(clients.workspaces, props.image_name, event.stack_id)
+    if image is None and rolling_back(clients, event.stack_id):
+        logger.warning("image %s is gone; nothing to roll back", props.image_name)
+        return {"PhysicalResourceId": props.image_name, "Data": data}
     if image is None:
         raise BuildFailed(
             f"{event.where}: image {props.image_name} no longer exists (deleted outside "
