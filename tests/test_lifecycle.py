@@ -57,6 +57,7 @@ def test_create_update_tags_rollback_delete(templates: dict[str, dict[str, Any]]
             "CostCenter": "cc-1",
             "Stage": "dev",
             "Confidentiality": "internal",
+            "System": "engineering",
         }
         assert all(b["tags"]["Stage"] == "dev" for b in bundles.values())
         assert w.fake.count("CreateWorkspaceImage") == 2

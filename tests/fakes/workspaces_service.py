@@ -134,13 +134,16 @@ class FakeWorkSpaces:
 
     def add_foreign(self) -> tuple[str, str]:
         """An image and a bundle somebody else made (no ownership tag): never to be touched."""
-        image = Image(self._new_id("wsi"), "someone-elses-image", "not ours", "ws-other0000")
+        number = next(self._ids)
+        image = Image(
+            f"wsi-{number:09d}f", f"someone-elses-image-{number}", "not ours", "ws-other0000"
+        )
         image.state = "AVAILABLE"
         self.images[image.image_id] = image
         self.tags[image.image_id] = {"Team": "other"}
         bundle = Bundle(
-            self._new_id("wsb"),
-            "someone-elses-bundle",
+            f"wsb-{number:09d}f",
+            f"someone-elses-bundle-{number}",
             "not ours",
             image.image_id,
             "VALUE",

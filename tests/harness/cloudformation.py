@@ -80,6 +80,7 @@ class CloudFormation:
         status: FakeCloudFormation,
     ):
         self.status = status
+        self.stack_id = STACK_ID
         self.clients = clients
         self.state_machine_arn = state_machine_arn
         self.definition = definition

@@ -16,6 +16,7 @@ def two_personas(
     office_version: str = "1.0.0",
     stage: str = "dev",
     developer_compute: str = "PERFORMANCE",
+    developer_system: str | None = "engineering",
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A thin developer persona and a fully baked office persona."""
@@ -35,7 +36,11 @@ def two_personas(
         launch_applications=["docker-ce"],
         config_management_agent="puppet-agent 8",
         compute_type=developer_compute,
-        tags={"Role": "development", "Confidentiality": "internal"},
+        tags={
+            "Role": "development",
+            "Confidentiality": "internal",
+            **({"System": developer_system} if developer_system else {}),
+        },
     )
     stack.add_persona(
         "Office",

@@ -28,14 +28,19 @@ class World:
     cloudformation: CloudFormation
     clients: Clients
 
+    def owned(self, resource_id: str) -> bool:
+        return self.fake.tags.get(resource_id, {}).get(OWNER_TAG) == STACK_ID
+
     def images(self) -> dict[str, dict[str, Any]]:
-        """Images by name: state and tags (without the ownership tag)."""
+        """The stack's images by name: state and tags (without the ownership tag)."""
         return {
             i.name: {"id": i.image_id, "state": i.state, "tags": self.tags_of(i.image_id)}
             for i in self.fake.images.values()
+            if self.owned(i.image_id)
         }
 
     def bundles(self) -> dict[str, dict[str, Any]]:
+        """The stack's bundles by name: id, image name, compute type and tags."""
         return {
             b.name: {
                 "id": b.bundle_id,
@@ -46,6 +51,7 @@ class World:
                 "tags": self.tags_of(b.bundle_id),
             }
             for b in self.fake.bundles.values()
+            if self.owned(b.bundle_id)
         }
 
     def tags_of(self, resource_id: str) -> dict[str, str]:
@@ -64,12 +70,19 @@ def state_machine(template: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def world(template: Mapping[str, Any], **fake_options: Any) -> Iterator[World]:
-    """Everything a deploy of `template` talks to, with the template WorkSpaces AVAILABLE."""
+def world(
+    template: Mapping[str, Any], *, foreign: bool = False, **fake_options: Any
+) -> Iterator[World]:
+    """Everything a deploy of `template` talks to, with the template WorkSpaces AVAILABLE.
+
+    With `foreign`, the account also holds an image and a bundle the stack did not create.
+    """
     with mock_aws():
         fake = FakeWorkSpaces(**fake_options)
         for workspace_id in TEMPLATE_IDS:
             fake.add_workspace(workspace_id)
+        if foreign:
+            fake.add_foreign()
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         definition = asl.definition_from_template(state_machine(template))
         arn = sfn.create_state_machine(

@@ -43,6 +43,32 @@ def create_bundle(
     event: ResourceEvent, props: BundleProperties, clients: Clients
 ) -> dict[str, Any]:
     """Create the bundle, or adopt the one with this name that this stack created before."""
+    adopted = _adopt(event, props, clients)
+    if adopted is not None:
+        return adopted
+    try:
+        created = _create(clients.workspaces, props, event.stack_id)
+    except ClientError as error:
+        code = error_code(error)
+        if code == "ResourceLimitExceededException":
+            raise BuildFailed(
+                f"{event.where}: the Region's custom bundle quota is reached (50, not "
+                f"adjustable): {error_message(error)}. Delete unused bundles"
+            ) from None
+        if code == "ResourceAlreadyExistsException":
+            # An earlier attempt's answer was lost after the bundle was made: adopt it.
+            adopted = _adopt(event, props, clients)
+            if adopted is not None:
+                return adopted
+        raise
+    logger.info("created bundle %s (%s)", created["BundleId"], props.bundle_name)
+    return _result(created["BundleId"], props)
+
+
+def _adopt(
+    event: ResourceEvent, props: BundleProperties, clients: Clients
+) -> dict[str, Any] | None:
+    """The result for the same-named bundle this stack made; an error for a foreign one."""
     client = clients.workspaces
     for bundle in bundles_named(client, props.bundle_name):
         if describe_tags(client, bundle["BundleId"]).get(c.OWNER_TAG_KEY) != event.stack_id:
@@ -55,17 +81,7 @@ def create_bundle(
         _point_at_image(clients, bundle["BundleId"], bundle.get("ImageId", ""), props.image_id)
         sync_tags(client, bundle["BundleId"], props.tags, event.stack_id)
         return _result(bundle["BundleId"], props)
-    try:
-        created = _create(client, props, event.stack_id)
-    except ClientError as error:
-        if error_code(error) == "ResourceLimitExceededException":
-            raise BuildFailed(
-                f"{event.where}: the Region's custom bundle quota is reached (50, not "
-                f"adjustable): {error_message(error)}. Delete unused bundles"
-            ) from None
-        raise
-    logger.info("created bundle %s (%s)", created["BundleId"], props.bundle_name)
-    return _result(created["BundleId"], props)
+    return None
 
 
 def _create(
