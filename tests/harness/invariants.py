@@ -42,9 +42,9 @@ def check(
     fake = w.fake
     # 1. Every bundle points at an image that exists and is AVAILABLE.
     for bundle in fake.bundles.values():
-        image = fake.images.get(bundle.image_id)
-        assert image is not None, f"bundle {bundle.name} points at a missing image"
-        assert image.state == "AVAILABLE", f"bundle {bundle.name} points at a {image.state} image"
+        used = fake.images.get(bundle.image_id)
+        assert used is not None, f"bundle {bundle.name} points at a missing image"
+        assert used.state == "AVAILABLE", f"bundle {bundle.name} points at a {used.state} image"
     # 2. At most one image per recipe (the name carries the fingerprint); none PENDING or ERROR.
     names = [i.name for i in fake.images.values()]
     assert len(names) == len(set(names)), names

@@ -135,7 +135,9 @@ class BuildRuntime(Construct):
             retry_on_service_exceptions=True,
         )
         task.add_retry(
-            errors=[contract.ERROR_TRANSIENT],
+            # Our own TransientError (throttling that outlived botocore's retries) and Lambda
+            # throttling, which the CDK's default Lambda retry does not cover.
+            errors=[contract.ERROR_TRANSIENT, "Lambda.TooManyRequestsException"],
             interval=Duration.seconds(20),
             backoff_rate=2,
             max_attempts=6,

@@ -1,0 +1,77 @@
+"""The deployed state machine, read from the synthesized template: what is tested is what runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bakery_runtime import contract
+
+from .harness import asl
+from .harness.stacks import two_personas
+from .harness.world import state_machine
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict[str, Any]:
+    return asl.definition_from_template(state_machine(two_personas()))
+
+
+def tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in definition["States"].items() if s["Type"] == "Task"}
+
+
+def test_every_step_invokes_the_step_function_with_a_known_step(definition: dict[str, Any]) -> None:
+    steps = {s["Parameters"]["Payload"]["Step"] for s in tasks(definition).values()}
+    assert steps == {
+        contract.STEP_CHECK_TEMPLATE,
+        contract.STEP_CREATE_IMAGE,
+        contract.STEP_POLL_IMAGE,
+        contract.STEP_SIGNAL_SUCCESS,
+        contract.STEP_SIGNAL_FAILURE,
+        contract.STEP_CLEANUP_IMAGE,
+    }
+    for state in tasks(definition).values():
+        assert state["Resource"].endswith(":states:::lambda:invoke")
+
+
+def test_every_step_retries_transient_errors_with_backoff(definition: dict[str, Any]) -> None:
+    for name, state in tasks(definition).items():
+        retriers = {e: r for r in state["Retry"] for e in r["ErrorEquals"]}
+        transient = retriers[contract.ERROR_TRANSIENT]
+        assert transient["BackoffRate"] == 2 and transient["MaxAttempts"] == 6, name
+        assert "Lambda.TooManyRequestsException" in retriers, name
+        assert contract.ERROR_BUILD_FAILED not in retriers, f"{name} must not retry a BuildFailed"
+
+
+def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str, Any]) -> None:
+    build_steps = {
+        n: s
+        for n, s in tasks(definition).items()
+        if s["Parameters"]["Payload"]["Step"]
+        not in (contract.STEP_SIGNAL_FAILURE, contract.STEP_CLEANUP_IMAGE)
+    }
+    assert len(build_steps) == 4
+    for name, state in build_steps.items():
+        (catch,) = state["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"], name
+        target = definition["States"][catch["Next"]]
+        assert target["Parameters"]["Payload"]["Step"] == contract.STEP_SIGNAL_FAILURE
+        assert definition["States"][target["Next"]]["Type"] == "Fail"
+
+
+def test_waits_are_in_the_state_machine(definition: dict[str, Any]) -> None:
+    waits = sorted(s["Seconds"] for s in definition["States"].values() if s["Type"] == "Wait")
+    assert waits == sorted(
+        [contract.TEMPLATE_POLL_SECONDS, contract.IMAGE_POLL_SECONDS, contract.CLEANUP_POLL_SECONDS]
+    )
+    assert definition.get("TimeoutSeconds") == 13 * 3600
+
+
+def test_signal_failure_is_not_caught_so_the_execution_fails(definition: dict[str, Any]) -> None:
+    (failure,) = [
+        s
+        for s in tasks(definition).values()
+        if s["Parameters"]["Payload"]["Step"] == contract.STEP_SIGNAL_FAILURE
+    ]
+    assert "Catch" not in failure
