@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import Token
+from constructs import Construct, IConstruct
+
+from .secret_scan import find_secrets
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,89 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.found:
             raise BakeryValidationError(self.found)
+
+
+def check_int(problems: Problems, field_name: str, value: Any, low: int, high: int) -> bool:
+    """An integer in [low, high]; a token is accepted. False when the value is unusable."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        problems.add(field_name, value, f"a whole number {low}-{high}")
+        return False
+    if Token.is_unresolved(value):
+        return True
+    if value != int(value) or not low <= value <= high:
+        problems.add(field_name, value, f"a whole number {low}-{high}")
+        return False
+    return True
+
+
+def check_strings(problems: Problems, field_name: str, values: Any) -> list[str]:
+    """A list of strings; anything else is a problem. Returns the strings that are strings."""
+    if isinstance(values, str) or not isinstance(values, list | tuple):
+        problems.add(field_name, values, "a list of strings")
+        return []
+    good = []
+    for index, value in enumerate(values):
+        if isinstance(value, str):
+            good.append(value)
+        else:
+            problems.add(f"{field_name}[{index}]", value, "a string")
+    return good
+
+
+def check_no_secrets(problems: Problems, values: Mapping[str, str]) -> None:
+    """A detect-secrets hit names the field and the kind of secret, never the value."""
+    for field_name, kinds in find_secrets(values).items():
+        problems.add(
+            field_name,
+            "<redacted>",
+            f"no secrets ({', '.join(kinds)} found): pass a reference (SSM parameter or "
+            "Secrets Manager ARN) and fetch it at launch",
+        )
+
+
+BUNDLES_PER_REGION = 50
+REGISTRY_ID = "WorkSpacesImageBakeryNames"
+
+
+class _Registry(Construct):
+    """Names used in one app, and the bundles of each Region; lives under the app's root."""
+
+    def __init__(self, scope: Construct, id_: str) -> None:
+        super().__init__(scope, id_)
+        self.names: dict[tuple[str, str], str] = {}
+        self.bundles: dict[str, list[str]] = {}
+
+    @classmethod
+    def of(cls, scope: IConstruct) -> _Registry:
+        root = scope.node.root
+        existing = root.node.try_find_child(REGISTRY_ID)
+        if isinstance(existing, _Registry):
+            return existing
+        return cls(root, REGISTRY_ID)  # type: ignore[arg-type]
+
+
+def register_name(
+    problems: Problems, scope: IConstruct, kind: str, field_name: str, name: str
+) -> None:
+    """Report a second persona, image or bundle with the same name in one app."""
+    if not isinstance(name, str) or Token.is_unresolved(name):
+        return
+    first = _Registry.of(scope).names.setdefault((kind, name), problems.path)
+    if first != problems.path:
+        problems.add(
+            field_name, name, f"a {kind} name not used elsewhere in the app (used by {first})"
+        )
+
+
+def register_bundle(problems: Problems, scope: IConstruct, region: str) -> None:
+    """Report the 51st custom bundle of one Region (the quota is 50 and not adjustable)."""
+    bucket = "the stack's Region" if Token.is_unresolved(region) else region
+    paths = _Registry.of(scope).bundles.setdefault(bucket, [])
+    if problems.path not in paths:
+        paths.append(problems.path)
+    if len(paths) > BUNDLES_PER_REGION:
+        problems.add(
+            "bundles",
+            f"{len(paths)} bundles in {bucket}",
+            f"at most {BUNDLES_PER_REGION} custom bundles per Region (not adjustable)",
+        )

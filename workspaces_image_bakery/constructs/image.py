@@ -19,7 +19,7 @@ from aws_cdk import aws_cloudformation as cfn
 from constructs import Construct
 
 from ..runtime_assets import contract
-from ..validation import Problems
+from ..validation import Problems, register_name
 from .build_runtime import BuildRuntime
 
 REBUILD_CONTEXT = "workspaces-image-bakery:rebuild"
@@ -107,6 +107,10 @@ class WorkspaceImage(Construct):
             pattern=WORKSPACE_ID_PATTERN,
             pattern_text="ws- followed by 8-63 lowercase letters or digits",
         )
+        register_name(problems, self, "image", "base_name", base_name)
+        if not isinstance(build_timeout, Duration):
+            problems.add("build_timeout", build_timeout, "a Duration of 30 minutes to 12 hours")
+            build_timeout = DEFAULT_BUILD_TIMEOUT
         seconds = build_timeout.to_seconds()
         problems.check(
             MIN_BUILD_TIMEOUT_SECONDS <= seconds <= MAX_BUILD_TIMEOUT_SECONDS,

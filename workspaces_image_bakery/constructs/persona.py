@@ -6,21 +6,34 @@ and one custom bundle bound to it, tagged by the tagging policy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
+from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from constructs import Construct
 
-from ..validation import Problems
+from ..preparation import ImagePreparation
+from ..validation import Problems, check_no_secrets, check_strings, register_name
 from .bundle import WorkspaceBundle
+from .compute import smallest_volumes
 from .image import DEFAULT_BUILD_TIMEOUT, WorkspaceImage
-from .tagging_policy import TaggingPolicy
+from .tagging_policy import COMPLIANCE, TaggingPolicy
 
 PERSONA_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,31}"
 VERSION_PATTERN = r"[0-9A-Za-z][0-9A-Za-z._-]{0,19}"
 # Entries end up in the Software tag: keep to characters every AWS tag value accepts.
 APPLICATION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 ._:/=+@-]{0,63}"
+APPLICATION_TEXT = "1-64 of letters, digits, spaces and . _ : / = + @ -"
+# Licence details live outside the image: an SSM parameter or a Secrets Manager secret.
+LICENSE_REFERENCE = re.compile(
+    r"^(/[A-Za-z0-9_.\-/]{1,1010}"
+    r"|arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9_.\-/]{1,1010}"
+    r"|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512})$"
+)
+# A fully baked image with more applications than this deserves a second look.
+LONG_APPLICATION_LIST = 10
 
 
 class ImageDesign(Enum):
@@ -38,7 +51,7 @@ class Persona(Construct):
     """One persona's image and custom bundle.
 
     :param name: lowercase letters, digits and ``-``, 1-32 characters; names the image and
-        bundle and the Name tag.
+        bundle and the Name tag. Unique in the app.
     :param design: FULLY_BAKED, THIN or ZERO.
     :param image_version: the image version (Version tag), 1-20 of ``0-9A-Za-z._-``.
     :param template_workspace_id: the prepared, unencrypted WorkSpace to snapshot.
@@ -49,6 +62,10 @@ class Persona(Construct):
         the image, so a change does not rebuild it. Default none.
     :param config_management_agent: the agent baked in to deliver launch applications
         (e.g. "puppet-agent 8"); required for THIN and ZERO. Default none.
+    :param license_references: application -> where its licence lives: an SSM parameter
+        name or ARN, or a Secrets Manager secret ARN; never the licence itself. Default none.
+    :param preparation: how the template WorkSpace is prepared (rendered as a script next to
+        the templates; part of the recipe). Default none: prepared by hand.
     :param compute_type: default STANDARD.
     :param root_volume_gib: default the smallest valid size (80 for STANDARD).
     :param user_volume_gib: default the smallest valid size (10 for STANDARD).
@@ -71,6 +88,8 @@ class Persona(Construct):
         baked_applications: Sequence[str] = (),
         launch_applications: Sequence[str] = (),
         config_management_agent: str | None = None,
+        license_references: Mapping[str, str] | None = None,
+        preparation: ImagePreparation | None = None,
         compute_type: str = "STANDARD",
         root_volume_gib: int | None = None,
         user_volume_gib: int | None = None,
@@ -87,6 +106,7 @@ class Persona(Construct):
             pattern=PERSONA_NAME_PATTERN,
             pattern_text="lowercase letters, digits and -, starting with a letter or digit",
         )
+        register_name(problems, self, "persona", "name", name)
         problems.text(
             "image_version",
             image_version,
@@ -96,60 +116,94 @@ class Persona(Construct):
         )
         if not isinstance(design, ImageDesign):
             problems.add("design", design, "ImageDesign.FULLY_BAKED, THIN or ZERO")
-        for field, apps in (
-            ("baked_applications", baked_applications),
-            ("launch_applications", launch_applications),
-        ):
+        baked = check_strings(problems, "baked_applications", baked_applications)
+        launch = check_strings(problems, "launch_applications", launch_applications)
+        for field, apps in (("baked_applications", baked), ("launch_applications", launch)):
             for index, app in enumerate(apps):
                 problems.text(
                     f"{field}[{index}]",
                     app,
                     max_len=64,
                     pattern=APPLICATION_PATTERN,
-                    pattern_text="1-64 of letters, digits, spaces and . _ : / = + @ -",
+                    pattern_text=APPLICATION_TEXT,
                 )
-        if config_management_agent is not None:
+        for app in sorted(set(baked) & set(launch)):
+            problems.add("launch_applications", app, "an application not also baked into the image")
+        agent = config_management_agent
+        if agent is not None:
             problems.text(
                 "config_management_agent",
-                config_management_agent,
+                agent,
                 max_len=64,
                 pattern=APPLICATION_PATTERN,
-                pattern_text="1-64 of letters, digits, spaces and . _ : / = + @ -",
+                pattern_text=APPLICATION_TEXT,
             )
-        if design is ImageDesign.FULLY_BAKED and launch_applications:
+            agent = agent if isinstance(agent, str) else None
+        if design is ImageDesign.FULLY_BAKED and launch:
             problems.add(
                 "launch_applications",
-                list(launch_applications),
+                launch,
                 "none for a fully baked image: bake them in, or choose THIN",
             )
-        if design is ImageDesign.ZERO and baked_applications:
+        if design is ImageDesign.ZERO and baked:
             problems.add(
                 "baked_applications",
-                list(baked_applications),
+                baked,
                 "none for a zero image: deliver them at launch, or choose THIN",
             )
-        if design in (ImageDesign.THIN, ImageDesign.ZERO) and not config_management_agent:
+        if design in (ImageDesign.THIN, ImageDesign.ZERO) and not agent:
             problems.add(
                 "config_management_agent",
                 config_management_agent,
                 f"an agent that delivers the launch applications of a {design.value} image",
             )
-        software = [
-            *baked_applications,
-            *([config_management_agent] if config_management_agent else []),
-        ]
+        licenses = self._check_licenses(problems, license_references, [*baked, *launch])
+        if preparation is not None and not isinstance(preparation, ImagePreparation):
+            problems.add("preparation", preparation, "an ImagePreparation")
+            preparation = None
+        if tags is not None and not (
+            isinstance(tags, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+        ):
+            problems.add("tags", tags, "a mapping of string keys to string values")
+            tags = None
+        software = [*baked, *([agent] if agent else [])]
         self.tags = tagging_policy.tags_for(
-            problems, name=name, version=image_version, software=software, tags=tags or {}
+            problems,
+            name=name if isinstance(name, str) else "",
+            version=image_version if isinstance(image_version, str) else "",
+            software=software,
+            tags=tags or {},
         )
+        scanned: dict[str, str] = {f"tags[{k}]": v for k, v in (tags or {}).items()}
+        scanned.update({f"tag key {k}": k for k in (tags or {})})
+        scanned.update({f"baked_applications[{i}]": a for i, a in enumerate(baked)})
+        scanned.update({f"launch_applications[{i}]": a for i, a in enumerate(launch)})
+        if agent:
+            scanned["config_management_agent"] = agent
+        if preparation is not None:
+            scanned.update(preparation.user_strings())
+        check_no_secrets(problems, scanned)
         problems.raise_if_any()
 
         self.name = name
         self.design = design
         self.image_version = image_version
-        self.baked_applications = tuple(baked_applications)
-        self.launch_applications = tuple(launch_applications)
-        self.config_management_agent = config_management_agent
+        self.baked_applications = tuple(baked)
+        self.launch_applications = tuple(launch)
+        self.config_management_agent = agent
+        self.license_references = licenses
+        self.preparation = preparation
         description = f"{name} {design.value} image version {image_version}"
+        recipe: dict[str, Any] = {
+            "persona": name,
+            "design": design.value,
+            "version": image_version,
+            "baked_applications": list(baked),
+            "config_management_agent": agent,
+        }
+        if preparation is not None:
+            recipe["preparation"] = preparation.recipe()
         self.image = WorkspaceImage(
             self,
             "Image",
@@ -157,13 +211,7 @@ class Persona(Construct):
             description=description,
             template_workspace_id=template_workspace_id,
             persona=name,
-            recipe={
-                "persona": name,
-                "design": design.value,
-                "version": image_version,
-                "baked_applications": list(baked_applications),
-                "config_management_agent": config_management_agent,
-            },
+            recipe=recipe,
             tags=self.tags,
             build_timeout=build_timeout,
             removal_policy=removal_policy,
@@ -180,3 +228,53 @@ class Persona(Construct):
             tags=self.tags,
             removal_policy=removal_policy,
         )
+        self._warn(compute_type)
+
+    def _check_licenses(
+        self, problems: Problems, references: Mapping[str, str] | None, apps: list[str]
+    ) -> dict[str, str]:
+        if references is None:
+            return {}
+        if not isinstance(references, Mapping):
+            problems.add("license_references", references, "a mapping of application to reference")
+            return {}
+        for app, reference in references.items():
+            if app not in apps:
+                problems.add(
+                    f"license_references[{app}]", app, "an application the persona declares"
+                )
+            if not isinstance(reference, str) or not LICENSE_REFERENCE.match(reference):
+                problems.add(
+                    f"license_references[{app}]",
+                    "<redacted>" if isinstance(reference, str) else reference,
+                    "an SSM parameter name (/path) or ARN, or a Secrets Manager secret ARN; "
+                    "never the licence itself",
+                )
+        return dict(references)
+
+    def _warn(self, compute_type: str) -> None:
+        """Lesser problems: CDK warnings, shown by cdk synth and in the review."""
+        notes = Annotations.of(self)
+        smallest = smallest_volumes(compute_type)
+        volumes = (self.bundle.root_volume_gib, self.bundle.user_volume_gib)
+        if volumes != smallest:
+            notes.add_warning_v2(
+                "workspaces-image-bakery:volumes",
+                f"volumes {volumes[0]}/{volumes[1]} GB are above the smallest valid pair "
+                f"{smallest[0]}/{smallest[1]} GB for {compute_type}; the whitepaper advises the "
+                "smallest (users can grow them later)",
+            )
+        if (
+            self.design is ImageDesign.FULLY_BAKED
+            and len(self.baked_applications) > LONG_APPLICATION_LIST
+        ):
+            notes.add_warning_v2(
+                "workspaces-image-bakery:long-application-list",
+                f"a fully baked image with {len(self.baked_applications)} applications; consider "
+                "a thin image that delivers the less common ones at launch",
+            )
+        if not self.tags.get(COMPLIANCE):
+            notes.add_warning_v2(
+                "workspaces-image-bakery:no-compliance-tag",
+                "no Compliance tag: say which compliance requirements the image is built for",
+            )
