@@ -1,5 +1,6 @@
 """workspaces-image-bakery: Amazon WorkSpaces Linux images and bundles as AWS CDK constructs."""
 
+from .checklist import PersonaFacts, Scorecard
 from .constructs import (
     REBUILD_CONTEXT,
     BuildRuntime,
@@ -9,18 +10,28 @@ from .constructs import (
     WorkspaceBundle,
     WorkspaceImage,
 )
+from .preparation import Clipboard, ImagePreparation, OperatingSystem
+from .review import BASELINE_CONTEXT, load_baseline, write_review
 from .stacks import ImageBakeryStack
 from .validation import BakeryValidationError, Problem
 
 __all__ = [
+    "BASELINE_CONTEXT",
     "REBUILD_CONTEXT",
     "BakeryValidationError",
     "BuildRuntime",
+    "Clipboard",
     "ImageBakeryStack",
     "ImageDesign",
+    "ImagePreparation",
+    "OperatingSystem",
     "Persona",
+    "PersonaFacts",
     "Problem",
+    "Scorecard",
     "TaggingPolicy",
     "WorkspaceBundle",
     "WorkspaceImage",
+    "load_baseline",
+    "write_review",
 ]

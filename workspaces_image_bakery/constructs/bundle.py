@@ -11,20 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from constructs import Construct
 
 from ..runtime_assets import contract
-from ..validation import Problems, check_int, register_bundle, register_name
+from ..validation import Problems, register_bundle, register_name
 from .build_runtime import BuildRuntime
-from .compute import (
-    COMPUTE_TYPES,
-    MAX_VOLUME_GIB,
-    RETIRED,
-    smallest_volumes,
-    volume_rule,
-    volumes_valid,
-)
+from .compute import check_compute
 from .image import (
     DESCRIPTION_PATTERN,
     MAX_NAME_LENGTH,
@@ -81,33 +74,11 @@ class WorkspaceBundle(Construct):
             pattern=DESCRIPTION_PATTERN,
             pattern_text="letters, digits, spaces and _ . / ( ) -",
         )
-        if not isinstance(compute_type, str):
-            problems.add("compute_type", compute_type, f"one of {', '.join(COMPUTE_TYPES)}")
-        elif compute_type in RETIRED:
-            problems.add(
-                "compute_type",
-                compute_type,
-                f"a current type; {compute_type} is retired, use {RETIRED[compute_type]}",
-            )
-        elif compute_type not in COMPUTE_TYPES:
-            problems.add("compute_type", compute_type, f"one of {', '.join(COMPUTE_TYPES)}")
         register_name(problems, self, "bundle", "base_name", base_name)
         register_bundle(problems, self, Stack.of(self).region)
-        default_root, default_user = smallest_volumes(str(compute_type))
-        self.root_volume_gib = default_root if root_volume_gib is None else root_volume_gib
-        self.user_volume_gib = default_user if user_volume_gib is None else user_volume_gib
-        sizes_ok = check_int(problems, "root_volume_gib", self.root_volume_gib, 1, MAX_VOLUME_GIB)
-        sizes_ok &= check_int(problems, "user_volume_gib", self.user_volume_gib, 1, MAX_VOLUME_GIB)
-        concrete = not (
-            Token.is_unresolved(self.root_volume_gib) or Token.is_unresolved(self.user_volume_gib)
+        self.root_volume_gib, self.user_volume_gib = check_compute(
+            problems, compute_type, root_volume_gib, user_volume_gib
         )
-        if compute_type in COMPUTE_TYPES and sizes_ok and concrete:
-            problems.check(
-                volumes_valid(compute_type, self.root_volume_gib, self.user_volume_gib),
-                "root_volume_gib/user_volume_gib",
-                f"{self.root_volume_gib}/{self.user_volume_gib}",
-                f"for {compute_type}: {volume_rule(compute_type)} (at most {MAX_VOLUME_GIB} GB)",
-            )
         problems.raise_if_any()
 
         shape = f"{description}|{compute_type}|{self.root_volume_gib}|{self.user_volume_gib}"

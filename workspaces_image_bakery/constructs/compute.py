@@ -8,7 +8,11 @@ grows to at most 2000 GB.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+from aws_cdk import Token
+
+from ..validation import Problems, check_int
 
 GENERAL: Final = ("VALUE", "STANDARD", "PERFORMANCE", "POWER", "POWERPRO")
 GENERAL_PURPOSE: Final = ("GENERALPURPOSE_4XLARGE", "GENERALPURPOSE_8XLARGE")
@@ -71,3 +75,33 @@ def volumes_valid(compute_type: str, root_gib: int, user_gib: int) -> bool:
             return True
         low_root, low_user = 175, 100
     return low_root <= root_gib <= MAX_VOLUME_GIB and low_user <= user_gib <= MAX_VOLUME_GIB
+
+
+def check_compute(
+    problems: Problems, compute_type: Any, root_gib: Any, user_gib: Any
+) -> tuple[Any, Any]:
+    """Check a compute type and its volumes; return the volumes, defaults filled in."""
+    if not isinstance(compute_type, str):
+        problems.add("compute_type", compute_type, f"one of {', '.join(COMPUTE_TYPES)}")
+    elif compute_type in RETIRED:
+        problems.add(
+            "compute_type",
+            compute_type,
+            f"a current type; {compute_type} is retired, use {RETIRED[compute_type]}",
+        )
+    elif compute_type not in COMPUTE_TYPES:
+        problems.add("compute_type", compute_type, f"one of {', '.join(COMPUTE_TYPES)}")
+    default_root, default_user = smallest_volumes(str(compute_type))
+    root = default_root if root_gib is None else root_gib
+    user = default_user if user_gib is None else user_gib
+    sizes_ok = check_int(problems, "root_volume_gib", root, 1, MAX_VOLUME_GIB)
+    sizes_ok &= check_int(problems, "user_volume_gib", user, 1, MAX_VOLUME_GIB)
+    concrete = not (Token.is_unresolved(root) or Token.is_unresolved(user))
+    if compute_type in COMPUTE_TYPES and sizes_ok and concrete:
+        problems.check(
+            volumes_valid(compute_type, root, user),
+            "root_volume_gib/user_volume_gib",
+            f"{root}/{user}",
+            f"for {compute_type}: {volume_rule(compute_type)} (at most {MAX_VOLUME_GIB} GB)",
+        )
+    return root, user

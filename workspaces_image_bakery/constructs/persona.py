@@ -11,13 +11,15 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from aws_cdk import Annotations, Duration, RemovalPolicy
-from constructs import Construct
+import jsii
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from constructs import Construct, IValidation
 
+from ..checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
 from ..preparation import ImagePreparation
 from ..validation import Problems, check_no_secrets, check_strings, register_name
 from .bundle import WorkspaceBundle
-from .compute import smallest_volumes
+from .compute import check_compute, smallest_volumes
 from .image import DEFAULT_BUILD_TIMEOUT, WorkspaceImage
 from .tagging_policy import COMPLIANCE, TaggingPolicy
 
@@ -158,6 +160,7 @@ class Persona(Construct):
                 f"an agent that delivers the launch applications of a {design.value} image",
             )
         licenses = self._check_licenses(problems, license_references, [*baked, *launch])
+        check_compute(problems, compute_type, root_volume_gib, user_volume_gib)
         if preparation is not None and not isinstance(preparation, ImagePreparation):
             problems.add("preparation", preparation, "an ImagePreparation")
             preparation = None
@@ -229,6 +232,28 @@ class Persona(Construct):
             removal_policy=removal_policy,
         )
         self._warn(compute_type)
+        ChecklistGate.ensure(self)
+
+    def facts(self) -> PersonaFacts:
+        """The persona as plain data, for the checklist and the review."""
+        return PersonaFacts(
+            name=self.name,
+            design=self.design.value,
+            image_version=self.image_version,
+            image_name=self.image.image_name,
+            bundle_name=self.bundle.bundle_name,
+            template_workspace_id=self.image.template_workspace_id,
+            baked_applications=self.baked_applications,
+            launch_applications=self.launch_applications,
+            config_management_agent=self.config_management_agent,
+            license_references=dict(self.license_references),
+            preparation=self.preparation,
+            compute_type=self.bundle.compute_type,
+            root_volume_gib=self.bundle.root_volume_gib,
+            user_volume_gib=self.bundle.user_volume_gib,
+            smallest_volumes=smallest_volumes(self.bundle.compute_type),
+            tags=dict(self.tags),
+        )
 
     def _check_licenses(
         self, problems: Problems, references: Mapping[str, str] | None, apps: list[str]
@@ -278,3 +303,37 @@ class Persona(Construct):
                 "workspaces-image-bakery:no-compliance-tag",
                 "no Compliance tag: say which compliance requirements the image is built for",
             )
+
+
+GATE_ID = "ImageDesignChecklist"
+
+
+@jsii.implements(IValidation)
+class ChecklistGate:
+    """Fails synth when a persona of the stack scores below the team's checklist minimum.
+
+    The minimum is the ``workspaces-image-bakery:checklist-minimum`` context value (1-5);
+    without it the checklist only reports.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+
+    @classmethod
+    def ensure(cls, scope: Construct) -> None:
+        """Add the gate to the persona's stack once (a marker construct remembers it)."""
+        stack = Stack.of(scope)
+        if stack.node.try_find_child(GATE_ID) is None:
+            Construct(stack, GATE_ID)
+            stack.node.add_validation(cls(stack))
+
+    def validate(self) -> list[str]:
+        raw = self._stack.node.try_get_context(MINIMUM_CONTEXT)
+        if raw is None:
+            return []
+        try:
+            minimum = float(raw)
+        except (TypeError, ValueError):
+            return [f"{MINIMUM_CONTEXT}={raw!r} is not valid; allowed: a number from 1 to 5"]
+        personas = [c.facts() for c in self._stack.node.find_all() if isinstance(c, Persona)]
+        return Scorecard.of(personas).below(minimum)

@@ -1,0 +1,254 @@
+"""A corpus of bad configurations: each is refused at synth time, naming the exact field.
+
+Every problem of a construct is reported in one error with the construct path, the field,
+the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import Duration
+
+from workspaces_image_bakery import (
+    BakeryValidationError,
+    ImageDesign,
+    ImagePreparation,
+    Persona,
+    TaggingPolicy,
+    WorkspaceBundle,
+    WorkspaceImage,
+)
+
+GOOD: dict[str, Any] = {
+    "name": "developer",
+    "design": ImageDesign.THIN,
+    "image_version": "1.0.0",
+    "template_workspace_id": "ws-dev0template1",
+    "baked_applications": ["git 2.47"],
+    "launch_applications": ["docker-ce"],
+    "config_management_agent": "puppet-agent 8",
+    "tags": {"Role": "development", "Confidentiality": "internal"},
+}
+DEFAULTS = {"Project": "desktops", "CostCenter": "cc-1", "Stage": "dev"}
+
+
+def persona(stack: cdk.Stack | None = None, **overrides: Any) -> Persona:
+    stack = stack or cdk.Stack(cdk.App(), "Corpus")
+    policy = stack.node.try_find_child("Tags") or TaggingPolicy(stack, "Tags", defaults=DEFAULTS)
+    assert isinstance(policy, TaggingPolicy)
+    return Persona(stack, "P", tagging_policy=policy, **{**GOOD, **overrides})
+
+
+def problems_of(**overrides: Any) -> BakeryValidationError:
+    with pytest.raises(BakeryValidationError) as error:
+        persona(**overrides)
+    return error.value
+
+
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+
+CORPUS: list[tuple[str, dict[str, Any], str]] = [
+    ("empty name", {"name": ""}, "name"),
+    ("name too long", {"name": "d" * 33}, "name"),
+    ("name with capitals", {"name": "Developer"}, "name"),
+    ("name with space", {"name": "dev team"}, "name"),
+    ("name not a string", {"name": 42}, "name"),
+    ("version with space", {"image_version": "1 0"}, "image_version"),
+    ("version too long", {"image_version": "1." * 11}, "image_version"),
+    ("empty version", {"image_version": ""}, "image_version"),
+    ("design as a string", {"design": "thin"}, "design"),
+    ("template id without prefix", {"template_workspace_id": "abcdefgh1"}, "template_workspace_id"),
+    ("template id upper case", {"template_workspace_id": "ws-ABCDEFGH1"}, "template_workspace_id"),
+    ("template id too short", {"template_workspace_id": "ws-abc"}, "template_workspace_id"),
+    ("application with comma", {"baked_applications": ["git, svn"]}, "baked_applications[0]"),
+    ("application too long", {"baked_applications": ["a" * 65]}, "baked_applications[0]"),
+    ("applications as a string", {"baked_applications": "git"}, "baked_applications"),
+    ("application not a string", {"launch_applications": [7]}, "launch_applications[0]"),
+    ("baked and launched", {"launch_applications": ["git 2.47"]}, "launch_applications"),
+    ("zero image with baked apps", {"design": ImageDesign.ZERO}, "baked_applications"),
+    (
+        "fully baked with launch apps",
+        {"design": ImageDesign.FULLY_BAKED, "config_management_agent": None},
+        "launch_applications",
+    ),
+    ("thin without agent", {"config_management_agent": None}, "config_management_agent"),
+    ("agent with semicolon", {"config_management_agent": "puppet; rm -rf"}, "config_management_agent"),
+    ("retired GRAPHICS", {"compute_type": "GRAPHICS"}, "compute_type"),
+    ("retired GRAPHICSPRO", {"compute_type": "GRAPHICSPRO"}, "compute_type"),
+    ("unknown compute type", {"compute_type": "HUGE"}, "compute_type"),
+    ("root 80 with user 20", {"user_volume_gib": 20}, "root_volume_gib/user_volume_gib"),
+    ("root 100 on STANDARD", {"root_volume_gib": 100}, "root_volume_gib/user_volume_gib"),
+    ("root above 2000", {"root_volume_gib": 2500, "user_volume_gib": 100}, "root_volume_gib"),
+    ("user above 2000", {"root_volume_gib": 175, "user_volume_gib": 2001}, "user_volume_gib"),
+    ("volume not a number", {"root_volume_gib": "80"}, "root_volume_gib"),
+    (
+        "graphics below 100/100",
+        {"compute_type": "GRAPHICS_G4DN", "root_volume_gib": 80, "user_volume_gib": 10},
+        "root_volume_gib/user_volume_gib",
+    ),
+    (
+        "general purpose below 175",
+        {"compute_type": "GENERALPURPOSE_4XLARGE", "root_volume_gib": 80, "user_volume_gib": 100},
+        "root_volume_gib/user_volume_gib",
+    ),
+    ("missing required Role", {"tags": {"Confidentiality": "internal"}}, "tags[Role]"),
+    ("Stage not allowed", {"tags": {**GOOD["tags"], "Stage": "qa"}}, "tags[Stage]"),
+    ("Confidentiality not allowed", {"tags": {"Role": "r", "Confidentiality": "secret!"}}, "tags[Confidentiality]"),
+    ("derived Name set", {"tags": {**GOOD["tags"], "Name": "x"}}, "tags[Name]"),
+    ("derived Version set", {"tags": {**GOOD["tags"], "Version": "2"}}, "tags[Version]"),
+    ("aws: tag key", {"tags": {**GOOD["tags"], "aws:owner": "me"}}, "tag key"),
+    ("tag key too long", {"tags": {**GOOD["tags"], "k" * 128: "v"}}, "tag key"),
+    ("tag value too long", {"tags": {**GOOD["tags"], "System": "v" * 256}}, "tags[System]"),
+    ("too many tags", {"tags": {**GOOD["tags"], **{f"K{i}": "v" for i in range(45)}}}, "tags"),
+    ("ownership tag key", {"tags": {**GOOD["tags"], "workspaces-image-bakery:stack": "x"}}, "tag key"),
+    ("tags not a mapping", {"tags": ["Role=dev"]}, "tags"),
+    (
+        "Software tag over 255",
+        {"baked_applications": [f"application-{i:02d}-{'x' * 40}" for i in range(6)]},
+        "tags[Software]",
+    ),
+    ("secret in a tag", {"tags": {**GOOD["tags"], "System": AWS_KEY}}, "tags[System]"),
+    (
+        "secret in an install step",
+        {"preparation": ImagePreparation(install_steps=[f"export AWS_ACCESS_KEY_ID={AWS_KEY}"])},
+        "preparation.install_steps[0]",
+    ),
+    (
+        "private key in a validation step",
+        {"preparation": ImagePreparation(validation_steps=["echo '-----BEGIN RSA PRIVATE KEY-----'"])},
+        "preparation.validation_steps[0]",
+    ),
+    (
+        "password in an application entry",
+        {"launch_applications": ["password: Sup3rS3cretPassw0rd"]},
+        "launch_applications[0]",
+    ),
+    ("licence as a literal", {"license_references": {"git 2.47": "ABCD-1234-EFGH"}}, "license_references[git 2.47]"),
+    ("licence for an unknown app", {"license_references": {"photoshop": "/licenses/ps"}}, "license_references[photoshop]"),
+    ("preparation of the wrong type", {"preparation": {"patch_os": True}}, "preparation"),
+    ("build timeout too short", {"build_timeout": Duration.minutes(10)}, "build_timeout"),
+    ("build timeout above 12 h", {"build_timeout": Duration.hours(13)}, "build_timeout"),
+    ("build timeout not a Duration", {"build_timeout": 3600}, "build_timeout"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "overrides", "field"), CORPUS, ids=[c[0] for c in CORPUS])
+def test_bad_configuration_names_the_field(
+    case: str, overrides: dict[str, Any], field: str
+) -> None:
+    error = problems_of(**overrides)
+    assert field in error.fields, (case, str(error))
+    problem = next(p for p in error.problems if p.field == field)
+    assert problem.path.endswith("/P") or "/P/" in problem.path
+    assert problem.allowed
+    assert AWS_KEY not in str(error) and "Sup3rS3cret" not in str(error)
+    assert "ABCD-1234-EFGH" not in str(error)
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CORPUS) >= 40
+
+
+def test_every_problem_comes_in_one_error() -> None:
+    error = problems_of(
+        name="Bad Name",
+        image_version="1 0",
+        compute_type="GRAPHICS",
+        tags={"Confidentiality": "secret!", "aws:x": "y"},
+    )
+    assert {
+        "name",
+        "image_version",
+        "compute_type",
+        "tags[Role]",
+        "tags[Confidentiality]",
+        "tag key",
+    } <= set(error.fields)
+    message = str(error)
+    assert (
+        "Corpus/P: compute_type='GRAPHICS' is not valid; allowed: a current type; GRAPHICS is retired, use GRAPHICS_G4DN"
+        in message
+    )
+
+
+def test_duplicate_persona_names_in_one_app() -> None:
+    app = cdk.App()
+    first = cdk.Stack(app, "One")
+    persona(first)
+    second = cdk.Stack(app, "Two")
+    with pytest.raises(BakeryValidationError) as error:
+        persona(second)
+    assert "name" in error.value.fields
+    assert "used by One/P" in str(error.value)
+
+
+def test_duplicate_bundle_and_image_names_with_the_plain_constructs() -> None:
+    stack = cdk.Stack(cdk.App(), "Plain")
+    image = WorkspaceImage(
+        stack,
+        "I1",
+        base_name="shared",
+        description="d",
+        template_workspace_id="ws-abcdefgh1",
+        persona="p",
+        recipe={},
+        tags={},
+    )
+    WorkspaceBundle(stack, "B1", base_name="shared", description="d", image=image)
+    with pytest.raises(BakeryValidationError) as image_error:
+        WorkspaceImage(
+            stack,
+            "I2",
+            base_name="shared",
+            description="d",
+            template_workspace_id="ws-abcdefgh1",
+            persona="p",
+            recipe={},
+            tags={},
+        )
+    assert image_error.value.fields == ["base_name"]
+    with pytest.raises(BakeryValidationError) as bundle_error:
+        WorkspaceBundle(stack, "B2", base_name="shared", description="d", image=image)
+    assert bundle_error.value.fields == ["base_name"]
+
+
+def test_more_bundles_than_the_region_quota() -> None:
+    stack = cdk.Stack(cdk.App(), "Many", env=cdk.Environment(region="eu-west-1"))
+    for index in range(50):
+        WorkspaceBundle(
+            stack, f"B{index}", base_name=f"b{index}", description="d", image="wsi-0123456789"
+        )
+    with pytest.raises(BakeryValidationError) as error:
+        WorkspaceBundle(stack, "B50", base_name="b50", description="d", image="wsi-0123456789")
+    assert error.value.fields == ["bundles"]
+    assert "at most 50 custom bundles per Region" in str(error.value)
+
+
+def test_tokens_are_skipped_not_rejected() -> None:
+    stack = cdk.Stack(cdk.App(), "Tokens")
+    template_id = cdk.CfnParameter(stack, "TemplateId").value_as_string
+    user = cdk.CfnParameter(stack, "UserGib", type="Number").value_as_number
+    built = persona(stack, template_workspace_id=template_id, user_volume_gib=user)
+    assert built.image.template_workspace_id == template_id
+
+
+def test_descriptions_are_required_on_the_plain_constructs() -> None:
+    stack = cdk.Stack(cdk.App(), "Descriptions")
+    with pytest.raises(BakeryValidationError) as error:
+        WorkspaceBundle(stack, "B", base_name="b", description="", image="wsi-0123456789")
+    assert error.value.fields == ["description"]
+    with pytest.raises(BakeryValidationError) as error:
+        WorkspaceImage(
+            stack,
+            "I",
+            base_name="i",
+            description="has, a comma",
+            template_workspace_id="ws-abcdefgh1",
+            persona="p",
+            recipe={},
+            tags={},
+        )
+    assert error.value.fields == ["description"]
