@@ -108,5 +108,5 @@ def test_scores_per_persona_and_overall_ignore_unassessable_items() -> None:
     assert card.scores["developer"] == 5.0
     assert card.scores["bare"] < 5.0
     assert card.overall == round((card.scores["developer"] + card.scores["bare"]) / 2, 1)
-    assert "2 of 22 items not assessable" in card.summary()
+    assert "2 of 22 items not assessable" in card.summary()  # items 11 and 21
     assert card.below(4.9) and not Scorecard.of([ALIGNED]).below(5.0)

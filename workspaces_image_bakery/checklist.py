@@ -287,10 +287,12 @@ class Scorecard:
 
     def summary(self) -> str:
         parts = ", ".join(f"{n} {s}" for n, s in self.scores.items())
-        unassessable = sum(1 for a in next(iter(self.per_persona.values()), []) if not a.assessable)
+        unassessable = {
+            a.number for items in self.per_persona.values() for a in items if not a.assessable
+        }
         return (
             f"Image design checklist: {self.overall}/5 overall ({parts}); "
-            f"{unassessable} of {len(ITEMS)} items not assessable from code"
+            f"{len(unassessable)} of {len(ITEMS)} items not assessable from code"
         )
 
     def below(self, minimum: float) -> list[str]:
