@@ -57,7 +57,11 @@ NOT_ALIGNED: dict[int, dict[str, Any]] = {
     20: {"preparation": replace(FULL_PREPARATION, remote_assistance_tools=())},
     22: {"tags": {"Role": "dev"}},
 }  # fmt: skip
-NOT_ASSESSABLE_WITHOUT_EVIDENCE = {4: {"license_references": {}}, 11: {}, 21: {}}
+NOT_ASSESSABLE_WITHOUT_EVIDENCE: dict[int, dict[str, Any]] = {
+    4: {"license_references": {}},
+    11: {},
+    21: {},
+}
 ALWAYS_ALIGNED = {13}  # one cdk deploy creates and updates: true of every configuration
 
 

@@ -79,6 +79,35 @@ class ImagePreparation:
     monitoring_agents: Sequence[str] = field(default_factory=tuple)
     remote_assistance_tools: Sequence[str] = field(default_factory=tuple)
 
+    def problems(self) -> list[tuple[str, object, str]]:
+        """(field, value, allowed) for every malformed field."""
+        found: list[tuple[str, object, str]] = []
+        if not isinstance(self.operating_system, OperatingSystem):
+            found.append(
+                ("preparation.operating_system", self.operating_system, "an OperatingSystem")
+            )
+        if not isinstance(self.clipboard, Clipboard):
+            found.append(("preparation.clipboard", self.clipboard, "a Clipboard"))
+        for name in ("patch_os", "pcoip_aes256_only", "remove_user_sudo"):
+            if not isinstance(getattr(self, name), bool):
+                found.append((f"preparation.{name}", getattr(self, name), "True or False"))
+        for name in (
+            "install_steps",
+            "validation_steps",
+            "security_agents",
+            "monitoring_agents",
+            "remote_assistance_tools",
+        ):
+            values = getattr(self, name)
+            if isinstance(values, str) or not isinstance(values, list | tuple):
+                found.append((f"preparation.{name}", values, "a list of strings"))
+            elif not all(isinstance(v, str) and v.strip() for v in values):
+                found.append((f"preparation.{name}", values, "non-empty strings"))
+        agent = self.log_forwarding_agent
+        if agent is not None and not (isinstance(agent, str) and agent.strip()):
+            found.append(("preparation.log_forwarding_agent", agent, "a non-empty string"))
+        return found
+
     def recipe(self) -> dict[str, object]:
         """What of the preparation changes the image: all of it."""
         return {

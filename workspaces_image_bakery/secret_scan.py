@@ -27,7 +27,8 @@ def find_secrets(values: Mapping[str, str]) -> dict[str, list[str]]:
     with tempfile.TemporaryDirectory() as folder:
         # YAML lines: detect-secrets then also applies its keyword detector ("password: ...").
         path = Path(folder) / "inputs.yaml"
-        path.write_text("".join(f"{line}\n" for _, line in lines))
+        text = "".join(f"{line}\n" for _, line in lines)
+        path.write_text(text, encoding="utf-8", errors="replace")
         with default_settings():
             collection = SecretsCollection()
             collection.scan_file(str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,18 @@ from aws_cdk import Token
 from constructs import Construct, IConstruct
 
 from .secret_scan import find_secrets
+
+
+def is_token(value: Any) -> bool:
+    """A CDK token (resolved at deploy time). Only strings and finite numbers can be tokens;
+    anything else is never passed to the CDK, whose JSON bridge cannot carry infinities."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if not isinstance(value, str | int | float):
+        return False
+    return bool(Token.is_unresolved(value))
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,7 @@ class Problems:
         pattern_text: str = "",
     ) -> None:
         """Check a string's length and pattern; a token is left for CloudFormation to resolve."""
-        if value is None or (isinstance(value, str) and Token.is_unresolved(value)):
+        if value is None or (isinstance(value, str) and is_token(value)):
             return
         if not isinstance(value, str):
             self.add(field_name, value, f"a string of {min_len}-{max_len} characters")
@@ -85,7 +98,10 @@ def check_int(problems: Problems, field_name: str, value: Any, low: int, high: i
     if isinstance(value, bool) or not isinstance(value, int | float):
         problems.add(field_name, value, f"a whole number {low}-{high}")
         return False
-    if Token.is_unresolved(value):
+    if not math.isfinite(value):
+        problems.add(field_name, value, f"a whole number {low}-{high}")
+        return False
+    if is_token(value):
         return True
     if value != int(value) or not low <= value <= high:
         problems.add(field_name, value, f"a whole number {low}-{high}")
@@ -143,7 +159,7 @@ def register_name(
     problems: Problems, scope: IConstruct, kind: str, field_name: str, name: str
 ) -> None:
     """Report a second persona, image or bundle with the same name in one app."""
-    if not isinstance(name, str) or Token.is_unresolved(name):
+    if not isinstance(name, str) or is_token(name):
         return
     first = _Registry.of(scope).names.setdefault((kind, name), problems.path)
     if first != problems.path:
@@ -154,7 +170,7 @@ def register_name(
 
 def register_bundle(problems: Problems, scope: IConstruct, region: str) -> None:
     """Report the 51st custom bundle of one Region (the quota is 50 and not adjustable)."""
-    bucket = "the stack's Region" if Token.is_unresolved(region) else region
+    bucket = "the stack's Region" if is_token(region) else region
     paths = _Registry.of(scope).bundles.setdefault(bucket, [])
     if problems.path not in paths:
         paths.append(problems.path)

@@ -8,7 +8,7 @@ run for hours and reports to CloudFormation through a WaitCondition.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -19,6 +19,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
+from ..validation import is_token
 
 RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
 # The state machine's own backstop; each build stops itself at its persona's bound.
@@ -80,11 +81,7 @@ class BuildRuntime(Construct):
         if workspace_id in self._template_workspaces:
             return
         self._template_workspaces.append(workspace_id)
-        arn = (
-            _arn("workspace/*")
-            if Token.is_unresolved(workspace_id)
-            else _arn(f"workspace/{workspace_id}")
-        )
+        arn = _arn("workspace/*") if is_token(workspace_id) else _arn(f"workspace/{workspace_id}")
         if self._template_statement is None:
             start = iam.PolicyStatement(actions=["workspaces:StartWorkspaces"], resources=[arn])
             start_and_snapshot = iam.PolicyStatement(

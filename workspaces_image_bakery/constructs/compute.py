@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from aws_cdk import Token
-
-from ..validation import Problems, check_int
+from ..validation import Problems, check_int, is_token
 
 GENERAL: Final = ("VALUE", "STANDARD", "PERFORMANCE", "POWER", "POWERPRO")
 GENERAL_PURPOSE: Final = ("GENERALPURPOSE_4XLARGE", "GENERALPURPOSE_8XLARGE")
@@ -96,8 +94,7 @@ def check_compute(
     user = default_user if user_gib is None else user_gib
     sizes_ok = check_int(problems, "root_volume_gib", root, 1, MAX_VOLUME_GIB)
     sizes_ok &= check_int(problems, "user_volume_gib", user, 1, MAX_VOLUME_GIB)
-    concrete = not (Token.is_unresolved(root) or Token.is_unresolved(user))
-    if compute_type in COMPUTE_TYPES and sizes_ok and concrete:
+    if sizes_ok and compute_type in COMPUTE_TYPES and not (is_token(root) or is_token(user)):
         problems.check(
             volumes_valid(compute_type, root, user),
             "root_volume_gib/user_volume_gib",

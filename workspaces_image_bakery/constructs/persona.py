@@ -164,6 +164,15 @@ class Persona(Construct):
         if preparation is not None and not isinstance(preparation, ImagePreparation):
             problems.add("preparation", preparation, "an ImagePreparation")
             preparation = None
+        if preparation is not None and preparation.problems():
+            for field, value, allowed in preparation.problems():
+                problems.add(field, value, allowed)
+            preparation = None
+        if not isinstance(removal_policy, RemovalPolicy):
+            problems.add("removal_policy", removal_policy, "RemovalPolicy.DESTROY or RETAIN")
+        if not isinstance(build_timeout, Duration):
+            problems.add("build_timeout", build_timeout, "a Duration of 30 minutes to 12 hours")
+            build_timeout = DEFAULT_BUILD_TIMEOUT
         if tags is not None and not (
             isinstance(tags, Mapping)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
