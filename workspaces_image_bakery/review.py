@@ -31,8 +31,11 @@ def personas_of(scope: IConstruct) -> list[Persona]:
 
 
 def load_baseline(path: str | Path | None) -> dict[str, str] | None:
-    """Persona -> image name in a baseline template file or cloud assembly folder."""
-    if path is None:
+    """Persona -> image name in a baseline template file or cloud assembly folder.
+
+    ``None`` or ``"none"`` means no baseline; so does a path with no template.
+    """
+    if path is None or str(path) == "none":
         return None
     location = Path(path)
     files = sorted(location.glob("*.template.json")) if location.is_dir() else [location]
