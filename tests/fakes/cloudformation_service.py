@@ -6,23 +6,16 @@ parses, for the one stack whose status the test harness sets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
 import boto3
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSResponse
+
+from .transport import response
 
 ENDPOINT = "https://cloudformation.fake.test"
 NAMESPACE = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
 
 
 class FakeCloudFormation:
@@ -58,6 +51,4 @@ class FakeCloudFormation:
             "<ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>"
             "</DescribeStacksResponse>"
         ).encode()
-        headers = HTTPHeaders()
-        headers["Content-Type"] = "text/xml"
-        return AWSResponse(request.url, 200, headers, _Raw(body))
+        return response(request.url, 200, "text/xml", body)

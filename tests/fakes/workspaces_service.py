@@ -17,29 +17,22 @@ import itertools
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.model import ListShape, Shape, StructureShape
+
+from .transport import response
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 OWNER_TAG = "workspaces-image-bakery:stack"
 # An endpoint of its own, so that moto (when active for other services) ignores these calls.
 ENDPOINT = "https://workspaces.fake.test"
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
 
 
 class ServiceError(Exception):
@@ -187,10 +180,7 @@ class FakeWorkSpaces:
         except ServiceError as error:
             body, status = {"__type": error.code, "message": error.message}, error.status
         payload = json.dumps(body, default=_json_default).encode()
-        headers = HTTPHeaders()
-        headers["Content-Type"] = "application/x-amz-json-1.1"
-        headers["x-amzn-RequestId"] = "fake"
-        return AWSResponse(request.url, status, headers, _Raw(payload))
+        return response(request.url, status, "application/x-amz-json-1.1", payload)
 
     def _fault(self, operation: str) -> Fault | None:
         """Raise the injected error now, or return it to raise after the call took effect."""

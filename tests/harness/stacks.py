@@ -52,3 +52,22 @@ def two_personas(
         tags={"Role": "office", "Confidentiality": "internal"},
     )
     return dict(Template.from_stack(stack).to_json())
+
+
+def many_personas(count: int) -> dict[str, Any]:
+    """A stack of `count` fully baked personas, each on its own template WorkSpace."""
+    app = cdk.App()
+    stack = ImageBakeryStack(
+        app, "Scale", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    for index in range(count):
+        stack.add_persona(
+            f"P{index}",
+            name=f"persona-{index}",
+            design=ImageDesign.FULLY_BAKED,
+            image_version="1.0.0",
+            template_workspace_id=f"ws-template{index:04d}",
+            baked_applications=["firefox"],
+            tags={"Role": "r", "Confidentiality": "internal"},
+        )
+    return dict(Template.from_stack(stack).to_json())

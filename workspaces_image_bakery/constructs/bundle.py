@@ -15,16 +15,10 @@ from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from constructs import Construct
 
 from ..runtime_assets import contract
-from ..validation import Problems, register_bundle, register_name
+from ..validation import Problems, register_bundle
 from .build_runtime import BuildRuntime
 from .compute import check_compute
-from .image import (
-    DESCRIPTION_PATTERN,
-    MAX_NAME_LENGTH,
-    NAME_PATTERN,
-    WorkspaceImage,
-    resync_property,
-)
+from .image import MAX_NAME_LENGTH, WorkspaceImage, check_name_and_description, resync_property
 
 SHAPE_CHARS = 6
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - SHAPE_CHARS - 1
@@ -60,21 +54,9 @@ class WorkspaceBundle(Construct):
     ) -> None:
         super().__init__(scope, id_)
         problems = Problems(self.node.path)
-        problems.text(
-            "base_name",
-            base_name,
-            max_len=MAX_BASE_NAME_LENGTH,
-            pattern=NAME_PATTERN,
-            pattern_text="letters, digits and _ . / ( ) -",
+        check_name_and_description(
+            problems, self, "bundle", base_name, MAX_BASE_NAME_LENGTH, description, 255
         )
-        problems.text(
-            "description",
-            description,
-            max_len=255,
-            pattern=DESCRIPTION_PATTERN,
-            pattern_text="letters, digits, spaces and _ . / ( ) -",
-        )
-        register_name(problems, self, "bundle", "base_name", base_name)
         register_bundle(problems, self, Stack.of(self).region)
         self.root_volume_gib, self.user_volume_gib = check_compute(
             problems, compute_type, root_volume_gib, user_volume_gib

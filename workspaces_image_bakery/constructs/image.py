@@ -35,6 +35,33 @@ MAX_NAME_LENGTH = 64
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - FINGERPRINT_CHARS - 1
 
 
+def check_name_and_description(
+    problems: Problems,
+    scope: Construct,
+    kind: str,
+    base_name: str,
+    max_base_name: int,
+    description: str,
+    max_description: int,
+) -> None:
+    """The API's rules for image and bundle names and descriptions; names unique in the app."""
+    problems.text(
+        "base_name",
+        base_name,
+        max_len=max_base_name,
+        pattern=NAME_PATTERN,
+        pattern_text="letters, digits and _ . / ( ) -",
+    )
+    problems.text(
+        "description",
+        description,
+        max_len=max_description,
+        pattern=DESCRIPTION_PATTERN,
+        pattern_text="letters, digits, spaces and _ . / ( ) -",
+    )
+    register_name(problems, scope, kind, "base_name", base_name)
+
+
 def fingerprint(scope: Construct, recipe: Mapping[str, Any]) -> str:
     """A short, stable digest of everything that changes what the image holds."""
     resolved = Stack.of(scope).resolve(dict(recipe))
@@ -85,19 +112,8 @@ class WorkspaceImage(Construct):
     ) -> None:
         super().__init__(scope, id_)
         problems = Problems(self.node.path)
-        problems.text(
-            "base_name",
-            base_name,
-            max_len=MAX_BASE_NAME_LENGTH,
-            pattern=NAME_PATTERN,
-            pattern_text="letters, digits and _ . / ( ) -",
-        )
-        problems.text(
-            "description",
-            description,
-            max_len=256,
-            pattern=DESCRIPTION_PATTERN,
-            pattern_text="letters, digits, spaces and _ . / ( ) -",
+        check_name_and_description(
+            problems, self, "image", base_name, MAX_BASE_NAME_LENGTH, description, 256
         )
         problems.text(
             "template_workspace_id",
@@ -107,7 +123,6 @@ class WorkspaceImage(Construct):
             pattern=WORKSPACE_ID_PATTERN,
             pattern_text="ws- followed by 8-63 lowercase letters or digits",
         )
-        register_name(problems, self, "image", "base_name", base_name)
         if not isinstance(build_timeout, Duration):
             problems.add("build_timeout", build_timeout, "a Duration of 30 minutes to 12 hours")
             build_timeout = DEFAULT_BUILD_TIMEOUT

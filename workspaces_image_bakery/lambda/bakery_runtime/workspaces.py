@@ -7,7 +7,7 @@ is the CloudFormation stack id: a handler adopts only what its own stack created
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -41,17 +41,22 @@ def describe_tags(client: WorkSpacesClient, resource_id: str) -> dict[str, str]:
     return {t["Key"]: t.get("Value", "") for t in response.get("TagList", [])}
 
 
-def images_named(client: WorkSpacesClient, name: str) -> list[WorkspaceImageTypeDef]:
-    """Owned images whose name is `name`, across every page."""
-    found: list[WorkspaceImageTypeDef] = []
-    kwargs: dict[str, Any] = {"ImageType": "OWNED"}
+def _all_pages(call: Callable[..., Any], key: str, **kwargs: Any) -> list[Any]:
+    """Every item of a WorkSpaces list call, following NextToken."""
+    items: list[Any] = []
     while True:
-        page = client.describe_workspace_images(**kwargs)
-        found.extend(i for i in page.get("Images", []) if i.get("Name") == name)
+        page = call(**kwargs)
+        items.extend(page.get(key, []))
         token = page.get("NextToken")
         if not token:
-            return found
+            return items
         kwargs["NextToken"] = token
+
+
+def images_named(client: WorkSpacesClient, name: str) -> list[WorkspaceImageTypeDef]:
+    """Owned images whose name is `name`, across every page."""
+    images = _all_pages(client.describe_workspace_images, "Images", ImageType="OWNED")
+    return [i for i in images if i.get("Name") == name]
 
 
 def image_by_id(client: WorkSpacesClient, image_id: str) -> WorkspaceImageTypeDef | None:
@@ -79,15 +84,8 @@ def owned_image(client: WorkSpacesClient, name: str, owner: str) -> WorkspaceIma
 
 def bundles_named(client: WorkSpacesClient, name: str) -> list[WorkspaceBundleTypeDef]:
     """The account's own custom bundles whose name is `name`, across every page."""
-    found: list[WorkspaceBundleTypeDef] = []
-    kwargs: dict[str, Any] = {}
-    while True:
-        page = client.describe_workspace_bundles(**kwargs)
-        found.extend(b for b in page.get("Bundles", []) if b.get("Name") == name)
-        token = page.get("NextToken")
-        if not token:
-            return found
-        kwargs["NextToken"] = token
+    bundles = _all_pages(client.describe_workspace_bundles, "Bundles")
+    return [b for b in bundles if b.get("Name") == name]
 
 
 def bundle_by_id(client: WorkSpacesClient, bundle_id: str) -> WorkspaceBundleTypeDef | None:
