@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_cdk import Duration
 
 from .harness.stacks import two_personas
 
@@ -33,6 +34,7 @@ def variants() -> dict[str, dict[str, Any]]:
         "tags": two_personas(stage="prod"),
         "compute": two_personas(developer_compute="POWER"),
         "rebuild": two_personas(context={"workspaces-image-bakery:rebuild": "2026-11-patch"}),
+        "timeout": two_personas(developer_build_timeout=Duration.hours(9)),
     }
 
 
@@ -44,10 +46,31 @@ def test_a_new_version_rebuilds_only_that_persona(variants: dict[str, dict[str, 
     assert len(wait_ids(variants["version"]) - wait_ids(variants["base"])) == 2
 
 
-def test_tag_and_compute_changes_do_not_rebuild(variants: dict[str, dict[str, Any]]) -> None:
-    for variant in ("tags", "compute"):
+def test_tag_compute_and_timeout_changes_do_not_rebuild(
+    variants: dict[str, dict[str, Any]],
+) -> None:
+    for variant in ("tags", "compute", "timeout"):
         assert names(variants[variant]) == names(variants["base"])
         assert wait_ids(variants[variant]) == wait_ids(variants["base"])
+
+
+def test_a_timeout_change_leaves_every_wait_condition_as_it_was(
+    variants: dict[str, dict[str, Any]],
+) -> None:
+    def waits(t: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: r
+            for k, r in t["Resources"].items()
+            if r["Type"].startswith("AWS::CloudFormation::Wait")
+        }
+
+    assert waits(variants["timeout"]) == waits(variants["base"])
+    timeouts = {
+        r["Properties"]["Persona"]: r["Properties"]["BuildTimeoutSeconds"]
+        for r in variants["timeout"]["Resources"].values()
+        if r["Type"] == "Custom::WorkSpacesImage"
+    }
+    assert timeouts == {"developer": "32400", "office": "21600"}
 
 
 def test_compute_change_renames_the_bundle_so_it_is_replaced(

@@ -63,7 +63,8 @@ def test_wait_condition_waits_for_its_image_and_bundle_waits_for_the_build(
     images = resources_of(template, "Custom::WorkSpacesImage")
     waits = resources_of(template, "AWS::CloudFormation::WaitCondition")
     for wait in waits.values():
-        assert wait["Properties"]["Timeout"] == "21600"
+        # Never updated (WaitConditions cannot be): the persona's bound is the workflow's.
+        assert wait["Properties"]["Timeout"] == "43200"
         assert wait["Properties"]["Count"] == 1
         assert len(wait["DependsOn"]) == 1 and wait["DependsOn"][0] in images
     bundles = resources_of(template, "Custom::WorkSpacesBundle")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import Duration
 from aws_cdk.assertions import Template
 
 from workspaces_image_bakery import ImageBakeryStack, ImageDesign
@@ -17,6 +18,7 @@ def two_personas(
     stage: str = "dev",
     developer_compute: str = "PERFORMANCE",
     developer_system: str | None = "engineering",
+    developer_build_timeout: Duration | None = None,
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A thin developer persona and a fully baked office persona."""
@@ -36,6 +38,7 @@ def two_personas(
         launch_applications=["docker-ce"],
         config_management_agent="puppet-agent 8",
         compute_type=developer_compute,
+        **({"build_timeout": developer_build_timeout} if developer_build_timeout else {}),
         tags={
             "Role": "development",
             "Confidentiality": "internal",

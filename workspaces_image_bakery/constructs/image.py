@@ -173,8 +173,15 @@ class WorkspaceImage(Construct):
                 **resync_property(self),
             },
         )
+        # A WaitCondition cannot be updated, so its timeout never changes: it is the longest
+        # CloudFormation allows, a backstop. The persona's bound is the workflow's deadline,
+        # which fails the build with a reason before then; changing it updates in place.
         self.wait = cfn.CfnWaitCondition(
-            self, f"BuildWait{short}", handle=handle.ref, timeout=str(int(seconds)), count=1
+            self,
+            f"BuildWait{short}",
+            handle=handle.ref,
+            timeout=str(MAX_BUILD_TIMEOUT_SECONDS),
+            count=1,
         )
         self.wait.node.add_dependency(self.resource)
         self.build_timeout = build_timeout
