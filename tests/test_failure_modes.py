@@ -405,3 +405,29 @@ def test_list_calls_page_through_next_token(templates: Templates) -> None:
         invariants.check(w, foreign=foreign, deployed=templates["v2"])
         cfn.delete_stack()
         invariants.check(w, foreign=foreign)
+
+
+def test_an_image_handed_to_cleanup_is_never_adopted_by_a_later_build(
+    templates: Templates,
+) -> None:
+    with scenario(templates["v1"]) as (w, foreign):
+        cfn = w.cloudformation
+        original = cfn.run_builds
+        cfn.run_builds = lambda pause_at=None: original("WaitForImage")  # type: ignore[method-assign]
+        fails(w, templates["v1"])  # rolled back mid-build: both images PENDING, marked
+        cfn.run_builds = original  # type: ignore[method-assign]
+        pending = [i for i in w.fake.images.values() if i.state == "PENDING"]
+        assert len(pending) == 2
+        assert all("workspaces-image-bakery:cleanup" in w.fake.tags[i.image_id] for i in pending)
+        # A redeploy now (with the template WorkSpaces free again): its builds wait for the
+        # cleanup instead of adopting the half-made images.
+        for workspace in w.fake.workspaces.values():
+            workspace.state = "AVAILABLE"
+        message = fails(w, templates["v1"])
+        assert "is being cleaned up" in message
+        for image in pending:
+            image.polls_left = 1
+        cfn.run_builds()  # the cleanup executions delete the settled images
+        cfn.deploy(templates["v1"])  # and the next deploy builds afresh
+        assert all(i.image_id not in {p.image_id for p in pending} for i in w.fake.images.values())
+        invariants.check(w, foreign=foreign, deployed=templates["v1"])

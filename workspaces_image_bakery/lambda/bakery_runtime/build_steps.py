@@ -126,6 +126,12 @@ def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str,
     """Create the image, or adopt the one this stack already started (a retried step)."""
     client = clients.workspaces
     existing = owned_image(client, build.image_name, build.owner)
+    if existing is not None and c.CLEANUP_TAG_KEY in describe_tags(client, existing["ImageId"]):
+        raise TransientError(
+            f"image {existing['ImageId']} ({build.image_name}) is left from a stopped build and "
+            "is being cleaned up; this build starts when it is gone (deploy again later if it "
+            "takes longer than the workflow's retries)"
+        )
     if existing is not None:
         logger.info("adopting image %s (%s)", existing["ImageId"], build.image_name)
         return {"ImageId": existing["ImageId"]}

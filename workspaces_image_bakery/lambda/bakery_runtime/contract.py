@@ -44,6 +44,9 @@ WAIT_SIGNAL_UNIQUE_ID: Final = "image"
 
 # Tag that marks what a stack created, so a retried event adopts only its own resources.
 OWNER_TAG_KEY: Final = "workspaces-image-bakery:stack"
+# Marks an image a stopped build left PENDING: a cleanup execution will delete it, so no
+# later build may adopt it.
+CLEANUP_TAG_KEY: Final = "workspaces-image-bakery:cleanup"
 
 # Environment variables of the Lambda functions.
 ENV_STATE_MACHINE_ARN: Final = "BUILD_STATE_MACHINE_ARN"

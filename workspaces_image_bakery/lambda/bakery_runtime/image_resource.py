@@ -93,6 +93,9 @@ def cleanup_name(image_id: str) -> str:
 
 def start_cleanup(image_id: str, image_name: str, owner: str, clients: Clients) -> None:
     """Hand a PENDING image to a cleanup execution that deletes it once it settles."""
+    clients.workspaces.create_tags(
+        ResourceId=image_id, Tags=[{"Key": c.CLEANUP_TAG_KEY, "Value": "requested"}]
+    )
     payload = json.dumps(
         {"Cleanup": {"image_id": image_id, "image_name": image_name, "owner": owner}},
         sort_keys=True,

@@ -113,7 +113,8 @@ def sync_tags(
     """
     wanted = {**desired, c.OWNER_TAG_KEY: owner}
     current = describe_tags(client, resource_id)
-    stale = sorted(k for k in current if k not in wanted)
+    kept = {c.CLEANUP_TAG_KEY}
+    stale = sorted(k for k in current if k not in wanted and k not in kept)
     changed = {k: v for k, v in wanted.items() if current.get(k) != v}
     if stale:
         client.delete_tags(ResourceId=resource_id, TagKeys=stale)
