@@ -1,0 +1,62 @@
+"""`pip install` users get the Lambda runtime: the wheel carries it and a stack built from
+the installed package (outside this repository) stages it as the functions' code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROGRAM = """
+import json, pathlib, sys
+import aws_cdk as cdk
+import workspaces_image_bakery as bakery
+assert not bakery.__file__.startswith(sys.argv[2]), bakery.__file__
+app = cdk.App(outdir=sys.argv[1])
+stack = bakery.ImageBakeryStack(app, "Installed", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"})
+stack.add_persona("P", name="p", design=bakery.ImageDesign.FULLY_BAKED, image_version="1",
+                  template_workspace_id="ws-abcdefgh1", tags={"Role": "r", "Confidentiality": "internal"})
+assembly = app.synth()
+staged = [p for p in pathlib.Path(sys.argv[1]).glob("asset.*/bakery_runtime/custom_resource.py")]
+print(len(staged))
+"""
+
+
+def test_the_installed_package_ships_and_stages_the_runtime(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("workspaces_image_bakery-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "workspaces_image_bakery/lambda/bakery_runtime/custom_resource.py" in names
+    assert "workspaces_image_bakery/py.typed" in names
+    assert not [n for n in names if n.startswith("tests/")]
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    result = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(tmp_path / "out"), str(ROOT)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": str(Path(sys.executable).parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "1"  # one asset: both functions share it
