@@ -130,3 +130,31 @@ def test_synth_is_deterministic(reference: tuple[cdk.Stack, Template]) -> None:
     _, template = reference
     _, again = synth_reference()
     assert again.to_json() == template.to_json()
+
+
+def test_cdk_nag_is_clean_with_a_template_workspace_from_a_parameter() -> None:
+    from cdk_nag import AwsSolutionsChecks
+
+    from workspaces_image_bakery import ImageBakeryStack, ImageDesign
+
+    app = cdk.App()
+    stack = ImageBakeryStack(
+        app, "T", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    template_id = cdk.CfnParameter(stack, "TemplateId").value_as_string
+    stack.add_persona(
+        "P",
+        name="p",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1",
+        template_workspace_id=template_id,
+        tags={"Role": "r", "Confidentiality": "internal", "Compliance": "none"},
+    )
+    cdk.Aspects.of(app).add(AwsSolutionsChecks())
+    Template.from_stack(stack).has_resource_properties(
+        "Custom::WorkSpacesImage", {"TemplateWorkspaceId": {"Ref": "TemplateId"}}
+    )
+    errors = Annotations.from_stack(stack).find_error(
+        "*", Match.string_like_regexp("AwsSolutions-.*")
+    )
+    assert errors == []

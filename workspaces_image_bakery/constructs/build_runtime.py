@@ -15,7 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
-from cdk_nag import NagPackSuppression, NagSuppressions
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
@@ -29,6 +29,11 @@ LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 
 def _arn(resource: str) -> str:
     return f"arn:{Aws.PARTITION}:workspaces:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+
+def _finding(resource: str) -> str:
+    """How cdk-nag names a wildcard finding on a WorkSpaces ARN of this account and Region."""
+    return "Resource::arn:<AWS::Partition>:workspaces:<AWS::Region>:<AWS::AccountId>:" + resource
 
 
 class BuildRuntime(Construct):
@@ -49,7 +54,7 @@ class BuildRuntime(Construct):
         super().__init__(scope, id_)
         code = lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=["**/__pycache__"])
         self._template_workspaces: list[str] = []
-        self._template_statement: tuple[iam.PolicyStatement, ...] | None = None
+        self._template_statements: tuple[iam.PolicyStatement, ...] | None = None
 
         self.step_function = self._function(
             "WorkflowStep", code, f"{RUNTIME_PACKAGE}.build_steps.handler", Duration.minutes(2)
@@ -82,17 +87,17 @@ class BuildRuntime(Construct):
             return
         self._template_workspaces.append(workspace_id)
         arn = _arn("workspace/*") if is_token(workspace_id) else _arn(f"workspace/{workspace_id}")
-        if self._template_statement is None:
+        if self._template_statements is None:
             start = iam.PolicyStatement(actions=["workspaces:StartWorkspaces"], resources=[arn])
             start_and_snapshot = iam.PolicyStatement(
                 actions=["workspaces:StartWorkspaces", "workspaces:CreateWorkspaceImage"],
                 resources=[arn],
             )
-            self._template_statement = (start, start_and_snapshot)
+            self._template_statements = (start, start_and_snapshot)
             self.on_event_function.add_to_role_policy(start)
             self.step_function.add_to_role_policy(start_and_snapshot)
         else:
-            for statement in self._template_statement:
+            for statement in self._template_statements:
                 statement.add_resources(arn)
 
     def _function(
@@ -304,12 +309,40 @@ class BuildRuntime(Construct):
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
                     reason=(
-                        "WorkSpaces Describe*, CreateTags, DeleteTags, DescribeTags and "
-                        "DeleteWorkspaceImage support no resource-level permissions; new image "
-                        "and bundle ids are unknown until created; execution ARNs of the one "
-                        "state machine are not known in advance; the Provider framework invokes "
-                        "its on_event function's versions."
+                        "Resource * only for what supports no resource-level permissions "
+                        "(WorkSpaces Describe*, tags, DeleteWorkspaceImage; Step Functions "
+                        "logging and X-Ray)."
                     ),
+                    applies_to=["Resource::*"],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "New image and bundle ids are unknown until created: actions are "
+                        "limited to images and bundles of this account and Region."
+                    ),
+                    applies_to=[_finding("workspaceimage/*"), _finding("workspacebundle/*")],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "A template WorkSpace id given as a token is only known at deploy time."
+                    ),
+                    applies_to=[_finding("workspace/*")],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "Executions of the one build state machine are created per build; the "
+                        "state machine and the Provider invoke their function's versions."
+                    ),
+                    applies_to=[
+                        RegexAppliesTo(regex=r"/^Resource::<[A-Za-z0-9]+\.Arn>:\*$/"),
+                        RegexAppliesTo(
+                            regex=r"/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                            r"<AWS::AccountId>:execution:<[A-Za-z0-9]+\.Name>:\*$/"
+                        ),
+                    ],
                 ),
             ],
             apply_to_children=True,
