@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from .fakes.transport import throttle
 from .harness import invariants
 from .harness.cloudformation import DeployError
 from .harness.stacks import two_personas
@@ -30,6 +31,7 @@ def templates() -> Templates:
         "both": two_personas(developer_version="1.1.0", office_version="1.1.0"),
         "compute": two_personas(developer_compute="POWER"),
         "resync": two_personas(context={"workspaces-image-bakery:resync": "1"}),
+        "tags": two_personas(stage="test"),
     }
 
 
@@ -318,7 +320,7 @@ def test_image_deleted_out_of_band(templates: Templates) -> None:
         (bundle_id,) = [b["id"] for n, b in w.bundles().items() if n.startswith("developer-")]
         image_id = w.fake.bundles[bundle_id].image_id
         del w.fake.bundles[bundle_id], w.fake.images[image_id]  # both, as AWS requires
-        message = fails(w, templates["v2-tags"].copy() if False else two_personas(stage="test"))
+        message = fails(w, templates["tags"])
         assert "no longer exists" in message and "rebuild" in message
         w.cloudformation.deploy(templates["v2"])  # a new version builds it again
         invariants.check(w, foreign=foreign, deployed=templates["v2"])
@@ -431,3 +433,24 @@ def test_an_image_handed_to_cleanup_is_never_adopted_by_a_later_build(
         cfn.deploy(templates["v1"])  # and the next deploy builds afresh
         assert all(i.image_id not in {p.image_id for p in pending} for i in w.fake.images.values())
         invariants.check(w, foreign=foreign, deployed=templates["v1"])
+
+
+@pytest.mark.parametrize("operation", ["StartExecution", "ListExecutions", "StopExecution"])
+def test_step_functions_throttling_is_retried(templates: Templates, operation: str) -> None:
+    with scenario(templates["v1"]) as (w, foreign):
+        w.cloudformation.deploy(templates["v1"])
+        throttle(w.clients.stepfunctions, operation, times=4)
+        w.cloudformation.deploy(templates["v2"])
+        invariants.check(w, foreign=foreign, deployed=templates["v2"])
+
+
+def test_cloudformation_throttling_is_retried(templates: Templates) -> None:
+    with scenario(templates["v1"]) as (w, foreign):
+        w.cloudformation.deploy(templates["v1"])
+        (bundle_id,) = [b["id"] for n, b in w.bundles().items() if n.startswith("developer-")]
+        image_id = w.fake.bundles[bundle_id].image_id
+        del w.fake.bundles[bundle_id], w.fake.images[image_id]
+        throttle(w.clients.cloudformation, "DescribeStacks", times=4)
+        fails(w, templates["tags"])  # the rollback asks DescribeStacks, through the throttling
+        assert w.cloudformation.status.calls >= 1
+        invariants.check(w, foreign=foreign)

@@ -22,3 +22,30 @@ def response(url: str, status: int, content_type: str, body: bytes) -> AWSRespon
     headers["Content-Type"] = content_type
     headers["x-amzn-RequestId"] = "fake"
     return AWSResponse(url, status, headers, _Raw(body))
+
+
+def throttle(client: Any, operation: str, times: int) -> None:
+    """The next `times` calls of `operation` on `client` are throttled, as AWS does under load.
+
+    Registered ahead of moto or a fake, so later calls reach them; botocore parses the
+    error from the service's own protocol (JSON for Step Functions, XML for CloudFormation).
+    """
+    service = client.meta.service_model
+    event = f"before-send.{service.service_id.hyphenize()}.{operation}"
+    left = [times]
+
+    def answer(request: Any, **_: Any) -> AWSResponse | None:
+        if left[0] <= 0:
+            return None
+        left[0] -= 1
+        if service.protocol == "query":
+            body = (
+                b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                b"<Message>Rate exceeded</Message></Error><RequestId>fake</RequestId>"
+                b"</ErrorResponse>"
+            )
+            return response(request.url, 400, "text/xml", body)
+        body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+        return response(request.url, 400, "application/x-amz-json-1.0", body)
+
+    client.meta.events.register_first(event, answer)

@@ -83,7 +83,7 @@ def world(
             fake.add_workspace(workspace_id)
         if foreign:
             fake.add_foreign()
-        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        sfn = boto3.client("stepfunctions", region_name="us-east-1", config=RETRY_CONFIG)
         definition = asl.definition_from_template(state_machine(template))
         arn = sfn.create_state_machine(
             name="ImageBuild",
