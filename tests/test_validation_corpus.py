@@ -252,3 +252,9 @@ def test_descriptions_are_required_on_the_plain_constructs() -> None:
             tags={},
         )
     assert error.value.fields == ["description"]
+
+
+def test_malformed_preparation_never_echoes_its_content() -> None:
+    error = problems_of(preparation=ImagePreparation(install_steps=f"export KEY={AWS_KEY}"))  # type: ignore[arg-type]
+    assert "preparation.install_steps" in error.fields
+    assert AWS_KEY not in str(error) and "<str>" in str(error)

@@ -164,9 +164,11 @@ class Persona(Construct):
         if preparation is not None and not isinstance(preparation, ImagePreparation):
             problems.add("preparation", preparation, "an ImagePreparation")
             preparation = None
-        if preparation is not None and preparation.problems():
-            for field, value, allowed in preparation.problems():
-                problems.add(field, value, allowed)
+        malformed = preparation.problems() if preparation is not None else []
+        for field, value, allowed in malformed:
+            # Only the type: a malformed step may still hold a secret.
+            problems.add(field, f"<{type(value).__name__}>", allowed)
+        if malformed:
             preparation = None
         if not isinstance(removal_policy, RemovalPolicy):
             problems.add("removal_policy", removal_policy, "RemovalPolicy.DESTROY or RETAIN")
@@ -177,7 +179,9 @@ class Persona(Construct):
             isinstance(tags, Mapping)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
         ):
-            problems.add("tags", tags, "a mapping of string keys to string values")
+            problems.add(
+                "tags", f"<{type(tags).__name__}>", "a mapping of string keys to string values"
+            )
             tags = None
         software = [*baked, *([agent] if agent else [])]
         self.tags = tagging_policy.tags_for(
