@@ -255,6 +255,24 @@ def test_descriptions_are_required_on_the_plain_constructs() -> None:
 
 
 def test_malformed_preparation_never_echoes_its_content() -> None:
-    error = problems_of(preparation=ImagePreparation(install_steps=f"export KEY={AWS_KEY}"))  # type: ignore[arg-type]
+    error = problems_of(preparation=ImagePreparation(install_steps=f"export KEY={AWS_KEY}"))
     assert "preparation.install_steps" in error.fields
     assert AWS_KEY not in str(error) and "<str>" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("props", "field"),
+    [
+        ({"defaults": {"Project": 7}}, "defaults"),
+        ({"defaults": {"Name": "x"}}, "defaults[Name]"),
+        ({"defaults": {"Owner": AWS_KEY}}, "defaults[Owner]"),
+        ({"required": "Role"}, "required"),
+        ({"allowed_values": {"Stage": "prod"}}, "allowed_values"),
+        ({"allowed_values": {"aws:stage": ["x"]}}, "tag key"),
+    ],
+)
+def test_bad_tagging_policy_names_the_field(props: dict[str, Any], field: str) -> None:
+    with pytest.raises(BakeryValidationError) as error:
+        TaggingPolicy(cdk.Stack(cdk.App(), "Policy"), "Tags", **props)
+    assert field in error.value.fields
+    assert AWS_KEY not in str(error.value)

@@ -14,7 +14,7 @@ from typing import Final
 from constructs import Construct
 
 from ..runtime_assets import contract
-from ..validation import Problems
+from ..validation import Problems, check_no_secrets
 
 NAME: Final = "Name"
 VERSION: Final = "Version"
@@ -69,18 +69,35 @@ class TaggingPolicy(Construct):
         allowed_values: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__(scope, id_)
+        problems = Problems(self.node.path)
+        allowed = DEFAULT_ALLOWED if allowed_values is None else allowed_values
+        if not _is_text_mapping(defaults or {}):
+            problems.add("defaults", f"<{type(defaults).__name__}>", "a mapping of str to str")
+            defaults = None
+        if isinstance(required, str) or not all(isinstance(k, str) for k in required):
+            problems.add("required", required, "a list of tag keys")
+            required = ()
+        if not isinstance(allowed, Mapping) or not all(
+            isinstance(k, str)
+            and not isinstance(v, str)
+            and all(isinstance(item, str) for item in v)
+            for k, v in allowed.items()
+        ):
+            problems.add("allowed_values", allowed, "a mapping of tag key to a list of values")
+            allowed = {}
         self.defaults = dict(defaults or {})
         self.required = tuple(required)
-        self.allowed_values = {
-            k: tuple(v)
-            for k, v in (DEFAULT_ALLOWED if allowed_values is None else allowed_values).items()
-        }
-        problems = Problems(self.node.path)
+        self.allowed_values = {k: tuple(v) for k, v in allowed.items()}
         for key in self.defaults:
             if key in DERIVED_TAGS:
                 problems.add(f"defaults[{key}]", self.defaults[key], f"no value: {key} is derived")
+            elif len(self.defaults[key]) > MAX_VALUE_LENGTH:
+                problems.add(
+                    f"defaults[{key}]", self.defaults[key], f"at most {MAX_VALUE_LENGTH} characters"
+                )
         for key in (*self.defaults, *self.required, *self.allowed_values):
             _check_key(problems, "tag key", key)
+        check_no_secrets(problems, {f"defaults[{k}]": v for k, v in self.defaults.items()})
         problems.raise_if_any()
 
     def tags_for(
@@ -116,6 +133,12 @@ class TaggingPolicy(Construct):
                 "tags", f"{len(merged)} tags", f"at most {limit} (one is the ownership tag)"
             )
         return merged
+
+
+def _is_text_mapping(value: object) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
 
 
 def _check_key(problems: Problems, field: str, key: str) -> None:
