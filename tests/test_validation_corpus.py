@@ -42,6 +42,18 @@ def persona(stack: cdk.Stack | None = None, **overrides: Any) -> Persona:
     return Persona(stack, "P", tagging_policy=policy, **{**GOOD, **overrides})
 
 
+def image(stack: cdk.Stack, id_: str, **overrides: Any) -> WorkspaceImage:
+    props: dict[str, Any] = {
+        "base_name": "shared",
+        "description": "d",
+        "template_workspace_id": "ws-abcdefgh1",
+        "persona": "p",
+        "recipe": {},
+        "tags": {},
+    }
+    return WorkspaceImage(stack, id_, **{**props, **overrides})
+
+
 def problems_of(**overrides: Any) -> BakeryValidationError:
     with pytest.raises(BakeryValidationError) as error:
         persona(**overrides)
@@ -187,31 +199,13 @@ def test_duplicate_persona_names_in_one_app() -> None:
 
 def test_duplicate_bundle_and_image_names_with_the_plain_constructs() -> None:
     stack = cdk.Stack(cdk.App(), "Plain")
-    image = WorkspaceImage(
-        stack,
-        "I1",
-        base_name="shared",
-        description="d",
-        template_workspace_id="ws-abcdefgh1",
-        persona="p",
-        recipe={},
-        tags={},
-    )
-    WorkspaceBundle(stack, "B1", base_name="shared", description="d", image=image)
+    first = image(stack, "I1")
+    WorkspaceBundle(stack, "B1", base_name="shared", description="d", image=first)
     with pytest.raises(BakeryValidationError) as image_error:
-        WorkspaceImage(
-            stack,
-            "I2",
-            base_name="shared",
-            description="d",
-            template_workspace_id="ws-abcdefgh1",
-            persona="p",
-            recipe={},
-            tags={},
-        )
+        image(stack, "I2")
     assert image_error.value.fields == ["base_name"]
     with pytest.raises(BakeryValidationError) as bundle_error:
-        WorkspaceBundle(stack, "B2", base_name="shared", description="d", image=image)
+        WorkspaceBundle(stack, "B2", base_name="shared", description="d", image=first)
     assert bundle_error.value.fields == ["base_name"]
 
 
@@ -241,16 +235,7 @@ def test_descriptions_are_required_on_the_plain_constructs() -> None:
         WorkspaceBundle(stack, "B", base_name="b", description="", image="wsi-0123456789")
     assert error.value.fields == ["description"]
     with pytest.raises(BakeryValidationError) as error:
-        WorkspaceImage(
-            stack,
-            "I",
-            base_name="i",
-            description="has, a comma",
-            template_workspace_id="ws-abcdefgh1",
-            persona="p",
-            recipe={},
-            tags={},
-        )
+        image(stack, "I", base_name="i", description="has, a comma")
     assert error.value.fields == ["description"]
 
 

@@ -285,32 +285,23 @@ class CloudFormation:
         for logical_id in reversed(touched):
             resource_type = self.types[logical_id]
             current_physical = self.stack.physical[logical_id]
-            if logical_id not in before.physical:
-                self.send_event(
-                    "Delete",
-                    logical_id,
-                    resource_type,
-                    self.stack.sent[logical_id],
-                    physical_id=current_physical,
-                )
-                continue
-            old_physical = before.physical[logical_id]
-            if current_physical != old_physical:
-                # Replaced: the old resource is untouched; delete the new one.
-                self.send_event(
-                    "Delete",
-                    logical_id,
-                    resource_type,
-                    self.stack.sent[logical_id],
-                    physical_id=current_physical,
-                )
-            else:
+            if before.physical.get(logical_id) == current_physical:
+                # Updated in place: CloudFormation sends the old properties back.
                 self.send_event(
                     "Update",
                     logical_id,
                     resource_type,
                     before.sent[logical_id],
                     old_properties=self.stack.sent[logical_id],
+                    physical_id=current_physical,
+                )
+            else:
+                # Created, or replaced (the old resource is untouched): delete the new one.
+                self.send_event(
+                    "Delete",
+                    logical_id,
+                    resource_type,
+                    self.stack.sent[logical_id],
                     physical_id=current_physical,
                 )
         self.stack = before
