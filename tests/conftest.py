@@ -14,11 +14,13 @@ LAMBDA_DIR = ROOT / "workspaces_image_bakery" / "lambda"
 if str(LAMBDA_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDA_DIR))
 
-# No AWS account here: every client talks to a fake or to moto.
+# No AWS account here: every client talks to a fake or to moto. The runtime's functions
+# act for the stack in their configuration: the test stack (harness.cloudformation.STACK_ID).
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
     AWS_DEFAULT_REGION="us-east-1",
+    OWNER_STACK_ID="arn:aws:cloudformation:us-east-1:123456789012:stack/WorkSpacesImageBakery/1111-2222",
 )
 os.environ.pop("AWS_PROFILE", None)
 

@@ -89,53 +89,6 @@ def test_a_hand_edited_template_creates_nothing() -> None:
         assert w.fake.calls == []
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    requests: ClassVar[list[dict[str, Any]]] = []
-
-    def do_PUT(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.requests.append(
-            {"path": self.path, "content_type": self.headers.get("Content-Type"), "body": body}
-        )
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def signal_server() -> Iterator[str]:
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/handle?X-Amz-Signature=secret"
-    finally:
-        server.shutdown()
-
-
-def test_signal_is_a_put_with_an_empty_content_type(signal_server: str) -> None:
-    _Recorder.requests.clear()
-    wait_condition.signal(signal_server, success=True, reason="built", data="wsi-0123456789")
-    (request,) = _Recorder.requests
-    assert request["path"].startswith("/handle?")
-    assert not request["content_type"]
-    assert json.loads(request["body"]) == {
-        "Status": "SUCCESS",
-        "Reason": "built",
-        "UniqueId": contract.WAIT_SIGNAL_UNIQUE_ID,
-        "Data": "wsi-0123456789",
-    }
-
-
-def test_an_unreachable_handle_is_transient_and_does_not_show_the_url() -> None:
-    url = "http://127.0.0.1:9/handle?X-Amz-Signature=supersecret"
-    with pytest.raises(TransientError) as error:
-        wait_condition.signal(url, success=False, reason="x")
-    assert "supersecret" not in str(error.value)
-
-
 def test_pre_signed_urls_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     template = two_personas()
     caplog.set_level(logging.INFO)  # the level the handlers set in Lambda
@@ -150,9 +103,10 @@ def test_pre_signed_urls_never_reach_the_logs(caplog: pytest.LogCaptureFixture) 
 
 
 def test_handler_entry_points_exist() -> None:
-    from bakery_runtime import build_steps, custom_resource
+    from bakery_runtime import build_steps, build_watch, custom_resource
 
     assert callable(custom_resource.on_event)
     assert callable(build_steps.handler)
+    assert callable(build_watch.handler)
     runtime = Path(build_steps.__file__).parent
     assert not list(runtime.glob("test*")), "tests must not ship in the Lambda asset"

@@ -16,7 +16,7 @@ from bakery_runtime.errors import BuildFailed
 from moto import mock_aws
 
 from .harness import asl
-from .harness.cloudformation import STACK_ID, Signals
+from .harness.cloudformation import STACK_ID, Signals, handle_url
 from .harness.stacks import two_personas
 from .harness.world import state_machine
 
@@ -64,10 +64,9 @@ def build_for(workspace_id: str) -> BuildRequest:
         template_workspace_id=workspace_id,
         persona="developer",
         tags={"Name": "developer", "Version": "1.0.0"},
-        owner=STACK_ID,
         deadline=10_000,
         bound_seconds=21_600,
-        wait_handle="https://signal.example/moto",
+        wait_handle=handle_url("Moto"),
     )
 
 
@@ -82,7 +81,7 @@ def test_the_deployed_workflow_builds_an_image_in_moto(
 
     run = asl.run(definition, {"Build": build_for(workspace_id).to_input()}, invoke, asl.Clock(0))
     assert run.status == "SUCCEEDED"
-    (signal,) = signals.received["https://signal.example/moto"]
+    (signal,) = signals.received[handle_url("Moto")]
     assert signal["Status"] == "SUCCESS"
     image_id = signal["Data"]
     (image,) = clients.workspaces.describe_workspace_images(ImageIds=[image_id])["Images"]
@@ -100,7 +99,7 @@ def test_the_deployed_workflow_builds_an_image_in_moto(
         clients,
         now=0,
     )
-    assert again == {"ImageId": image_id}
+    assert again == {"ImageId": image_id, "Status": contract.STATUS_CREATED}
     assert len(clients.workspaces.describe_workspace_images()["Images"]) == 1
 
 

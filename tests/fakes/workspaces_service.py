@@ -231,6 +231,11 @@ class FakeWorkSpaces:
                 workspace.describes_until_available -= 1
                 if workspace.describes_until_available <= 0:
                     workspace.state = "AVAILABLE"
+            if workspace.state == "SUSPENDED":
+                # Time passes while the WorkSpace is imaged: its image moves on.
+                for image in list(self.images.values()):
+                    if image.workspace_id == workspace.workspace_id:
+                        self._advance(image)
             if workspace.settles_after is not None:
                 # Busy (rebuilding, in maintenance, being modified) for a number of describes.
                 workspace.settles_after -= 1

@@ -11,9 +11,11 @@ ones a Delete, and replaced physical resources are deleted.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,17 @@ from ..fakes.cloudformation_service import FakeCloudFormation
 from . import asl
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/WorkSpacesImageBakery/1111-2222"
+WAIT_HOST = "https://cloudformation-waitcondition-us-east-1.s3.us-east-1.amazonaws.com"
+
+
+def handle_url(logical_id: str, stack_id: str = STACK_ID) -> str:
+    """A WaitCondition handle's pre-signed URL as CloudFormation makes it (README: Safety)."""
+    return (
+        f"{WAIT_HOST}/{quote(stack_id, safe='/')}/{logical_id}"
+        f"?X-Amz-Expires=86399&X-Amz-Signature={hashlib.sha256(logical_id.encode()).hexdigest()}"
+    )
+
+
 ORDER = (
     "AWS::CloudFormation::WaitConditionHandle",
     "Custom::WorkSpacesImage",
@@ -246,7 +259,7 @@ class CloudFormation:
         kind = resource["Type"]
         self.types[logical_id] = kind
         if kind == "AWS::CloudFormation::WaitConditionHandle":
-            self.stack.physical.setdefault(logical_id, f"https://signal.example/{uuid.uuid4()}")
+            self.stack.physical.setdefault(logical_id, handle_url(logical_id))
             return
         if kind == "AWS::CloudFormation::WaitCondition":
             if logical_id not in waits:

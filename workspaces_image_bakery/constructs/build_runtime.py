@@ -9,6 +9,8 @@ run for hours and reports to CloudFormation through a WaitCondition.
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -22,6 +24,19 @@ from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
 from ..validation import is_token
 
 RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
+# The asset holds the runtime's Python source files and nothing else (no caches from tests
+# or type checks), so its hash changes only when the code does.
+ASSET_EXCLUDE = [
+    "*",
+    ".*",
+    f"!{RUNTIME_PACKAGE}",
+    f"{RUNTIME_PACKAGE}/*",
+    f"{RUNTIME_PACKAGE}/.*",
+    f"!{RUNTIME_PACKAGE}/*.py",
+]
+# The ownership tag condition every scoped WorkSpaces permission carries.
+OWNER_TAG_CONDITION = f"aws:ResourceTag/{contract.OWNER_TAG_KEY}"
+OWNER_REQUEST_TAG = f"aws:RequestTag/{contract.OWNER_TAG_KEY}"
 # The state machine's own backstop; each build stops itself at its persona's bound.
 WORKFLOW_TIMEOUT = Duration.hours(13)
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
@@ -52,7 +67,7 @@ class BuildRuntime(Construct):
 
     def __init__(self, scope: Construct, id_: str) -> None:
         super().__init__(scope, id_)
-        code = lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=["**/__pycache__"])
+        code = lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=ASSET_EXCLUDE)
         self._template_workspaces: list[str] = []
         self._template_statements: tuple[iam.PolicyStatement, ...] | None = None
 
@@ -66,11 +81,21 @@ class BuildRuntime(Construct):
         self.on_event_function.add_environment(
             contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn
         )
+        self.watch_function = self._function(
+            "BuildWatch", code, f"{RUNTIME_PACKAGE}.build_watch.handler", Duration.minutes(1)
+        )
+        self.watch_function.add_environment(
+            contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn
+        )
+        self.build_watch_rule = self._watch_rule()
         self._grant()
         self.provider = cr.Provider(
             self,
             "Provider",
             on_event_handler=self.on_event_function,
+            # The framework logs each whole event (properties included) at INFO, and on a
+            # timeout the response URL too: keep its log level pinned above that.
+            framework_lambda_logging_level=lambda_.ApplicationLogLevel.FATAL,
             log_group=logs.LogGroup(
                 self, "ProviderLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
             ),
@@ -103,6 +128,7 @@ class BuildRuntime(Construct):
     def _function(
         self, id_: str, code: lambda_.Code, handler: str, timeout: Duration
     ) -> lambda_.Function:
+        """One of the runtime's functions; each acts only for the stack in its environment."""
         return lambda_.Function(
             self,
             id_,
@@ -112,6 +138,7 @@ class BuildRuntime(Construct):
             handler=handler,
             timeout=timeout,
             memory_size=256,
+            environment={contract.ENV_OWNER_STACK_ID: Aws.STACK_ID},
             log_group=logs.LogGroup(
                 self, f"{id_}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
             ),
@@ -150,12 +177,16 @@ class BuildRuntime(Construct):
     def _state_machine(self) -> sfn.StateMachine:
         status = {"Status.$": "$.Payload.Status"}
         check = self._step("CheckTemplate", contract.STEP_CHECK_TEMPLATE, status)
-        create = self._step("Image", contract.STEP_CREATE_IMAGE, {"ImageId.$": "$.Payload.ImageId"})
+        create = self._step(
+            "Image",
+            contract.STEP_CREATE_IMAGE,
+            {"ImageId.$": "$.Payload.ImageId", "Status.$": "$.Payload.Status"},
+        )
         poll = self._step("PollImage", contract.STEP_POLL_IMAGE, status)
         succeed = self._step("SignalSuccess", contract.STEP_SIGNAL_SUCCESS, None)
         report = self._step("SignalFailure", contract.STEP_SIGNAL_FAILURE, None)
         failed = sfn.Fail(
-            self, "BuildFailed", error=contract.ERROR_BUILD_FAILED, cause="see the stack event"
+            self, "BuildFailed", error=contract.ERROR_BUILD_REPORTED, cause="see the stack event"
         )
         report.next(failed)
         for task in (check, create, poll, succeed):
@@ -185,7 +216,15 @@ class BuildRuntime(Construct):
             sfn.Choice(self, "TemplateReady?")
             .when(
                 sfn.Condition.string_equals("$.CheckTemplate.Status", contract.STATUS_READY),
-                create.next(wait_image),
+                create.next(
+                    # Another build is imaging the same template WorkSpace: wait for it.
+                    sfn.Choice(self, "TemplateBusy?")
+                    .when(
+                        sfn.Condition.string_equals("$.Image.Status", contract.STATUS_BUSY),
+                        wait_template,
+                    )
+                    .otherwise(wait_image)
+                ),
             )
             .otherwise(wait_template)
         )
@@ -238,35 +277,90 @@ class BuildRuntime(Construct):
         )
         return wait
 
+    def _watch_rule(self) -> events.Rule:
+        """Every build that ends without reporting reaches the build watch within minutes."""
+        rule = events.Rule(
+            self,
+            "BuildEnded",
+            description="Image builds that ended without reporting to CloudFormation",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[contract.EXECUTION_STATUS_CHANGE],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": list(contract.EXECUTION_ENDED_STATUSES),
+                },
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.watch_function, retry_attempts=20, max_event_age=Duration.hours(2)
+            )
+        )
+        return rule
+
     def _grant(self) -> None:
-        describe = iam.PolicyStatement(
-            # These actions support no resource-level permissions (Service Authorization Reference).
+        """Least privilege, as far as the Service Authorization Reference allows (README)."""
+        owner_is_this_stack = {"StringEquals": {OWNER_TAG_CONDITION: Aws.STACK_ID}}
+        tagged_for_this_stack = {"StringEquals": {OWNER_REQUEST_TAG: Aws.STACK_ID}}
+        reads = iam.PolicyStatement(
+            # These actions support no resource types (Service Authorization Reference).
             actions=[
                 "workspaces:DescribeWorkspaces",
                 "workspaces:DescribeWorkspaceImages",
                 "workspaces:DescribeWorkspaceBundles",
                 "workspaces:DescribeTags",
-                "workspaces:CreateTags",
-                "workspaces:DeleteTags",
-                # The Administration Guide lists no resource-level permissions for it either.
-                "workspaces:DeleteWorkspaceImage",
             ],
             resources=["*"],
         )
+        # CreateTags and DeleteTags support no resource types either, only request keys: the
+        # ownership tag may be written with this stack's id only, and never removed.
+        tag_writes = iam.PolicyStatement(
+            actions=["workspaces:CreateTags"],
+            resources=["*"],
+            conditions={"StringEqualsIfExists": {OWNER_REQUEST_TAG: Aws.STACK_ID}},
+        )
+        tag_removals = iam.PolicyStatement(
+            actions=["workspaces:DeleteTags"],
+            resources=["*"],
+            conditions={"ForAllValues:StringNotEquals": {"aws:TagKeys": [contract.OWNER_TAG_KEY]}},
+        )
+        delete_image = iam.PolicyStatement(
+            actions=["workspaces:DeleteWorkspaceImage"],
+            resources=[_arn("workspaceimage/*")],
+            conditions=owner_is_this_stack,
+        )
         new_image = iam.PolicyStatement(
-            actions=["workspaces:CreateWorkspaceImage"], resources=[_arn("workspaceimage/*")]
+            actions=["workspaces:CreateWorkspaceImage"],
+            resources=[_arn("workspaceimage/*")],
+            conditions=tagged_for_this_stack,
         )
-        bundles = iam.PolicyStatement(
-            actions=[
-                "workspaces:CreateWorkspaceBundle",
-                "workspaces:UpdateWorkspaceBundle",
-                "workspaces:DeleteWorkspaceBundle",
-            ],
-            resources=[_arn("workspacebundle/*"), _arn("workspaceimage/*")],
+        new_bundle = iam.PolicyStatement(
+            actions=["workspaces:CreateWorkspaceBundle"],
+            resources=[_arn("workspacebundle/*")],
+            conditions=tagged_for_this_stack,
         )
-        for statement in (describe, new_image):
+        own_bundles = iam.PolicyStatement(
+            actions=["workspaces:UpdateWorkspaceBundle", "workspaces:DeleteWorkspaceBundle"],
+            resources=[_arn("workspacebundle/*")],
+            conditions=owner_is_this_stack,
+        )
+        # The image side of a bundle call: the handler verifies the image before it calls.
+        bundle_images = iam.PolicyStatement(
+            actions=["workspaces:CreateWorkspaceBundle", "workspaces:UpdateWorkspaceBundle"],
+            resources=[_arn("workspaceimage/*")],
+        )
+        for statement in (reads, delete_image, new_image):
             self.step_function.add_to_role_policy(statement)
-        for statement in (describe, bundles):
+        for statement in (
+            reads,
+            tag_writes,
+            tag_removals,
+            delete_image,
+            new_bundle,
+            own_bundles,
+            bundle_images,
+        ):
             self.on_event_function.add_to_role_policy(statement)
         self.state_machine.grant_start_execution(self.on_event_function)
         # Tells a rollback from an update (a resource deleted out of band is then not an error).
@@ -280,18 +374,17 @@ class BuildRuntime(Construct):
                 actions=["states:ListExecutions"], resources=[self.state_machine.state_machine_arn]
             )
         )
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         self.on_event_function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["states:StopExecution"],
-                resources=[
-                    Stack.of(self).format_arn(
-                        service="states",
-                        resource="execution",
-                        resource_name=f"{self.state_machine.state_machine_name}:*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
+            iam.PolicyStatement(actions=["states:StopExecution"], resources=[executions])
+        )
+        self.watch_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
         )
 
     def _suppress_nag(self) -> None:
@@ -309,9 +402,9 @@ class BuildRuntime(Construct):
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
                     reason=(
-                        "Resource * only for what supports no resource-level permissions "
-                        "(WorkSpaces Describe*, tags, DeleteWorkspaceImage; Step Functions "
-                        "logging and X-Ray)."
+                        "Resource * only for what supports no resource types (WorkSpaces "
+                        "Describe*, and CreateTags/DeleteTags, limited by request-tag "
+                        "conditions instead; Step Functions logging and X-Ray)."
                     ),
                     applies_to=["Resource::*"],
                 ),
@@ -319,7 +412,8 @@ class BuildRuntime(Construct):
                     id="AwsSolutions-IAM5",
                     reason=(
                         "New image and bundle ids are unknown until created: actions are "
-                        "limited to images and bundles of this account and Region."
+                        "limited to images and bundles of this account and Region, and by "
+                        "the ownership tag where the service supports it."
                     ),
                     applies_to=[_finding("workspaceimage/*"), _finding("workspacebundle/*")],
                 ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .errors import TransientError
+from . import contract as c
+from .errors import BuildFailed, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -54,10 +56,31 @@ class Clients:
     )
 
 
+def owner() -> str:
+    """The id of the stack this runtime belongs to, from the function's own configuration.
+
+    Every ownership decision (adopt, tag, delete) uses it; an event or a workflow input
+    that names another owner is never believed.
+    """
+    value = os.environ.get(c.ENV_OWNER_STACK_ID, "")
+    if not value.startswith("arn:"):
+        raise BuildFailed(
+            f"the runtime's {c.ENV_OWNER_STACK_ID} is not set to its stack's id; redeploy the stack"
+        )
+    return value
+
+
+def account_of(stack_id: str) -> str:
+    """The account id in a stack ARN (arn:partition:cloudformation:region:account:stack/...)."""
+    parts = stack_id.split(":")
+    return parts[4] if len(parts) > 5 else ""
+
+
 def rolling_back(clients: Clients, stack_id: str) -> bool:
-    """True while CloudFormation rolls the stack back (the event itself does not say)."""
-    try:
-        stacks = clients.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
-    except ClientError:
-        return False
+    """True while CloudFormation rolls the stack back (the event itself does not say).
+
+    A failed look-up is an error, never "not rolling back": on that path a handler would
+    start a build.
+    """
+    stacks = clients.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
     return bool(stacks) and stacks[0]["StackStatus"].endswith("ROLLBACK_IN_PROGRESS")

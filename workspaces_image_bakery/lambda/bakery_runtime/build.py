@@ -7,31 +7,35 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from . import contract as c
 from .properties import ImageProperties
 
 # The workflow gives up this long before CloudFormation's WaitCondition times out, so the
-# stack event carries the workflow's own reason instead of a bare timeout.
-DEADLINE_MARGIN_SECONDS = 300
+# stack event carries the workflow's own reason instead of a bare timeout. It is longer
+# than the longest Wait between two deadline checks, plus room for the failure signal.
+DEADLINE_MARGIN_SECONDS = 2 * max(c.IMAGE_POLL_SECONDS, c.TEMPLATE_POLL_SECONDS) + 60
 
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """Everything the workflow steps need; travels as the execution input's "Build"."""
+    """Everything the workflow steps need; travels as the execution input's "Build".
+
+    Anyone who may start an execution can write this input, so nothing here decides
+    ownership: the owner is the runtime's own configuration (:func:`aws.owner`), and the
+    wait handle is checked to be one of that stack's handles before it is signalled.
+    """
 
     image_name: str
     description: str
     template_workspace_id: str
     persona: str
     tags: dict[str, str]
-    owner: str
     deadline: int
     bound_seconds: int
     wait_handle: str
 
     @classmethod
-    def for_image(
-        cls, props: ImageProperties, owner: str, now: float | None = None
-    ) -> BuildRequest:
+    def for_image(cls, props: ImageProperties, now: float | None = None) -> BuildRequest:
         start = int(time.time() if now is None else now)
         return cls(
             image_name=props.image_name,
@@ -39,7 +43,6 @@ class BuildRequest:
             template_workspace_id=props.template_workspace_id,
             persona=props.persona,
             tags=dict(props.tags),
-            owner=owner,
             deadline=start + props.build_timeout_seconds - DEADLINE_MARGIN_SECONDS,
             bound_seconds=props.build_timeout_seconds,
             wait_handle=props.wait_handle,
@@ -56,7 +59,6 @@ class BuildRequest:
             template_workspace_id=str(data["template_workspace_id"]),
             persona=str(data["persona"]),
             tags={str(k): str(v) for k, v in dict(data["tags"]).items()},
-            owner=str(data["owner"]),
             deadline=int(data["deadline"]),
             bound_seconds=int(data["bound_seconds"]),
             wait_handle=str(data["wait_handle"]),

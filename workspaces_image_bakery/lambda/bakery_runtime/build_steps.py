@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from . import contract as c
 from . import wait_condition
-from .aws import Clients, error_code, error_message, raise_if_transient
+from .aws import Clients, error_code, error_message, owner, raise_if_transient
 from .build import BuildRequest
 from .errors import BuildFailed, TransientError
 from .properties import tag_list
@@ -52,6 +52,9 @@ STEP_TITLES = {
     c.STEP_SIGNAL_FAILURE: "reporting failure to CloudFormation",
     c.STEP_CLEANUP_IMAGE: "cleaning up an unfinished image",
 }
+# Executions that end with these errors reported to CloudFormation themselves (the failure
+# signal ran, or the stack stopped them): the end-of-execution rule leaves them alone.
+REPORTED_ERRORS = frozenset({c.ERROR_BUILD_FAILED, c.ERROR_STACK_OPERATION, "CleanupFailed"})
 
 
 def _check_deadline(build: BuildRequest, now: float, what: str) -> None:
@@ -123,24 +126,42 @@ def check_template(build: BuildRequest, clients: Clients, now: float) -> dict[st
 
 
 def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str, Any]:
-    """Create the image, or adopt the one this stack already started (a retried step)."""
+    """Create the image, or adopt the one this build already started (a retried step).
+
+    Returns Status BUSY, with no image, when the template WorkSpace is being imaged by
+    another build (two personas on one template): the workflow waits for the template and
+    tries again, within the build's deadline.
+    """
     client = clients.workspaces
-    existing = owned_image(client, build.image_name, build.owner)
+    stack = owner()
+    existing = owned_image(client, build.image_name, stack)
     if existing is not None and c.CLEANUP_TAG_KEY in describe_tags(client, existing["ImageId"]):
         raise TransientError(
             f"image {existing['ImageId']} ({build.image_name}) is left from a stopped build and "
             "is being cleaned up; this build starts when it is gone (deploy again later if it "
             "takes longer than the workflow's retries)"
         )
+    if existing is not None and existing.get("State") == "ERROR":
+        # Never adopt a failed image: remove it, then build afresh.
+        try:
+            client.delete_workspace_image(ImageId=existing["ImageId"])
+        except ClientError as error:
+            raise BuildFailed(
+                f"image {existing['ImageId']} ({build.image_name}) is left in ERROR by an earlier "
+                f"attempt and could not be deleted ({error_code(error)}: "
+                f"{error_message(error)}); delete it, then deploy again"
+            ) from None
+        logger.info("deleted image %s left in ERROR by an earlier attempt", existing["ImageId"])
+        existing = None
     if existing is not None:
         logger.info("adopting image %s (%s)", existing["ImageId"], build.image_name)
-        return {"ImageId": existing["ImageId"]}
+        return {"ImageId": existing["ImageId"], "Status": c.STATUS_CREATED}
     try:
         created = client.create_workspace_image(
             Name=build.image_name,
             Description=build.description,
             WorkspaceId=build.template_workspace_id,
-            Tags=tag_list({**build.tags, c.OWNER_TAG_KEY: build.owner}),  # type: ignore[arg-type]
+            Tags=tag_list({**build.tags, c.OWNER_TAG_KEY: stack}),  # type: ignore[arg-type]
         )
     except ClientError as error:
         code = error_code(error)
@@ -150,12 +171,23 @@ def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str,
                 f"{error_message(error)}); delete unused images or request a higher "
                 "'Images' quota in Service Quotas"
             ) from None
-        if code in ("InvalidResourceStateException", "ResourceAlreadyExistsException"):
-            # The template changed state since the check, or a retried call raced another.
+        if code == "InvalidResourceStateException":
+            # The template changed state since the check: most often another build images it,
+            # or this one did and its answer was lost (botocore retried the call).
+            mine = owned_image(client, build.image_name, stack)
+            if mine is not None:
+                logger.info("adopting image %s (%s)", mine["ImageId"], build.image_name)
+                return {"ImageId": mine["ImageId"], "Status": c.STATUS_CREATED}
+            logger.info(
+                "template WorkSpace %s is busy (%s); waiting", build.template_workspace_id, code
+            )
+            return {"ImageId": "", "Status": c.STATUS_BUSY}
+        if code == "ResourceAlreadyExistsException":
+            # A retried call raced another.
             raise TransientError(f"{code}: {error_message(error)}") from None
         raise
     logger.info("creating image %s (%s)", created["ImageId"], build.image_name)
-    return {"ImageId": created["ImageId"]}
+    return {"ImageId": created["ImageId"], "Status": c.STATUS_CREATED}
 
 
 def poll_image(build: BuildRequest, clients: Clients, now: float, image_id: str) -> dict[str, Any]:
@@ -179,6 +211,7 @@ def signal_success(
 ) -> dict[str, Any]:
     wait_condition.signal(
         build.wait_handle,
+        owner=owner(),
         success=True,
         reason=f"image {build.image_name} is AVAILABLE",
         data=image_id,
@@ -205,26 +238,32 @@ def signal_failure(
 ) -> dict[str, Any]:
     """Tell CloudFormation why, after deleting an image that ended in ERROR."""
     reason = f"persona {build.persona}: image build failed: {failure_reason(error)}"
+    stack = owner()
     try:
-        image = owned_image(clients.workspaces, build.image_name, build.owner)
+        image = owned_image(clients.workspaces, build.image_name, stack)
         if image is not None and image.get("State") == "ERROR":
             clients.workspaces.delete_workspace_image(ImageId=image["ImageId"])
             reason += f" (the failed image {image['ImageId']} was deleted)"
     except (ClientError, BuildFailed) as cleanup_error:
         logger.warning("could not clean up image %s: %s", build.image_name, cleanup_error)
-    wait_condition.signal(build.wait_handle, success=False, reason=reason, send=send)
+    wait_condition.signal(build.wait_handle, owner=stack, success=False, reason=reason, send=send)
     return {"Reason": reason}
 
 
 def cleanup_image(cleanup: Mapping[str, Any], clients: Clients) -> dict[str, Any]:
-    """Delete an image a stopped build left PENDING, once it is no longer PENDING."""
+    """Delete an image a stopped build left PENDING, once it is no longer PENDING.
+
+    The image id comes from the execution's input: only an image that carries both this
+    stack's ownership tag (the runtime's own configuration) and the cleanup mark is deleted.
+    """
     client = clients.workspaces
     image_id = str(cleanup["image_id"])
     image = image_by_id(client, image_id)
     if image is None:
         return {"Status": c.STATUS_DONE}
-    if describe_tags(client, image_id).get(c.OWNER_TAG_KEY) != cleanup["owner"]:
-        logger.warning("image %s is not this stack's; not deleting it", image_id)
+    tags = describe_tags(client, image_id)
+    if tags.get(c.OWNER_TAG_KEY) != owner() or c.CLEANUP_TAG_KEY not in tags:
+        logger.warning("image %s is not an image this stack marked for cleanup; kept", image_id)
         return {"Status": c.STATUS_DONE}
     if image.get("State") == "PENDING":
         return {"Status": c.STATUS_WAIT}

@@ -13,11 +13,18 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from .aws import Clients, error_code, error_message
+from .aws import Clients, error_code, error_message, owner
 from .errors import BuildFailed, InvalidPropertiesError
 from .events import ResourceEvent
 from .properties import BundleProperties, tag_list
-from .workspaces import bundle_by_id, bundles_named, describe_tags, sync_tags
+from .workspaces import (
+    bundle_by_id,
+    bundles_named,
+    describe_tags,
+    mark_kept,
+    sync_tags,
+    verify_image,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_workspaces import WorkSpacesClient
@@ -33,10 +40,35 @@ def _result(bundle_id: str, props: BundleProperties) -> dict[str, Any]:
     }
 
 
-def _point_at_image(clients: Clients, bundle_id: str, current_image: str, image_id: str) -> None:
-    if current_image != image_id:
-        clients.workspaces.update_workspace_bundle(BundleId=bundle_id, ImageId=image_id)
-        logger.info("bundle %s now uses image %s (was %s)", bundle_id, image_id, current_image)
+def check_image(event: ResourceEvent, props: BundleProperties, clients: Clients) -> None:
+    """Before a bundle is created on, or moved to, an image: it must be the right image."""
+    try:
+        verify_image(
+            clients.workspaces,
+            props.image_id,
+            owner=owner(),
+            expected_name=props.expected_image_name,
+            built_here=props.image_from_build,
+        )
+    except BuildFailed as wrong:
+        raise BuildFailed(
+            f"{event.where} ({props.bundle_name}): refusing image {props.image_id}: {wrong}"
+        ) from None
+
+
+def _point_at_image(
+    event: ResourceEvent,
+    props: BundleProperties,
+    clients: Clients,
+    bundle_id: str,
+    current_image: str,
+) -> None:
+    if current_image != props.image_id:
+        check_image(event, props, clients)
+        clients.workspaces.update_workspace_bundle(BundleId=bundle_id, ImageId=props.image_id)
+        logger.info(
+            "bundle %s now uses image %s (was %s)", bundle_id, props.image_id, current_image
+        )
 
 
 def create_bundle(
@@ -46,8 +78,9 @@ def create_bundle(
     adopted = _adopt(event, props, clients)
     if adopted is not None:
         return adopted
+    check_image(event, props, clients)
     try:
-        created = _create(clients.workspaces, props, event.stack_id)
+        created = _create(clients.workspaces, props, owner())
     except ClientError as error:
         code = error_code(error)
         if code == "ResourceLimitExceededException":
@@ -70,22 +103,23 @@ def _adopt(
 ) -> dict[str, Any] | None:
     """The result for the same-named bundle this stack made; an error for a foreign one."""
     client = clients.workspaces
+    stack = owner()
     for bundle in bundles_named(client, props.bundle_name):
-        if describe_tags(client, bundle["BundleId"]).get(c.OWNER_TAG_KEY) != event.stack_id:
+        if describe_tags(client, bundle["BundleId"]).get(c.OWNER_TAG_KEY) != stack:
             raise BuildFailed(
                 f"{event.where}: a bundle named {props.bundle_name} already exists "
                 f"({bundle['BundleId']}) and is not managed by this stack; it is left alone. "
                 "Choose another bundle name or delete that bundle"
             )
         logger.info("adopting bundle %s (%s)", bundle["BundleId"], props.bundle_name)
-        _point_at_image(clients, bundle["BundleId"], bundle.get("ImageId", ""), props.image_id)
-        sync_tags(client, bundle["BundleId"], props.tags, event.stack_id)
+        _point_at_image(event, props, clients, bundle["BundleId"], bundle.get("ImageId", ""))
+        sync_tags(client, bundle["BundleId"], props.tags, stack)
         return _result(bundle["BundleId"], props)
     return None
 
 
 def _create(
-    client: WorkSpacesClient, props: BundleProperties, owner: str
+    client: WorkSpacesClient, props: BundleProperties, stack: str
 ) -> WorkspaceBundleTypeDef:
     return client.create_workspace_bundle(
         BundleName=props.bundle_name,
@@ -94,7 +128,7 @@ def _create(
         ComputeType={"Name": props.compute_type},  # type: ignore[typeddict-item]
         RootStorage={"Capacity": str(props.root_volume_gib)},
         UserStorage={"Capacity": str(props.user_volume_gib)},
-        Tags=tag_list({**props.tags, c.OWNER_TAG_KEY: owner}),  # type: ignore[arg-type]
+        Tags=tag_list({**props.tags, c.OWNER_TAG_KEY: stack}),  # type: ignore[arg-type]
     )["WorkspaceBundle"]
 
 
@@ -113,8 +147,8 @@ def update_bundle(
         # Deleted outside CloudFormation: make a new one (CloudFormation then forgets the old id).
         logger.warning("bundle %s is gone; creating %s again", bundle_id, props.bundle_name)
         return create_bundle(event, props, clients)
-    _point_at_image(clients, bundle_id, bundle.get("ImageId", ""), props.image_id)
-    sync_tags(clients.workspaces, bundle_id, props.tags, event.stack_id)
+    _point_at_image(event, props, clients, bundle_id, bundle.get("ImageId", ""))
+    sync_tags(clients.workspaces, bundle_id, props.tags, owner())
     return _result(bundle_id, props)
 
 
@@ -122,11 +156,12 @@ def delete_bundle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
     bundle_id = event.physical_id or ""
     if not bundle_id.startswith("wsb-"):
         return {"PhysicalResourceId": bundle_id}  # a create that failed before it made one
-    owner = describe_tags(clients.workspaces, bundle_id).get(c.OWNER_TAG_KEY)
-    if owner is None:
+    stack = owner()
+    tagged = describe_tags(clients.workspaces, bundle_id).get(c.OWNER_TAG_KEY)
+    if tagged is None:
         logger.info("bundle %s is already gone", bundle_id)
         return {"PhysicalResourceId": bundle_id}
-    if owner != event.stack_id:
+    if tagged != stack:
         logger.warning("bundle %s belongs to another stack; not deleting it", bundle_id)
         return {"PhysicalResourceId": bundle_id}
     try:
@@ -136,7 +171,12 @@ def delete_bundle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
         if code == "ResourceNotFoundException":
             return {"PhysicalResourceId": bundle_id}
         if code == "ResourceAssociatedException":
-            logger.warning("bundle %s is still in use and is kept: %s", bundle_id, error)
+            # WorkSpaces launched from the bundle still exist (AWS: delete them first).
+            mark_kept(
+                clients.workspaces,
+                bundle_id,
+                "in use by WorkSpaces when its stack deleted it: delete by hand once free",
+            )
             return {"PhysicalResourceId": bundle_id}
         raise
     logger.info("deleted bundle %s", bundle_id)

@@ -28,6 +28,9 @@ COMPUTE_TYPE: Final = "ComputeType"
 ROOT_VOLUME_GIB: Final = "RootVolumeGib"
 USER_VOLUME_GIB: Final = "UserVolumeGib"
 IMAGE_BUILD_RESULT: Final = "ImageBuildResult"
+# The name the bound image must have (the image resource's name); absent for a bundle bound
+# to an image id given directly.
+EXPECTED_IMAGE_NAME: Final = "ExpectedImageName"
 
 # Both resources: a value that changes only when the user asks for it (a context value),
 # so that a deploy re-applies the declared tags without rebuilding anything.
@@ -47,9 +50,15 @@ OWNER_TAG_KEY: Final = "workspaces-image-bakery:stack"
 # Marks an image a stopped build left PENDING: a cleanup execution will delete it, so no
 # later build may adopt it.
 CLEANUP_TAG_KEY: Final = "workspaces-image-bakery:cleanup"
+# Marks an image or bundle that CloudFormation deleted while it was still in use: it is kept
+# (the delete reports success so the stack operation can finish) and the value says why.
+KEPT_TAG_KEY: Final = "workspaces-image-bakery:kept"
 
 # Environment variables of the Lambda functions.
 ENV_STATE_MACHINE_ARN: Final = "BUILD_STATE_MACHINE_ARN"
+# The id of the stack that owns the runtime: the only owner the handlers act for. It comes
+# from the function's configuration, never from an event or a workflow's input.
+ENV_OWNER_STACK_ID: Final = "OWNER_STACK_ID"
 
 # Step names the state machine passes to the workflow Lambda.
 STEP_CHECK_TEMPLATE: Final = "check_template"
@@ -58,16 +67,30 @@ STEP_POLL_IMAGE: Final = "poll_image"
 STEP_SIGNAL_SUCCESS: Final = "signal_success"
 STEP_SIGNAL_FAILURE: Final = "signal_failure"
 STEP_CLEANUP_IMAGE: Final = "cleanup_image"
+# Not a state of the workflow: the EventBridge rule on the workflow's executions that ended
+# without reporting (stopped, timed out, failed outside a catch) invokes the step function
+# with an event of this detail-type.
+EXECUTION_STATUS_CHANGE: Final = "Step Functions Execution Status Change"
+EXECUTION_ENDED_STATUSES: Final = ("FAILED", "TIMED_OUT", "ABORTED")
 
 # Values the workflow Lambda returns in "Status" for the state machine's Choice states.
 STATUS_READY: Final = "READY"
 STATUS_WAIT: Final = "WAIT"
 STATUS_AVAILABLE: Final = "AVAILABLE"
 STATUS_DONE: Final = "DONE"
+# The template WorkSpace is being imaged by another build: wait for it, then try again.
+STATUS_BUSY: Final = "BUSY"
+STATUS_CREATED: Final = "CREATED"
 
 # Error names (Python exception class names) the state machine matches in Retry/Catch.
 ERROR_BUILD_FAILED: Final = "BuildFailed"
 ERROR_TRANSIENT: Final = "TransientError"
+# The error of the workflow's final Fail state, reached only after the failure signal was
+# sent: an execution that ends with any other error did not report, and the build watch
+# reports for it.
+ERROR_BUILD_REPORTED: Final = "BuildFailedAndReported"
+# The error a stop of a build by the image resource (stack delete or rollback) carries.
+ERROR_STACK_OPERATION: Final = "StackOperation"
 
 # Seconds between polls.
 TEMPLATE_POLL_SECONDS: Final = 60

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from . import bundle_resource, image_resource
 from . import contract as c
-from .aws import Clients, error_code, error_message
+from .aws import Clients, error_code, error_message, owner
 from .errors import BuildFailed
 from .events import ResourceEvent
 
@@ -35,6 +35,12 @@ def dispatch(raw: Mapping[str, Any], clients: Clients) -> dict[str, Any]:
     if handle is None:
         raise ValueError(
             f"unknown resource type {event.resource_type}; expected {sorted(_HANDLERS)}"
+        )
+    if event.stack_id != owner():
+        # Only the runtime's own stack sends its events; anything else is a direct invoke.
+        raise BuildFailed(
+            f"{event.where}: the event names stack {event.stack_id or 'none'}, not the stack "
+            "this runtime belongs to; nothing was done"
         )
     try:
         return handle(event, clients)

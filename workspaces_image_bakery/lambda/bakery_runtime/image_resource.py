@@ -17,13 +17,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from .aws import Clients, error_code, rolling_back
+from .aws import Clients, error_code, owner, rolling_back
 from .build import BuildRequest
 from .build_steps import inspect_template
 from .errors import BuildFailed
 from .events import ResourceEvent
 from .properties import ImageProperties
-from .workspaces import owned_image, sync_tags
+from .workspaces import mark_kept, owned_image, sync_tags
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def start_build(event: ResourceEvent, props: ImageProperties, clients: Clients) 
         inspect_template(clients.workspaces, props.template_workspace_id)
     except BuildFailed as failure:
         raise BuildFailed(f"{event.where} (persona {props.persona}): {failure}") from None
-    build = BuildRequest.for_image(props, owner=event.stack_id)
+    build = BuildRequest.for_image(props)
     name = execution_name(event, props.image_name)
     payload = json.dumps({"Build": build.to_input()}, sort_keys=True)
     try:
@@ -78,7 +78,7 @@ def stop_builds(event: ResourceEvent, image_name: str, clients: Clients) -> list
             if execution["name"].startswith(prefix):
                 clients.stepfunctions.stop_execution(
                     executionArn=execution["executionArn"],
-                    error="StackOperation",
+                    error=c.ERROR_STACK_OPERATION,
                     cause=f"CloudFormation is deleting {event.where} ({image_name})",
                 )
                 stopped.append(execution["executionArn"])
@@ -91,15 +91,12 @@ def cleanup_name(image_id: str) -> str:
     return f"cleanup-{image_id}"
 
 
-def start_cleanup(image_id: str, image_name: str, owner: str, clients: Clients) -> None:
+def start_cleanup(image_id: str, image_name: str, clients: Clients) -> None:
     """Hand a PENDING image to a cleanup execution that deletes it once it settles."""
     clients.workspaces.create_tags(
         ResourceId=image_id, Tags=[{"Key": c.CLEANUP_TAG_KEY, "Value": "requested"}]
     )
-    payload = json.dumps(
-        {"Cleanup": {"image_id": image_id, "image_name": image_name, "owner": owner}},
-        sort_keys=True,
-    )
+    payload = json.dumps({"Cleanup": {"image_id": image_id, "image_name": image_name}})
     try:
         clients.stepfunctions.start_execution(
             stateMachineArn=state_machine_arn(), name=cleanup_name(image_id), input=payload
@@ -113,7 +110,7 @@ def start_cleanup(image_id: str, image_name: str, owner: str, clients: Clients) 
 def delete_image(event: ResourceEvent, image_name: str, clients: Clients) -> None:
     """Delete the image this stack created; anything already gone or foreign is left alone."""
     try:
-        image = owned_image(clients.workspaces, image_name, event.stack_id)
+        image = owned_image(clients.workspaces, image_name, owner())
     except BuildFailed as foreign:
         logger.warning("not deleting: %s", foreign)
         return
@@ -121,18 +118,23 @@ def delete_image(event: ResourceEvent, image_name: str, clients: Clients) -> Non
         logger.info("image %s is already gone", image_name)
         return
     if image.get("State") == "PENDING":
-        start_cleanup(image["ImageId"], image_name, event.stack_id, clients)
+        start_cleanup(image["ImageId"], image_name, clients)
         return
     try:
         clients.workspaces.delete_workspace_image(ImageId=image["ImageId"])
     except ClientError as error:
         code = error_code(error)
         if code == "InvalidResourceStateException":
-            start_cleanup(image["ImageId"], image_name, event.stack_id, clients)
+            start_cleanup(image["ImageId"], image_name, clients)
             return
         if code == "ResourceAssociatedException":
-            # In use by a bundle the stack does not manage: keep it rather than fail.
-            logger.warning("image %s (%s) is in use and is kept", image["ImageId"], image_name)
+            # In use by a bundle the stack does not manage, or shared: keep it rather than fail
+            # the stack operation, and say so where an operator looks.
+            mark_kept(
+                clients.workspaces,
+                image["ImageId"],
+                "in use by a bundle or shared when its stack deleted it: delete by hand once free",
+            )
             return
         raise
     logger.info("deleted image %s (%s)", image["ImageId"], image_name)
@@ -148,14 +150,18 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
 
     props = ImageProperties.parse(event.properties, event.where)
     data = {c.ATTR_IMAGE_NAME: props.image_name}
+    stack = owner()
+    replaced = event.request_type == "Update" and event.physical_id != props.image_name
+    if replaced and rolling_back(clients, stack):
+        return roll_back_to(event, props, clients)
     if event.request_type == "Create" or event.physical_id != props.image_name:
         # New resource, or a new recipe: a new image (CloudFormation deletes the old one later).
         data[c.ATTR_EXECUTION_ARN] = start_build(event, props, clients)
         return {"PhysicalResourceId": props.image_name, "Data": data}
 
     # Same recipe: only tags (or the build bound) changed. Update tags in place.
-    image = owned_image(clients.workspaces, props.image_name, event.stack_id)
-    if image is None and rolling_back(clients, event.stack_id):
+    image = owned_image(clients.workspaces, props.image_name, stack)
+    if image is None and rolling_back(clients, stack):
         logger.warning("image %s is gone; nothing to roll back", props.image_name)
         return {"PhysicalResourceId": props.image_name, "Data": data}
     if image is None:
@@ -164,5 +170,27 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
             "CloudFormation). Change the persona's image version or deploy with the rebuild "
             "context value to build it again"
         )
-    sync_tags(clients.workspaces, image["ImageId"], props.tags, event.stack_id)
+    sync_tags(clients.workspaces, image["ImageId"], props.tags, stack)
     return {"PhysicalResourceId": props.image_name, "Data": data}
+
+
+def roll_back_to(event: ResourceEvent, props: ImageProperties, clients: Clients) -> dict[str, Any]:
+    """A rollback sends the replaced resource its old properties: answer with the old image.
+
+    Never a build, never a look at the template WorkSpace: the old image either still
+    exists (it is kept until the update completes) or the rollback cannot restore it.
+    """
+    image = owned_image(clients.workspaces, props.image_name, owner())
+    if image is None or image.get("State") != "AVAILABLE":
+        state = "gone" if image is None else f"{image.get('State')}"
+        raise BuildFailed(
+            f"{event.where}: rolling back to image {props.image_name}, which is {state}; no "
+            "image is built during a rollback. Finish the rollback with `aws cloudformation "
+            f"continue-update-rollback --stack-name <stack> --resources-to-skip "
+            f"{event.logical_id}` and deploy again (README: Failure modes)"
+        )
+    logger.info("rollback: image %s (%s) is kept", image["ImageId"], props.image_name)
+    return {
+        "PhysicalResourceId": props.image_name,
+        "Data": {c.ATTR_IMAGE_NAME: props.image_name},
+    }

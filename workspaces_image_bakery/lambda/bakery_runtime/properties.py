@@ -112,21 +112,32 @@ class BundleProperties:
     user_volume_gib: int
     image_id: str
     tags: dict[str, str]
+    # The name the image resource gave the image, when the bundle follows one.
+    expected_image_name: str | None = None
+    # True when the image id came from a build's signal (not an id written in the template).
+    image_from_build: bool = False
 
     @classmethod
     def parse(
         cls, props: Mapping[str, Any], resource: str = c.BUNDLE_RESOURCE_TYPE
     ) -> BundleProperties:
+        result = _text(props, c.IMAGE_BUILD_RESULT, resource)
+        expected = props.get(c.EXPECTED_IMAGE_NAME)
+        if expected is not None and (not isinstance(expected, str) or not expected):
+            raise InvalidPropertiesError(
+                f"{resource}: property {c.EXPECTED_IMAGE_NAME} must be a non-empty string, "
+                f"got {expected!r}"
+            )
         return cls(
             bundle_name=_text(props, c.BUNDLE_NAME, resource),
             description=_text(props, c.BUNDLE_DESCRIPTION, resource),
             compute_type=_text(props, c.COMPUTE_TYPE, resource),
             root_volume_gib=_int(props, c.ROOT_VOLUME_GIB, resource, 10, 2000),
             user_volume_gib=_int(props, c.USER_VOLUME_GIB, resource, 10, 2000),
-            image_id=image_id_from_build_result(
-                _text(props, c.IMAGE_BUILD_RESULT, resource), resource
-            ),
+            image_id=image_id_from_build_result(result, resource),
             tags=parse_tags(props, resource),
+            expected_image_name=expected,
+            image_from_build=not _IMAGE_ID.match(result),
         )
 
     def replacement_key(self) -> tuple[str, str, str, int, int]:

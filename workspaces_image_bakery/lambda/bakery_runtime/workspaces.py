@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from .aws import error_code
+from .aws import account_of, error_code
 from .errors import BuildFailed
 from .properties import tag_list
 
@@ -82,6 +82,52 @@ def owned_image(client: WorkSpacesClient, name: str, owner: str) -> WorkspaceIma
     return None
 
 
+def verify_image(
+    client: WorkSpacesClient,
+    image_id: str,
+    *,
+    owner: str,
+    expected_name: str | None,
+    built_here: bool,
+) -> WorkspaceImageTypeDef:
+    """The image a bundle is about to use, after checking it is the one it should be.
+
+    The id may come from a WaitCondition signal, which anyone holding the handle URL can
+    send: the image must exist, belong to this account and be AVAILABLE; when it comes from
+    the stack's own build (`built_here`) it must carry this stack's ownership tag, and when
+    the image resource's name is known (`expected_name`) it must have that name. Raises
+    BuildFailed naming the image and why.
+    """
+    image = image_by_id(client, image_id)
+    if image is None:
+        raise BuildFailed(
+            f"image {image_id}{f' ({expected_name})' if expected_name else ''} does not exist: "
+            "it was deleted, or never existed in this account and Region"
+        )
+    name = image.get("Name", "")
+    account = account_of(owner)
+    if account and image.get("OwnerAccountId", account) != account:
+        raise BuildFailed(
+            f"image {image_id} ({name}) belongs to account {image.get('OwnerAccountId')}, not "
+            f"{account}; a bundle uses images of its own account only (copy a shared image first)"
+        )
+    if expected_name is not None and name != expected_name:
+        raise BuildFailed(
+            f"image {image_id} is named {name}, not {expected_name} as the image resource "
+            "built it; the build result was not produced by this stack's build"
+        )
+    tagged = describe_tags(client, image_id).get(c.OWNER_TAG_KEY)
+    if (built_here or expected_name is not None) and tagged != owner:
+        raise BuildFailed(
+            f"image {image_id} ({name}) does not carry this stack's ownership tag "
+            f"{c.OWNER_TAG_KEY}; it was not built by this stack"
+        )
+    state = image.get("State", "")
+    if state != "AVAILABLE":
+        raise BuildFailed(f"image {image_id} ({name}) is {state}, not AVAILABLE")
+    return image
+
+
 def bundles_named(client: WorkSpacesClient, name: str) -> list[WorkspaceBundleTypeDef]:
     """The account's own custom bundles whose name is `name`, across every page."""
     bundles = _all_pages(client.describe_workspace_bundles, "Bundles")
@@ -113,7 +159,7 @@ def sync_tags(
     """
     wanted = {**desired, c.OWNER_TAG_KEY: owner}
     current = describe_tags(client, resource_id)
-    kept = {c.CLEANUP_TAG_KEY}
+    kept = {c.CLEANUP_TAG_KEY, c.KEPT_TAG_KEY}
     stale = sorted(k for k in current if k not in wanted and k not in kept)
     changed = {k: v for k, v in wanted.items() if current.get(k) != v}
     if stale:
@@ -123,3 +169,19 @@ def sync_tags(
     if stale or changed:
         logger.info("tags of %s: wrote %s, removed %s", resource_id, sorted(changed), stale)
     return sorted(changed), stale
+
+
+def mark_kept(client: WorkSpacesClient, resource_id: str, why: str) -> None:
+    """Tag a resource CloudFormation deleted but that had to be kept, and log it.
+
+    The delete still reports success (the stack operation must finish); the tag and the log
+    line tell an operator what is left and why (README: Teardown).
+    """
+    logger.warning("%s is kept: %s", resource_id, why)
+    try:
+        client.create_tags(
+            ResourceId=resource_id,
+            Tags=[{"Key": c.KEPT_TAG_KEY, "Value": why[:255]}],
+        )
+    except ClientError as error:
+        logger.warning("could not tag %s as kept: %s", resource_id, error_code(error))
