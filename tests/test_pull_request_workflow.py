@@ -1,8 +1,10 @@
-"""The pull-request workflow runs the checks, synthesizes against the base branch and posts
-the review; `make synth` honours the baseline it passes."""
+"""The pull-request workflow runs the pull request's code only where there are no credentials
+and no write token: `test` checks and synthesizes, `diff` reads the synthesized assembly with
+the base branch's CLI, `comment` posts the review. `make synth` honours the baseline it passes."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +14,151 @@ from workspaces_image_bakery import load_baseline
 
 WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "pull-request.yml"
 
+# What runs code from the pull request: its Makefile, its Python, its CDK app.
+RUNS_PR_CODE = re.compile(r"\bmake\b|\bpython3?\b|\bcdk synth\b|\bnpx cdk synth\b")
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+# In the text: `uses: owner/repo@<40 hex> # v1.2.3`
+PINNED_LINE = re.compile(r"^\s*(- )?uses: \S+@[0-9a-f]{40} # v\d+(\.\d+)*\s*$")
+BOT = "github-actions[bot]"
 
-def steps() -> list[dict[str, Any]]:
-    workflow = yaml.safe_load(WORKFLOW.read_text())
-    assert workflow[True] == {"pull_request": None}  # YAML reads the key `on` as True
-    assert workflow["permissions"]["pull-requests"] == "write"
-    job: dict[str, Any] = workflow["jobs"]["review"]
-    result: list[dict[str, Any]] = job["steps"]
+
+def workflow() -> dict[Any, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return loaded
+
+
+def jobs() -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = workflow()["jobs"]
     return result
 
 
-def test_workflow_tests_synthesizes_and_posts_the_review() -> None:
-    runs = "\n".join(s.get("run", "") for s in steps())
-    assert "make test" in runs
-    assert "make synth" in runs  # the base branch
-    assert "workspaces-image-bakery:baseline=$baseline" in runs
-    assert "cdk diff" in runs
-    post = next(s for s in steps() if s.get("uses", "").startswith("actions/github-script"))
-    assert "cdk.out/review.md" in post["with"]["script"]
-    role = next(s for s in steps() if "configure-aws-credentials" in s.get("uses", ""))
-    assert role["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+def steps(job: str) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = jobs()[job]["steps"]
+    return result
+
+
+def runs(job: str) -> str:
+    return "\n".join(s.get("run", "") for s in steps(job))
+
+
+def scripts(job: str) -> str:
+    """Everything a job executes: its shell steps and its github-script scripts."""
+    inline = [s.get("with", {}).get("script", "") for s in steps(job)]
+    return runs(job) + "\n" + "\n".join(inline)
+
+
+def uses(job: str, action: str) -> list[dict[str, Any]]:
+    return [s for s in steps(job) if s.get("uses", "").startswith(action + "@")]
+
+
+def test_triggers_on_pull_request_only_and_grants_nothing_at_the_top() -> None:
+    loaded = workflow()
+    assert loaded[True] == {"pull_request": None}  # YAML reads the key `on` as True
+    assert loaded["permissions"] == {}
+    assert loaded["concurrency"]["cancel-in-progress"] is True
+    assert set(jobs()) == {"test", "diff", "comment"}
+    for name, job in jobs().items():
+        assert "permissions" in job, f"job {name} must declare its own permissions"
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
+    used = [s["uses"] for job in jobs().values() for s in job["steps"] if "uses" in s]
+    assert used
+    for action in used:
+        assert PINNED.match(action), f"{action} is not pinned to a 40-hex commit SHA"
+    lines = [line for line in WORKFLOW.read_text().splitlines() if "uses:" in line]
+    assert len(lines) == len(used)
+    for line in lines:
+        assert PINNED_LINE.match(line), f"{line.strip()!r} lacks '@<sha> # vX.Y.Z'"
+
+
+def test_jobs_that_run_pull_request_code_hold_no_credentials_or_write_token() -> None:
+    runners = [name for name in jobs() if RUNS_PR_CODE.search(scripts(name))]
+    assert runners == ["test"]
+    for name in runners:
+        permissions: dict[str, str] = jobs()[name]["permissions"]
+        assert "id-token" not in permissions
+        assert "write" not in permissions.values()
+        assert permissions == {"contents": "read"}
+        assert not any("configure-aws-credentials" in s.get("uses", "") for s in steps(name))
+
+
+def test_every_checkout_drops_its_credentials() -> None:
+    checkouts = [s for name in jobs() for s in uses(name, "actions/checkout")]
+    assert len(checkouts) == 2  # test (the pull request) and diff (the base branch)
+    for checkout in checkouts:
+        assert checkout["with"]["persist-credentials"] is False
+
+
+def test_test_job_checks_synthesizes_against_the_base_and_uploads_the_assembly() -> None:
+    script = runs("test")
+    assert "make test" in script
+    assert "make synth" in script  # the base branch, in a worktree
+    assert "git worktree add" in script
+    assert "workspaces-image-bakery:baseline=$baseline" in script
+    uploads = {
+        s["with"]["name"]: s["with"]["path"] for s in uses("test", "actions/upload-artifact")
+    }
+    assert uploads == {"cloud-assembly": "cdk.out/", "review": "cdk.out/review.md"}
+
+
+def test_diff_job_runs_only_for_this_repository_with_a_role() -> None:
+    job = jobs()["diff"]
+    assert job["needs"] == "test"
+    condition = job["if"]
+    assert "vars.AWS_ROLE_ARN != ''" in condition
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    role = uses("diff", "aws-actions/configure-aws-credentials")
+    assert [r["with"]["role-to-assume"] for r in role] == ["${{ vars.AWS_ROLE_ARN }}"]
+
+
+def test_diff_job_reads_the_downloaded_assembly_with_the_base_branch_cli() -> None:
+    (checkout,) = uses("diff", "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    (download,) = uses("diff", "actions/download-artifact")
+    assert download["with"]["name"] == "cloud-assembly"
+    assembly = download["with"]["path"]
+    script = runs("diff")
+    assert "npm ci --ignore-scripts" in script
+    cdk_lines = [line for line in script.splitlines() if re.search(r"\bcdk\b", line)]
+    invocations = [line for line in cdk_lines if re.search(r"\bcdk\b\S*\s+diff\b", line)]
+    assert len(invocations) == 1
+    assert '--app "$ASSEMBLY"' in invocations[0]
+    assert "--method=template" in invocations[0]
+    assert script.count("--app") == 1
+    for step in steps("diff"):
+        if "$ASSEMBLY" in step.get("run", ""):
+            assert step["env"]["ASSEMBLY"] == assembly
+    # Credentials arrive only after the assembly was checked, and nothing of the pull
+    # request runs after them.
+    names = [s.get("uses", s.get("name", "")) for s in steps("diff")]
+    credentials = next(i for i, n in enumerate(names) if "configure-aws-credentials" in n)
+    check = next(i for i, n in enumerate(names) if n.startswith("Check the assembly"))
+    assert check < credentials
+    assert not RUNS_PR_CODE.search(runs("diff"))
+
+
+def test_comment_job_runs_no_project_code_and_finds_its_comment_by_the_bot() -> None:
+    job = jobs()["comment"]
+    assert job["needs"] == ["test", "diff"]
+    assert "needs.test.result == 'success'" in job["if"]
+    assert "cancelled()" in job["if"] or "always()" in job["if"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert not uses("comment", "actions/checkout")
+    executed = scripts("comment")
+    assert not re.search(r"\bmake\b|\bpython3?\b|\bnpx\b", executed)
+    downloads = [s["with"]["name"] for s in uses("comment", "actions/download-artifact")]
+    assert downloads == ["review", "cdk-diff"]
+    (post,) = uses("comment", "actions/github-script")
+    script = post["with"]["script"]
+    assert f"c.user.login === '{BOT}'" in script
+    assert "c.user.type === 'Bot'" in script
+    assert "c.body.startsWith(marker)" in script
+    assert "body.slice(0, 65000)" in script
+    assert "GITHUB_STEP_SUMMARY" in script or "core.summary" in script
+    assert "not shown for pull requests from forks" in script
+    assert post["env"]["REVIEW"].endswith("/review.md")
 
 
 def test_no_baseline_is_understood(tmp_path: Path) -> None:
