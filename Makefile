@@ -30,7 +30,7 @@ lint: setup
 
 typecheck: setup
 	mypy workspaces_image_bakery app.py tests
-	cd workspaces_image_bakery/lambda && mypy --config-file ../../pyproject.toml bakery_runtime
+	cd workspaces_image_bakery/lambda && mypy --config-file ../../pyproject.toml --cache-dir ../../.mypy_cache/lambda bakery_runtime
 
 unit: setup
 	pytest -n 2 -q

@@ -72,6 +72,7 @@ class Image:
     outcome: str = "AVAILABLE"
     error_code: str = ""
     error_message: str = ""
+    owner_account: str = ACCOUNT
 
 
 @dataclass
@@ -279,7 +280,7 @@ class FakeWorkSpaces:
             "State": image.state,
             "OperatingSystem": {"Type": "LINUX"},
             "Created": datetime(2026, 11, 27, tzinfo=UTC),
-            "OwnerAccountId": ACCOUNT,
+            "OwnerAccountId": image.owner_account,
         }
         if image.state == "ERROR":
             view["ErrorCode"] = image.error_code

@@ -15,9 +15,9 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
-from urllib.parse import quote
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from bakery_runtime import build_steps, custom_resource
 from bakery_runtime.aws import Clients
@@ -91,9 +91,10 @@ class CloudFormation:
         state_machine_arn: str,
         definition: Mapping[str, Any],
         status: FakeCloudFormation,
+        stack_id: str = STACK_ID,
     ):
         self.status = status
-        self.stack_id = STACK_ID
+        self.stack_id = stack_id
         self.clients = clients
         self.state_machine_arn = state_machine_arn
         self.definition = definition
@@ -120,7 +121,7 @@ class CloudFormation:
             "RequestType": request_type,
             "ResourceType": resource_type,
             "LogicalResourceId": logical_id,
-            "StackId": STACK_ID,
+            "StackId": self.stack_id,
             "RequestId": request_id or str(uuid.uuid4()),
             "ResponseURL": "https://cloudformation-custom-resource-response.example/secret",
             "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
@@ -259,7 +260,7 @@ class CloudFormation:
         kind = resource["Type"]
         self.types[logical_id] = kind
         if kind == "AWS::CloudFormation::WaitConditionHandle":
-            self.stack.physical.setdefault(logical_id, handle_url(logical_id))
+            self.stack.physical.setdefault(logical_id, handle_url(logical_id, self.stack_id))
             return
         if kind == "AWS::CloudFormation::WaitCondition":
             if logical_id not in waits:

@@ -19,6 +19,8 @@ def two_personas(
     developer_compute: str = "PERFORMANCE",
     developer_system: str | None = "engineering",
     developer_build_timeout: Duration | None = None,
+    office_template: str = "ws-off0template1",
+    removal_policy: cdk.RemovalPolicy | None = None,
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A thin developer persona and a fully baked office persona."""
@@ -39,6 +41,7 @@ def two_personas(
         config_management_agent="puppet-agent 8",
         compute_type=developer_compute,
         **({"build_timeout": developer_build_timeout} if developer_build_timeout else {}),
+        **({"removal_policy": removal_policy} if removal_policy else {}),
         tags={
             "Role": "development",
             "Confidentiality": "internal",
@@ -50,7 +53,8 @@ def two_personas(
         name="office",
         design=ImageDesign.FULLY_BAKED,
         image_version=office_version,
-        template_workspace_id="ws-off0template1",
+        template_workspace_id=office_template,
+        **({"removal_policy": removal_policy} if removal_policy else {}),
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal"},
     )

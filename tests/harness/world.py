@@ -29,7 +29,7 @@ class World:
     clients: Clients
 
     def owned(self, resource_id: str) -> bool:
-        return self.fake.tags.get(resource_id, {}).get(OWNER_TAG) == STACK_ID
+        return self.fake.tags.get(resource_id, {}).get(OWNER_TAG) == self.cloudformation.stack_id
 
     def images(self) -> dict[str, dict[str, Any]]:
         """The stack's images by name: state and tags (without the ownership tag)."""
@@ -56,7 +56,8 @@ class World:
 
     def tags_of(self, resource_id: str) -> dict[str, str]:
         tags = dict(self.fake.tags.get(resource_id, {}))
-        assert tags.pop(OWNER_TAG, None) == STACK_ID, f"{resource_id} lacks the ownership tag"
+        owner = tags.pop(OWNER_TAG, None)
+        assert owner == self.cloudformation.stack_id, f"{resource_id} lacks the ownership tag"
         return tags
 
 
@@ -71,14 +72,21 @@ def state_machine(template: Mapping[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def world(
-    template: Mapping[str, Any], *, foreign: bool = False, **fake_options: Any
+    template: Mapping[str, Any],
+    *,
+    foreign: bool = False,
+    fake: FakeWorkSpaces | None = None,
+    stack_id: str = STACK_ID,
+    **fake_options: Any,
 ) -> Iterator[World]:
     """Everything a deploy of `template` talks to, with the template WorkSpaces AVAILABLE.
 
     With `foreign`, the account also holds an image and a bundle the stack did not create.
+    With `fake`, the WorkSpaces account of an earlier world (a stack created again); with
+    `stack_id`, the stack and the runtime's configured owner have that id.
     """
     with mock_aws():
-        fake = FakeWorkSpaces(**fake_options)
+        fake = fake or FakeWorkSpaces(**fake_options)
         for workspace_id in TEMPLATE_IDS:
             fake.add_workspace(workspace_id)
         if foreign:
@@ -91,16 +99,19 @@ def world(
             roleArn="arn:aws:iam::123456789012:role/ImageBuild",
         )["stateMachineArn"]
         previous = os.environ.get(contract.ENV_STATE_MACHINE_ARN)
+        previous_owner = os.environ.get(contract.ENV_OWNER_STACK_ID)
         os.environ[contract.ENV_STATE_MACHINE_ARN] = arn
-        stack = FakeCloudFormation(STACK_ID)
+        os.environ[contract.ENV_OWNER_STACK_ID] = stack_id
+        stack = FakeCloudFormation(stack_id)
         clients = Clients(
             workspaces=fake.client(RETRY_CONFIG),
             stepfunctions=sfn,
             cloudformation=stack.client(RETRY_CONFIG),
         )
         try:
-            yield World(fake, CloudFormation(clients, arn, definition, stack), clients)
+            yield World(fake, CloudFormation(clients, arn, definition, stack, stack_id), clients)
         finally:
+            os.environ[contract.ENV_OWNER_STACK_ID] = previous_owner or STACK_ID
             if previous is None:
                 os.environ.pop(contract.ENV_STATE_MACHINE_ARN, None)
             else:

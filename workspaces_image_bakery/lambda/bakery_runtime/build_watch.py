@@ -51,9 +51,9 @@ def on_execution_end(
         return {"Action": "ignored", "Why": "no execution ARN"}
     try:
         execution = clients.stepfunctions.describe_execution(executionArn=arn)
-    except ClientError as error:
-        if error_code(error) in ("ExecutionDoesNotExist", "InvalidArn"):
-            return {"Action": "ignored", "Why": error_code(error)}
+    except ClientError as missing:
+        if error_code(missing) in ("ExecutionDoesNotExist", "InvalidArn"):
+            return {"Action": "ignored", "Why": error_code(missing)}
         raise
     if execution["stateMachineArn"] != os.environ.get(c.ENV_STATE_MACHINE_ARN):
         return {"Action": "ignored", "Why": "another state machine's execution"}

