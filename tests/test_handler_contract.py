@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import logging
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
-from bakery_runtime import contract, wait_condition
-from bakery_runtime.errors import InvalidPropertiesError, TransientError
+from bakery_runtime.errors import InvalidPropertiesError
 from bakery_runtime.properties import BundleProperties, ImageProperties
 
 from .harness.stacks import two_personas

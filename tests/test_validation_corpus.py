@@ -61,6 +61,12 @@ def problems_of(**overrides: Any) -> BakeryValidationError:
 
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+PASSWORD = "hunter2x"
+
+
+def steps(*commands: str) -> ImagePreparation:
+    return ImagePreparation(install_steps=list(commands))
+
 
 CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ("empty name", {"name": ""}, "name"),
@@ -68,6 +74,10 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ("name with capitals", {"name": "Developer"}, "name"),
     ("name with space", {"name": "dev team"}, "name"),
     ("name not a string", {"name": 42}, "name"),
+    ("name is None", {"name": None}, "name"),
+    ("name is a token", {"name": cdk.Fn.import_value("persona-name")}, "name"),
+    ("version is None", {"image_version": None}, "image_version"),
+    ("template id is None", {"template_workspace_id": None}, "template_workspace_id"),
     ("version with space", {"image_version": "1 0"}, "image_version"),
     ("version too long", {"image_version": "1." * 11}, "image_version"),
     ("empty version", {"image_version": ""}, "image_version"),
@@ -117,6 +127,9 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ("too many tags", {"tags": {**GOOD["tags"], **{f"K{i}": "v" for i in range(45)}}}, "tags"),
     ("ownership tag key", {"tags": {**GOOD["tags"], "workspaces-image-bakery:stack": "x"}}, "tag key"),
     ("tags not a mapping", {"tags": ["Role=dev"]}, "tags"),
+    ("tag value with #", {"tags": {**GOOD["tags"], "System": "eng#1"}}, "tags[System]"),
+    ("tag value with an emoji", {"tags": {**GOOD["tags"], "System": "eng \N{ROCKET}"}}, "tags[System]"),
+    ("tag key with a comma", {"tags": {**GOOD["tags"], "Cost,Center": "x"}}, "tag key"),
     (
         "Software tag over 255",
         {"baked_applications": [f"application-{i:02d}-{'x' * 40}" for i in range(6)]},
@@ -138,6 +151,12 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
         {"launch_applications": ["password: Sup3rS3cretPassw0rd"]},
         "launch_applications[0]",
     ),
+    ("basic-auth URL in an install step", {"preparation": steps(f"curl -fsSL https://admin:{PASSWORD}@repo.example.com/a.rpm")}, "preparation.install_steps[0]"),
+    ("curl -u user:password", {"preparation": steps(f"curl -u admin:{PASSWORD} https://repo.example.com/a.rpm")}, "preparation.install_steps[0]"),
+    ("--password flag", {"preparation": steps(f"mysql --password {PASSWORD} -e 'select 1'")}, "preparation.install_steps[0]"),
+    ("sshpass -p", {"preparation": steps(f"sshpass -p {PASSWORD} scp app.tar host:/tmp")}, "preparation.install_steps[0]"),
+    ("password assignment", {"preparation": steps("true", f"export DB_PASSWORD={PASSWORD}")}, "preparation.install_steps[1]"),
+    ("password in an entry that also breaks the pattern", {"launch_applications": [f"PASSWORD={PASSWORD}"]}, "launch_applications[0]"),
     ("licence as a literal", {"license_references": {"git 2.47": "ABCD-1234-EFGH"}}, "license_references[git 2.47]"),
     ("licence for an unknown app", {"license_references": {"photoshop": "/licenses/ps"}}, "license_references[photoshop]"),
     ("preparation of the wrong type", {"preparation": {"patch_os": True}}, "preparation"),
@@ -157,7 +176,8 @@ def test_bad_configuration_names_the_field(
     assert problem.path.endswith("/P") or "/P/" in problem.path
     assert problem.allowed
     assert AWS_KEY not in str(error) and "Sup3rS3cret" not in str(error)
-    assert "ABCD-1234-EFGH" not in str(error)
+    assert "ABCD-1234-EFGH" not in str(error) and PASSWORD not in str(error)
+    assert PASSWORD not in repr([p.value for p in error.problems])
 
 
 def test_the_corpus_is_large_enough() -> None:

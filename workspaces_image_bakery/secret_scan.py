@@ -1,19 +1,107 @@
 """No secrets in the image or its metadata: every user-supplied string goes through
-detect-secrets (its default plugins and filters); a hit is a synth error that names the
+detect-secrets (its default plugins and filters) and through a few rules for passwords on
+command lines that detect-secrets' defaults miss. A hit is a synth error that names the
 field and the kind of secret, never the secret itself."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from detect_secrets.core.secrets_collection import SecretsCollection
 from detect_secrets.settings import default_settings
 
+BASIC_AUTH: Final = "Basic Auth Credentials"  # detect-secrets' own name: hits merge
+COMMAND_LINE_PASSWORD: Final = "Password on a command line"  # noqa: S105 (a kind)
 
-def find_secrets(values: Mapping[str, str]) -> dict[str, list[str]]:
-    """Field -> the kinds of secret detect-secrets found in its value."""
+# Command-line rules. Each names the secret in the group "secret"; see _is_reference for
+# the values that are references to a secret rather than the secret.
+_RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    # scheme://user:password@host (https, ftp, git+ssh, ...). A port (example.com:8080)
+    # has no "@" after it, and "/" ends the password, so paths and ports never match.
+    (
+        BASIC_AUTH,
+        re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@'\"]+:(?P<secret>[^\s/@'\"]+)@"),
+    ),
+    # curl/wget style user:password after -u or --user (-uadmin:pw, --user=admin:pw,
+    # --proxy-user). Only after the flag: tags (role:dev) and images (repo:tag) are not
+    # credentials. uid:gid and user:group (docker run -u 1000:1000, --user app:app) are
+    # dropped in _user_and_group.
+    (
+        BASIC_AUTH,
+        re.compile(
+            r"(?:^|\s)(?:-u\s*|--(?:proxy-)?user(?:\s+|=))['\"]?"
+            r"(?P<user>[^\s:'\"]+):(?P<secret>[^\s'\"]+)"
+        ),
+    ),
+    # --password x, --password=x, --db-password x, -pass x (openssl -pass pass:x). The word
+    # must end right after the name: --password-file /path and --password-stdin never match.
+    (
+        COMMAND_LINE_PASSWORD,
+        re.compile(
+            r"(?:^|\s)--?(?:[A-Za-z0-9]+[-_])*(?:password|passwd|pass)(?:\s+|=)['\"]?"
+            r"(?:pass:)?(?P<secret>[^\s'\"]+)",
+            re.IGNORECASE,
+        ),
+    ),
+    # PASSWORD=x, db_passwd = x, export MYSQL_PWD=x (bare PWD is the working directory).
+    (
+        COMMAND_LINE_PASSWORD,
+        re.compile(
+            r"(?:^|[\s;&|])"
+            r"(?:(?:[A-Za-z0-9]+_)*(?:password|passwd|passphrase)|(?:[A-Za-z0-9]+_)+pwd)"
+            r"[ \t]*=[ \t]*['\"]?(?P<secret>[^\s'\"]+)",
+            re.IGNORECASE,
+        ),
+    ),
+    # sshpass -p secret (sshpass -e and -f read it from the environment or a file).
+    (
+        COMMAND_LINE_PASSWORD,
+        re.compile(r"\bsshpass\b(?:\s+-[^p\s]\S*)*\s+-p\s*['\"]?(?P<secret>[^\s'\"]+)"),
+    ),
+    # mysql -psecret: only the attached form (with a space mysql prompts for the password
+    # and the next word is the database).
+    (
+        COMMAND_LINE_PASSWORD,
+        re.compile(
+            r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^;&|\n]*?\s-p"
+            r"(?P<secret>[^\s'\"]+)"
+        ),
+    ),
+)
+# $VAR, ${VAR}, $(cmd), <placeholder>, {{ template }}, the next flag, or openssl's
+# env:/file:/fd:/stdin: each names where the secret comes from, not the secret.
+_REFERENCE: Final = re.compile(r"^(?:[$<-]|\{\{|(?:env|file|fd):|stdin$)", re.IGNORECASE)
+# Commands whose -u/--user takes user:group, not user:password.
+_USER_GROUP_COMMANDS: Final = frozenset({"docker", "podman", "nerdctl", "chown", "chroot"})
+
+
+@dataclass(frozen=True)
+class SecretHit:
+    """What one field holds: the kinds of secret, and the flagged parts (never shown)."""
+
+    kinds: tuple[str, ...]
+    secrets: tuple[str, ...]
+
+
+def command_line_secrets(line: str) -> list[tuple[str, str]]:
+    """(kind, secret) for every password the command-line rules find in `line`."""
+    found: list[tuple[str, str]] = []
+    for kind, rule in _RULES:
+        for match in rule.finditer(line):
+            secret = match.group("secret")
+            if _is_reference(secret) or _user_and_group(line, match):
+                continue
+            found.append((kind, secret))
+    return found
+
+
+def scan(values: Mapping[str, str]) -> dict[str, SecretHit]:
+    """Field -> what the scan found in its value (fields without secrets are absent)."""
     lines = [
         (field, line)
         for field, value in values.items()
@@ -23,7 +111,15 @@ def find_secrets(values: Mapping[str, str]) -> dict[str, list[str]]:
     ]
     if not lines:
         return {}
-    found: dict[str, list[str]] = {}
+    kinds: dict[str, list[str]] = {}
+    secrets: dict[str, list[str]] = {}
+
+    def note(field: str, kind: str, secret: str | None) -> None:
+        if kind not in kinds.setdefault(field, []):
+            kinds[field].append(kind)
+        if secret and secret not in secrets.setdefault(field, []):
+            secrets[field].append(secret)
+
     with tempfile.TemporaryDirectory() as folder:
         # YAML lines: detect-secrets then also applies its keyword detector ("password: ...").
         path = Path(folder) / "inputs.yaml"
@@ -32,9 +128,31 @@ def find_secrets(values: Mapping[str, str]) -> dict[str, list[str]]:
         with default_settings():
             collection = SecretsCollection()
             collection.scan_file(str(path))
-        for _, secret in collection:
-            field = lines[secret.line_number - 1][0]
-            kinds = found.setdefault(field, [])
-            if secret.type not in kinds:
-                kinds.append(secret.type)
-    return found
+        for _, potential in collection:
+            note(lines[potential.line_number - 1][0], potential.type, potential.secret_value)
+    for field, line in lines:
+        for kind, secret in command_line_secrets(line):
+            note(field, kind, secret)
+    return {field: SecretHit(tuple(kinds[field]), tuple(secrets.get(field, ()))) for field in kinds}
+
+
+def find_secrets(values: Mapping[str, str]) -> dict[str, list[str]]:
+    """Field -> the kinds of secret found in its value."""
+    return {field: list(hit.kinds) for field, hit in scan(values).items()}
+
+
+def _is_reference(secret: str) -> bool:
+    return bool(_REFERENCE.match(secret))
+
+
+def _user_and_group(line: str, match: re.Match[str]) -> bool:
+    """user:group after -u/--user of a container or ownership command, or uid:gid: no
+    password (docker run -u 1000:1000, podman run --user app:staff)."""
+    user = match.groupdict().get("user")
+    if user is None:
+        return False
+    secret = match.group("secret")
+    if secret == user or (user.isdigit() and secret.isdigit()):
+        return True
+    command = re.split(r"[;&|\n]", line[: match.start()])[-1].split()
+    return bool(_USER_GROUP_COMMANDS.intersection(command))

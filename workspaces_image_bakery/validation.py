@@ -1,29 +1,57 @@
-"""Synth-time checks: every problem in a construct's props is collected, then raised once."""
+"""Synth-time checks: every problem in a construct's props is collected, then raised once.
+
+A value the secret scan flags never reaches a message: ``Problems`` redacts, when it
+raises, every problem of a flagged field and every value, field or text holding a flagged
+string, whichever check found the problem and in whatever order the checks ran.
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
-from aws_cdk import Token
+from aws_cdk import Duration, RemovalPolicy, Token
 from constructs import Construct, IConstruct
 
-from .secret_scan import find_secrets
+from .secret_scan import scan
+
+REDACTED: Final = "<redacted>"
+# Flagged parts shorter than this are not searched for inside other problems' texts (the
+# whole flagged value always is): a 2-character match would blank out unrelated words.
+MIN_REDACTED_PART: Final = 4
+# A string token, e.g. ${Token[TOKEN.12]}, and a list token, #{Token[...]}.
+TOKEN_MARKER: Final = re.compile(r"[$#]\{Token\[[^\]]*\]\}")
+# Numbers that are tokens are encoded as doubles around -1.8881545897087e+289.
+_TOKEN_NUMBER_MAGNITUDE: Final = 1e280
+LITERAL_TEXT: Final = (
+    "a literal string known at synth time (a deploy-time token cannot be checked, and the "
+    "value is part of a name or fingerprint)"
+)
 
 
 def is_token(value: Any) -> bool:
     """A CDK token (resolved at deploy time). Only strings and finite numbers can be tokens;
-    anything else is never passed to the CDK, whose JSON bridge cannot carry infinities."""
+    anything else is never passed to the CDK, whose JSON bridge cannot carry infinities.
+    Plain strings and small numbers are told apart without a round trip to jsii."""
     if isinstance(value, bool):
         return False
-    if isinstance(value, float) and not math.isfinite(value):
-        return False
-    if not isinstance(value, str | int | float):
+    if isinstance(value, str):
+        if "Token[" not in value:
+            return False
+    elif isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) < _TOKEN_NUMBER_MAGNITUDE:
+            return False
+    else:
         return False
     return bool(Token.is_unresolved(value))
+
+
+def literal_text(value: str) -> str:
+    """`value` with every token replaced by a line break: what the user wrote literally."""
+    return TOKEN_MARKER.sub("\n", value) if is_token(value) else value
 
 
 @dataclass(frozen=True)
@@ -51,13 +79,27 @@ class BakeryValidationError(ValueError):
     def fields(self) -> list[str]:
         return [p.field for p in self.problems]
 
+    def renamed(self, names: Mapping[str, str]) -> BakeryValidationError:
+        """The same problems, with fields named as the caller's props: ``{"defaults":
+        "tag_defaults"}`` renames ``defaults`` and ``defaults[Project]``."""
+
+        def rename(name: str) -> str:
+            for old, new in names.items():
+                if name == old or name.startswith(f"{old}["):
+                    return new + name[len(old) :]
+            return name
+
+        return BakeryValidationError(replace(p, field=rename(p.field)) for p in self.problems)
+
 
 @dataclass
 class Problems:
-    """Collects problems for one construct path."""
+    """Collects problems for one construct path; redacts what the secret scan flagged."""
 
     path: str
     found: list[Problem] = field(default_factory=list)
+    secret_fields: set[str] = field(default_factory=set)
+    secret_texts: set[str] = field(default_factory=set)
 
     def add(self, field_name: str, value: Any, allowed: str) -> None:
         self.found.append(Problem(self.path, field_name, value, allowed))
@@ -67,30 +109,69 @@ class Problems:
             self.add(field_name, value, allowed)
         return ok
 
+    def mark_secret(self, field_name: str, texts: Iterable[str]) -> None:
+        """Never show `field_name`'s value, nor any of `texts`, in a message."""
+        self.secret_fields.add(field_name)
+        self.secret_texts.update(t for t in texts if t)
+
     def text(
         self,
         field_name: str,
-        value: str | None,
+        value: Any,
         *,
         min_len: int = 1,
         max_len: int,
         pattern: str | None = None,
         pattern_text: str = "",
-    ) -> None:
-        """Check a string's length and pattern; a token is left for CloudFormation to resolve."""
-        if value is None or (isinstance(value, str) and is_token(value)):
-            return
+        tokens: bool = True,
+    ) -> bool:
+        """A required string's length and pattern. A token is left for CloudFormation to
+        resolve, or refused with ``tokens=False`` (names and fingerprinted values)."""
+        if isinstance(value, str) and is_token(value):
+            return self.check(tokens, field_name, value, LITERAL_TEXT)
         if not isinstance(value, str):
             self.add(field_name, value, f"a string of {min_len}-{max_len} characters")
-            return
+            return False
         if not min_len <= len(value) <= max_len:
             self.add(field_name, value, f"{min_len}-{max_len} characters (got {len(value)})")
-        elif pattern is not None and not re.fullmatch(pattern, value):
+            return False
+        if pattern is not None and not re.fullmatch(pattern, value):
             self.add(field_name, value, pattern_text or f"the pattern {pattern}")
+            return False
+        return True
+
+    def redacted(self) -> list[Problem]:
+        """The problems as they may be shown: nothing the secret scan flagged."""
+        texts = sorted(self.secret_texts, key=len, reverse=True)
+        return [self._redact(p, texts) for p in self.found]
 
     def raise_if_any(self) -> None:
         if self.found:
-            raise BakeryValidationError(self.found)
+            raise BakeryValidationError(self.redacted())
+
+    def _redact(self, problem: Problem, texts: list[str]) -> Problem:
+        value = problem.value
+        if problem.field in self.secret_fields or _holds_any(value, texts):
+            value = REDACTED
+        return Problem(
+            _scrub(problem.path, texts),
+            _scrub(problem.field, texts),
+            value,
+            _scrub(problem.allowed, texts),
+        )
+
+
+def _holds_any(value: Any, texts: list[str]) -> bool:
+    if not texts or value is None or isinstance(value, bool | int | float):
+        return False
+    shown = (value,) if isinstance(value, str) else (repr(value), str(value))
+    return any(t in s or repr(t)[1:-1] in s for t in texts for s in shown)
+
+
+def _scrub(text: str, texts: list[str]) -> str:
+    for secret in texts:
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def check_int(problems: Problems, field_name: str, value: Any, low: int, high: int) -> bool:
@@ -123,13 +204,83 @@ def check_strings(problems: Problems, field_name: str, values: Any) -> list[str]
     return good
 
 
-def check_no_secrets(problems: Problems, values: Mapping[str, str]) -> None:
-    """A detect-secrets hit names the field and the kind of secret, never the value."""
-    for field_name, kinds in find_secrets(values).items():
+def check_duration(
+    problems: Problems, field_name: str, value: Any, low_seconds: int, high_seconds: int, text: str
+) -> bool:
+    """A Duration from `low_seconds` to `high_seconds` (`text` says it in words)."""
+    if not isinstance(value, Duration):
+        problems.add(field_name, value, f"a Duration of {text}")
+        return False
+    seconds = value.to_seconds(integral=False)
+    shown = int(seconds) if math.isfinite(seconds) and seconds == int(seconds) else seconds
+    return problems.check(
+        low_seconds <= seconds <= high_seconds,
+        field_name,
+        f"{shown} s",
+        f"{low_seconds}-{high_seconds} s ({text})",
+    )
+
+
+def check_removal_policy(problems: Problems, value: Any) -> bool:
+    """RemovalPolicy.DESTROY or RETAIN (what images and bundles support)."""
+    return problems.check(
+        value in (RemovalPolicy.DESTROY, RemovalPolicy.RETAIN),
+        "removal_policy",
+        value,
+        "RemovalPolicy.DESTROY or RETAIN",
+    )
+
+
+JSON_TEXT: Final = "JSON data: strings, finite numbers, booleans, None, lists, string-keyed maps"
+MAX_JSON_DEPTH: Final = 32
+
+
+def check_json(problems: Problems, field_name: str, value: Any) -> dict[str, str]:
+    """Plain JSON data (a recipe): a problem per other value, naming only its type.
+    Returns every string in it, keys included, by field, for the secret scan."""
+    strings: dict[str, str] = {}
+
+    def walk(path: str, item: Any, depth: int) -> None:
+        if depth > MAX_JSON_DEPTH:
+            problems.add(path, f"<{type(item).__name__}>", f"at most {MAX_JSON_DEPTH} levels")
+        elif isinstance(item, str):
+            strings[path] = item
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.add(path, item, JSON_TEXT)
+        elif item is None or isinstance(item, bool | int | float):
+            return
+        elif isinstance(item, list | tuple):
+            for index, element in enumerate(item):
+                walk(f"{path}[{index}]", element, depth + 1)
+        elif isinstance(item, Mapping):
+            for key, element in item.items():
+                if not isinstance(key, str):
+                    problems.add(path, f"<{type(key).__name__} key>", JSON_TEXT)
+                    continue
+                strings[f"{path}[{key}] (key)"] = key
+                walk(f"{path}[{key}]", element, depth + 1)
+        else:
+            problems.add(path, f"<{type(item).__name__}>", JSON_TEXT)
+
+    if not isinstance(value, Mapping):
+        problems.add(field_name, f"<{type(value).__name__}>", f"a mapping of {JSON_TEXT}")
+        return {}
+    walk(field_name, value, 0)
+    return strings
+
+
+def check_no_secrets(problems: Problems, values: Mapping[str, Any]) -> None:
+    """A secret-scan hit names the field and the kind of secret, never the value; the
+    field's value and the flagged parts are redacted from every other problem too. Only
+    what the user wrote is scanned: tokens and non-strings are skipped."""
+    literal = {k: literal_text(v) for k, v in values.items() if isinstance(v, str)}
+    for field_name, hit in scan(literal).items():
+        parts = [p for p in hit.secrets if len(p) >= MIN_REDACTED_PART]
+        problems.mark_secret(field_name, [values[field_name], *parts])
         problems.add(
             field_name,
-            "<redacted>",
-            f"no secrets ({', '.join(kinds)} found): pass a reference (SSM parameter or "
+            REDACTED,
+            f"no secrets ({', '.join(hit.kinds)} found): pass a reference (SSM parameter or "
             "Secrets Manager ARN) and fetch it at launch",
         )
 

@@ -15,13 +15,16 @@ from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from constructs import Construct
 
 from ..runtime_assets import contract
-from ..validation import Problems, register_bundle
+from ..tag_rules import check_tags, tag_strings
+from ..validation import Problems, check_no_secrets, check_removal_policy, register_bundle
 from .build_runtime import BuildRuntime
 from .compute import check_compute
 from .image import MAX_NAME_LENGTH, WorkspaceImage, check_name_and_description, resync_property
 
 SHAPE_CHARS = 6
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - SHAPE_CHARS - 1
+IMAGE_ID_PATTERN = r"wsi-[0-9a-z]{9,63}"  # botocore's WorkspaceImageId
+IMAGE = "a WorkspaceImage, or an image id: wsi- and 9-63 lowercase letters or digits"
 
 
 class WorkspaceBundle(Construct):
@@ -29,13 +32,18 @@ class WorkspaceBundle(Construct):
 
     :param base_name: bundle name before the shape digest; 1-57 characters of
         ``a-zA-Z0-9_./()-`` (the API allows 64 and the suffix takes 7).
-    :param description: 1-255 characters of ``a-zA-Z0-9_./() -``.
-    :param image: the WorkspaceImage whose builds the bundle uses, or an image id.
+    :param description: 1-255 characters of ``a-zA-Z0-9_./() -``. Not a token: it is
+        part of the shape digest.
+    :param image: the WorkspaceImage whose builds the bundle uses, or an image id
+        (``wsi-`` + 9-63 lowercase letters or digits; may be a deploy-time token).
     :param compute_type: a current WorkSpaces compute type. Default STANDARD.
     :param root_volume_gib: root volume. Default: the smallest valid size for the compute type.
     :param user_volume_gib: user volume. Default: the smallest valid size for the compute type.
-    :param tags: tags of the bundle; a change is applied in place.
+    :param tags: tags of the bundle (values may be deploy-time tokens); a change is
+        applied in place. Default None: none.
     :param removal_policy: what happens to a replaced or removed bundle. Default DESTROY.
+
+    Names, description, an image id and every tag key and value are scanned for secrets.
     """
 
     def __init__(
@@ -57,9 +65,26 @@ class WorkspaceBundle(Construct):
         check_name_and_description(
             problems, self, "bundle", base_name, MAX_BASE_NAME_LENGTH, description, 255
         )
+        if isinstance(image, str):
+            problems.text(
+                "image", image, min_len=13, max_len=67, pattern=IMAGE_ID_PATTERN, pattern_text=IMAGE
+            )
+        elif not isinstance(image, WorkspaceImage):
+            problems.add("image", image, IMAGE)
         register_bundle(problems, self, Stack.of(self).region)
         self.root_volume_gib, self.user_volume_gib = check_compute(
             problems, compute_type, root_volume_gib, user_volume_gib
+        )
+        checked_tags = {} if tags is None else check_tags(problems, "tags", tags)
+        check_removal_policy(problems, removal_policy)
+        check_no_secrets(
+            problems,
+            {
+                "base_name": base_name,
+                "description": description,
+                "image": image,
+                **tag_strings("tags", checked_tags),
+            },
         )
         problems.raise_if_any()
 
@@ -86,6 +111,12 @@ class WorkspaceBundle(Construct):
                 contract.ROOT_VOLUME_GIB: str(self.root_volume_gib),
                 contract.USER_VOLUME_GIB: str(self.user_volume_gib),
                 contract.IMAGE_BUILD_RESULT: build_result,
+                # The handler checks the signalled image against the name it was built under.
+                **(
+                    {contract.EXPECTED_IMAGE_NAME: self.image.image_name}
+                    if self.image is not None
+                    else {}
+                ),
                 contract.TAGS: [{"Key": k, "Value": self.tags[k]} for k in sorted(self.tags)],
                 **resync_property(self),
             },

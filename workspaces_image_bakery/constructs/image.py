@@ -19,7 +19,15 @@ from aws_cdk import aws_cloudformation as cfn
 from constructs import Construct
 
 from ..runtime_assets import contract
-from ..validation import Problems, register_name
+from ..tag_rules import check_tags, tag_strings
+from ..validation import (
+    Problems,
+    check_duration,
+    check_json,
+    check_no_secrets,
+    check_removal_policy,
+    register_name,
+)
 from .build_runtime import BuildRuntime
 
 REBUILD_CONTEXT = "workspaces-image-bakery:rebuild"
@@ -44,13 +52,15 @@ def check_name_and_description(
     description: str,
     max_description: int,
 ) -> None:
-    """The API's rules for image and bundle names and descriptions; names unique in the app."""
+    """The API's rules for image and bundle names and descriptions; names unique in the app.
+    Neither may be a deploy-time token: both go into names and digests made at synth time."""
     problems.text(
         "base_name",
         base_name,
         max_len=max_base_name,
         pattern=NAME_PATTERN,
         pattern_text="letters, digits and _ . / ( ) -",
+        tokens=False,
     )
     problems.text(
         "description",
@@ -58,8 +68,33 @@ def check_name_and_description(
         max_len=max_description,
         pattern=DESCRIPTION_PATTERN,
         pattern_text="letters, digits, spaces and _ . / ( ) -",
+        tokens=False,
     )
     register_name(problems, scope, kind, "base_name", base_name)
+
+
+def check_template_workspace_id(problems: Problems, workspace_id: Any) -> None:
+    """``ws-`` + 8-63 lowercase letters or digits; a deploy-time token is accepted."""
+    problems.text(
+        "template_workspace_id",
+        workspace_id,
+        min_len=11,
+        max_len=66,
+        pattern=WORKSPACE_ID_PATTERN,
+        pattern_text="ws- followed by 8-63 lowercase letters or digits",
+    )
+
+
+def check_build_timeout(problems: Problems, build_timeout: Any) -> bool:
+    """A Duration of 30 minutes to 12 hours (the longest a WaitCondition waits)."""
+    return check_duration(
+        problems,
+        "build_timeout",
+        build_timeout,
+        MIN_BUILD_TIMEOUT_SECONDS,
+        MAX_BUILD_TIMEOUT_SECONDS,
+        "30 minutes to 12 hours",
+    )
 
 
 def fingerprint(scope: Construct, recipe: Mapping[str, Any]) -> str:
@@ -79,14 +114,20 @@ class WorkspaceImage(Construct):
     """An image built from ``template_workspace_id`` whenever its recipe changes.
 
     :param base_name: image name before the recipe fingerprint is appended; 1-55 characters
-        of ``a-zA-Z0-9_./()-`` (the API allows 64 and the suffix takes 9).
-    :param description: 1-256 characters of ``a-zA-Z0-9_./() -``.
+        of ``a-zA-Z0-9_./()-`` (the API allows 64 and the suffix takes 9). Not a token.
+    :param description: 1-256 characters of ``a-zA-Z0-9_./() -``. Not a token: it is
+        part of the recipe and the bundle's shape digest.
     :param template_workspace_id: the prepared WorkSpace to snapshot (``ws-`` + 8-63
-        lowercase letters or digits). It must not be encrypted.
-    :param persona: persona name, used in messages and stack events.
-    :param recipe: what the image holds (version, baked software, ...). A change to any
-        value builds a new image; the template WorkSpace id and description are included.
-    :param tags: tags of the image; a change is applied in place without a rebuild.
+        lowercase letters or digits). It must not be encrypted. May be a deploy-time token.
+    :param persona: persona name (1-64 characters), used in messages and stack events.
+    :param recipe: what the image holds (version, baked software, ...), as JSON data. A
+        change to any value builds a new image; the template WorkSpace id and description
+        are included.
+    :param tags: tags of the image (``{}`` for none; values may be deploy-time tokens); a
+        change is applied in place without a rebuild.
+
+    Every string (names, recipe values and keys at any depth, tag keys and values) is
+    scanned for secrets.
     :param build_timeout: how long a build may take. Default 6 hours; 30 minutes to 12 hours
         (the longest a CloudFormation WaitCondition waits).
     :param rebuild_token: any string; changing it forces a new image. Default: the
@@ -115,25 +156,28 @@ class WorkspaceImage(Construct):
         check_name_and_description(
             problems, self, "image", base_name, MAX_BASE_NAME_LENGTH, description, 256
         )
-        problems.text(
-            "template_workspace_id",
-            template_workspace_id,
-            min_len=11,
-            max_len=66,
-            pattern=WORKSPACE_ID_PATTERN,
-            pattern_text="ws- followed by 8-63 lowercase letters or digits",
-        )
-        if not isinstance(build_timeout, Duration):
-            problems.add("build_timeout", build_timeout, "a Duration of 30 minutes to 12 hours")
-            build_timeout = DEFAULT_BUILD_TIMEOUT
-        seconds = build_timeout.to_seconds()
-        problems.check(
-            MIN_BUILD_TIMEOUT_SECONDS <= seconds <= MAX_BUILD_TIMEOUT_SECONDS,
-            "build_timeout",
-            f"{seconds} s",
-            f"{MIN_BUILD_TIMEOUT_SECONDS}-{MAX_BUILD_TIMEOUT_SECONDS} s (30 minutes to 12 hours)",
+        check_template_workspace_id(problems, template_workspace_id)
+        problems.text("persona", persona, max_len=64)
+        recipe_strings = check_json(problems, "recipe", recipe)
+        check_tags(problems, "tags", tags)
+        if rebuild_token is not None and not isinstance(rebuild_token, str):
+            problems.add("rebuild_token", rebuild_token, "a string, or None")
+        check_build_timeout(problems, build_timeout)
+        check_removal_policy(problems, removal_policy)
+        check_no_secrets(
+            problems,
+            {
+                "base_name": base_name,
+                "description": description,
+                "template_workspace_id": template_workspace_id,
+                "persona": persona,
+                "rebuild_token": rebuild_token,
+                **recipe_strings,
+                **(tag_strings("tags", tags) if isinstance(tags, Mapping) else {}),
+            },
         )
         problems.raise_if_any()
+        seconds = build_timeout.to_seconds(integral=False)
 
         token = rebuild_token
         if token is None:

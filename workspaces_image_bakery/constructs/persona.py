@@ -17,10 +17,22 @@ from constructs import Construct, IValidation
 
 from ..checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
 from ..preparation import ImagePreparation
-from ..validation import Problems, check_no_secrets, check_strings, register_name
+from ..tag_rules import is_tag_mapping, tag_strings
+from ..validation import (
+    Problems,
+    check_no_secrets,
+    check_removal_policy,
+    check_strings,
+    register_name,
+)
 from .bundle import WorkspaceBundle
 from .compute import check_compute, smallest_volumes
-from .image import DEFAULT_BUILD_TIMEOUT, WorkspaceImage
+from .image import (
+    DEFAULT_BUILD_TIMEOUT,
+    WorkspaceImage,
+    check_build_timeout,
+    check_template_workspace_id,
+)
 from .tagging_policy import COMPLIANCE, TaggingPolicy
 
 PERSONA_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,31}"
@@ -53,10 +65,12 @@ class Persona(Construct):
     """One persona's image and custom bundle.
 
     :param name: lowercase letters, digits and ``-``, 1-32 characters; names the image and
-        bundle and the Name tag. Unique in the app.
+        bundle and the Name tag. Unique in the app. Not a token (names are made at synth).
     :param design: FULLY_BAKED, THIN or ZERO.
-    :param image_version: the image version (Version tag), 1-20 of ``0-9A-Za-z._-``.
-    :param template_workspace_id: the prepared, unencrypted WorkSpace to snapshot.
+    :param image_version: the image version (Version tag), 1-20 of ``0-9A-Za-z._-``. Not a
+        token.
+    :param template_workspace_id: the prepared, unencrypted WorkSpace to snapshot; may be
+        a deploy-time token (e.g. a CfnParameter).
     :param tagging_policy: the policy that derives and checks the tags.
     :param baked_applications: installed in the image (Software tag). A change rebuilds the
         image. Default none. Each 1-64 of ``A-Za-z0-9 ._:/=+@-``.
@@ -72,9 +86,12 @@ class Persona(Construct):
     :param root_volume_gib: default the smallest valid size (80 for STANDARD).
     :param user_volume_gib: default the smallest valid size (10 for STANDARD).
     :param tags: the persona's own tags (Role, System, Confidentiality, Compliance, ...),
-        over the policy's defaults. Default none.
+        over the policy's defaults. Default none. A value may be a deploy-time token.
     :param build_timeout: how long an image build may take. Default 6 hours, at most 12.
     :param removal_policy: for replaced or removed images and bundles. Default DESTROY.
+
+    Every free-text input (applications, agent, tags, licence keys, preparation) is scanned
+    for secrets; a flagged value never appears in an error message.
     """
 
     def __init__(
@@ -107,6 +124,7 @@ class Persona(Construct):
             max_len=32,
             pattern=PERSONA_NAME_PATTERN,
             pattern_text="lowercase letters, digits and -, starting with a letter or digit",
+            tokens=False,
         )
         register_name(problems, self, "persona", "name", name)
         problems.text(
@@ -115,7 +133,11 @@ class Persona(Construct):
             max_len=20,
             pattern=VERSION_PATTERN,
             pattern_text="letters, digits and . _ -",
+            tokens=False,
         )
+        check_template_workspace_id(problems, template_workspace_id)
+        if not isinstance(tagging_policy, TaggingPolicy):
+            problems.add("tagging_policy", tagging_policy, "a TaggingPolicy")
         if not isinstance(design, ImageDesign):
             problems.add("design", design, "ImageDesign.FULLY_BAKED, THIN or ZERO")
         baked = check_strings(problems, "baked_applications", baked_applications)
@@ -170,29 +192,25 @@ class Persona(Construct):
             problems.add(field, f"<{type(value).__name__}>", allowed)
         if malformed:
             preparation = None
-        if not isinstance(removal_policy, RemovalPolicy):
-            problems.add("removal_policy", removal_policy, "RemovalPolicy.DESTROY or RETAIN")
-        if not isinstance(build_timeout, Duration):
-            problems.add("build_timeout", build_timeout, "a Duration of 30 minutes to 12 hours")
-            build_timeout = DEFAULT_BUILD_TIMEOUT
-        if tags is not None and not (
-            isinstance(tags, Mapping)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
-        ):
+        check_removal_policy(problems, removal_policy)
+        check_build_timeout(problems, build_timeout)
+        if tags is not None and not is_tag_mapping(tags):
             problems.add(
                 "tags", f"<{type(tags).__name__}>", "a mapping of string keys to string values"
             )
             tags = None
         software = [*baked, *([agent] if agent else [])]
-        self.tags = tagging_policy.tags_for(
-            problems,
-            name=name if isinstance(name, str) else "",
-            version=image_version if isinstance(image_version, str) else "",
-            software=software,
-            tags=tags or {},
-        )
-        scanned: dict[str, str] = {f"tags[{k}]": v for k, v in (tags or {}).items()}
-        scanned.update({f"tag key {k}": k for k in (tags or {})})
+        self.tags: dict[str, str] = {}
+        if isinstance(tagging_policy, TaggingPolicy):
+            self.tags = tagging_policy.tags_for(
+                problems,
+                name=name if isinstance(name, str) else "",
+                version=image_version if isinstance(image_version, str) else "",
+                software=software,
+                tags=tags or {},
+            )
+        scanned: dict[str, str] = tag_strings("tags", tags or {})
+        scanned.update({f"license_references[{app}]": app for app in licenses})
         scanned.update({f"baked_applications[{i}]": a for i, a in enumerate(baked)})
         scanned.update({f"launch_applications[{i}]": a for i, a in enumerate(launch)})
         if agent:

@@ -9,12 +9,12 @@ are allowed, and gives organisation-wide defaults.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 from constructs import Construct
 
-from ..runtime_assets import contract
-from ..validation import Problems, check_no_secrets
+from ..tag_rules import MAX_USER_TAGS, check_tag_key, check_tag_value, is_tag_mapping
+from ..validation import Problems, check_no_secrets, is_token
 
 NAME: Final = "Name"
 VERSION: Final = "Version"
@@ -38,25 +38,25 @@ DEFAULT_ALLOWED: Final[Mapping[str, Sequence[str]]] = {
     CONFIDENTIALITY: ("public", "internal", "confidential", "restricted"),
 }
 
-# WorkSpaces tag limits (botocore model and the tagging docs).
-MAX_TAGS_PER_RESOURCE: Final = 50
-MAX_KEY_LENGTH: Final = 127
-MAX_VALUE_LENGTH: Final = 255
 SOFTWARE_SEPARATOR: Final = " / "
 
 
 class TaggingPolicy(Construct):
     """Which tags every persona's image and bundle carry, and which values are allowed.
 
-    :param defaults: organisation-wide tag values, e.g. {"Project": "desktops"}. Default: none.
+    :param defaults: organisation-wide tag values, e.g. {"Project": "desktops"}. Default
+        None: none. A value may be a deploy-time token.
     :param required: keys every persona must end up with, besides the derived Name, Version
-        and Software. Default: Role, Project, CostCenter, Stage, Confidentiality.
-    :param allowed_values: key -> the only values allowed. Default: Stage in dev/test/prod,
-        Confidentiality in public/internal/confidential/restricted.
+        and Software; ``()`` for none. Default: Role, Project, CostCenter, Stage,
+        Confidentiality.
+    :param allowed_values: key -> the only values allowed. Default None: Stage in
+        dev/test/prod, Confidentiality in public/internal/confidential/restricted. A token
+        value is not checked against them (it is only known at deploy time).
 
-    Limits enforced: at most 49 tags per persona (WorkSpaces allows 50 per resource and the
-    library adds one ownership tag), keys 1-127 characters without the ``aws:`` prefix,
-    values at most 255 characters.
+    Limits enforced (see ``tag_rules``): at most 49 tags per persona (WorkSpaces allows 50
+    per resource and the library adds one ownership tag), keys 1-127 characters without
+    the ``aws:`` prefix, values at most 255 characters, both of the characters AWS tags
+    allow. Every key and value is scanned for secrets.
     """
 
     def __init__(
@@ -70,34 +70,20 @@ class TaggingPolicy(Construct):
     ) -> None:
         super().__init__(scope, id_)
         problems = Problems(self.node.path)
-        allowed = DEFAULT_ALLOWED if allowed_values is None else allowed_values
-        if not _is_text_mapping(defaults or {}):
-            problems.add("defaults", f"<{type(defaults).__name__}>", "a mapping of str to str")
-            defaults = None
-        if isinstance(required, str) or not all(isinstance(k, str) for k in required):
-            problems.add("required", required, "a list of tag keys")
-            required = ()
-        if not isinstance(allowed, Mapping) or not all(
-            isinstance(k, str)
-            and not isinstance(v, str)
-            and all(isinstance(item, str) for item in v)
-            for k, v in allowed.items()
-        ):
-            problems.add("allowed_values", allowed, "a mapping of tag key to a list of values")
-            allowed = {}
-        self.defaults = dict(defaults or {})
-        self.required = tuple(required)
-        self.allowed_values = {k: tuple(v) for k, v in allowed.items()}
-        for key in self.defaults:
-            if key in DERIVED_TAGS:
-                problems.add(f"defaults[{key}]", self.defaults[key], f"no value: {key} is derived")
-            elif len(self.defaults[key]) > MAX_VALUE_LENGTH:
-                problems.add(
-                    f"defaults[{key}]", self.defaults[key], f"at most {MAX_VALUE_LENGTH} characters"
-                )
-        for key in (*self.defaults, *self.required, *self.allowed_values):
-            _check_key(problems, "tag key", key)
-        check_no_secrets(problems, {f"defaults[{k}]": v for k, v in self.defaults.items()})
+        self.defaults = _check_defaults(problems, defaults)
+        self.required = _check_required(problems, required)
+        self.allowed_values = _check_allowed(
+            problems, DEFAULT_ALLOWED if allowed_values is None else allowed_values
+        )
+        scanned: dict[str, str] = {}
+        for key, value in self.defaults.items():
+            scanned[f"defaults[{key}]"] = value
+            scanned[f"defaults key {key}"] = key
+        scanned.update({f"required[{i}]": key for i, key in enumerate(self.required)})
+        for key, values in self.allowed_values.items():
+            scanned[f"allowed_values key {key}"] = key
+            scanned.update({f"allowed_values[{key}][{i}]": v for i, v in enumerate(values)})
+        check_no_secrets(problems, scanned)
         problems.raise_if_any()
 
     def tags_for(
@@ -109,7 +95,9 @@ class TaggingPolicy(Construct):
         software: Sequence[str],
         tags: Mapping[str, str],
     ) -> dict[str, str]:
-        """The full tag set of one persona's image and bundle; problems go to `problems`."""
+        """The full tag set of one persona's image and bundle; problems go to `problems`.
+        Name and Version come from fields checked on their own; every other key and value
+        is checked here (a token value only for what can be judged before deploy)."""
         merged = {**self.defaults, **tags}
         for key in DERIVED_TAGS:
             if key in tags:
@@ -121,30 +109,62 @@ class TaggingPolicy(Construct):
             if not merged.get(key):
                 problems.add(f"tags[{key}]", None, f"a value: the tagging policy requires {key}")
         for key, allowed in self.allowed_values.items():
-            if key in merged and merged[key] not in allowed:
-                problems.add(f"tags[{key}]", merged[key], f"one of {', '.join(allowed)}")
+            value = merged.get(key)
+            if value is not None and not is_token(value) and value not in allowed:
+                problems.add(f"tags[{key}]", value, f"one of {', '.join(allowed)}")
         for key, value in merged.items():
-            _check_key(problems, "tag key", key)
-            if len(value) > MAX_VALUE_LENGTH:
-                problems.add(f"tags[{key}]", value, f"at most {MAX_VALUE_LENGTH} characters")
-        limit = MAX_TAGS_PER_RESOURCE - 1
-        if len(merged) > limit:
+            if key in (NAME, VERSION):
+                continue
+            check_tag_key(problems, "tag key", key)
+            check_tag_value(problems, f"tags[{key}]", value)
+        if len(merged) > MAX_USER_TAGS:
             problems.add(
-                "tags", f"{len(merged)} tags", f"at most {limit} (one is the ownership tag)"
+                "tags", f"{len(merged)} tags", f"at most {MAX_USER_TAGS} (one is the ownership tag)"
             )
         return merged
 
 
-def _is_text_mapping(value: object) -> bool:
-    return isinstance(value, Mapping) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    )
+def _check_defaults(problems: Problems, defaults: Any) -> dict[str, str]:
+    if defaults is None:
+        return {}
+    if not is_tag_mapping(defaults):
+        problems.add("defaults", f"<{type(defaults).__name__}>", "a mapping of str to str")
+        return {}
+    for key, value in defaults.items():
+        check_tag_key(problems, "tag key", key)
+        if key in DERIVED_TAGS:
+            problems.add(f"defaults[{key}]", value, f"no value: {key} is derived")
+        else:
+            check_tag_value(problems, f"defaults[{key}]", value)
+    return dict(defaults)
 
 
-def _check_key(problems: Problems, field: str, key: str) -> None:
-    if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        problems.add(field, key, f"1-{MAX_KEY_LENGTH} characters")
-    elif key.lower().startswith("aws:"):
-        problems.add(field, key, "a key without the reserved aws: prefix")
-    elif key == contract.OWNER_TAG_KEY:
-        problems.add(field, key, "any key but the library's ownership tag")
+def _check_required(problems: Problems, required: Any) -> tuple[str, ...]:
+    if isinstance(required, str) or not (
+        isinstance(required, list | tuple) and all(isinstance(k, str) for k in required)
+    ):
+        problems.add("required", f"<{type(required).__name__}>", "a list of tag keys (() for none)")
+        return ()
+    for key in required:
+        check_tag_key(problems, "tag key", key)
+    return tuple(required)
+
+
+def _check_allowed(problems: Problems, allowed: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(allowed, Mapping) or not all(
+        isinstance(k, str)
+        and isinstance(v, list | tuple)
+        and all(isinstance(item, str) for item in v)
+        for k, v in allowed.items()
+    ):
+        problems.add(
+            "allowed_values",
+            f"<{type(allowed).__name__}>",
+            "a mapping of tag key to a list of values",
+        )
+        return {}
+    for key, values in allowed.items():
+        check_tag_key(problems, "tag key", key)
+        for value in values:
+            check_tag_value(problems, f"allowed_values[{key}]", value)
+    return {k: tuple(v) for k, v in allowed.items()}

@@ -10,15 +10,24 @@ from constructs import Construct
 
 from ..constructs.persona import Persona
 from ..constructs.tagging_policy import DEFAULT_REQUIRED, TaggingPolicy
+from ..validation import BakeryValidationError
+
+# The policy's props, as this stack names them in its own errors.
+POLICY_PROPS = {
+    "defaults": "tag_defaults",
+    "required": "required_tags",
+    "allowed_values": "allowed_tag_values",
+}
 
 
 class ImageBakeryStack(Stack):
     """Personas of one team, one Region: an image and a custom bundle each.
 
     :param tag_defaults: organisation-wide tag values (Project, CostCenter, Stage, ...).
-    :param required_tags: keys every persona must carry. Default: Role, Project,
-        CostCenter, Stage, Confidentiality.
-    :param allowed_tag_values: key -> allowed values. Default: the policy's defaults.
+        Default None: none.
+    :param required_tags: keys every persona must carry; ``()`` for none. Default: Role,
+        Project, CostCenter, Stage, Confidentiality.
+    :param allowed_tag_values: key -> allowed values. Default None: the policy's defaults.
     Other keyword arguments go to ``aws_cdk.Stack``.
     """
 
@@ -33,13 +42,16 @@ class ImageBakeryStack(Stack):
         **stack_props: Any,
     ) -> None:
         super().__init__(scope, id_, **stack_props)
-        self.tagging_policy = TaggingPolicy(
-            self,
-            "TaggingPolicy",
-            defaults=tag_defaults,
-            required=required_tags,
-            allowed_values=allowed_tag_values,
-        )
+        try:
+            self.tagging_policy = TaggingPolicy(
+                self,
+                "TaggingPolicy",
+                defaults=tag_defaults,
+                required=required_tags,
+                allowed_values=allowed_tag_values,
+            )
+        except BakeryValidationError as error:
+            raise error.renamed(POLICY_PROPS) from None
         self.personas: list[Persona] = []
 
     def add_persona(self, id_: str, **persona_props: Any) -> Persona:
