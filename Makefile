@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTHON ?= python3
 
-.PHONY: setup synth test lint typecheck unit bench clean
+.PHONY: setup synth test lint typecheck unit bench clean review-render
 
 $(VENV)/.installed: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ test: lint typecheck unit
 
 bench: setup
 	python -m tests.bench
+
+# Renders the reference app's review diagram with mermaid-cli and Debian's Chromium (SVG and
+# PNG in build/review-render/); fails when mmdc does. Too slow for `make test`.
+review-render: setup
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+		{ echo "review-render needs Debian's chromium: apt-get install chromium"; exit 1; }
+	@test -x tools/review-render/node_modules/.bin/mmdc || \
+		(cd tools/review-render && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+	REVIEW_RENDER_OUT=$(CURDIR)/build/review-render pytest -m render -q tests/test_review_render.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache

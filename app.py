@@ -2,7 +2,10 @@
 """Reference app: three personas, one for each of the whitepaper's image design options.
 
 Point the personas at your own template WorkSpaces with cdk.json's context
-``templateWorkspaceIds`` or ``cdk synth -c templateWorkspaceIds='{"developer": "ws-..."}'``.
+``templateWorkspaceIds`` or ``cdk synth -c templateWorkspaceIds='{"developer": "ws-..."}'``,
+and at their managed nodes (README: Preparing the template in the build) with
+``templateManagedNodes``: the build then runs each persona's preparation on its template.
+A persona without a managed node is prepared by hand, and the review says so.
 Every synth also writes ``review.md`` and the preparation scripts next to the templates.
 """
 
@@ -24,20 +27,75 @@ from workspaces_image_bakery import (
     load_baseline,
     write_review,
 )
+from workspaces_image_bakery.preparation import Agent, AgentKind, DesktopSettings
 
 # Agents every persona's image carries (the whitepaper's security and supportability items).
-SECURITY_AGENTS = ("clamav", "auditd")
-LOG_AGENT = "amazon-cloudwatch-agent"
+CLOUDWATCH_AGENT_DEB = "https://amazoncloudwatch-agent.s3.amazonaws.com/ubuntu/amd64/latest/amazon-cloudwatch-agent.deb"
+BASE_AGENTS = (
+    Agent(
+        "clamav",
+        AgentKind.SECURITY,
+        install="apt-get install -y clamav clamav-freshclam",
+        check="clamscan --version",
+        service="clamav-freshclam.service",
+    ),
+    Agent(
+        "auditd",
+        AgentKind.SECURITY,
+        install="apt-get install -y auditd",
+        check="auditctl -v",
+        service="auditd.service",
+    ),
+    Agent(
+        "amazon-cloudwatch-agent",
+        AgentKind.LOG_FORWARDING,
+        install=f"curl -fsSLo /tmp/amazon-cloudwatch-agent.deb {CLOUDWATCH_AGENT_DEB}\n"
+        "dpkg -i -E /tmp/amazon-cloudwatch-agent.deb",
+        check="/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a status",
+    ),
+)
+
+
+# Thin and zero images: the agent that delivers launch applications and runtime information.
+# Its enrolment (the ssl folder) is machine-specific: the first-boot unit removes it on a
+# WorkSpace that is not the template, so each WorkSpace enrols as itself.
+PUPPET_AGENT = Agent(
+    "puppet-agent",
+    AgentKind.CONFIGURATION_MANAGEMENT,
+    install="apt-get install -y puppet-agent",
+    check="/opt/puppetlabs/bin/puppet --version",
+    service="puppet.service",
+    identity_paths=["/etc/puppetlabs/puppet/ssl"],
+)
+PERSONAS = ("developer", "office", "contractor")
+
+
+def context_map(app: cdk.App, key: str) -> dict[str, str]:
+    """A persona -> id mapping from the context (JSON text on the command line)."""
+    raw: Any = app.node.try_get_context(key) or {}
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(value, dict):
+        raise SystemExit(f"context {key} must map persona names to ids, got {value!r}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def template_workspace_ids(app: cdk.App) -> dict[str, str]:
-    raw: Any = app.node.try_get_context("templateWorkspaceIds") or {}
-    return dict(json.loads(raw) if isinstance(raw, str) else raw)
+    templates = context_map(app, "templateWorkspaceIds")
+    missing = [p for p in PERSONAS if p not in templates]
+    if missing:
+        raise SystemExit(
+            f"context templateWorkspaceIds has no template WorkSpace for {', '.join(missing)}: "
+            "add them in cdk.json or pass -c templateWorkspaceIds='{"
+            + ", ".join(f'"{p}": "ws-..."' for p in PERSONAS)
+            + "}'"
+        )
+    return templates
 
 
 def build(app: cdk.App) -> ImageBakeryStack:
     """Declare the reference stack in `app` (tests call this too)."""
     templates = template_workspace_ids(app)
+    nodes = context_map(app, "templateManagedNodes")
     stack = ImageBakeryStack(
         app,
         "WorkSpacesImageBakery",
@@ -50,17 +108,29 @@ def build(app: cdk.App) -> ImageBakeryStack:
         design=ImageDesign.THIN,
         image_version="1.0.0",
         template_workspace_id=templates["developer"],
+        managed_node_id=nodes.get("developer"),
         baked_applications=["git 2.47", "python 3.12", "vscode 1.95"],
         launch_applications=["docker-ce", "jetbrains-toolbox"],
         config_management_agent="puppet-agent 8",
         license_references={"jetbrains-toolbox": "/licenses/jetbrains"},
         preparation=ImagePreparation(
-            install_steps=["apt-get install -y git python3.12 code puppet-agent"],
+            install_steps=["apt-get install -y git python3.12 code"],
             validation_steps=["git --version", "python3.12 --version"],
+            agents=[
+                *BASE_AGENTS,
+                Agent(
+                    "collectd",
+                    AgentKind.MONITORING,
+                    install="apt-get install -y collectd",
+                    check="collectd -t",
+                    service="collectd.service",
+                ),
+                PUPPET_AGENT,
+            ],
             clipboard=Clipboard.CLIENT_TO_WORKSPACE,
-            security_agents=SECURITY_AGENTS,
-            log_forwarding_agent=LOG_AGENT,
-            monitoring_agents=("amazon-cloudwatch-agent",),
+            desktop=DesktopSettings(
+                favourites=["code.desktop", "firefox_firefox.desktop", "org.gnome.Terminal.desktop"]
+            ),
         ),
         compute_type="PERFORMANCE",
         tags={
@@ -75,13 +145,26 @@ def build(app: cdk.App) -> ImageBakeryStack:
         design=ImageDesign.FULLY_BAKED,
         image_version="1.0.0",
         template_workspace_id=templates["office"],
+        managed_node_id=nodes.get("office"),
         baked_applications=["libreoffice 7.6", "firefox esr", "evolution", "pidgin"],
         preparation=ImagePreparation(
             install_steps=["apt-get install -y libreoffice firefox-esr evolution pidgin"],
             validation_steps=["libreoffice --version"],
-            security_agents=SECURITY_AGENTS,
-            log_forwarding_agent=LOG_AGENT,
-            remote_assistance_tools=("remmina",),
+            agents=[
+                *BASE_AGENTS,
+                Agent(
+                    "remmina",
+                    AgentKind.REMOTE_ASSISTANCE,
+                    install="apt-get install -y remmina",
+                    check="remmina --version",
+                ),
+            ],
+            desktop=DesktopSettings(
+                settings={
+                    "org/gnome/desktop/screensaver/lock-enabled": "true",
+                    "org/gnome/desktop/session/idle-delay": "uint32 900",
+                }
+            ),
         ),
         tags={
             "Role": "office productivity",
@@ -96,13 +179,10 @@ def build(app: cdk.App) -> ImageBakeryStack:
         design=ImageDesign.ZERO,
         image_version="1.0.0",
         template_workspace_id=templates["contractor"],
+        managed_node_id=nodes.get("contractor"),
         launch_applications=["firefox esr", "libreoffice 7.6"],
-        config_management_agent="amazon-ssm-agent",
-        preparation=ImagePreparation(
-            install_steps=["snap install amazon-ssm-agent --classic"],
-            security_agents=SECURITY_AGENTS,
-            log_forwarding_agent=LOG_AGENT,
-        ),
+        config_management_agent="puppet-agent 8",
+        preparation=ImagePreparation(agents=[*BASE_AGENTS, PUPPET_AGENT]),
         compute_type="VALUE",
         tags={"Role": "external contractor", "Confidentiality": "internal"},
     )

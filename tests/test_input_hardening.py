@@ -25,6 +25,7 @@ from workspaces_image_bakery import (
     WorkspaceBundle,
     WorkspaceImage,
 )
+from workspaces_image_bakery.preparation import Agent, AgentKind
 from workspaces_image_bakery.runtime_assets import contract
 from workspaces_image_bakery.secret_scan import command_line_secrets, find_secrets, scan
 from workspaces_image_bakery.tag_rules import (
@@ -168,9 +169,20 @@ PERSONA_SECRETS: list[tuple[str, dict[str, Any], str]] = [
         f"license_references[{REDACTED}]",
     ),
     (
-        "remote assistance tool",
-        {"preparation": ImagePreparation(remote_assistance_tools=[BASIC_AUTH_URL])},
-        "preparation.remote_assistance_tools[0]",
+        "remote assistance agent's install command",
+        {
+            "preparation": ImagePreparation(
+                agents=[
+                    Agent(
+                        "remote-help",
+                        AgentKind.REMOTE_ASSISTANCE,
+                        install=f"curl -fsSLO {BASIC_AUTH_URL}",
+                        check="true",
+                    )
+                ]
+            )
+        },
+        "preparation.agents[0].install",
     ),
 ]
 SECRET_CASES = [
@@ -340,6 +352,7 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_persona, "tags", "Role=dev", True),
     (build_persona, "build_timeout", {"hours": 6}, False),
     (build_persona, "removal_policy", "destroy", False),
+    (build_persona, "managed_node_id", 12, True),
     (build_image, "base_name", 5, False),
     (build_image, "description", 5, False),
     (build_image, "template_workspace_id", 5, False),
@@ -349,6 +362,7 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_image, "build_timeout", {"hours": 6}, False),
     (build_image, "rebuild_token", 7, True),
     (build_image, "removal_policy", "destroy", False),
+    (build_image, "prepared_by", "mi-0123456789abcdef0", True),
     (build_bundle, "base_name", 5, False),
     (build_bundle, "description", 5, False),
     (build_bundle, "image", 7, False),

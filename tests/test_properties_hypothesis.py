@@ -19,6 +19,7 @@ from workspaces_image_bakery import (
     TaggingPolicy,
 )
 from workspaces_image_bakery.constructs.compute import COMPUTE_TYPES
+from workspaces_image_bakery.preparation import Agent, AgentKind
 
 junk = st.one_of(
     st.none(),
@@ -41,8 +42,19 @@ preparations = st.builds(
     ImagePreparation,
     install_steps=either(st.lists(app_names, max_size=3)),
     clipboard=either(st.sampled_from(Clipboard)),
-    security_agents=either(st.lists(app_names, max_size=2)),
-    log_forwarding_agent=either(st.none() | app_names),
+    agents=either(
+        st.lists(
+            st.builds(
+                Agent,
+                name=either(app_names),
+                kind=either(st.sampled_from(AgentKind)),
+                install=either(app_names),
+                check=either(app_names),
+                service=either(st.none() | st.sampled_from(["puppet.service", "x"])),
+            ),
+            max_size=2,
+        )
+    ),
 )
 persona_props = st.fixed_dictionaries(
     {

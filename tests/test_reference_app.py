@@ -43,12 +43,16 @@ def test_image_resource_carries_name_recipe_tags_and_handle(
             "Persona": "developer",
             "BuildTimeoutSeconds": "21600",
             "WaitHandle": {"Ref": Match.string_like_regexp("BuildHandle")},
+            # Prepared in the build: the persona's document, on its template's managed node.
+            "PreparationDocument": {"Ref": Match.string_like_regexp("PreparationDocument")},
+            "ManagedNodeId": "mi-0dev0template0001",
             "Tags": Match.array_with(
                 [
                     {"Key": "Name", "Value": "developer"},
                     {
                         "Key": "Software",
-                        "Value": "git 2.47 / python 3.12 / vscode 1.95 / puppet-agent 8",
+                        "Value": "git 2.47 / python 3.12 / vscode 1.95 / clamav / auditd / "
+                        "amazon-cloudwatch-agent / collectd / puppet-agent",
                     },
                     {"Key": "Stage", "Value": "dev"},
                     {"Key": "Version", "Value": "1.0.0"},

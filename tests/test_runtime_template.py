@@ -31,6 +31,7 @@ REFERENCE: dict[str, tuple[set[str], set[str]]] = {
     "CreateTags": ({""}, {"aws:RequestTag", "aws:TagKeys"}),
     "DeleteTags": ({""}, {"aws:TagKeys"}),
     "StartWorkspaces": ({"workspace"}, {"aws:ResourceTag"}),
+    "RebootWorkspaces": ({"workspace"}, {"aws:ResourceTag"}),
     "CreateWorkspaceImage": (
         {"workspace", "workspaceimage"},
         {"aws:ResourceTag", "aws:RequestTag", "aws:TagKeys"},

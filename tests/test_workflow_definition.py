@@ -30,6 +30,10 @@ def test_every_step_invokes_the_step_function_with_a_known_step(definition: dict
         contract.STEP_SIGNAL_SUCCESS,
         contract.STEP_SIGNAL_FAILURE,
         contract.STEP_CLEANUP_IMAGE,
+        contract.STEP_PREPARE_TEMPLATE,
+        contract.STEP_POLL_COMMAND,
+        contract.STEP_REBOOT_TEMPLATE,
+        contract.STEP_VERIFY_MARKER,
     }
     for state in tasks(definition).values():
         assert state["Resource"].endswith(":states:::lambda:invoke")
@@ -51,7 +55,9 @@ def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str
         if s["Parameters"]["Payload"]["Step"]
         not in (contract.STEP_SIGNAL_FAILURE, contract.STEP_CLEANUP_IMAGE)
     }
-    assert len(build_steps) == 4
+    # Check, prepare, poll the preparation, reboot, check rebooted, verify the marker, poll
+    # it, image, poll the image, signal success.
+    assert len(build_steps) == 10
     for name, state in build_steps.items():
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name
@@ -63,7 +69,14 @@ def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str
 def test_waits_are_in_the_state_machine(definition: dict[str, Any]) -> None:
     waits = sorted(s["Seconds"] for s in definition["States"].values() if s["Type"] == "Wait")
     assert waits == sorted(
-        [contract.TEMPLATE_POLL_SECONDS, contract.IMAGE_POLL_SECONDS, contract.CLEANUP_POLL_SECONDS]
+        [
+            contract.TEMPLATE_POLL_SECONDS,
+            contract.IMAGE_POLL_SECONDS,
+            contract.CLEANUP_POLL_SECONDS,
+            contract.REBOOT_SETTLE_SECONDS,
+            # The managed node (before and after the reboot), the preparation, the marker.
+            *[contract.COMMAND_POLL_SECONDS] * 4,
+        ]
     )
     assert definition.get("TimeoutSeconds") == 13 * 3600
 

@@ -10,7 +10,16 @@ from .constructs import (
     WorkspaceBundle,
     WorkspaceImage,
 )
-from .preparation import Clipboard, ImagePreparation, OperatingSystem
+from .constructs.run_command import RunCommandPreparation
+from .preparation import (
+    Agent,
+    AgentKind,
+    Clipboard,
+    DesktopSettings,
+    ImagePreparation,
+    OperatingSystem,
+    StreamingProtocol,
+)
 from .review import BASELINE_CONTEXT, load_baseline, write_review
 from .stacks import ImageBakeryStack
 from .validation import BakeryValidationError, Problem
@@ -18,9 +27,12 @@ from .validation import BakeryValidationError, Problem
 __all__ = [
     "BASELINE_CONTEXT",
     "REBUILD_CONTEXT",
+    "Agent",
+    "AgentKind",
     "BakeryValidationError",
     "BuildRuntime",
     "Clipboard",
+    "DesktopSettings",
     "ImageBakeryStack",
     "ImageDesign",
     "ImagePreparation",
@@ -28,7 +40,9 @@ __all__ = [
     "Persona",
     "PersonaFacts",
     "Problem",
+    "RunCommandPreparation",
     "Scorecard",
+    "StreamingProtocol",
     "TaggingPolicy",
     "WorkspaceBundle",
     "WorkspaceImage",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import mean
 
-from .preparation import Clipboard, ImagePreparation
+from .preparation import PROTOCOLS, AgentKind, Clipboard, ImagePreparation
 
 MINIMUM_CONTEXT = "workspaces-image-bakery:checklist-minimum"
 
@@ -32,6 +32,11 @@ class PersonaFacts:
     config_management_agent: str | None = None
     license_references: Mapping[str, str] = field(default_factory=dict)
     preparation: ImagePreparation | None = None
+    # "run-command": the build runs the preparation on the template, reboots it and checks
+    # its recipe marker; "by-hand": the template is imaged as somebody left it.
+    preparation_channel: str = "by-hand"
+    managed_node_id: str | None = None
+    preparation_script: str | None = None
     compute_type: str = "STANDARD"
     root_volume_gib: int = 80
     user_volume_gib: int = 10
@@ -55,12 +60,22 @@ class Assessment:
 Rule = Callable[[PersonaFacts, Sequence[PersonaFacts]], tuple[int | None, str]]
 
 
+def run_in_build(p: PersonaFacts) -> bool:
+    """True when the build runs the persona's preparation on the template and checks it."""
+    return p.preparation is not None and p.preparation_channel == "run-command"
+
+
+BY_HAND = "declared, but the template is prepared by hand: the build neither runs nor checks it"
+
+
 def _scripted(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
     if p.preparation is None:
-        return 2, "no preparation declared: the template WorkSpace is prepared by hand"
-    if not p.preparation.install_steps:
-        return 4, "preparation script rendered; installs are not scripted (no install_steps)"
-    return 5, "preparation is declared and rendered as a script, installs included"
+        return 1, "no preparation declared: the template WorkSpace is prepared by hand"
+    if not run_in_build(p):
+        return 2, f"preparation script {BY_HAND}"
+    if not p.preparation.install_steps and not p.preparation.agents:
+        return 4, "the build runs the preparation; installs are not scripted (no install_steps)"
+    return 5, "the build runs the scripted preparation on the template, installs included"
 
 
 def _necessary_apps(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
@@ -107,21 +122,33 @@ def _discrete_set(p: PersonaFacts, all_: Sequence[PersonaFacts]) -> tuple[int | 
     return 5, "bakes an application set no other persona has"
 
 
+def _cm_agent(p: PersonaFacts) -> str | None:
+    """The configuration-management agent the build installs and checks, if any."""
+    if not run_in_build(p) or p.preparation is None:
+        return None
+    return next(iter(p.preparation.agents_of(AgentKind.CONFIGURATION_MANAGEMENT)), None)
+
+
 def _config_management(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    if p.config_management_agent and p.launch_applications:
-        return (
-            5,
-            f"{p.config_management_agent} delivers {len(p.launch_applications)} application(s)",
+    agent = _cm_agent(p)
+    if agent and p.launch_applications:
+        return 5, f"{agent} (installed and checked by the build) delivers " + (
+            f"{len(p.launch_applications)} application(s)"
         )
+    if agent:
+        return 4, f"{agent} is installed and checked by the build but delivers no applications"
     if p.config_management_agent:
-        return 4, f"{p.config_management_agent} is baked in but delivers no applications"
-    return 2, "no configuration management agent: every change needs a new image"
+        return 2, f"{p.config_management_agent} is named, but the build does not install it"
+    return 1, "no configuration management agent: every change needs a new image"
 
 
 def _bootstrapping(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
+    agent = _cm_agent(p)
+    if agent:
+        return 5, f"{agent} is enabled by the build and reads runtime information at launch"
     if p.config_management_agent:
-        return 5, f"{p.config_management_agent} reads runtime information at launch"
-    return 2, "no agent or bootstrap to reference runtime information at launch"
+        return 2, f"{p.config_management_agent} is named, but the build does not bootstrap it"
+    return 1, "no agent or bootstrap to reference runtime information at launch"
 
 
 def _profile_identifiers(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
@@ -134,9 +161,12 @@ def _profile_identifiers(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[in
 
 
 def _preconfigured(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    if p.preparation is not None and p.preparation.validation_steps:
-        return 5, "a prebuilt image with scripted validation steps backs the bundle"
-    return 4, "a prebuilt image backs the bundle; no validation_steps test the build"
+    steps = p.preparation.validation_steps if p.preparation else ()
+    if steps and run_in_build(p):
+        return 5, f"the build runs {len(steps)} validation step(s) before it takes the image"
+    if steps:
+        return 3, f"validation steps {BY_HAND}"
+    return 2, "a prebuilt image backs the bundle, but nothing validates it (no validation_steps)"
 
 
 def _reusable_library(_: PersonaFacts, __: Sequence[PersonaFacts]) -> tuple[int | None, str]:
@@ -149,69 +179,103 @@ def _reusable_library(_: PersonaFacts, __: Sequence[PersonaFacts]) -> tuple[int 
 def _no_manual_changes(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
     if p.preparation is None:
         return 1, "the template WorkSpace is changed by hand (no preparation declared)"
-    if p.config_management_agent:
-        return 5, "scripted preparation and configuration management; no manual steps"
-    return 4, "scripted preparation; later changes need a new image"
+    if not run_in_build(p):
+        return 1, "a person runs the preparation on the template: the image relies on it"
+    if _cm_agent(p):
+        return 5, "the build prepares the template; configuration management does the rest"
+    return 4, "the build prepares the template; later changes need a new image"
 
 
-def _minimal_steps(_: PersonaFacts, __: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    return 5, "one cdk deploy builds, tags and binds the image to the bundle"
+def _minimal_steps(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
+    if run_in_build(p):
+        return 5, "one cdk deploy prepares the template, builds, tags and binds the image"
+    return 2, "a person prepares the template first; then cdk deploy builds and binds the image"
 
 
 def _tools_appropriate(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
     if p.design == "fully-baked":
         return 3, "all applications are baked in; updates need a new image and a rebuild"
-    if p.config_management_agent:
-        return 5, f"launch applications are delivered by {p.config_management_agent}"
-    return 2, "no agent delivers the launch applications"
+    agent = _cm_agent(p)
+    if agent:
+        return 5, f"launch applications are delivered by {agent}, installed by the build"
+    return 2, "no agent installed by the build delivers the launch applications"
 
 
 def _no_secrets(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    if p.preparation is None:
-        return 4, "no secrets in the declared inputs (detect-secrets); no scripted clean-down"
-    return 5, "no secrets in the declared inputs (detect-secrets); the script cleans down"
+    if run_in_build(p):
+        return 5, (
+            "no secrets in the declared inputs (detect-secrets); the build's clean-down removes "
+            "credentials, histories and logs, and the first-boot unit sheds the template's identity"
+        )
+    return 3, "no secrets in the declared inputs (detect-secrets); no clean-down run by the build"
 
 
 def _security_agents(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    agents = p.preparation.security_agents if p.preparation else ()
-    if agents:
-        return 5, f"security posture checked by {', '.join(agents)}"
-    return 1, "no security agents declared (preparation.security_agents)"
+    return _agents(
+        p,
+        AgentKind.SECURITY,
+        "security posture checked by",
+        "no security agents declared (preparation.agents, AgentKind.SECURITY)",
+    )
 
 
 def _central_logs(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    agent = p.preparation.log_forwarding_agent if p.preparation else None
-    if agent:
-        return 5, f"logs forwarded by {agent}"
-    return 1, "no log forwarding agent declared (preparation.log_forwarding_agent)"
+    return _agents(
+        p,
+        AgentKind.LOG_FORWARDING,
+        "logs forwarded by",
+        "no log forwarding agent declared (preparation.agents, AgentKind.LOG_FORWARDING)",
+    )
 
 
 def _pcoip(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
     prep = p.preparation
     if prep is None:
-        return 1, "PCoIP is left at its defaults (no preparation declared)"
-    clipboard = prep.clipboard is not Clipboard.BOTH_DIRECTIONS
-    if prep.pcoip_aes256_only and clipboard:
-        return 5, f"PCoIP AES-256 only; clipboard {prep.clipboard.name.lower().replace('_', ' ')}"
-    if prep.pcoip_aes256_only or clipboard:
-        return 3, "PCoIP only partly hardened (AES-256 only or a clipboard restriction)"
-    return 1, "PCoIP allows every cipher and the clipboard both ways"
+        return 1, "the streaming protocol is left at its defaults (no preparation declared)"
+    protocol = PROTOCOLS[prep.protocol].label
+    if not run_in_build(p):
+        return 2, f"{protocol} settings {BY_HAND}"
+    clipboard = prep.clipboard.name.lower().replace("_", " ")
+    if prep.clipboard is Clipboard.BOTH_DIRECTIONS:
+        return 2, f"{protocol}: the clipboard is open both ways"
+    # The whitepaper's AES-256-only setting has no documented key for Linux WorkSpaces
+    # (ImagePreparation refuses aes256_only=True): the best honest score is 4.
+    return 4, (
+        f"{protocol}: clipboard {clipboard}, applied by the build; the cipher is the protocol's "
+        "default (no documented setting for Linux WorkSpaces)"
+    )
 
 
 def _performance_agents(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    agents = p.preparation.monitoring_agents if p.preparation else ()
-    if agents and p.preparation and p.preparation.log_forwarding_agent:
-        return 5, f"monitoring by {', '.join(agents)} with central logs"
-    if agents:
-        return 4, f"monitoring by {', '.join(agents)}; logs stay on the WorkSpace"
-    return 1, "no monitoring agents declared (preparation.monitoring_agents)"
+    score, reason = _agents(
+        p,
+        AgentKind.MONITORING,
+        "monitoring by",
+        "no monitoring agents declared (preparation.agents, AgentKind.MONITORING)",
+    )
+    logs = p.preparation.agents_of(AgentKind.LOG_FORWARDING) if p.preparation else ()
+    if score == 5 and not logs:
+        return 4, f"{reason}; logs stay on the WorkSpace"
+    return score, reason
+
+
+def _agents(p: PersonaFacts, kind: AgentKind, what: str, none_text: str) -> tuple[int | None, str]:
+    """An agent counts when the build installs it and runs its check, not when it is named."""
+    names = p.preparation.agents_of(kind) if p.preparation else ()
+    if names and run_in_build(p):
+        return 5, f"{what} {', '.join(names)} (installed and checked by the build)"
+    if names:
+        return 2, f"{', '.join(names)} {BY_HAND}"
+    return 1, none_text
 
 
 def _remote_assistance(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    tools = p.preparation.remote_assistance_tools if p.preparation else ()
-    if tools:
-        return 5, f"remote assistance through {', '.join(tools)}"
-    return 1, "no remote assistance tools declared (preparation.remote_assistance_tools)"
+    return _agents(
+        p,
+        AgentKind.REMOTE_ASSISTANCE,
+        "remote assistance through",
+        "no remote assistance tools declared (preparation.agents, AgentKind.REMOTE_ASSISTANCE)",
+    )
 
 
 def _documented_workflow(_: PersonaFacts, __: Sequence[PersonaFacts]) -> tuple[int | None, str]:

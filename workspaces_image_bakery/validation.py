@@ -296,6 +296,7 @@ class _Registry(Construct):
         super().__init__(scope, id_)
         self.names: dict[tuple[str, str], str] = {}
         self.bundles: dict[str, list[str]] = {}
+        self.templates: dict[str, list[tuple[str, bool]]] = {}
 
     @classmethod
     def of(cls, scope: IConstruct) -> _Registry:
@@ -330,4 +331,23 @@ def register_bundle(problems: Problems, scope: IConstruct, region: str) -> None:
             "bundles",
             f"{len(paths)} bundles in {bucket}",
             f"at most {BUNDLES_PER_REGION} custom bundles per Region (not adjustable)",
+        )
+
+
+def register_template(
+    problems: Problems, scope: IConstruct, workspace_id: str, *, prepared_in_build: bool
+) -> None:
+    """A template WorkSpace prepared in the build serves one persona: another persona's
+    build could change or image it between its preparation and its image."""
+    if not isinstance(workspace_id, str) or is_token(workspace_id):
+        return
+    users = _Registry.of(scope).templates.setdefault(workspace_id, [])
+    users.append((problems.path, prepared_in_build))
+    if len(users) > 1 and any(prepared for _, prepared in users):
+        others = ", ".join(path for path, _ in users if path != problems.path)
+        problems.add(
+            "template_workspace_id",
+            workspace_id,
+            "a template WorkSpace of its own: a template prepared in the build serves one "
+            f"persona (also used by {others})",
         )

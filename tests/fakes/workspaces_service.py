@@ -59,6 +59,8 @@ class Workspace:
     modifications: list[dict[str, str]] = field(default_factory=list)
     describes_until_available: int = 0
     settles_after: int | None = None
+    ip_address: str = "10.0.1.20"
+    reboots: int = 0
 
 
 @dataclass
@@ -204,7 +206,7 @@ class FakeWorkSpaces:
         shape = self._model.operation_model(operation).input_shape
         assert shape is not None
         problems: list[str] = []
-        _check(shape, params, operation, problems)
+        check_request(shape, params, operation, problems)
         if problems:
             raise ServiceError("InvalidParameterValuesException", "; ".join(problems))
 
@@ -250,6 +252,7 @@ class FakeWorkSpaces:
                     "RootVolumeEncryptionEnabled": workspace.root_encrypted,
                     "UserVolumeEncryptionEnabled": workspace.user_encrypted,
                     "ModificationStates": workspace.modifications,
+                    "IpAddress": workspace.ip_address,
                 }
             )
         return self._page(found, params, "Workspaces")
@@ -269,6 +272,23 @@ class FakeWorkSpaces:
                 continue
             workspace.state = "STARTING"
             workspace.describes_until_available = 2
+        return {"FailedRequests": failed}
+
+    def _op_RebootWorkspaces(self, params: dict[str, Any]) -> dict[str, Any]:
+        failed = []
+        for request in params["RebootWorkspaceRequests"]:
+            workspace = self.workspaces.get(request["WorkspaceId"])
+            if workspace is None or workspace.state != "AVAILABLE":
+                failed.append(
+                    {
+                        "WorkspaceId": request["WorkspaceId"],
+                        "ErrorCode": "InvalidResourceState",
+                        "ErrorMessage": "The WorkSpace is not AVAILABLE.",
+                    }
+                )
+                continue
+            workspace.state, workspace.settles_after = "REBOOTING", 2
+            workspace.reboots += 1
         return {"FailedRequests": failed}
 
     # ----- images -----------------------------------------------------------------------
@@ -452,19 +472,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(value)
 
 
-def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
+def check_request(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
     """What AWS checks and botocore does not: enum, pattern and max of every member."""
     if isinstance(shape, StructureShape):
         for name, member in shape.members.items():
             if isinstance(value, dict) and name in value:
-                _check(member, value[name], f"{path}.{name}", problems)
+                check_request(member, value[name], f"{path}.{name}", problems)
         return
     if isinstance(shape, ListShape):
         maximum = shape.metadata.get("max")
         if maximum is not None and len(value) > maximum:
             problems.append(f"{path}: at most {maximum} items")
         for index, item in enumerate(value):
-            _check(shape.member, item, f"{path}[{index}]", problems)
+            check_request(shape.member, item, f"{path}[{index}]", problems)
         return
     if shape.type_name != "string" or not isinstance(value, str):
         return

@@ -40,6 +40,7 @@ def handle_url(logical_id: str, stack_id: str = STACK_ID) -> str:
 
 
 ORDER = (
+    "AWS::SSM::Document",
     "AWS::CloudFormation::WaitConditionHandle",
     "Custom::WorkSpacesImage",
     "AWS::CloudFormation::WaitCondition",
@@ -105,6 +106,7 @@ class CloudFormation:
         self.events: list[tuple[str, str, str]] = []
         self.types: dict[str, str] = {}
         self.paused: set[str] = set()
+        self.documents: dict[str, Any] = {}
 
     # ----- events -----------------------------------------------------------------------
     def send_event(
@@ -259,6 +261,17 @@ class CloudFormation:
     ) -> None:
         kind = resource["Type"]
         self.types[logical_id] = kind
+        if kind == "AWS::SSM::Document":
+            # CloudFormation names the document; the SSM fake reads its content from here.
+            if (
+                logical_id not in self.stack.physical
+                or self.documents.get(self.stack.physical[logical_id])
+                != resource["Properties"]["Content"]
+            ):
+                name = f"{logical_id}-{uuid.uuid4().hex[:12]}"
+                self.stack.physical[logical_id] = name
+                self.documents[name] = resource["Properties"]["Content"]
+            return
         if kind == "AWS::CloudFormation::WaitConditionHandle":
             self.stack.physical.setdefault(logical_id, handle_url(logical_id, self.stack_id))
             return

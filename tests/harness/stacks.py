@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import Duration
 from aws_cdk.assertions import Template
 
-from workspaces_image_bakery import ImageBakeryStack, ImageDesign
+from workspaces_image_bakery import ImageBakeryStack, ImageDesign, ImagePreparation
 
 
 def two_personas(
@@ -21,9 +21,14 @@ def two_personas(
     developer_build_timeout: Duration | None = None,
     office_template: str = "ws-off0template1",
     removal_policy: cdk.RemovalPolicy | None = None,
+    office_node: str | None = None,
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A thin developer persona and a fully baked office persona."""
+    """A thin developer persona and a fully baked office persona.
+
+    With `office_node`, the office template is prepared in the build through that managed
+    node (the SSM fake's first node is mi-00000000000000001).
+    """
     app = cdk.App(context=context or {})
     stack = ImageBakeryStack(
         app,
@@ -54,6 +59,11 @@ def two_personas(
         design=ImageDesign.FULLY_BAKED,
         image_version=office_version,
         template_workspace_id=office_template,
+        **(
+            {"preparation": ImagePreparation(), "managed_node_id": office_node}
+            if office_node
+            else {}
+        ),
         **({"removal_policy": removal_policy} if removal_policy else {}),
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal"},

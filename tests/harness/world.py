@@ -15,6 +15,7 @@ from bakery_runtime.aws import RETRY_CONFIG, Clients
 from moto import mock_aws
 
 from ..fakes.cloudformation_service import FakeCloudFormation
+from ..fakes.ssm_service import MARKER_DOCUMENT, FakeSSM
 from ..fakes.workspaces_service import OWNER_TAG, FakeWorkSpaces
 from . import asl
 from .cloudformation import STACK_ID, CloudFormation
@@ -27,6 +28,7 @@ class World:
     fake: FakeWorkSpaces
     cloudformation: CloudFormation
     clients: Clients
+    ssm: FakeSSM
 
     def owned(self, resource_id: str) -> bool:
         return self.fake.tags.get(resource_id, {}).get(OWNER_TAG) == self.cloudformation.stack_id
@@ -102,14 +104,20 @@ def world(
         previous_owner = os.environ.get(contract.ENV_OWNER_STACK_ID)
         os.environ[contract.ENV_STATE_MACHINE_ARN] = arn
         os.environ[contract.ENV_OWNER_STACK_ID] = stack_id
+        os.environ[contract.ENV_MARKER_DOCUMENT] = MARKER_DOCUMENT
         stack = FakeCloudFormation(stack_id)
+        documents: dict[str, Any] = {}
+        ssm = FakeSSM(fake, documents)
         clients = Clients(
             workspaces=fake.client(RETRY_CONFIG),
             stepfunctions=sfn,
             cloudformation=stack.client(RETRY_CONFIG),
+            ssm=ssm.client(RETRY_CONFIG),
         )
+        cloudformation = CloudFormation(clients, arn, definition, stack, stack_id)
+        cloudformation.documents = documents
         try:
-            yield World(fake, CloudFormation(clients, arn, definition, stack, stack_id), clients)
+            yield World(fake, cloudformation, clients, ssm)
         finally:
             os.environ[contract.ENV_OWNER_STACK_ID] = previous_owner or STACK_ID
             if previous is None:

@@ -8,12 +8,13 @@ run for hours and reports to CloudFormation through a WaitCondition.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
@@ -46,6 +47,10 @@ def _arn(resource: str) -> str:
     return f"arn:{Aws.PARTITION}:workspaces:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
 
 
+def _arn_of(service: str, resource: str) -> str:
+    return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+
 def _finding(resource: str) -> str:
     """How cdk-nag names a wildcard finding on a WorkSpaces ARN of this account and Region."""
     return "Resource::arn:<AWS::Partition>:workspaces:<AWS::Region>:<AWS::AccountId>:" + resource
@@ -70,10 +75,14 @@ class BuildRuntime(Construct):
         code = lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=ASSET_EXCLUDE)
         self._template_workspaces: list[str] = []
         self._template_statements: tuple[iam.PolicyStatement, ...] | None = None
+        self._send_statement: iam.PolicyStatement | None = None
+        self._node_role: iam.Role | None = None
+        self.marker_document = self._marker_document()
 
         self.step_function = self._function(
             "WorkflowStep", code, f"{RUNTIME_PACKAGE}.build_steps.handler", Duration.minutes(2)
         )
+        self.step_function.add_environment(contract.ENV_MARKER_DOCUMENT, self.marker_document.ref)
         self.state_machine = self._state_machine()
         self.on_event_function = self._function(
             "OnEvent", code, f"{RUNTIME_PACKAGE}.custom_resource.on_event", Duration.minutes(5)
@@ -115,7 +124,11 @@ class BuildRuntime(Construct):
         if self._template_statements is None:
             start = iam.PolicyStatement(actions=["workspaces:StartWorkspaces"], resources=[arn])
             start_and_snapshot = iam.PolicyStatement(
-                actions=["workspaces:StartWorkspaces", "workspaces:CreateWorkspaceImage"],
+                actions=[
+                    "workspaces:StartWorkspaces",
+                    "workspaces:RebootWorkspaces",
+                    "workspaces:CreateWorkspaceImage",
+                ],
                 resources=[arn],
             )
             self._template_statements = (start, start_and_snapshot)
@@ -124,6 +137,79 @@ class BuildRuntime(Construct):
         else:
             for statement in self._template_statements:
                 statement.add_resources(arn)
+
+    def allow_preparation(self, managed_node_id: str, document: ssm.CfnDocument) -> None:
+        """Let the build send this persona's document (and the recipe marker's) to this
+        template's managed node, and no other document or node."""
+        node = _arn_of("ssm", f"managed-instance/{managed_node_id}")
+        doc = _arn_of("ssm", f"document/{document.ref}")
+        if self._send_statement is None:
+            self._send_statement = iam.PolicyStatement(
+                actions=["ssm:SendCommand"],
+                resources=[_arn_of("ssm", f"document/{self.marker_document.ref}"), doc, node],
+            )
+            self.step_function.add_to_role_policy(self._send_statement)
+            self.step_function.add_to_role_policy(
+                iam.PolicyStatement(
+                    # Neither supports resource types (Service Authorization Reference).
+                    actions=["ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"],
+                    resources=["*"],
+                )
+            )
+        else:
+            self._send_statement.add_resources(doc, node)
+
+    @property
+    def template_node_role(self) -> iam.Role:
+        """The IAM service role a template WorkSpace's hybrid activation gives its SSM Agent
+        (created on first use; the registration command names it)."""
+        if self._node_role is None:
+            stack = Stack.of(self)
+            self._node_role = iam.Role(
+                self,
+                "TemplateNodeRole",
+                description="SSM Agent of template WorkSpaces registered by hybrid activation",
+                assumed_by=iam.ServicePrincipal(
+                    "ssm.amazonaws.com",
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnEquals": {"aws:SourceArn": _arn_of("ssm", "*")},
+                    },
+                ),
+                managed_policies=[
+                    iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
+                ],
+            )
+            CfnOutput(
+                stack,
+                "TemplateNodeRoleName",
+                value=self._node_role.role_name,
+                description="IAM role for the hybrid activation of template WorkSpaces",
+            )
+        return self._node_role
+
+    def _marker_document(self) -> ssm.CfnDocument:
+        """Prints a template's version file: the build compares its recipe= line."""
+        return ssm.CfnDocument(
+            self,
+            "RecipeMarker",
+            document_type="Command",
+            update_method="NewVersion",
+            content={
+                "schemaVersion": "2.2",
+                "description": "workspaces-image-bakery: print the image version file",
+                "mainSteps": [
+                    {
+                        "action": "aws:runShellScript",
+                        "name": "readVersionFile",
+                        "inputs": {
+                            "runCommand": [f"cat {contract.VERSION_FILE}"],
+                            "timeoutSeconds": "60",
+                        },
+                    }
+                ],
+            },
+        )
 
     def _function(
         self, id_: str, code: lambda_.Code, handler: str, timeout: Duration
@@ -145,9 +231,13 @@ class BuildRuntime(Construct):
         )
 
     def _step(
-        self, id_: str, step: str, result_selector: dict[str, str] | None
+        self,
+        id_: str,
+        step: str,
+        result_selector: dict[str, str] | None,
+        extra: dict[str, object] | None = None,
     ) -> tasks.LambdaInvoke:
-        payload = {"Step": step, "Build.$": "$.Build"}
+        payload: dict[str, object] = {"Step": step, "Build.$": "$.Build", **(extra or {})}
         if step == contract.STEP_CLEANUP_IMAGE:
             payload = {"Step": step, "Cleanup.$": "$.Cleanup"}
         if step in (contract.STEP_POLL_IMAGE, contract.STEP_SIGNAL_SUCCESS):
@@ -174,59 +264,135 @@ class BuildRuntime(Construct):
         )
         return task
 
+    def _wait(self, id_: str, seconds: int, then: sfn.IChainable) -> sfn.Wait:
+        wait = sfn.Wait(self, id_, time=sfn.WaitTime.duration(Duration.seconds(seconds)))
+        wait.next(then)
+        return wait
+
+    def _until(
+        self, id_: str, path: str, value: str, then: sfn.IChainable, otherwise: sfn.IChainable
+    ) -> sfn.Choice:
+        return (
+            sfn.Choice(self, id_)
+            .when(sfn.Condition.string_equals(path, value), then)
+            .otherwise(otherwise)
+        )
+
     def _state_machine(self) -> sfn.StateMachine:
+        """Check the template; prepare it through Run Command, reboot it and check its
+        recipe marker (when the persona's preparation runs in the build); image it; wait
+        for the image; signal. Every failure goes to the failure signal."""
+        c = contract
         status = {"Status.$": "$.Payload.Status"}
-        check = self._step("CheckTemplate", contract.STEP_CHECK_TEMPLATE, status)
+        sent = {"Status.$": "$.Payload.Status", "CommandId.$": "$.Payload.CommandId"}
+        check = self._step("CheckTemplate", c.STEP_CHECK_TEMPLATE, status)
+        prepare = self._step("PrepareTemplate", c.STEP_PREPARE_TEMPLATE, sent)
+        poll_preparation = self._step(
+            "PollPreparation",
+            c.STEP_POLL_COMMAND,
+            status,
+            {"Command": {"CommandId.$": "$.PrepareTemplate.CommandId", "Purpose": "preparation"}},
+        )
+        reboot = self._step("RebootTemplate", c.STEP_REBOOT_TEMPLATE, None)
+        check_rebooted = self._step("CheckRebooted", c.STEP_CHECK_TEMPLATE, status)
+        verify = self._step("VerifyMarker", c.STEP_VERIFY_MARKER, sent)
+        poll_marker = self._step(
+            "PollMarker",
+            c.STEP_POLL_COMMAND,
+            status,
+            {"Command": {"CommandId.$": "$.VerifyMarker.CommandId", "Purpose": "marker"}},
+        )
         create = self._step(
-            "Image",
-            contract.STEP_CREATE_IMAGE,
-            {"ImageId.$": "$.Payload.ImageId", "Status.$": "$.Payload.Status"},
+            "Image", c.STEP_CREATE_IMAGE, {"ImageId.$": "$.Payload.ImageId", **status}
         )
-        poll = self._step("PollImage", contract.STEP_POLL_IMAGE, status)
-        succeed = self._step("SignalSuccess", contract.STEP_SIGNAL_SUCCESS, None)
-        report = self._step("SignalFailure", contract.STEP_SIGNAL_FAILURE, None)
-        failed = sfn.Fail(
-            self, "BuildFailed", error=contract.ERROR_BUILD_REPORTED, cause="see the stack event"
+        poll = self._step("PollImage", c.STEP_POLL_IMAGE, status)
+        succeed = self._step("SignalSuccess", c.STEP_SIGNAL_SUCCESS, None)
+        report = self._step("SignalFailure", c.STEP_SIGNAL_FAILURE, None)
+        report.next(
+            sfn.Fail(self, "BuildFailed", error=c.ERROR_BUILD_REPORTED, cause="see the stack event")
         )
-        report.next(failed)
-        for task in (check, create, poll, succeed):
+        for task in (
+            check,
+            prepare,
+            poll_preparation,
+            reboot,
+            check_rebooted,
+            verify,
+            poll_marker,
+            create,
+            poll,
+            succeed,
+        ):
             task.add_catch(report, errors=[sfn.Errors.ALL], result_path="$.Error")
 
-        wait_template = sfn.Wait(
-            self,
-            "WaitForTemplate",
-            time=sfn.WaitTime.duration(Duration.seconds(contract.TEMPLATE_POLL_SECONDS)),
+        wait_template = self._wait("WaitForTemplate", c.TEMPLATE_POLL_SECONDS, check)
+        wait_image = self._wait("WaitForImage", c.IMAGE_POLL_SECONDS, poll)
+        wait_reboot = self._wait("WaitForReboot", c.REBOOT_SETTLE_SECONDS, check_rebooted)
+        # The template is imaged: prepared templates go back through the marker check.
+        busy = (
+            sfn.Choice(self, "ImagedElsewhere?")
+            .when(sfn.Condition.is_present("$.Build.managed_node_id"), wait_reboot)
+            .otherwise(wait_template)
         )
-        wait_image = sfn.Wait(
-            self,
-            "WaitForImage",
-            time=sfn.WaitTime.duration(Duration.seconds(contract.IMAGE_POLL_SECONDS)),
-        )
-        wait_template.next(check)
-        wait_image.next(poll)
+        create.next(self._until("TemplateBusy?", "$.Image.Status", c.STATUS_BUSY, busy, wait_image))
         poll.next(
-            sfn.Choice(self, "ImageAvailable?")
-            .when(
-                sfn.Condition.string_equals("$.PollImage.Status", contract.STATUS_AVAILABLE),
+            self._until(
+                "ImageAvailable?",
+                "$.PollImage.Status",
+                c.STATUS_AVAILABLE,
                 succeed.next(sfn.Succeed(self, "Built")),
+                wait_image,
             )
-            .otherwise(wait_image)
+        )
+        # Preparation: send, wait for the command, reboot, wait for AVAILABLE, check marker.
+        wait_node = self._wait("WaitForManagedNode", c.COMMAND_POLL_SECONDS, prepare)
+        wait_preparation = self._wait(
+            "WaitForPreparation", c.COMMAND_POLL_SECONDS, poll_preparation
+        )
+        prepare.next(
+            self._until(
+                "PreparationSent?",
+                "$.PrepareTemplate.Status",
+                c.STATUS_SENT,
+                wait_preparation,
+                wait_node,
+            )
+        )
+        poll_preparation.next(
+            self._until(
+                "Prepared?",
+                "$.PollPreparation.Status",
+                c.STATUS_DONE,
+                reboot.next(wait_reboot),
+                wait_preparation,
+            )
+        )
+        wait_node_again = self._wait("WaitForManagedNodeAgain", c.COMMAND_POLL_SECONDS, verify)
+        wait_marker = self._wait("WaitForMarker", c.COMMAND_POLL_SECONDS, poll_marker)
+        check_rebooted.next(
+            self._until("Rebooted?", "$.CheckRebooted.Status", c.STATUS_READY, verify, wait_reboot)
+        )
+        verify.next(
+            self._until(
+                "MarkerRequested?",
+                "$.VerifyMarker.Status",
+                c.STATUS_SENT,
+                wait_marker,
+                wait_node_again,
+            )
+        )
+        poll_marker.next(
+            self._until("MarkerChecked?", "$.PollMarker.Status", c.STATUS_DONE, create, wait_marker)
+        )
+        ready = (
+            sfn.Choice(self, "PreparedInBuild?")
+            .when(sfn.Condition.is_present("$.Build.managed_node_id"), prepare)
+            .otherwise(create)
         )
         check.next(
-            sfn.Choice(self, "TemplateReady?")
-            .when(
-                sfn.Condition.string_equals("$.CheckTemplate.Status", contract.STATUS_READY),
-                create.next(
-                    # Another build is imaging the same template WorkSpace: wait for it.
-                    sfn.Choice(self, "TemplateBusy?")
-                    .when(
-                        sfn.Condition.string_equals("$.Image.Status", contract.STATUS_BUSY),
-                        wait_template,
-                    )
-                    .otherwise(wait_image)
-                ),
+            self._until(
+                "TemplateReady?", "$.CheckTemplate.Status", c.STATUS_READY, ready, wait_template
             )
-            .otherwise(wait_template)
         )
         definition = (
             sfn.Choice(self, "CleanupOrBuild?")

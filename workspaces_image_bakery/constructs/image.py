@@ -29,6 +29,7 @@ from ..validation import (
     register_name,
 )
 from .build_runtime import BuildRuntime
+from .run_command import RunCommandPreparation, check_managed_node_id, preparation_document
 
 REBUILD_CONTEXT = "workspaces-image-bakery:rebuild"
 RESYNC_CONTEXT = "workspaces-image-bakery:resync"
@@ -134,6 +135,10 @@ class WorkspaceImage(Construct):
         ``workspaces-image-bakery:rebuild`` context value, if set.
     :param removal_policy: what happens to a replaced or removed image. Default DESTROY
         (the image quota is small); RETAIN keeps every image.
+    :param prepared_by: how the build prepares the template before imaging it: a
+        :class:`RunCommandPreparation` (its script runs on the template's managed node,
+        the template is rebooted and its recipe marker checked). Default None: the
+        template is prepared by hand and imaged as it is. Part of the recipe.
     """
 
     def __init__(
@@ -150,12 +155,18 @@ class WorkspaceImage(Construct):
         build_timeout: Duration = DEFAULT_BUILD_TIMEOUT,
         rebuild_token: str | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        prepared_by: RunCommandPreparation | None = None,
     ) -> None:
         super().__init__(scope, id_)
         problems = Problems(self.node.path)
         check_name_and_description(
             problems, self, "image", base_name, MAX_BASE_NAME_LENGTH, description, 256
         )
+        if prepared_by is not None:
+            if isinstance(prepared_by, RunCommandPreparation):
+                check_managed_node_id(problems, prepared_by.managed_node_id)
+            else:
+                problems.add("prepared_by", prepared_by, "a RunCommandPreparation, or None")
         check_template_workspace_id(problems, template_workspace_id)
         problems.text("persona", persona, max_len=64)
         recipe_strings = check_json(problems, "recipe", recipe)
@@ -188,6 +199,8 @@ class WorkspaceImage(Construct):
             "template_workspace_id": template_workspace_id,
             "description": description,
             "rebuild": token,
+            # Whether the build prepares the template: a change builds a new image.
+            "prepared_in_build": prepared_by is not None,
         }
         self.fingerprint = fingerprint(self, self.recipe)
         short = self.fingerprint[:FINGERPRINT_CHARS]
@@ -197,6 +210,23 @@ class WorkspaceImage(Construct):
 
         runtime = BuildRuntime.of(self)
         runtime.allow_template_workspace(template_workspace_id)
+        self.prepared_by = prepared_by
+        self.preparation_script: str | None = None
+        preparation: dict[str, str] = {}
+        if prepared_by is not None:
+            self.preparation_script = prepared_by.script(self.fingerprint)
+            document = preparation_document(
+                self,
+                "PreparationDocument",
+                script=self.preparation_script,
+                timeout_seconds=int(seconds),
+                persona=persona,
+            )
+            runtime.allow_preparation(prepared_by.managed_node_id, document)
+            preparation = {
+                contract.PREPARATION_DOCUMENT: document.ref,
+                contract.MANAGED_NODE_ID: prepared_by.managed_node_id,
+            }
         handle = cfn.CfnWaitConditionHandle(self, f"BuildHandle{short}")
         self.resource = CustomResource(
             self,
@@ -214,6 +244,7 @@ class WorkspaceImage(Construct):
                 contract.TAGS: [{"Key": k, "Value": tags[k]} for k in sorted(tags)],
                 contract.BUILD_TIMEOUT_SECONDS: str(int(seconds)),
                 contract.WAIT_HANDLE: handle.ref,
+                **preparation,
                 **resync_property(self),
             },
         )

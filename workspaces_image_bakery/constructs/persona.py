@@ -16,7 +16,7 @@ from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
 from constructs import Construct, IValidation
 
 from ..checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
-from ..preparation import ImagePreparation
+from ..preparation import ImagePreparation, render_script
 from ..tag_rules import is_tag_mapping, tag_strings
 from ..validation import (
     Problems,
@@ -24,6 +24,7 @@ from ..validation import (
     check_removal_policy,
     check_strings,
     register_name,
+    register_template,
 )
 from .bundle import WorkspaceBundle
 from .compute import check_compute, smallest_volumes
@@ -33,8 +34,10 @@ from .image import (
     check_build_timeout,
     check_template_workspace_id,
 )
+from .run_command import RunCommandPreparation, check_managed_node_id
 from .tagging_policy import COMPLIANCE, TaggingPolicy
 
+REQUIRE_AUTOMATED_CONTEXT = "workspaces-image-bakery:require-automated-preparation"
 PERSONA_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,31}"
 VERSION_PATTERN = r"[0-9A-Za-z][0-9A-Za-z._-]{0,19}"
 # Entries end up in the Software tag: keep to characters every AWS tag value accepts.
@@ -80,8 +83,15 @@ class Persona(Construct):
         (e.g. "puppet-agent 8"); required for THIN and ZERO. Default none.
     :param license_references: application -> where its licence lives: an SSM parameter
         name or ARN, or a Secrets Manager secret ARN; never the licence itself. Default none.
-    :param preparation: how the template WorkSpace is prepared (rendered as a script next to
-        the templates; part of the recipe). Default none: prepared by hand.
+    :param preparation: how the template WorkSpace is prepared (part of the recipe; the
+        script is written next to the templates). Default none.
+    :param managed_node_id: the template WorkSpace's Systems Manager managed node (``mi-``
+        + 17 characters, from its hybrid activation). With it, the build runs the
+        preparation on the template through Run Command, reboots it and checks its recipe
+        marker before taking the image. Default none: the template is prepared by hand and
+        the review and checklist say so; the context value
+        ``workspaces-image-bakery:require-automated-preparation=true`` makes that an error.
+        A template prepared in the build serves one persona only.
     :param compute_type: default STANDARD.
     :param root_volume_gib: default the smallest valid size (80 for STANDARD).
     :param user_volume_gib: default the smallest valid size (10 for STANDARD).
@@ -109,6 +119,7 @@ class Persona(Construct):
         config_management_agent: str | None = None,
         license_references: Mapping[str, str] | None = None,
         preparation: ImagePreparation | None = None,
+        managed_node_id: str | None = None,
         compute_type: str = "STANDARD",
         root_volume_gib: int | None = None,
         user_volume_gib: int | None = None,
@@ -192,6 +203,13 @@ class Persona(Construct):
             problems.add(field, f"<{type(value).__name__}>", allowed)
         if malformed:
             preparation = None
+        if preparation is not None and design in (ImageDesign.THIN, ImageDesign.ZERO):
+            # The image's launch applications need the agent that delivers them.
+            for field, value, allowed in preparation.launch_delivery_problems(design.value):
+                problems.add(field, value, allowed)
+        self._check_preparation_channel(
+            problems, preparation, managed_node_id, template_workspace_id
+        )
         check_removal_policy(problems, removal_policy)
         check_build_timeout(problems, build_timeout)
         if tags is not None and not is_tag_mapping(tags):
@@ -199,7 +217,11 @@ class Persona(Construct):
                 "tags", f"<{type(tags).__name__}>", "a mapping of string keys to string values"
             )
             tags = None
-        software = [*baked, *([agent] if agent else [])]
+        # The Software tag: what is baked in, and every agent the preparation installs (the
+        # named config-management agent when the preparation does not install it by name).
+        installed = preparation.installed_software() if preparation is not None else []
+        named = [agent] if agent and agent.split()[0] not in installed else []
+        software = list(dict.fromkeys([*baked, *named, *installed]))
         self.tags: dict[str, str] = {}
         if isinstance(tagging_policy, TaggingPolicy):
             self.tags = tagging_policy.tags_for(
@@ -228,6 +250,7 @@ class Persona(Construct):
         self.config_management_agent = agent
         self.license_references = licenses
         self.preparation = preparation
+        self.managed_node_id = managed_node_id
         description = f"{name} {design.value} image version {image_version}"
         recipe: dict[str, Any] = {
             "persona": name,
@@ -249,6 +272,7 @@ class Persona(Construct):
             tags=self.tags,
             build_timeout=build_timeout,
             removal_policy=removal_policy,
+            prepared_by=self._run_command(preparation, managed_node_id, software),
         )
         self.bundle = WorkspaceBundle(
             self,
@@ -265,6 +289,60 @@ class Persona(Construct):
         self._warn(compute_type)
         ChecklistGate.ensure(self)
 
+    def _check_preparation_channel(
+        self,
+        problems: Problems,
+        preparation: ImagePreparation | None,
+        managed_node_id: str | None,
+        template_workspace_id: str,
+    ) -> None:
+        """The managed node needs a preparation to run; a team may require one for all."""
+        if managed_node_id is not None:
+            check_managed_node_id(problems, managed_node_id)
+            if preparation is None:
+                problems.add(
+                    "managed_node_id",
+                    managed_node_id,
+                    "a managed node with a preparation to run: give preparation=ImagePreparation()",
+                )
+        elif _truthy(self.node.try_get_context(REQUIRE_AUTOMATED_CONTEXT)):
+            problems.add(
+                "managed_node_id",
+                None,
+                "a managed node: this app requires every template to be prepared in the build "
+                f"({REQUIRE_AUTOMATED_CONTEXT}); register the template WorkSpace (README: "
+                "Preparing the template in the build)",
+            )
+        register_template(
+            problems, self, template_workspace_id, prepared_in_build=managed_node_id is not None
+        )
+
+    def _run_command(
+        self,
+        preparation: ImagePreparation | None,
+        managed_node_id: str | None,
+        software: Sequence[str],
+    ) -> RunCommandPreparation | None:
+        if preparation is None or managed_node_id is None:
+            return None
+        name, version = self.name, self.image_version
+
+        def script(fingerprint: str) -> str:
+            return render_script(
+                preparation,
+                persona=name,
+                version=version,
+                fingerprint=fingerprint,
+                software=software,
+            )
+
+        return RunCommandPreparation(managed_node_id=managed_node_id, script=script)
+
+    @property
+    def prepared_in_build(self) -> bool:
+        """True when the build runs the preparation on the template (Run Command)."""
+        return self.image.prepared_by is not None
+
     def facts(self) -> PersonaFacts:
         """The persona as plain data, for the checklist and the review."""
         return PersonaFacts(
@@ -279,6 +357,9 @@ class Persona(Construct):
             config_management_agent=self.config_management_agent,
             license_references=dict(self.license_references),
             preparation=self.preparation,
+            preparation_channel="run-command" if self.prepared_in_build else "by-hand",
+            managed_node_id=self.managed_node_id,
+            preparation_script=self.image.preparation_script,
             compute_type=self.bundle.compute_type,
             root_volume_gib=self.bundle.root_volume_gib,
             user_volume_gib=self.bundle.user_volume_gib,
@@ -368,3 +449,7 @@ class ChecklistGate:
             return [f"{MINIMUM_CONTEXT}={raw!r} is not valid; allowed: a number from 1 to 5"]
         personas = [c.facts() for c in self._stack.node.find_all() if isinstance(c, Persona)]
         return Scorecard.of(personas).below(minimum)
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")

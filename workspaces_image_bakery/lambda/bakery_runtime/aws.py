@@ -15,6 +15,7 @@ from .errors import BuildFailed, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
     from mypy_boto3_workspaces import WorkSpacesClient
 
@@ -54,6 +55,7 @@ class Clients:
     cloudformation: CloudFormationClient = field(
         default_factory=lambda: boto3.client("cloudformation", config=RETRY_CONFIG)
     )
+    ssm: SSMClient = field(default_factory=lambda: boto3.client("ssm", config=RETRY_CONFIG))
 
 
 def owner() -> str:

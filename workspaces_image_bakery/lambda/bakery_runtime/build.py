@@ -33,6 +33,15 @@ class BuildRequest:
     deadline: int
     bound_seconds: int
     wait_handle: str
+    # The full recipe fingerprint: the marker the preparation leaves in the version file.
+    recipe: str = ""
+    # Set when the build prepares the template through Run Command (see ImageProperties).
+    preparation_document: str | None = None
+    managed_node_id: str | None = None
+
+    @property
+    def prepared_in_build(self) -> bool:
+        return bool(self.preparation_document and self.managed_node_id)
 
     @classmethod
     def for_image(cls, props: ImageProperties, now: float | None = None) -> BuildRequest:
@@ -46,10 +55,15 @@ class BuildRequest:
             deadline=start + props.build_timeout_seconds - DEADLINE_MARGIN_SECONDS,
             bound_seconds=props.build_timeout_seconds,
             wait_handle=props.wait_handle,
+            recipe=props.recipe,
+            preparation_document=props.preparation_document,
+            managed_node_id=props.managed_node_id,
         )
 
     def to_input(self) -> dict[str, Any]:
-        return asdict(self)
+        """The execution input; absent preparation keys are left out (the workflow's Choice
+        states test whether they are present)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
     def from_input(cls, data: Mapping[str, Any]) -> BuildRequest:
@@ -62,4 +76,11 @@ class BuildRequest:
             deadline=int(data["deadline"]),
             bound_seconds=int(data["bound_seconds"]),
             wait_handle=str(data["wait_handle"]),
+            recipe=str(data.get("recipe") or ""),
+            preparation_document=_optional(data.get("preparation_document")),
+            managed_node_id=_optional(data.get("managed_node_id")),
         )
+
+
+def _optional(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from . import wait_condition
+from . import preparation_steps, wait_condition
 from .aws import Clients, error_code, error_message, owner, raise_if_transient
 from .build import BuildRequest
 from .errors import BuildFailed, TransientError
@@ -51,7 +51,14 @@ STEP_TITLES = {
     c.STEP_SIGNAL_SUCCESS: "reporting success to CloudFormation",
     c.STEP_SIGNAL_FAILURE: "reporting failure to CloudFormation",
     c.STEP_CLEANUP_IMAGE: "cleaning up an unfinished image",
+    c.STEP_PREPARE_TEMPLATE: "preparing the template WorkSpace (Run Command)",
+    c.STEP_POLL_COMMAND: "waiting for the template WorkSpace's command",
+    c.STEP_REBOOT_TEMPLATE: "rebooting the template WorkSpace",
+    c.STEP_VERIFY_MARKER: "checking the recipe marker on the template WorkSpace",
 }
+PREPARATION_STEPS = frozenset(
+    {c.STEP_PREPARE_TEMPLATE, c.STEP_POLL_COMMAND, c.STEP_REBOOT_TEMPLATE, c.STEP_VERIFY_MARKER}
+)
 # Executions that end with these errors reported to CloudFormation themselves (the failure
 # signal ran, or the stack stopped them): the end-of-execution rule leaves them alone.
 REPORTED_ERRORS = frozenset({c.ERROR_BUILD_FAILED, c.ERROR_STACK_OPERATION, "CleanupFailed"})
@@ -303,12 +310,24 @@ def run_step(
         c.STEP_POLL_IMAGE: lambda: poll_image(build, clients, at, str(event.get("ImageId"))),
         c.STEP_SIGNAL_SUCCESS: lambda: signal_success(build, str(event.get("ImageId")), send),
         c.STEP_SIGNAL_FAILURE: lambda: signal_failure(build, clients, event.get("Error", {}), send),
+        c.STEP_PREPARE_TEMPLATE: lambda: preparation_steps.prepare_template(build, clients),
+        c.STEP_POLL_COMMAND: lambda: preparation_steps.poll_command(
+            build, clients, event.get("Command") or {}
+        ),
+        c.STEP_REBOOT_TEMPLATE: lambda: preparation_steps.reboot_template(build, clients),
+        c.STEP_VERIFY_MARKER: lambda: preparation_steps.verify_marker(build, clients),
     }
+    preparing = step in PREPARATION_STEPS
     if step not in actions:
         raise BuildFailed(f"unknown workflow step {step!r}; expected one of {sorted(actions)}")
     title = STEP_TITLES[step]
     try:
-        return actions[step]()
+        if preparing and not build.prepared_in_build:
+            raise BuildFailed("this build prepares nothing: its template is prepared by hand")
+        result = actions[step]()
+        if preparing and result.get("Status") == c.STATUS_WAIT:
+            _check_deadline(build, at, title)
+        return result
     except BuildFailed as failure:
         raise BuildFailed(f"{title}: {failure}") from None
     except ClientError as error:

@@ -20,6 +20,10 @@ RECIPE: Final = "Recipe"
 TAGS: Final = "Tags"
 BUILD_TIMEOUT_SECONDS: Final = "BuildTimeoutSeconds"
 WAIT_HANDLE: Final = "WaitHandle"
+# Preparation in the build (absent: the template is prepared by hand): the persona's SSM
+# Command document and the template's managed node (a hybrid activation, mi-...).
+PREPARATION_DOCUMENT: Final = "PreparationDocument"
+MANAGED_NODE_ID: Final = "ManagedNodeId"
 
 # Custom::WorkSpacesBundle properties.
 BUNDLE_NAME: Final = "BundleName"
@@ -59,6 +63,16 @@ ENV_STATE_MACHINE_ARN: Final = "BUILD_STATE_MACHINE_ARN"
 # The id of the stack that owns the runtime: the only owner the handlers act for. It comes
 # from the function's configuration, never from an event or a workflow's input.
 ENV_OWNER_STACK_ID: Final = "OWNER_STACK_ID"
+# The stack's one SSM document that prints a template's version file (the recipe marker).
+ENV_MARKER_DOCUMENT: Final = "MARKER_DOCUMENT"
+
+# What the preparation leaves on the template's system disk, written last; its recipe=
+# line is the marker the build checks before it takes the image.
+VERSION_FILE: Final = "/etc/workspaces-image-bakery/version"
+MARKER_LINE_PREFIX: Final = "recipe="
+# Lines the preparation script prints (see preparation.py): the build names the failing step.
+STEP_MARKER: Final = "==> bakery step: "
+FAILED_MARKER: Final = "==> bakery failed: "
 
 # Step names the state machine passes to the workflow Lambda.
 STEP_CHECK_TEMPLATE: Final = "check_template"
@@ -67,6 +81,10 @@ STEP_POLL_IMAGE: Final = "poll_image"
 STEP_SIGNAL_SUCCESS: Final = "signal_success"
 STEP_SIGNAL_FAILURE: Final = "signal_failure"
 STEP_CLEANUP_IMAGE: Final = "cleanup_image"
+STEP_PREPARE_TEMPLATE: Final = "prepare_template"
+STEP_POLL_COMMAND: Final = "poll_command"
+STEP_REBOOT_TEMPLATE: Final = "reboot_template"
+STEP_VERIFY_MARKER: Final = "verify_marker"
 # Not a state of the workflow: the EventBridge rule on the workflow's executions that ended
 # without reporting (stopped, timed out, failed outside a catch) invokes the step function
 # with an event of this detail-type.
@@ -81,6 +99,8 @@ STATUS_DONE: Final = "DONE"
 # The template WorkSpace is being imaged by another build: wait for it, then try again.
 STATUS_BUSY: Final = "BUSY"
 STATUS_CREATED: Final = "CREATED"
+# A Run Command invocation was sent (its CommandId is in the result).
+STATUS_SENT: Final = "SENT"
 
 # Error names (Python exception class names) the state machine matches in Retry/Catch.
 ERROR_BUILD_FAILED: Final = "BuildFailed"
@@ -94,6 +114,9 @@ ERROR_STACK_OPERATION: Final = "StackOperation"
 
 # Seconds between polls.
 TEMPLATE_POLL_SECONDS: Final = 60
+COMMAND_POLL_SECONDS: Final = 60
+# After RebootWorkspaces, before the first look: the WorkSpace may still read AVAILABLE.
+REBOOT_SETTLE_SECONDS: Final = 120
 IMAGE_POLL_SECONDS: Final = 300
 # A cleanup execution (input {"Cleanup": {...}}) waits for an image a stopped build left
 # PENDING, then deletes it.

@@ -17,6 +17,9 @@ from .errors import InvalidPropertiesError
 
 _IMAGE_ID = re.compile(r"^wsi-[0-9a-z]{9,63}$")
 _WORKSPACE_ID = re.compile(r"^ws-[0-9a-z]{8,63}$")
+# botocore's SSM InstanceId pattern, hybrid (managed) nodes only.
+MANAGED_NODE_ID = re.compile(r"^mi-\w{17}$")
+_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.:/]{3,128}$")
 MAX_BUILD_TIMEOUT_SECONDS = 43_200
 
 
@@ -76,6 +79,10 @@ class ImageProperties:
     tags: dict[str, str]
     build_timeout_seconds: int
     wait_handle: str
+    # Both set when the build prepares the template through Run Command; both None when
+    # the template is prepared by hand.
+    preparation_document: str | None = None
+    managed_node_id: str | None = None
 
     @classmethod
     def parse(
@@ -98,7 +105,28 @@ class ImageProperties:
                 props, c.BUILD_TIMEOUT_SECONDS, resource, 600, MAX_BUILD_TIMEOUT_SECONDS
             ),
             wait_handle=_text(props, c.WAIT_HANDLE, resource),
+            **_preparation(props, resource),
         )
+
+
+def _preparation(props: Mapping[str, Any], resource: str) -> dict[str, str]:
+    """The preparation channel's two properties: both or neither."""
+    given = [k for k in (c.PREPARATION_DOCUMENT, c.MANAGED_NODE_ID) if k in props]
+    if not given:
+        return {}
+    document = _text(props, c.PREPARATION_DOCUMENT, resource)
+    node = _text(props, c.MANAGED_NODE_ID, resource)
+    if not _DOCUMENT_NAME.match(document):
+        raise InvalidPropertiesError(
+            f"{resource}: property {c.PREPARATION_DOCUMENT} must be an SSM document name, "
+            f"got {document!r}"
+        )
+    if not MANAGED_NODE_ID.match(node):
+        raise InvalidPropertiesError(
+            f"{resource}: property {c.MANAGED_NODE_ID} must look like mi- and 17 characters, "
+            f"got {node!r}"
+        )
+    return {"preparation_document": document, "managed_node_id": node}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,201 @@
+"""A stand-in for Systems Manager's Run Command on hybrid managed nodes, behind a real
+boto3 client (botocore serializes and validates every request; the fake checks enums,
+patterns and maximum lengths from the same model, as for WorkSpaces).
+
+A managed node is linked to a WorkSpace of the WorkSpaces fake: it is offline while that
+WorkSpace reboots, and reports its IP address. Running the persona's preparation document
+leaves the version file the document's script writes (its ``recipe=`` line); the stack's
+marker document prints that file. Outcomes can be set per node: a failed command with its
+output, a timeout, a marker that does not match.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from .transport import response
+from .workspaces_service import REGION, FakeWorkSpaces, ServiceError, check_request
+
+ENDPOINT = "https://ssm.fake.test"
+MARKER_DOCUMENT = "RecipeMarker-fake"
+_RECIPE = re.compile(r"^recipe=([0-9a-f]{64})$", re.MULTILINE)
+
+
+@dataclass
+class Node:
+    node_id: str
+    workspace_id: str
+    ping: str = "Online"
+    version_file: str = ""
+    # What the next preparation does: ("Success" | "Failed" | "TimedOut", stdout, stderr, code)
+    outcome: tuple[str, str, str, int] | None = None
+    # Set to write this recipe instead of the document's (a template changed afterwards).
+    recipe_override: str | None = None
+
+
+@dataclass
+class Invocation:
+    command_id: str
+    node_id: str
+    document: str
+    polls_left: int = 2
+    hidden_polls: int = 1  # InvocationDoesNotExist right after SendCommand
+    status: str = "InProgress"
+    details: str = "InProgress"
+    stdout: str = ""
+    stderr: str = ""
+    code: int = -1
+
+
+@dataclass
+class FakeSSM:
+    workspaces: FakeWorkSpaces
+    documents: dict[str, Any]
+    nodes: dict[str, Node] = field(default_factory=dict)
+    invocations: dict[str, Invocation] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._model = boto3.session.Session().client("ssm", region_name=REGION).meta.service_model
+        self._ids = itertools.count(1)
+
+    def add_node(self, workspace_id: str, **kwargs: Any) -> Node:
+        node_id = f"mi-{next(self._ids):017d}"
+        node = Node(node_id, workspace_id, **kwargs)
+        self.nodes[node_id] = node
+        return node
+
+    def client(self, config: Config | None = None) -> Any:
+        client = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        ).client("ssm", config=config, endpoint_url=ENDPOINT)
+        client.meta.events.register_first("before-send.ssm", self._on_send)  # type: ignore[arg-type]
+        return client
+
+    def count(self, operation: str) -> int:
+        return sum(1 for op, _ in self.calls if op == operation)
+
+    # ----- transport ----------------------------------------------------------------
+    def _on_send(self, request: Any, **_: Any) -> AWSResponse:
+        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
+        params = json.loads(request.body or b"{}")
+        self.calls.append((operation, params))
+        try:
+            shape = self._model.operation_model(operation).input_shape
+            assert shape is not None
+            problems: list[str] = []
+            check_request(shape, params, operation, problems)
+            if problems:
+                raise ServiceError("ValidationException", "; ".join(problems))
+            body, status = getattr(self, f"_op_{operation}")(params), 200
+        except ServiceError as error:
+            body, status = {"__type": error.code, "message": error.message}, error.status
+        return response(
+            request.url, status, "application/x-amz-json-1.1", json.dumps(body).encode()
+        )
+
+    # ----- the node's view of the world ------------------------------------------------
+    def _ping(self, node: Node) -> str:
+        workspace = self.workspaces.workspaces.get(node.workspace_id)
+        if workspace is None or workspace.state in ("REBOOTING", "STOPPED", "STARTING"):
+            return "ConnectionLost"
+        return node.ping
+
+    def _op_DescribeInstanceInformation(self, params: dict[str, Any]) -> dict[str, Any]:
+        wanted: list[str] = []
+        for item in params.get("Filters", []):
+            if item["Key"] == "InstanceIds":
+                wanted.extend(item["Values"])
+        found = []
+        for node in self.nodes.values():
+            if wanted and node.node_id not in wanted:
+                continue
+            workspace = self.workspaces.workspaces.get(node.workspace_id)
+            found.append(
+                {
+                    "InstanceId": node.node_id,
+                    "PingStatus": self._ping(node),
+                    "ResourceType": "ManagedInstance",
+                    "IPAddress": workspace.ip_address if workspace else "10.9.9.9",
+                    "PlatformType": "Linux",
+                }
+            )
+        return {"InstanceInformationList": found}
+
+    def _op_SendCommand(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["DocumentName"]
+        if name != MARKER_DOCUMENT and name not in self.documents:
+            raise ServiceError("InvalidDocument", f"Document {name} does not exist.")
+        (node_id,) = params["InstanceIds"]
+        node = self.nodes.get(node_id)
+        if node is None or self._ping(node) != "Online":
+            raise ServiceError("InvalidInstanceId", "Instances not in a valid state.")
+        command_id = str(uuid.uuid4())
+        self.invocations[command_id] = Invocation(command_id, node_id, name)
+        return {"Command": {"CommandId": command_id, "DocumentName": name, "Status": "Pending"}}
+
+    def _finish(self, invocation: Invocation) -> None:
+        node = self.nodes[invocation.node_id]
+        if invocation.document == MARKER_DOCUMENT:
+            invocation.status, invocation.code = "Success", 0
+            invocation.stdout = node.version_file
+            if not node.version_file:
+                invocation.status, invocation.code = "Failed", 1
+                invocation.stderr = "cat: /etc/workspaces-image-bakery/version: No such file"
+            invocation.details = invocation.status
+            return
+        status, stdout, stderr, code = node.outcome or ("Success", "", "", 0)
+        node.outcome = None
+        invocation.status, invocation.stdout, invocation.stderr, invocation.code = (
+            status,
+            stdout,
+            stderr,
+            code,
+        )
+        invocation.details = "ExecutionTimedOut" if status == "TimedOut" else status
+        if status == "Success":
+            script = "\n".join(self._run_command(invocation.document))
+            recipe = _RECIPE.search(script)
+            written = node.recipe_override or (recipe.group(1) if recipe else "")
+            node.version_file = f"persona=x\nrecipe={written}\n"
+            invocation.stdout = (
+                stdout or "==> bakery step: patch\n==> bakery done: recipe=" + written
+            )
+
+    def _run_command(self, document: str) -> list[str]:
+        content = self.documents[document]
+        if isinstance(content, str):
+            content = json.loads(content)
+        lines: list[str] = content["mainSteps"][0]["inputs"]["runCommand"]
+        return lines
+
+    def _op_GetCommandInvocation(self, params: dict[str, Any]) -> dict[str, Any]:
+        invocation = self.invocations.get(params["CommandId"])
+        if invocation is None or invocation.node_id != params["InstanceId"]:
+            raise ServiceError("InvocationDoesNotExist", "No such invocation.")
+        if invocation.hidden_polls > 0:
+            invocation.hidden_polls -= 1
+            raise ServiceError("InvocationDoesNotExist", "No such invocation yet.")
+        if invocation.status == "InProgress":
+            invocation.polls_left -= 1
+            if invocation.polls_left <= 0:
+                self._finish(invocation)
+        return {
+            "CommandId": invocation.command_id,
+            "InstanceId": invocation.node_id,
+            "DocumentName": invocation.document,
+            "Status": invocation.status,
+            "StatusDetails": invocation.details,
+            "ResponseCode": invocation.code,
+            "StandardOutputContent": invocation.stdout[-24000:],
+            "StandardErrorContent": invocation.stderr[-8000:],
+        }

@@ -1,0 +1,264 @@
+"""The preparation phase of the build: Run Command on the template's managed node, the
+reboot, the recipe marker, and only then the image. Driven through the deployed workflow
+definition against the WorkSpaces and SSM fakes (both behind botocore-validated clients)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from bakery_runtime import contract
+
+from workspaces_image_bakery import (
+    BakeryValidationError,
+    ImageBakeryStack,
+    ImageDesign,
+    ImagePreparation,
+)
+
+from .fakes.ssm_service import Node
+from .harness import invariants
+from .harness.cloudformation import DeployError
+from .harness.stacks import two_personas
+from .harness.world import World, world
+
+NODE = "mi-00000000000000001"
+TEMPLATE = "ws-off0template1"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return two_personas(office_node=NODE)
+
+
+@pytest.fixture
+def prepared(template: dict[str, Any]) -> Iterator[tuple[World, Node, dict[str, Any]]]:
+    with world(template, foreign=True) as w:
+        node = w.ssm.add_node(TEMPLATE)
+        assert node.node_id == NODE
+        yield w, node, invariants.snapshot_foreign(w)
+
+
+def test_the_build_prepares_reboots_checks_the_marker_then_images(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    w, node, foreign = prepared
+    w.cloudformation.deploy(template)
+    office = next(i for i in w.fake.images.values() if i.name.startswith("office-"))
+    assert office.state == "AVAILABLE"
+    # The template carries this build's recipe marker.
+    recipe = next(
+        r["Properties"]["Recipe"]
+        for r in template["Resources"].values()
+        if r["Type"] == contract.IMAGE_RESOURCE_TYPE and r["Properties"]["Persona"] == "office"
+    )
+    assert f"recipe={recipe}" in node.version_file
+    assert w.fake.workspaces[TEMPLATE].reboots == 1
+    sends = [p["DocumentName"] for op, p in w.ssm.calls if op == "SendCommand"]
+    assert len(sends) == 2 and sends[1] == "RecipeMarker-fake"
+    assert sends[0] in w.cloudformation.documents
+    # Order: preparation, reboot, marker, image (the developer persona is prepared by hand).
+    visited = [s for run in w.cloudformation.runs for s in run.visited]
+    office_run = next(r for r in w.cloudformation.runs if "PrepareTemplate" in r.visited)
+    order = [
+        s
+        for s in office_run.visited
+        if s in ("PrepareTemplate", "RebootTemplate", "VerifyMarker", "Image", "SignalSuccess")
+    ]
+    assert order == ["PrepareTemplate", "RebootTemplate", "VerifyMarker", "Image", "SignalSuccess"]
+    assert visited.count("PrepareTemplate") == 1
+    invariants.check(w, foreign=foreign, deployed=template)
+
+
+def test_the_document_runs_the_script_with_bash_and_keeps_its_exit_code(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    w, _, _ = prepared
+    w.cloudformation.deploy(template)
+    (document,) = [
+        d for name, d in w.cloudformation.documents.items() if name.startswith("OfficeImage")
+    ]
+    (step,) = document["mainSteps"]
+    assert step["action"] == "aws:runShellScript"
+    lines = step["inputs"]["runCommand"]
+    assert 'bash "$script"; status=$?' in lines and lines[-1] == 'exit "$status"'
+    assert int(step["inputs"]["timeoutSeconds"]) == 6 * 3600
+
+
+def test_a_failing_step_fails_the_build_with_its_name_and_a_redacted_tail(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    w, node, foreign = prepared
+    node.outcome = (
+        "Failed",
+        "==> bakery step: patch\nHit:1 http://archive.ubuntu.com jammy InRelease\n",
+        "E: Failed to fetch https://builder:hunter2@repo.example/x\n"
+        "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n"
+        "==> bakery failed: patch (exit 100)\n",
+        100,
+    )
+    with pytest.raises(DeployError) as failure:
+        w.cloudformation.deploy(template)
+    message = str(failure.value)
+    assert "persona office" in message
+    assert "in step 'patch (exit 100)' with exit code 100" in message
+    assert "Failed to fetch" in message
+    assert "hunter2" not in message and "wJalrXUtnFEMIK7MDENG" not in message
+    assert not [i for i in w.fake.images.values() if i.name.startswith("office-")]
+    assert w.fake.workspaces[TEMPLATE].reboots == 0
+    invariants.check(w, foreign=foreign, failure=message, persona="office")
+
+
+def test_a_command_that_times_out_fails_the_build(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    w, node, foreign = prepared
+    node.outcome = ("TimedOut", "==> bakery step: install\n", "", -1)
+    with pytest.raises(DeployError) as failure:
+        w.cloudformation.deploy(template)
+    message = str(failure.value)
+    assert "ended ExecutionTimedOut in step 'install'" in message
+    assert w.fake.count("CreateWorkspaceImage") == 1  # the developer's image only (rolled back)
+    invariants.check(w, foreign=foreign, failure=message, persona="office")
+
+
+def test_an_offline_node_is_waited_for_within_the_bound(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    w, node, foreign = prepared
+    node.ping = "ConnectionLost"
+    with pytest.raises(DeployError) as failure:
+        w.cloudformation.deploy(template)
+    message = str(failure.value)
+    assert "did not finish within its bound of 21600 s while preparing the template" in message
+    assert w.ssm.count("SendCommand") == 0
+    invariants.check(w, foreign=foreign, failure=message, persona="office")
+
+
+def test_a_node_that_comes_back_online_is_prepared(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    w, node, foreign = prepared
+    node.ping = "ConnectionLost"
+    original = w.ssm._op_DescribeInstanceInformation
+    seen = [0]
+
+    def back_after_three(params: dict[str, Any]) -> dict[str, Any]:
+        seen[0] += 1
+        if seen[0] == 3:
+            node.ping = "Online"
+        return original(params)
+
+    w.ssm._op_DescribeInstanceInformation = back_after_three  # type: ignore[method-assign]
+    w.cloudformation.deploy(template)
+    assert w.ssm.count("SendCommand") == 2
+    invariants.check(w, foreign=foreign, deployed=template)
+
+
+def test_a_marker_that_does_not_match_stops_the_build_before_the_image(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    w, node, foreign = prepared
+    node.recipe_override = "0" * 64  # the template changed after its preparation
+    with pytest.raises(DeployError) as failure:
+        w.cloudformation.deploy(template)
+    message = str(failure.value)
+    assert "carries recipe 000000000000, not this build's" in message
+    assert "No image was taken" in message
+    assert not [i for i in w.fake.images.values() if i.name.startswith("office-")]
+    invariants.check(w, foreign=foreign, failure=message, persona="office")
+
+
+@pytest.mark.parametrize("case", ["unregistered", "another-machine"])
+def test_a_node_that_is_not_the_template_is_refused(template: dict[str, Any], case: str) -> None:
+    with world(template) as w:
+        if case == "another-machine":
+            w.ssm.add_node("ws-dev0template1")  # mi-...01 is the developer's WorkSpace
+            w.fake.workspaces["ws-dev0template1"].ip_address = "10.0.1.99"
+        with pytest.raises(DeployError) as failure:
+            w.cloudformation.deploy(template)
+        message = str(failure.value)
+        expected = {
+            "unregistered": f"managed node {NODE} is not registered with Systems Manager",
+            "another-machine": f"but template WorkSpace {TEMPLATE} has 10.0.1.20",
+        }[case]
+        assert expected in message
+        assert w.ssm.count("SendCommand") == 0
+
+
+def _stack(context: dict[str, Any] | None = None) -> ImageBakeryStack:
+    app = cdk.App(context=context or {})
+    return ImageBakeryStack(
+        app, "S", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+
+
+def _persona(stack: ImageBakeryStack, name: str, template: str, **props: Any) -> None:
+    stack.add_persona(
+        name.title(),
+        name=name,
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1",
+        template_workspace_id=template,
+        tags={"Role": "r", "Confidentiality": "internal"},
+        **props,
+    )
+
+
+def test_a_template_prepared_in_the_build_serves_one_persona() -> None:
+    stack = _stack()
+    _persona(stack, "one", "ws-shared0001", preparation=ImagePreparation(), managed_node_id=NODE)
+    with pytest.raises(BakeryValidationError) as error:
+        _persona(stack, "two", "ws-shared0001")
+    assert "template_workspace_id" in error.value.fields
+    assert "a template prepared in the build serves one persona" in str(error.value)
+
+
+def test_a_team_can_forbid_templates_prepared_by_hand() -> None:
+    stack = _stack({"workspaces-image-bakery:require-automated-preparation": "true"})
+    _persona(stack, "auto", "ws-auto00001", preparation=ImagePreparation(), managed_node_id=NODE)
+    with pytest.raises(BakeryValidationError) as error:
+        _persona(stack, "manual", "ws-manual0001")
+    assert error.value.fields == ["managed_node_id"]
+    assert "requires every template to be prepared in the build" in str(error.value)
+
+
+def test_a_managed_node_needs_a_preparation() -> None:
+    with pytest.raises(BakeryValidationError) as error:
+        _persona(_stack(), "p", "ws-abcdefgh1", managed_node_id=NODE)
+    assert error.value.fields == ["managed_node_id"]
+
+
+def test_send_command_is_limited_to_the_declared_nodes_and_documents(
+    template: dict[str, Any],
+) -> None:
+    statements = [
+        s
+        for r in template["Resources"].values()
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+        if "ssm:SendCommand" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    (statement,) = statements
+    resources = [
+        "".join(p if isinstance(p, str) else str(p) for p in r["Fn::Join"][1])
+        for r in statement["Resource"]
+    ]
+    assert sum(f"managed-instance/{NODE}" in r for r in resources) == 1
+    assert sum(":document/" in r for r in resources) == 2  # the persona's and the marker's
+    assert not any(r.endswith("*") for r in resources)
+
+
+def test_the_script_and_the_runtime_agree_on_the_contract() -> None:
+    """The markers and the version file the script writes are the ones the runtime reads."""
+    from workspaces_image_bakery import preparation
+
+    assert preparation.VERSION_FILE == contract.VERSION_FILE
+    assert preparation.STEP_MARKER == contract.STEP_MARKER
+    assert preparation.FAILED_MARKER == contract.FAILED_MARKER
+    script = preparation.render_script(
+        ImagePreparation(), persona="p", version="1", fingerprint="f" * 64
+    )
+    assert f"{contract.MARKER_LINE_PREFIX}{'f' * 64}" in script.splitlines()
