@@ -4,6 +4,7 @@ definition against the WorkSpaces and SSM fakes (both behind botocore-validated 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -262,3 +263,32 @@ def test_the_script_and_the_runtime_agree_on_the_contract() -> None:
         ImagePreparation(), persona="p", version="1", fingerprint="f" * 64
     )
     assert f"{contract.MARKER_LINE_PREFIX}{'f' * 64}" in script.splitlines()
+
+
+def test_the_stack_creates_the_role_a_template_registers_with(template: dict[str, Any]) -> None:
+    roles = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+        and r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"].get("Service")
+        == "ssm.amazonaws.com"
+    ]
+    (role,) = roles
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
+    assert "AmazonSSMManagedInstanceCore" in json.dumps(role["Properties"]["ManagedPolicyArns"])
+    assert "TemplateNodeRoleName" in template["Outputs"]
+
+
+def test_the_scripts_of_one_stack_fit_cloudformations_template_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workspaces_image_bakery.constructs import build_runtime
+
+    stack = _stack()
+    _persona(stack, "one", "ws-one000001", preparation=ImagePreparation(), managed_node_id=NODE)
+    size = build_runtime.BuildRuntime.of(stack)._script_bytes
+    monkeypatch.setattr(build_runtime, "MAX_SCRIPT_BYTES_PER_STACK", size + size // 2)
+    with pytest.raises(BakeryValidationError) as error:
+        _persona(stack, "two", "ws-two000001", preparation=ImagePreparation(), managed_node_id=NODE)
+    assert "CloudFormation allows 1 MB per template" in str(error.value)

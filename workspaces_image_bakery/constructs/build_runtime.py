@@ -22,9 +22,12 @@ from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
-from ..validation import is_token
+from ..validation import BakeryValidationError, Problem, is_token
 
 RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
+# CloudFormation's template limit is 1 MB (uploaded through S3); the runtime and the
+# personas' other resources take well under 200 KB at 50 personas.
+MAX_SCRIPT_BYTES_PER_STACK = 800_000
 # The asset holds the runtime's Python source files and nothing else (no caches from tests
 # or type checks), so its hash changes only when the code does.
 ASSET_EXCLUDE = [
@@ -77,6 +80,7 @@ class BuildRuntime(Construct):
         self._template_statements: tuple[iam.PolicyStatement, ...] | None = None
         self._send_statement: iam.PolicyStatement | None = None
         self._node_role: iam.Role | None = None
+        self._script_bytes = 0
         self.marker_document = self._marker_document()
 
         self.step_function = self._function(
@@ -138,9 +142,29 @@ class BuildRuntime(Construct):
             for statement in self._template_statements:
                 statement.add_resources(arn)
 
-    def allow_preparation(self, managed_node_id: str, document: ssm.CfnDocument) -> None:
+    def allow_preparation(
+        self, managed_node_id: str, document: ssm.CfnDocument, script_bytes: int
+    ) -> None:
         """Let the build send this persona's document (and the recipe marker's) to this
-        template's managed node, and no other document or node."""
+        template's managed node, and no other document or node.
+
+        The scripts travel inside the template: their sum is checked against
+        CloudFormation's 1 MB template limit (with room for everything else)."""
+        self._script_bytes += script_bytes
+        if self._script_bytes > MAX_SCRIPT_BYTES_PER_STACK:
+            raise BakeryValidationError(
+                [
+                    Problem(
+                        self.node.path,
+                        "preparation",
+                        f"{self._script_bytes} bytes of preparation scripts in one stack",
+                        f"at most {MAX_SCRIPT_BYTES_PER_STACK} bytes: the scripts travel in SSM "
+                        "documents inside the template, and CloudFormation allows 1 MB per "
+                        "template; put some personas in another stack",
+                    )
+                ]
+            )
+        _ = self.template_node_role  # the role a template's hybrid activation needs
         node = _arn_of("ssm", f"managed-instance/{managed_node_id}")
         doc = _arn_of("ssm", f"document/{document.ref}")
         if self._send_statement is None:
@@ -178,6 +202,22 @@ class BuildRuntime(Construct):
                 ),
                 managed_policies=[
                     iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
+                ],
+            )
+            NagSuppressions.add_resource_suppressions(
+                self._node_role,
+                [
+                    NagPackSuppression(
+                        id="AwsSolutions-IAM4",
+                        reason=(
+                            "Systems Manager's setup for hybrid nodes asks for "
+                            "AmazonSSMManagedInstanceCore on the activation's service role."
+                        ),
+                        applies_to=[
+                            "Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                            "AmazonSSMManagedInstanceCore"
+                        ],
+                    )
                 ],
             )
             CfnOutput(

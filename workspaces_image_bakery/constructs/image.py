@@ -222,7 +222,11 @@ class WorkspaceImage(Construct):
                 timeout_seconds=int(seconds),
                 persona=persona,
             )
-            runtime.allow_preparation(prepared_by.managed_node_id, document)
+            runtime.allow_preparation(
+                prepared_by.managed_node_id,
+                document,
+                len(self.preparation_script.encode()),
+            )
             preparation = {
                 contract.PREPARATION_DOCUMENT: document.ref,
                 contract.MANAGED_NODE_ID: prepared_by.managed_node_id,
