@@ -17,7 +17,6 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from workspaces_image_bakery import (
-    ImageBakeryStack,
     ImageDesign,
     ImagePreparation,
     PersonaFacts,
@@ -40,6 +39,7 @@ from workspaces_image_bakery.review import (
     render,
 )
 
+from .harness.stacks import many_personas_stack
 from .harness.synth import synth_reference
 
 GOLDEN = Path(__file__).parent / "golden" / "review.md"
@@ -438,26 +438,7 @@ def test_hostile_values_through_a_persona(tmp_path: Path) -> None:
 def many_personas(count: int, *, prepared: bool = True) -> cdk.Stack:
     """`count` fully baked personas, with a preparation each (big details sections) when
     `prepared`."""
-    app = cdk.App()
-    stack = ImageBakeryStack(
-        app, "Scale", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
-    )
-    for index in range(count):
-        stack.add_persona(
-            f"P{index}",
-            name=f"persona-{index}",
-            design=ImageDesign.FULLY_BAKED,
-            image_version="1.0.0",
-            template_workspace_id=f"ws-template{index:04d}",
-            baked_applications=["firefox"],
-            preparation=(
-                ImagePreparation(install_steps=["apt-get install -y firefox-esr"])
-                if prepared
-                else None
-            ),
-            tags={"Role": "r", "Confidentiality": "internal"},
-        )
-    return stack
+    return many_personas_stack(count, prepared=prepared)
 
 
 def balanced(text: str) -> bool:

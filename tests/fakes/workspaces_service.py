@@ -257,39 +257,38 @@ class FakeWorkSpaces:
             )
         return self._page(found, params, "Workspaces")
 
-    def _op_StartWorkspaces(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _each_workspace(
+        self, requests: list[dict[str, str]], needs: str, then: Any
+    ) -> dict[str, Any]:
+        """Start or reboot: `then(workspace)` for each one in state `needs`, else a
+        FailedRequests entry as the service reports it."""
         failed = []
-        for request in params["StartWorkspaceRequests"]:
+        for request in requests:
             workspace = self.workspaces.get(request["WorkspaceId"])
-            if workspace is None or workspace.state != "STOPPED":
+            if workspace is None or workspace.state != needs:
                 failed.append(
                     {
                         "WorkspaceId": request["WorkspaceId"],
-                        "ErrorCode": "InvalidResourceState.WorkspaceNotStopped",
-                        "ErrorMessage": "The WorkSpace is not STOPPED.",
+                        "ErrorCode": f"InvalidResourceState.WorkspaceNot{needs.title()}",
+                        "ErrorMessage": f"The WorkSpace is not {needs}.",
                     }
                 )
                 continue
-            workspace.state = "STARTING"
-            workspace.describes_until_available = 2
+            then(workspace)
         return {"FailedRequests": failed}
 
+    def _op_StartWorkspaces(self, params: dict[str, Any]) -> dict[str, Any]:
+        def start(workspace: Workspace) -> None:
+            workspace.state, workspace.describes_until_available = "STARTING", 2
+
+        return self._each_workspace(params["StartWorkspaceRequests"], "STOPPED", start)
+
     def _op_RebootWorkspaces(self, params: dict[str, Any]) -> dict[str, Any]:
-        failed = []
-        for request in params["RebootWorkspaceRequests"]:
-            workspace = self.workspaces.get(request["WorkspaceId"])
-            if workspace is None or workspace.state != "AVAILABLE":
-                failed.append(
-                    {
-                        "WorkspaceId": request["WorkspaceId"],
-                        "ErrorCode": "InvalidResourceState",
-                        "ErrorMessage": "The WorkSpace is not AVAILABLE.",
-                    }
-                )
-                continue
+        def reboot(workspace: Workspace) -> None:
             workspace.state, workspace.settles_after = "REBOOTING", 2
             workspace.reboots += 1
-        return {"FailedRequests": failed}
+
+        return self._each_workspace(params["RebootWorkspaceRequests"], "AVAILABLE", reboot)
 
     # ----- images -----------------------------------------------------------------------
     def _image_view(self, image: Image) -> dict[str, Any]:

@@ -71,8 +71,9 @@ def two_personas(
     return dict(Template.from_stack(stack).to_json())
 
 
-def many_personas(count: int) -> dict[str, Any]:
-    """A stack of `count` fully baked personas, each on its own template WorkSpace."""
+def many_personas_stack(count: int, *, prepared: bool = False) -> ImageBakeryStack:
+    """A stack of `count` fully baked personas, each on its own template WorkSpace; with
+    `prepared`, each declares a preparation (prepared by hand: no managed node)."""
     app = cdk.App()
     stack = ImageBakeryStack(
         app, "Scale", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
@@ -85,6 +86,16 @@ def many_personas(count: int) -> dict[str, Any]:
             image_version="1.0.0",
             template_workspace_id=f"ws-template{index:04d}",
             baked_applications=["firefox"],
+            preparation=(
+                ImagePreparation(install_steps=["apt-get install -y firefox-esr"])
+                if prepared
+                else None
+            ),
             tags={"Role": "r", "Confidentiality": "internal"},
         )
-    return dict(Template.from_stack(stack).to_json())
+    return stack
+
+
+def many_personas(count: int) -> dict[str, Any]:
+    """The template of :func:`many_personas_stack`."""
+    return dict(Template.from_stack(many_personas_stack(count)).to_json())
