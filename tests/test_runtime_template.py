@@ -221,3 +221,22 @@ def test_the_asset_ships_source_files_only_and_keeps_its_hash(tmp_path: Path) ->
         if not any((LAMBDA_ASSET_DIR / ".mypy_cache" / "3.11").iterdir()):
             shutil.rmtree(LAMBDA_ASSET_DIR / ".mypy_cache" / "3.11")
     assert (after, files_after) == (before, files)
+
+
+def test_the_build_may_tag_the_image_it_creates_with_this_stack_only(
+    template: dict[str, Any],
+) -> None:
+    roles = _resources(template, "AWS::IAM::Role")
+    step_role = next(k for k in roles if "WorkflowStep" in k)
+    policies = [
+        p
+        for p in _resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": step_role} in p["Properties"]["Roles"]
+    ]
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    creates = [s for s in statements if "workspaces:CreateTags" in _listify(s["Action"])]
+    assert creates and all(
+        s["Condition"]["StringEqualsIfExists"][f"aws:RequestTag/{contract.OWNER_TAG_KEY}"]
+        == OWNER_IS_STACK
+        for s in creates
+    )

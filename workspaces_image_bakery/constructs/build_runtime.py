@@ -556,7 +556,8 @@ class BuildRuntime(Construct):
             actions=["workspaces:CreateWorkspaceBundle", "workspaces:UpdateWorkspaceBundle"],
             resources=[_arn("workspaceimage/*")],
         )
-        for statement in (reads, delete_image, new_image):
+        # CreateWorkspaceImage with tags needs CreateTags too (Service Authorization Reference).
+        for statement in (reads, tag_writes, delete_image, new_image):
             self.step_function.add_to_role_policy(statement)
         for statement in (
             reads,
