@@ -6,26 +6,23 @@ Point the personas at your own template WorkSpaces with cdk.json's context
 and at their managed nodes (README: Preparing the template in the build) with
 ``templateManagedNodes``: the build then runs each persona's preparation on its template.
 A persona without a managed node is prepared by hand, and the review says so.
-Every synth also writes ``review.md`` and the preparation scripts next to the templates.
+Every synth also writes ``review.md`` and the preparation scripts next to the templates
+(the library does it: no code here).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from workspaces_image_bakery import (
-    BASELINE_CONTEXT,
     Clipboard,
     ImageBakeryStack,
     ImageDesign,
     ImagePreparation,
-    load_baseline,
-    write_review,
 )
 from workspaces_image_bakery.preparation import Agent, AgentKind, DesktopSettings
 
@@ -192,10 +189,8 @@ def build(app: cdk.App) -> ImageBakeryStack:
 
 if __name__ == "__main__":
     reference_app = cdk.App()
-    reference_stack = build(reference_app)
-    # Compare with the baseline given as context, else with the templates of the last synth.
-    outdir = os.environ.get("CDK_OUTDIR", "cdk.out")
-    baseline = load_baseline(reference_app.node.try_get_context(BASELINE_CONTEXT) or outdir)
-    assembly = reference_app.synth()
-    review, summary = write_review([reference_stack], assembly.directory, baseline)
-    print(f"{summary}; review: {review}")
+    build(reference_app)
+    # The synth writes review.md and the preparation scripts next to the templates and
+    # prints the checklist summary (the baseline: the context value
+    # workspaces-image-bakery:baseline, else the templates of the last synth).
+    reference_app.synth()

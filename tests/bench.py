@@ -1,4 +1,5 @@
-"""`make bench`: synth time and template size as personas grow, and the API calls a deploy makes.
+"""`make bench`: synth time, jsii round trips and template size as personas grow, against a
+plain CDK app with the same resources per persona, and the API calls a deploy makes.
 
 Times are measured and printed, never asserted; counts are deterministic and asserted in
 the tests (test_scale.py, test_lifecycle.py).
@@ -8,21 +9,55 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # The handlers import as the Lambda runtime sees them (tests/conftest.py does the same).
 sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent / "workspaces_image_bakery" / "lambda")
 )
 
+import aws_cdk as cdk
+from aws_cdk import aws_cloudformation as cfn
+from aws_cdk.assertions import Template
+
+from .harness.jsii_calls import jsii_calls
 from .harness.stacks import many_personas, two_personas
 from .harness.world import world
 
 
-def synth(personas: int) -> tuple[float, int]:
+def plain(personas: int) -> dict[str, Any]:
+    """A plain CDK app with what the library declares per persona: two custom resources, a
+    WaitConditionHandle and a WaitCondition (no runtime, no validation, no review)."""
+    stack = cdk.Stack(cdk.App(), "Plain")
+    for index in range(personas):
+        handle = cfn.CfnWaitConditionHandle(stack, f"Handle{index}")
+        image = cdk.CustomResource(
+            stack,
+            f"Image{index}",
+            service_token="arn:aws:lambda:eu-west-1:111111111111:function:f",
+            resource_type="Custom::WorkSpacesImage",
+            properties={"ImageName": f"p{index}", "WaitHandle": handle.ref},
+        )
+        wait = cfn.CfnWaitCondition(stack, f"Wait{index}", handle=handle.ref, count=1)
+        wait.node.add_dependency(image)
+        cdk.CustomResource(
+            stack,
+            f"Bundle{index}",
+            service_token="arn:aws:lambda:eu-west-1:111111111111:function:f",
+            resource_type="Custom::WorkSpacesBundle",
+            properties={"Image": wait.attr_data},
+        )
+    return dict(Template.from_stack(stack).to_json())
+
+
+def synth(personas: int, build: Callable[[int], dict[str, Any]]) -> tuple[float, int, int]:
+    """Seconds, jsii round trips and resources of declaring and synthesizing `personas`."""
     start = time.perf_counter()
-    resources = len(many_personas(personas)["Resources"])
-    return time.perf_counter() - start, resources
+    with jsii_calls() as calls:
+        template = build(personas)
+    return time.perf_counter() - start, sum(calls.values()), len(template["Resources"])
 
 
 def deploy_calls() -> dict[str, int]:
@@ -36,10 +71,15 @@ def deploy_calls() -> dict[str, int]:
 
 
 def main() -> None:
-    print("personas  synth seconds  resources")
+    synth(1, plain)  # start the jsii kernel and load aws-cdk-lib before measuring
+    print("personas  library: seconds  jsii calls  resources   plain CDK: seconds  jsii calls")
     for personas in (1, 10, 25, 50):
-        seconds, resources = synth(personas)
-        print(f"{personas:8d}  {seconds:13.2f}  {resources:9d}")
+        seconds, calls, resources = synth(personas, many_personas)
+        plain_seconds, plain_calls, _ = synth(personas, plain)
+        print(
+            f"{personas:8d}  {seconds:16.2f}  {calls:10d}  {resources:9d}"
+            f"   {plain_seconds:17.2f}  {plain_calls:10d}"
+        )
     print("\nWorkSpaces API calls of a first deploy of two personas:")
     for operation, count in sorted(deploy_calls().items()):
         print(f"  {operation:28s} {count}")

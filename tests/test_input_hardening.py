@@ -377,6 +377,8 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_stack, "tag_defaults", ["Project"], True),
     (build_stack, "required_tags", "Role", False),
     (build_stack, "allowed_tag_values", "dev", True),
+    (build_stack, "notification_topic", "arn:aws:sns:us-east-1:123456789012:ops", True),
+    (build_stack, "create_notification_topic", "yes", False),
 ]
 CONSTRUCTS: dict[Callable[..., Any], Callable[..., Any]] = {
     build_persona: Persona,

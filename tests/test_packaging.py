@@ -47,6 +47,7 @@ def test_the_installed_package_ships_and_stages_the_runtime(tmp_path: Path) -> N
     assert "workspaces_image_bakery/lambda/bakery_runtime/custom_resource.py" in names
     assert "workspaces_image_bakery/py.typed" in names
     assert not [n for n in names if n.startswith("tests/")]
+    assert_metadata(wheel)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     result = subprocess.run(
@@ -60,3 +61,38 @@ def test_the_installed_package_ships_and_stages_the_runtime(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "1"  # one asset: both functions share it
+
+
+def assert_metadata(wheel: Path) -> None:
+    """Version 0.2.0 (as in the changelog), the licence file shipped, AWS SDK only in [cli]."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        text = archive.read(metadata).decode()
+        (licence,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert "Apache License" in archive.read(licence).decode()
+    assert "\nVersion: 0.2.0\n" in text
+    assert "## 0.2.0" in (ROOT / "CHANGELOG.md").read_text()
+    assert "License-Expression: Apache-2.0" in text
+    assert "License-File: LICENSE" in text
+    requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    for sdk in ("boto3", "click", "rich"):
+        (line,) = [r for r in requires if r.split()[1].startswith(sdk)]
+        assert 'extra == "cli"' in line, line
+    assert "Provides-Extra: cli" in text
+
+
+def test_the_constructs_need_no_aws_sdk_nor_cli_packages() -> None:
+    """Without the [cli] extra (boto3, botocore, click, rich) an app still synthesizes."""
+    blocked = (
+        "import sys\nfor m in ('boto3', 'botocore', 'click', 'rich'):\n    sys.modules[m] = None\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocked + PROGRAM, str(ROOT / "build" / "no-sdk"), "/nowhere"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

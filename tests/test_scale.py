@@ -1,11 +1,17 @@
-"""Adding a persona adds 4 resources; 50 personas (the bundle quota) fit one stack."""
+"""Adding a persona adds 4 resources and 37 jsii round trips; 50 personas (the bundle quota)
+fit one stack; importing the library loads neither cdk-nag nor detect-secrets."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from typing import Any
 
-from .harness.stacks import many_personas
+from workspaces_image_bakery import ImageDesign
+
+from .harness.jsii_calls import jsii_calls
+from .harness.stacks import many_personas, many_personas_stack
 
 CLOUDFORMATION_RESOURCE_LIMIT = 500
 PER_PERSONA = (
@@ -33,3 +39,38 @@ def test_fifty_personas_share_one_runtime() -> None:
         **{"AWS::IAM::ManagedPolicy": 1},
     }
     assert sum(fifty.values()) < CLOUDFORMATION_RESOURCE_LIMIT / 2
+
+
+# Requests to the jsii kernel (Node.js) that declaring one more persona costs: each is a
+# round trip between processes. Deterministic for a CDK version; a change here is a
+# performance change (tests/harness/jsii_calls.py counts them; `make bench` prints them).
+JSII_CALLS_PER_PERSONA = 37
+
+
+def test_jsii_round_trips_per_persona() -> None:
+    stack = many_personas_stack(1)
+    counts = []
+    for index in (1, 2):
+        with jsii_calls() as calls:
+            stack.add_persona(
+                f"More{index}",
+                name=f"more-{index}",
+                design=ImageDesign.FULLY_BAKED,
+                image_version="1.0.0",
+                template_workspace_id=f"ws-more{index:05d}",
+                baked_applications=["firefox"],
+                tags={"Role": "r", "Confidentiality": "internal"},
+            )
+        counts.append(sum(calls.values()))
+    assert counts == [JSII_CALLS_PER_PERSONA] * 2, counts
+
+
+def test_importing_the_library_loads_neither_cdk_nag_nor_detect_secrets() -> None:
+    program = (
+        "import sys, workspaces_image_bakery\n"
+        "print(sorted(m for m in ('cdk_nag', 'detect_secrets') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

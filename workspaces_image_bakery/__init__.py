@@ -2,9 +2,13 @@
 
 from .checklist import PersonaFacts, Scorecard
 from .constructs import (
+    DEFAULT_ALLOWED,
+    DEFAULT_REQUIRED,
     REBUILD_CONTEXT,
     BuildRuntime,
     ImageDesign,
+    IWorkspaceBundle,
+    IWorkspaceImage,
     Persona,
     TaggingPolicy,
     WorkspaceBundle,
@@ -20,19 +24,24 @@ from .preparation import (
     OperatingSystem,
     StreamingProtocol,
 )
-from .review import BASELINE_CONTEXT, load_baseline, write_review
+from .review import BASELINE_CONTEXT, REVIEW_CONTEXT, load_baseline, write_review
 from .stacks import ImageBakeryStack
 from .validation import BakeryValidationError, Problem
 
 __all__ = [
     "BASELINE_CONTEXT",
+    "DEFAULT_ALLOWED",
+    "DEFAULT_REQUIRED",
     "REBUILD_CONTEXT",
+    "REVIEW_CONTEXT",
     "Agent",
     "AgentKind",
     "BakeryValidationError",
     "BuildRuntime",
     "Clipboard",
     "DesktopSettings",
+    "IWorkspaceBundle",
+    "IWorkspaceImage",
     "ImageBakeryStack",
     "ImageDesign",
     "ImagePreparation",

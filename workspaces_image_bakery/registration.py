@@ -6,21 +6,20 @@ once. The stack creates the activation's IAM service role (output ``TemplateNode
 this command creates a single-use activation for one template WorkSpace and prints what to
 run on it. Afterwards, put the node's ``mi-...`` id in the persona's ``managed_node_id``.
 
+    workspaces-image-bakery [--region eu-west-1] register-template --workspace ws-abc123456 \\
+        --role <TemplateNodeRoleName output>
     python -m workspaces_image_bakery.registration --workspace ws-abc123456 \\
-        --role <TemplateNodeRoleName output> [--region eu-west-1]
+        --role <TemplateNodeRoleName output> [--region eu-west-1]   (the same)
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import boto3
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -82,23 +81,16 @@ def create_activation(
 
 
 def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m workspaces_image_bakery.registration",
-        description="Register a template WorkSpace with Systems Manager (once per template).",
-    )
-    parser.add_argument("--workspace", required=True, help="the template WorkSpace id (ws-...)")
-    parser.add_argument("--role", required=True, help="the stack's TemplateNodeRoleName output")
-    parser.add_argument("--region", default=None, help="default: your configured Region")
-    args = parser.parse_args(argv)
-    ssm = client or boto3.client("ssm", region_name=args.region)
-    region = args.region or ssm.meta.region_name
-    try:
-        activation = create_activation(args.workspace, args.role, client=ssm, region=region)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(activation.instructions())
-    return 0
+    """``python -m workspaces_image_bakery.registration``: the same as
+    ``workspaces-image-bakery register-template`` (see :mod:`workspaces_image_bakery.cli`)."""
+    from . import cli  # noqa: PLC0415 - cli imports this module
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    region: list[str] = []
+    if "--region" in args:
+        at = args.index("--region")
+        region, args = args[at : at + 2], args[:at] + args[at + 2 :]
+    return cli.run([*region, "register-template", *args], cli.Aws(ssm=client))
 
 
 if __name__ == "__main__":

@@ -21,15 +21,18 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
 
-from aws_cdk import Stack
-from constructs import IConstruct
+import jsii
+from aws_cdk import Stack, Stage
+from constructs import IConstruct, IValidation
 
 from .checklist import PersonaFacts, Scorecard
 from .constructs.persona import Persona
@@ -38,6 +41,8 @@ from .runtime_assets import contract
 from .validation import is_token
 
 BASELINE_CONTEXT = "workspaces-image-bakery:baseline"
+# "false" (or no, off, 0): no review is written on synth; write_review() still writes one.
+REVIEW_CONTEXT = "workspaces-image-bakery:review"
 REVIEW_FILE = "review.md"
 FULL_REVIEW_FILE = "review-full.md"
 SCRIPTS_DIR = "preparation"
@@ -837,16 +842,31 @@ def write_review(
 ) -> tuple[Path, str]:
     """Write review.md (fitted to `limit`), the preparation scripts and recipes into
     `outdir`, and review-full.md when review.md had to be shortened; return the path of
-    review.md and the checklist summary."""
-    out = Path(outdir)
+    review.md and the checklist summary. A synth writes the review by itself (see
+    :class:`AutoReview`): when it already wrote this one (same personas, folder and
+    baseline), nothing is written again."""
     personas = [p for stack in stacks for p in personas_of(stack)]
+    title = ", ".join(s.stack_name for s in stacks)
+    written = AutoReview.written_for(personas, outdir, baseline, limit)
+    if written is not None:
+        return written
+    return _write(personas, title, outdir, baseline, limit)
+
+
+def _write(
+    personas: Sequence[Persona],
+    title: str,
+    outdir: str | Path,
+    baseline: Mapping[str, str] | None,
+    limit: int,
+) -> tuple[Path, str]:
+    out = Path(outdir)
     facts = [p.facts() for p in personas]
     warnings = {p.name: _warnings_of(p) for p in personas}
     scripts = {p.name: s for p, f in zip(personas, facts, strict=True) if (s := _script_of(p, f))}
     recipes: dict[str, Mapping[str, Any]] = {
-        p.name: Stack.of(p).resolve(dict(p.image.recipe)) for p in personas
+        p.name: p.image.stack.resolve(dict(p.image.recipe)) for p in personas
     }
-    title = ", ".join(s.stack_name for s in stacks)
     text = render(title, facts, baseline, warnings, scripts=scripts, recipes=recipes)
     fitted = fit(text, limit)
     path = out / REVIEW_FILE
@@ -867,3 +887,83 @@ def write_review(
             script.write_text(scripts[persona.name])
             script.chmod(0o755)
     return path, Scorecard.of(facts).summary()
+
+
+def _same_baseline(a: Mapping[str, str] | None, b: Mapping[str, str] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    parts = ("scripts", "recipes")
+    return dict(a) == dict(b) and all(getattr(a, p, {}) == getattr(b, p, {}) for p in parts)
+
+
+def review_enabled(scope: IConstruct) -> bool:
+    """False when the context value ``workspaces-image-bakery:review`` says no."""
+    value = scope.node.try_get_context(REVIEW_CONTEXT)
+    return str(value).strip().lower() not in ("false", "no", "off", "0")
+
+
+@jsii.implements(IValidation)
+class AutoReview:
+    """Writes the review, the preparation scripts and the recipes of a stage's personas
+    into its cloud assembly whenever the stage synthesizes (``cdk synth``, ``app.synth()``,
+    a test's ``Template.from_stack``): no code needed in the app. The first persona of a
+    stage (an app is one) adds it as a validation of the stage, which the CDK runs after
+    the aspects and before it writes the templates, so the baseline is the previous synth's
+    templates (or the ``workspaces-image-bakery:baseline`` context value). The context
+    value ``workspaces-image-bakery:review=false`` turns it off. Prints one line: the
+    checklist summary and where the review is."""
+
+    _of: ClassVar[WeakKeyDictionary[Stage, AutoReview]] = WeakKeyDictionary()
+    _by_stack: ClassVar[WeakKeyDictionary[Stack, AutoReview | None]] = WeakKeyDictionary()
+
+    def __init__(self, stage: Stage) -> None:
+        self._stage = stage
+        self._personas: list[Persona] = []
+        # Resolved folder -> (persona ids, baseline, limit, result) of what was written.
+        self._written: dict[Path, tuple[list[int], Baseline | None, int, tuple[Path, str]]] = {}
+
+    @classmethod
+    def register(cls, persona: Persona) -> None:
+        """Review `persona` with the rest of its stage on every synth."""
+        if persona.stack in cls._by_stack:
+            review = cls._by_stack[persona.stack]
+        else:
+            stage = Stage.of(persona.stack)
+            review = None if stage is None else cls._of.get(stage)
+            if stage is not None and review is None:
+                review = cls._of[stage] = cls(stage)
+                stage.node.add_validation(review)
+            cls._by_stack[persona.stack] = review
+        if review is not None:
+            review._personas.append(persona)
+
+    @classmethod
+    def written_for(
+        cls,
+        personas: Sequence[Persona],
+        outdir: str | Path,
+        baseline: Mapping[str, str] | None,
+        limit: int,
+    ) -> tuple[Path, str] | None:
+        """What a synth already wrote for these personas into `outdir`, else None."""
+        folder = Path(outdir).resolve()
+        ids = [id(p) for p in personas]
+        for review in list(cls._of.values()):
+            done = review._written.get(folder)
+            if done and done[0] == ids and done[2] == limit and _same_baseline(done[1], baseline):
+                return done[3]
+        return None
+
+    def validate(self) -> list[str]:
+        if not self._personas or not review_enabled(self._stage):
+            return []
+        outdir = Path(self._stage.outdir)
+        baseline = load_baseline(self._stage.node.try_get_context(BASELINE_CONTEXT) or outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        stacks = list(dict.fromkeys(p.stack for p in self._personas))
+        title = ", ".join(s.stack_name for s in stacks)
+        result = _write(self._personas, title, outdir, baseline, REVIEW_LIMIT)
+        ids = [id(p) for p in self._personas]
+        self._written[outdir.resolve()] = (ids, baseline, REVIEW_LIMIT, result)
+        print(f"{result[1]}; review: {result[0]}", file=sys.stderr)
+        return []

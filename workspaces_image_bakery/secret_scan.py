@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from detect_secrets.core.secrets_collection import SecretsCollection
-from detect_secrets.settings import default_settings
-
 BASIC_AUTH: Final = "Basic Auth Credentials"  # detect-secrets' own name: hits merge
 COMMAND_LINE_PASSWORD: Final = "Password on a command line"  # noqa: S105 (a kind)
 
@@ -119,6 +116,10 @@ def scan(values: Mapping[str, str]) -> dict[str, SecretHit]:
             kinds[field].append(kind)
         if secret and secret not in secrets.setdefault(field, []):
             secrets[field].append(secret)
+
+    # Imported on the first scan, not with the package: only a synth needs it.
+    from detect_secrets.core.secrets_collection import SecretsCollection  # noqa: PLC0415
+    from detect_secrets.settings import default_settings  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as folder:
         # YAML lines: detect-secrets then also applies its keyword detector ("password: ...").

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
+from weakref import WeakKeyDictionary
 
 from aws_cdk import Duration, RemovalPolicy, Token
 from constructs import Construct, IConstruct
@@ -94,14 +95,28 @@ class BakeryValidationError(ValueError):
 
 @dataclass
 class Problems:
-    """Collects problems for one construct path; redacts what the secret scan flagged."""
+    """Collects problems for one construct path; redacts what the secret scan flagged.
+    :meth:`of` reads the path of a construct only when there is a problem to report."""
 
     path: str
     found: list[Problem] = field(default_factory=list)
     secret_fields: set[str] = field(default_factory=set)
     secret_texts: set[str] = field(default_factory=set)
+    scope: IConstruct | None = None
+
+    @classmethod
+    def of(cls, scope: IConstruct) -> Problems:
+        """Problems of `scope`, whose path is asked for (a jsii round trip) only if needed."""
+        return cls("", scope=scope)
+
+    @property
+    def owner(self) -> object:
+        """What the problems are about: the construct, else the path."""
+        return self.scope if self.scope is not None else self.path
 
     def add(self, field_name: str, value: Any, allowed: str) -> None:
+        if not self.path and self.scope is not None:
+            self.path = self.scope.node.path
         self.found.append(Problem(self.path, field_name, value, allowed))
 
     def check(self, ok: bool, field_name: str, value: Any, allowed: str) -> bool:
@@ -204,6 +219,30 @@ def check_strings(problems: Problems, field_name: str, values: Any) -> list[str]
     return good
 
 
+_SECONDS: WeakKeyDictionary[Duration, float] = WeakKeyDictionary()
+
+
+def seconds_of(duration: Duration) -> float:
+    """``duration.to_seconds(integral=False)``, asked of the CDK once per Duration object
+    (Durations are immutable; a default shared by every persona is asked once)."""
+    seconds = _SECONDS.get(duration)
+    if seconds is None:
+        seconds = _SECONDS[duration] = duration.to_seconds(integral=False)
+    return seconds
+
+
+_CONTEXT: WeakKeyDictionary[IConstruct, dict[str, Any]] = WeakKeyDictionary()
+
+
+def context_of(scope: IConstruct, key: str) -> Any:
+    """``scope.node.try_get_context(key)``, asked once per scope and key. Pass a stack: the
+    constructs of a stack read its context (context is set before children are added)."""
+    known = _CONTEXT.setdefault(scope, {})
+    if key not in known:
+        known[key] = scope.node.try_get_context(key)
+    return known[key]
+
+
 def check_duration(
     problems: Problems, field_name: str, value: Any, low_seconds: int, high_seconds: int, text: str
 ) -> bool:
@@ -211,7 +250,7 @@ def check_duration(
     if not isinstance(value, Duration):
         problems.add(field_name, value, f"a Duration of {text}")
         return False
-    seconds = value.to_seconds(integral=False)
+    seconds = seconds_of(value)
     shown = int(seconds) if math.isfinite(seconds) and seconds == int(seconds) else seconds
     return problems.check(
         low_seconds <= seconds <= high_seconds,
@@ -294,42 +333,59 @@ class _Registry(Construct):
 
     def __init__(self, scope: Construct, id_: str) -> None:
         super().__init__(scope, id_)
-        self.names: dict[tuple[str, str], str] = {}
-        self.bundles: dict[str, list[str]] = {}
-        self.templates: dict[str, list[tuple[str, bool]]] = {}
+        # What registered: a construct, or a path (Problems made with a path).
+        self.names: dict[tuple[str, str], object] = {}
+        self.bundles: dict[str, list[object]] = {}
+        self.templates: dict[str, list[tuple[object, bool]]] = {}
 
     @classmethod
     def of(cls, scope: IConstruct) -> _Registry:
+        """The registry of `scope`'s app, remembered per scope (pass a stack: one look-up
+        per stack, not per construct)."""
+        known = _REGISTRIES.get(scope)
+        if known is not None:
+            return known
         root = scope.node.root
         existing = root.node.try_find_child(REGISTRY_ID)
-        if isinstance(existing, _Registry):
-            return existing
-        return cls(root, REGISTRY_ID)  # type: ignore[arg-type]
+        registry = existing if isinstance(existing, _Registry) else cls(root, REGISTRY_ID)  # type: ignore[arg-type]
+        _REGISTRIES[scope] = registry
+        return registry
+
+
+_REGISTRIES: WeakKeyDictionary[IConstruct, _Registry] = WeakKeyDictionary()
+
+
+def _where(owner: Any) -> str:
+    """The path of a registered construct (asked for only when a message needs it)."""
+    return owner if isinstance(owner, str) else str(owner.node.path)
 
 
 def register_name(
     problems: Problems, scope: IConstruct, kind: str, field_name: str, name: str
 ) -> None:
-    """Report a second persona, image or bundle with the same name in one app."""
+    """Report a second persona, image or bundle with the same name in one app. `scope`
+    finds the app's registry: pass the construct's stack (one look-up per stack)."""
     if not isinstance(name, str) or is_token(name):
         return
-    first = _Registry.of(scope).names.setdefault((kind, name), problems.path)
-    if first != problems.path:
+    first = _Registry.of(scope).names.setdefault((kind, name), problems.owner)
+    if first is not problems.owner and first != problems.owner:
         problems.add(
-            field_name, name, f"a {kind} name not used elsewhere in the app (used by {first})"
+            field_name,
+            name,
+            f"a {kind} name not used elsewhere in the app (used by {_where(first)})",
         )
 
 
 def register_bundle(problems: Problems, scope: IConstruct, region: str) -> None:
     """Report the 51st custom bundle of one Region (the quota is 50 and not adjustable)."""
     bucket = "the stack's Region" if is_token(region) else region
-    paths = _Registry.of(scope).bundles.setdefault(bucket, [])
-    if problems.path not in paths:
-        paths.append(problems.path)
-    if len(paths) > BUNDLES_PER_REGION:
+    owners = _Registry.of(scope).bundles.setdefault(bucket, [])
+    if not any(o is problems.owner or o == problems.owner for o in owners):
+        owners.append(problems.owner)
+    if len(owners) > BUNDLES_PER_REGION:
         problems.add(
             "bundles",
-            f"{len(paths)} bundles in {bucket}",
+            f"{len(owners)} bundles in {bucket}",
             f"at most {BUNDLES_PER_REGION} custom bundles per Region (not adjustable)",
         )
 
@@ -342,9 +398,9 @@ def register_template(
     if not isinstance(workspace_id, str) or is_token(workspace_id):
         return
     users = _Registry.of(scope).templates.setdefault(workspace_id, [])
-    users.append((problems.path, prepared_in_build))
+    users.append((problems.owner, prepared_in_build))
     if len(users) > 1 and any(prepared for _, prepared in users):
-        others = ", ".join(path for path, _ in users if path != problems.path)
+        others = ", ".join(_where(o) for o, _ in users if o is not problems.owner)
         problems.add(
             "template_workspace_id",
             workspace_id,

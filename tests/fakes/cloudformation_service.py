@@ -23,6 +23,9 @@ class FakeCloudFormation:
         self.stack_id = stack_id
         self.status = "CREATE_IN_PROGRESS"
         self.calls = 0
+        # ListStackResources answers the runtime's state machine (the CLI looks it up).
+        self.state_machine_arn: str | None = None
+        self.actions: list[str] = []
 
     def client(self, config: Any = None) -> Any:
         client = boto3.session.Session(
@@ -38,10 +41,18 @@ class FakeCloudFormation:
         params = parse_qs(
             request.body.decode() if isinstance(request.body, bytes) else request.body
         )
+        name = self.stack_id.split("/")[1]
+        self.actions.append(params["Action"][0])
+        if params["Action"] == ["ListStackResources"]:
+            return self._list_stack_resources(request.url, params)
         assert params["Action"] == ["DescribeStacks"], params
+        if params["StackName"] == [name]:  # by name: the CLI's --stack
+            return self._describe(request.url, name)
         assert params["StackName"] == [self.stack_id], params
         self.calls += 1
-        name = self.stack_id.split("/")[1]
+        return self._describe(request.url, name)
+
+    def _describe(self, url: str, name: str) -> AWSResponse:
         body = (
             f'<DescribeStacksResponse xmlns="{NAMESPACE}"><DescribeStacksResult><Stacks><member>'
             f"<StackName>{name}</StackName><StackId>{self.stack_id}</StackId>"
@@ -51,4 +62,40 @@ class FakeCloudFormation:
             "<ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>"
             "</DescribeStacksResponse>"
         ).encode()
-        return response(request.url, 200, "text/xml", body)
+        return response(url, 200, "text/xml", body)
+
+    def _list_stack_resources(self, url: str, params: dict[str, list[str]]) -> AWSResponse:
+        if params["StackName"] != [self.stack_id]:
+            body = (
+                "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code>"
+                f"<Message>Stack with id {params['StackName'][0]} does not exist</Message>"
+                "</Error><RequestId>fake</RequestId></ErrorResponse>"
+            ).encode()
+            return response(url, 400, "text/xml", body)
+        members = [
+            ("WorkSpacesImageBakeryRuntimeWorkflowStep0A1B2C3D", "AWS::Lambda::Function", "fn"),
+        ]
+        if self.state_machine_arn:
+            members.append(
+                (
+                    "WorkSpacesImageBakeryRuntimeImageBuild0A1B2C3D",
+                    "AWS::StepFunctions::StateMachine",
+                    self.state_machine_arn,
+                )
+            )
+        summaries = "".join(
+            f"<member><LogicalResourceId>{logical}</LogicalResourceId>"
+            f"<PhysicalResourceId>{physical}</PhysicalResourceId>"
+            f"<ResourceType>{kind}</ResourceType>"
+            "<LastUpdatedTimestamp>2026-11-27T00:00:00Z</LastUpdatedTimestamp>"
+            "<ResourceStatus>CREATE_COMPLETE</ResourceStatus></member>"
+            for logical, kind, physical in members
+        )
+        body = (
+            f'<ListStackResourcesResponse xmlns="{NAMESPACE}"><ListStackResourcesResult>'
+            f"<StackResourceSummaries>{summaries}</StackResourceSummaries>"
+            "</ListStackResourcesResult>"
+            "<ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>"
+            "</ListStackResourcesResponse>"
+        ).encode()
+        return response(url, 200, "text/xml", body)

@@ -15,6 +15,7 @@ from bakery_runtime.aws import RETRY_CONFIG, Clients
 from moto import mock_aws
 
 from ..fakes.cloudformation_service import FakeCloudFormation
+from ..fakes.monitoring_service import FakeMonitoring
 from ..fakes.ssm_service import MARKER_DOCUMENT, FakeSSM
 from ..fakes.workspaces_service import OWNER_TAG, FakeWorkSpaces
 from . import asl
@@ -29,6 +30,7 @@ class World:
     cloudformation: CloudFormation
     clients: Clients
     ssm: FakeSSM
+    monitoring: FakeMonitoring
 
     def owned(self, resource_id: str) -> bool:
         return self.fake.tags.get(resource_id, {}).get(OWNER_TAG) == self.cloudformation.stack_id
@@ -106,18 +108,22 @@ def world(
         os.environ[contract.ENV_OWNER_STACK_ID] = stack_id
         os.environ[contract.ENV_MARKER_DOCUMENT] = MARKER_DOCUMENT
         stack = FakeCloudFormation(stack_id)
+        stack.state_machine_arn = arn
         documents: dict[str, Any] = {}
         ssm = FakeSSM(fake, documents)
+        monitoring = FakeMonitoring()
         clients = Clients(
             workspaces=fake.client(RETRY_CONFIG),
             stepfunctions=sfn,
             cloudformation=stack.client(RETRY_CONFIG),
             ssm=ssm.client(RETRY_CONFIG),
+            events=monitoring.events_client(RETRY_CONFIG),
+            cloudwatch=monitoring.cloudwatch_client(RETRY_CONFIG),
         )
         cloudformation = CloudFormation(clients, arn, definition, stack, stack_id)
         cloudformation.documents = documents
         try:
-            yield World(fake, cloudformation, clients, ssm)
+            yield World(fake, cloudformation, clients, ssm, monitoring)
         finally:
             os.environ[contract.ENV_OWNER_STACK_ID] = previous_owner or STACK_ID
             if previous is None:

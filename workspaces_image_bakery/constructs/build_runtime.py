@@ -8,17 +8,20 @@ run for hours and reports to CloudFormation through a WaitCondition.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Arn, ArnComponents, ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
-from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
@@ -47,11 +50,24 @@ LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 
 
 def _arn(resource: str) -> str:
-    return f"arn:{Aws.PARTITION}:workspaces:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+    """A WorkSpaces ARN of this account and Region: ``type/name``, e.g. ``workspace/*``."""
+    return _arn_of("workspaces", resource)
 
 
 def _arn_of(service: str, resource: str) -> str:
-    return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+    """`service`'s ARN of this account and Region (the CDK's ``Arn.format``)."""
+    kind, slash, name = resource.partition("/")
+    return Arn.format(
+        ArnComponents(
+            service=service,
+            resource=kind,
+            resource_name=name if slash else None,
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME if slash else ArnFormat.NO_RESOURCE_NAME,
+            partition=Aws.PARTITION,
+            region=Aws.REGION,
+            account=Aws.ACCOUNT_ID,
+        )
+    )
 
 
 def _finding(resource: str) -> str:
@@ -114,10 +130,90 @@ class BuildRuntime(Construct):
             ),
         )
         self._suppress_nag()
+        self.notification_topic: sns.ITopic | None = None
+        self.build_failed_alarm: cloudwatch.Alarm | None = None
+        CfnOutput(
+            Stack.of(self),
+            "BuildStateMachineConsole",
+            value=(
+                f"https://{Aws.REGION}.console.aws.amazon.com/states/home?region={Aws.REGION}"
+                f"#/statemachines/view/{self.state_machine.state_machine_arn}"
+            ),
+            description="The image builds (Step Functions executions) in the console",
+        )
 
     @property
     def service_token(self) -> str:
         return self.provider.service_token
+
+    def notify(self, topic: sns.ITopic | None = None) -> sns.ITopic:
+        """Send every build's end to `topic` (or to a new encrypted topic), and alarm on it
+        when a build of this stack failed within the last hour.
+
+        The build-end events (source ``workspaces-image-bakery``) reach the topic through an
+        EventBridge rule; the alarm watches ``BuildFailed`` with this stack's dimension.
+        Called once per stack (a second call returns the first topic).
+        """
+        if self.notification_topic is not None:
+            return self.notification_topic
+        if topic is None:
+            key = kms.Key(
+                self,
+                "NotificationKey",
+                description="workspaces-image-bakery build notifications (SNS)",
+                enable_key_rotation=True,
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
+                key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey*")
+            topic = sns.Topic(
+                self,
+                "Notifications",
+                display_name="WorkSpaces image builds",
+                master_key=key,
+                enforce_ssl=True,
+            )
+        self.notification_topic = topic
+        field = events.EventField.from_path
+        rule = events.Rule(
+            self,
+            "BuildNotifications",
+            description="Every image build's end (succeeded or failed), to the topic",
+            event_pattern=events.EventPattern(
+                source=[contract.EVENT_SOURCE],
+                detail_type=[contract.DETAIL_TYPE_SUCCEEDED, contract.DETAIL_TYPE_FAILED],
+                detail={"stackId": [Aws.STACK_ID]},
+            ),
+        )
+        rule.add_target(
+            targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"{field('$.detail-type')}: stack {field('$.detail.stack')}, persona "
+                    f"{field('$.detail.persona')}, image {field('$.detail.imageName')} "
+                    f"(version {field('$.detail.version')}) after "
+                    f"{field('$.detail.durationSeconds')} s. {field('$.detail.reason')}"
+                ),
+            )
+        )
+        self.build_failed_alarm = cloudwatch.Alarm(
+            self,
+            "BuildFailedAlarm",
+            alarm_description="An image build of this stack failed in the last hour",
+            metric=cloudwatch.Metric(
+                namespace=contract.METRIC_NAMESPACE,
+                metric_name=contract.METRIC_BUILD_FAILED,
+                dimensions_map={contract.DIMENSION_STACK: Aws.STACK_NAME},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.build_failed_alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        return topic
 
     def allow_template_workspace(self, workspace_id: str) -> None:
         """Let the runtime start and image this template WorkSpace (and no other)."""
@@ -204,6 +300,8 @@ class BuildRuntime(Construct):
                     iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
                 ],
             )
+            from cdk_nag import NagPackSuppression, NagSuppressions  # noqa: PLC0415
+
             NagSuppressions.add_resource_suppressions(
                 self._node_role,
                 [
@@ -593,8 +691,27 @@ class BuildRuntime(Construct):
         self.watch_function.add_to_role_policy(
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
         )
+        # Each build's end: an event on the default bus and metrics in the bakery's namespace.
+        publish = (
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[_arn_of("events", "event-bus/default")],
+            ),
+            iam.PolicyStatement(
+                # PutMetricData supports no resource types, only the namespace condition.
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": contract.METRIC_NAMESPACE}},
+            ),
+        )
+        for function in (self.step_function, self.watch_function):
+            for statement in publish:
+                function.add_to_role_policy(statement)
 
     def _suppress_nag(self) -> None:
+        # cdk-nag is imported when used, not with the package (its jsii assembly is large).
+        from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo  # noqa: PLC0415
+
         NagSuppressions.add_resource_suppressions(
             self,
             [
@@ -611,7 +728,8 @@ class BuildRuntime(Construct):
                     reason=(
                         "Resource * only for what supports no resource types (WorkSpaces "
                         "Describe*, and CreateTags/DeleteTags, limited by request-tag "
-                        "conditions instead; Step Functions logging and X-Ray)."
+                        "conditions instead; Step Functions logging and X-Ray; CloudWatch "
+                        "PutMetricData, limited to the bakery's namespace)."
                     ),
                     applies_to=["Resource::*"],
                 ),

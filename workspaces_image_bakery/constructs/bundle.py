@@ -10,23 +10,82 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Protocol
+from weakref import WeakKeyDictionary
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import CustomResource, ITaggableV2, RemovalPolicy, Stack, TagManager
 from constructs import Construct
 
 from ..runtime_assets import contract
 from ..tag_rules import check_tags, tag_strings
 from ..validation import Problems, check_no_secrets, check_removal_policy, register_bundle
-from .build_runtime import BuildRuntime
 from .compute import check_compute
-from .image import MAX_NAME_LENGTH, WorkspaceImage, check_name_and_description, resync_property
+from .image import (
+    IMAGE_ID_PATTERN,
+    IMAGE_ID_TEXT,
+    MAX_NAME_LENGTH,
+    SERVICE_TIMEOUT,
+    IWorkspaceImage,
+    WorkspaceImage,
+    check_name_and_description,
+    resync_property,
+    runtime_of,
+)
+from .tagging import TagCheck, tag_manager
 
 SHAPE_CHARS = 6
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - SHAPE_CHARS - 1
-IMAGE_ID_PATTERN = r"wsi-[0-9a-z]{9,63}"  # botocore's WorkspaceImageId
-IMAGE = "a WorkspaceImage, or an image id: wsi- and 9-63 lowercase letters or digits"
+IMAGE = f"a WorkspaceImage, an imported image, or an image id: {IMAGE_ID_TEXT}"
+BUNDLE_ID_PATTERN = r"wsb-[0-9a-z]{8,63}"  # botocore's BundleId
 
 
+class IWorkspaceBundle(Protocol):
+    """A WorkSpaces bundle: one this app declares (:class:`WorkspaceBundle`) or one
+    imported with :meth:`WorkspaceBundle.from_bundle_id`."""
+
+    @property
+    def bundle_id(self) -> str:
+        """The bundle id (wsb-...); a deploy-time token for a bundle this app declares."""
+        ...
+
+
+_REGIONS: WeakKeyDictionary[Stack, str] = WeakKeyDictionary()
+
+
+def _region_of(stack: Stack) -> str:
+    """The stack's Region (a token when environment-agnostic), asked once per stack."""
+    region = _REGIONS.get(stack)
+    if region is None:
+        region = _REGIONS[stack] = stack.region
+    return region
+
+
+class ImportedBundle(Construct):
+    """A bundle declared elsewhere, by id (see :meth:`WorkspaceBundle.from_bundle_id`)."""
+
+    def __init__(self, scope: Construct, id_: str, bundle_id: str) -> None:
+        super().__init__(scope, id_)
+        problems = Problems.of(self)
+        problems.text(
+            "bundle_id",
+            bundle_id,
+            min_len=12,
+            max_len=67,
+            pattern=BUNDLE_ID_PATTERN,
+            pattern_text="wsb- and 8-63 lowercase letters or digits",
+        )
+        check_no_secrets(problems, {"bundle_id": bundle_id})
+        problems.raise_if_any()
+        self._bundle_id = bundle_id
+
+    @property
+    def bundle_id(self) -> str:
+        """The bundle id given."""
+        return self._bundle_id
+
+
+@jsii.implements(ITaggableV2)
 class WorkspaceBundle(Construct):
     """A custom bundle whose image follows ``image`` on every deploy.
 
@@ -34,13 +93,15 @@ class WorkspaceBundle(Construct):
         ``a-zA-Z0-9_./()-`` (the API allows 64 and the suffix takes 7).
     :param description: 1-255 characters of ``a-zA-Z0-9_./() -``. Not a token: it is
         part of the shape digest.
-    :param image: the WorkspaceImage whose builds the bundle uses, or an image id
-        (``wsi-`` + 9-63 lowercase letters or digits; may be a deploy-time token).
+    :param image: the WorkspaceImage whose builds the bundle uses, an image imported with
+        :meth:`WorkspaceImage.from_image_id`, or an image id (``wsi-`` + 9-63 lowercase
+        letters or digits; may be a deploy-time token).
     :param compute_type: a current WorkSpaces compute type. Default STANDARD.
     :param root_volume_gib: root volume. Default: the smallest valid size for the compute type.
     :param user_volume_gib: user volume. Default: the smallest valid size for the compute type.
     :param tags: tags of the bundle (values may be deploy-time tokens); a change is
-        applied in place. Default None: none.
+        applied in place. Default None: none. ``Tags.of(scope).add(...)`` reaches the
+        bundle too and wins over these for the same key (the CDK's priorities).
     :param removal_policy: what happens to a replaced or removed bundle. Default DESTROY.
 
     Names, description, an image id and every tag key and value are scanned for secrets.
@@ -53,7 +114,7 @@ class WorkspaceBundle(Construct):
         *,
         base_name: str,
         description: str,
-        image: WorkspaceImage | str,
+        image: IWorkspaceImage | str,
         compute_type: str = "STANDARD",
         root_volume_gib: int | None = None,
         user_volume_gib: int | None = None,
@@ -61,17 +122,28 @@ class WorkspaceBundle(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, id_)
-        problems = Problems(self.node.path)
+        self.stack = image.stack if isinstance(image, WorkspaceImage) else Stack.of(self)
+        problems = Problems.of(self)
         check_name_and_description(
-            problems, self, "bundle", base_name, MAX_BASE_NAME_LENGTH, description, 255
+            problems, self.stack, "bundle", base_name, MAX_BASE_NAME_LENGTH, description, 255
         )
-        if isinstance(image, str):
+        # An id: given as text, or from an image imported (any IWorkspaceImage but one built
+        # here, whose id the bundle reads from the build's signal).
+        image_id: object = (
+            None if isinstance(image, WorkspaceImage) else getattr(image, "image_id", image)
+        )
+        if isinstance(image_id, str):
             problems.text(
-                "image", image, min_len=13, max_len=67, pattern=IMAGE_ID_PATTERN, pattern_text=IMAGE
+                "image",
+                image_id,
+                min_len=13,
+                max_len=67,
+                pattern=IMAGE_ID_PATTERN,
+                pattern_text=IMAGE,
             )
         elif not isinstance(image, WorkspaceImage):
             problems.add("image", image, IMAGE)
-        register_bundle(problems, self, Stack.of(self).region)
+        register_bundle(problems, self.stack, _region_of(self.stack))
         self.root_volume_gib, self.user_volume_gib = check_compute(
             problems, compute_type, root_volume_gib, user_volume_gib
         )
@@ -82,7 +154,7 @@ class WorkspaceBundle(Construct):
             {
                 "base_name": base_name,
                 "description": description,
-                "image": image,
+                "image": image_id,
                 **tag_strings("tags", checked_tags),
             },
         )
@@ -93,17 +165,20 @@ class WorkspaceBundle(Construct):
         self.bundle_name = f"{base_name}-{digest}"
         self.compute_type = compute_type
         self.description = description
-        self.tags = dict(tags or {})
-        self.image = image if isinstance(image, WorkspaceImage) else None
-        build_result = image.build_result if isinstance(image, WorkspaceImage) else image
+        self._declared_tags = dict(tags or {})
+        self._tag_manager = tag_manager(contract.BUNDLE_RESOURCE_TYPE, self._declared_tags)
+        TagCheck.register(self.stack, self)
+        self.image: IWorkspaceImage | None = None if isinstance(image, str) else image
+        built = image if isinstance(image, WorkspaceImage) else None
+        build_result = built.build_result if built is not None else str(image_id)
 
         self.resource = CustomResource(
             self,
             "Resource",
-            service_token=BuildRuntime.of(self).service_token,
+            service_token=runtime_of(self.stack).service_token,
             resource_type=contract.BUNDLE_RESOURCE_TYPE,
             removal_policy=removal_policy,
-            service_timeout=Duration.minutes(10),
+            service_timeout=SERVICE_TIMEOUT,
             properties={
                 contract.BUNDLE_NAME: self.bundle_name,
                 contract.BUNDLE_DESCRIPTION: description,
@@ -112,13 +187,9 @@ class WorkspaceBundle(Construct):
                 contract.USER_VOLUME_GIB: str(self.user_volume_gib),
                 contract.IMAGE_BUILD_RESULT: build_result,
                 # The handler checks the signalled image against the name it was built under.
-                **(
-                    {contract.EXPECTED_IMAGE_NAME: self.image.image_name}
-                    if self.image is not None
-                    else {}
-                ),
-                contract.TAGS: [{"Key": k, "Value": self.tags[k]} for k in sorted(self.tags)],
-                **resync_property(self),
+                **({contract.EXPECTED_IMAGE_NAME: built.image_name} if built is not None else {}),
+                contract.TAGS: self._tag_manager.rendered_tags,
+                **resync_property(self.stack),
             },
         )
 
@@ -131,3 +202,36 @@ class WorkspaceBundle(Construct):
     def image_id(self) -> str:
         """The id of the image the bundle uses after this deploy."""
         return self.resource.get_att_string(contract.ATTR_IMAGE_ID)
+
+    @classmethod
+    def from_bundle_id(cls, scope: Construct, id_: str, bundle_id: str) -> IWorkspaceBundle:
+        """A bundle declared elsewhere (``wsb-`` + 8-63 lowercase letters or digits; may
+        be a deploy-time token)."""
+        return ImportedBundle(scope, id_, bundle_id)
+
+    @property
+    def cdk_tag_manager(self) -> TagManager:
+        """The bundle's tags as the CDK manages them (``Tags.of`` reaches them)."""
+        return self._tag_manager
+
+    @property
+    def declared_tags(self) -> dict[str, str]:
+        """The tags given to the construct."""
+        return dict(self._declared_tags)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The bundle's tags now: the given ones and, after synth, those of ``Tags.of``."""
+        return dict(self._tag_manager.tag_values())
+
+    @property
+    def path(self) -> str:
+        """The construct path."""
+        return self.node.path
+
+    def apply_removal_policy(self, policy: RemovalPolicy) -> None:
+        """What happens to a replaced or removed bundle: DESTROY or RETAIN."""
+        problems = Problems.of(self)
+        check_removal_policy(problems, policy)
+        problems.raise_if_any()
+        self.resource.apply_removal_policy(policy)

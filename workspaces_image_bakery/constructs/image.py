@@ -12,9 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, Token
+import jsii
+from aws_cdk import (
+    CustomResource,
+    Duration,
+    Fn,
+    ITaggableV2,
+    RemovalPolicy,
+    Stack,
+    TagManager,
+    Token,
+)
 from aws_cdk import aws_cloudformation as cfn
 from constructs import Construct
 
@@ -26,10 +37,13 @@ from ..validation import (
     check_json,
     check_no_secrets,
     check_removal_policy,
+    context_of,
     register_name,
+    seconds_of,
 )
 from .build_runtime import BuildRuntime
 from .run_command import RunCommandPreparation, check_managed_node_id, preparation_document
+from .tagging import TagCheck, tag_manager
 
 REBUILD_CONTEXT = "workspaces-image-bakery:rebuild"
 RESYNC_CONTEXT = "workspaces-image-bakery:resync"
@@ -42,6 +56,25 @@ DESCRIPTION_PATTERN = r"[a-zA-Z0-9_./() -]+"
 WORKSPACE_ID_PATTERN = r"ws-[0-9a-z]{8,63}"
 MAX_NAME_LENGTH = 64
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - FINGERPRINT_CHARS - 1
+# How long CloudFormation waits for the provider's answer to one event.
+SERVICE_TIMEOUT = Duration.minutes(10)
+IMAGE_ID_PATTERN = r"wsi-[0-9a-z]{9,63}"  # botocore's WorkspaceImageId
+IMAGE_ID_TEXT = "wsi- and 9-63 lowercase letters or digits"
+
+
+class IWorkspaceImage(Protocol):
+    """A WorkSpaces image: one this app builds (:class:`WorkspaceImage`) or one imported
+    with :meth:`WorkspaceImage.from_image_id`."""
+
+    @property
+    def image_id(self) -> str:
+        """The image id (wsi-...); a deploy-time token for an image this app builds."""
+        ...
+
+    @property
+    def image_name(self) -> str | None:
+        """The image's name; None for an imported image."""
+        ...
 
 
 def check_name_and_description(
@@ -98,19 +131,62 @@ def check_build_timeout(problems: Problems, build_timeout: Any) -> bool:
     )
 
 
-def fingerprint(scope: Construct, recipe: Mapping[str, Any]) -> str:
-    """A short, stable digest of everything that changes what the image holds."""
-    resolved = Stack.of(scope).resolve(dict(recipe))
+def fingerprint(scope: Construct | Stack, recipe: Mapping[str, Any]) -> str:
+    """A short, stable digest of everything that changes what the image holds (as the
+    stack resolves it: tokens resolved, None values dropped)."""
+    stack = scope if isinstance(scope, Stack) else Stack.of(scope)
+    resolved = stack.resolve(dict(recipe))
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def resync_property(scope: Construct) -> dict[str, str]:
+def resync_property(stack: Construct) -> dict[str, str]:
     """The resync context value, when set: a deploy that re-applies declared tags only."""
-    value = scope.node.try_get_context(RESYNC_CONTEXT)
+    value = context_of(stack, RESYNC_CONTEXT)
     return {} if value is None else {contract.RESYNC: str(value)}
 
 
+_RUNTIMES: WeakKeyDictionary[Stack, BuildRuntime] = WeakKeyDictionary()
+
+
+def runtime_of(stack: Stack) -> BuildRuntime:
+    """The stack's build runtime (:meth:`BuildRuntime.of`), looked up once per stack."""
+    runtime = _RUNTIMES.get(stack)
+    if runtime is None:
+        runtime = _RUNTIMES[stack] = BuildRuntime.of(stack)
+    return runtime
+
+
+class ImportedImage(Construct):
+    """An image built elsewhere, by id (see :meth:`WorkspaceImage.from_image_id`)."""
+
+    def __init__(self, scope: Construct, id_: str, image_id: str) -> None:
+        super().__init__(scope, id_)
+        problems = Problems.of(self)
+        problems.text(
+            "image_id",
+            image_id,
+            min_len=13,
+            max_len=67,
+            pattern=IMAGE_ID_PATTERN,
+            pattern_text=IMAGE_ID_TEXT,
+        )
+        check_no_secrets(problems, {"image_id": image_id})
+        problems.raise_if_any()
+        self._image_id = image_id
+
+    @property
+    def image_id(self) -> str:
+        """The image id given."""
+        return self._image_id
+
+    @property
+    def image_name(self) -> str | None:
+        """Not known for an imported image: None."""
+        return None
+
+
+@jsii.implements(ITaggableV2)
 class WorkspaceImage(Construct):
     """An image built from ``template_workspace_id`` whenever its recipe changes.
 
@@ -125,7 +201,8 @@ class WorkspaceImage(Construct):
         change to any value builds a new image; the template WorkSpace id and description
         are included.
     :param tags: tags of the image (``{}`` for none; values may be deploy-time tokens); a
-        change is applied in place without a rebuild.
+        change is applied in place without a rebuild. ``Tags.of(scope).add(...)`` reaches
+        the image too and wins over these for the same key (the CDK's priorities).
 
     Every string (names, recipe values and keys at any depth, tag keys and values) is
     scanned for secrets.
@@ -158,9 +235,10 @@ class WorkspaceImage(Construct):
         prepared_by: RunCommandPreparation | None = None,
     ) -> None:
         super().__init__(scope, id_)
-        problems = Problems(self.node.path)
+        self.stack = Stack.of(self)
+        problems = Problems.of(self)
         check_name_and_description(
-            problems, self, "image", base_name, MAX_BASE_NAME_LENGTH, description, 256
+            problems, self.stack, "image", base_name, MAX_BASE_NAME_LENGTH, description, 256
         )
         if prepared_by is not None:
             if isinstance(prepared_by, RunCommandPreparation):
@@ -188,11 +266,11 @@ class WorkspaceImage(Construct):
             },
         )
         problems.raise_if_any()
-        seconds = build_timeout.to_seconds(integral=False)
+        seconds = seconds_of(build_timeout)
 
         token = rebuild_token
         if token is None:
-            context = self.node.try_get_context(REBUILD_CONTEXT)
+            context = context_of(self.stack, REBUILD_CONTEXT)
             token = None if context is None else str(context)
         self.recipe: dict[str, Any] = {
             **recipe,
@@ -202,13 +280,13 @@ class WorkspaceImage(Construct):
             # Whether the build prepares the template: a change builds a new image.
             "prepared_in_build": prepared_by is not None,
         }
-        self.fingerprint = fingerprint(self, self.recipe)
+        self.fingerprint = fingerprint(self.stack, self.recipe)
         short = self.fingerprint[:FINGERPRINT_CHARS]
         self.image_name = f"{base_name}-{short}"
         self.persona = persona
         self.template_workspace_id = template_workspace_id
 
-        runtime = BuildRuntime.of(self)
+        runtime = runtime_of(self.stack)
         runtime.allow_template_workspace(template_workspace_id)
         self.prepared_by = prepared_by
         self.preparation_script: str | None = None
@@ -231,6 +309,9 @@ class WorkspaceImage(Construct):
                 contract.PREPARATION_DOCUMENT: document.ref,
                 contract.MANAGED_NODE_ID: prepared_by.managed_node_id,
             }
+        self._declared_tags = dict(tags)
+        self._tag_manager = tag_manager(contract.IMAGE_RESOURCE_TYPE, tags)
+        TagCheck.register(self.stack, self)
         handle = cfn.CfnWaitConditionHandle(self, f"BuildHandle{short}")
         self.resource = CustomResource(
             self,
@@ -238,18 +319,18 @@ class WorkspaceImage(Construct):
             service_token=runtime.service_token,
             resource_type=contract.IMAGE_RESOURCE_TYPE,
             removal_policy=removal_policy,
-            service_timeout=Duration.minutes(10),
+            service_timeout=SERVICE_TIMEOUT,
             properties={
                 contract.IMAGE_NAME: self.image_name,
                 contract.IMAGE_DESCRIPTION: description,
                 contract.TEMPLATE_WORKSPACE_ID: template_workspace_id,
                 contract.PERSONA: persona,
                 contract.RECIPE: self.fingerprint,
-                contract.TAGS: [{"Key": k, "Value": tags[k]} for k in sorted(tags)],
+                contract.TAGS: self._tag_manager.rendered_tags,
                 contract.BUILD_TIMEOUT_SECONDS: str(int(seconds)),
                 contract.WAIT_HANDLE: handle.ref,
                 **preparation,
-                **resync_property(self),
+                **resync_property(self.stack),
             },
         )
         # A WaitCondition cannot be updated, so its timeout never changes: it is the longest
@@ -264,9 +345,47 @@ class WorkspaceImage(Construct):
         )
         self.wait.node.add_dependency(self.resource)
         self.build_timeout = build_timeout
-        self.tags = dict(tags)
+
+    @classmethod
+    def from_image_id(cls, scope: Construct, id_: str, image_id: str) -> IWorkspaceImage:
+        """An image built elsewhere (``wsi-`` + 9-63 lowercase letters or digits; may be a
+        deploy-time token), e.g. for a :class:`WorkspaceBundle`."""
+        return ImportedImage(scope, id_, image_id)
 
     @property
     def build_result(self) -> str:
         """The WaitCondition's data, {"image": "wsi-..."}: pass it to a bundle."""
         return Token.as_string(self.wait.attr_data)
+
+    @property
+    def image_id(self) -> str:
+        """The id (wsi-...) of the image this deploy built or kept: read from the build's
+        signal, {"image":"wsi-..."}, with ``Fn::Split`` on the quote and ``Fn::Select``."""
+        return Fn.select(3, Fn.split('"', self.build_result))
+
+    @property
+    def cdk_tag_manager(self) -> TagManager:
+        """The image's tags as the CDK manages them (``Tags.of`` reaches them)."""
+        return self._tag_manager
+
+    @property
+    def declared_tags(self) -> dict[str, str]:
+        """The tags given to the construct."""
+        return dict(self._declared_tags)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The image's tags now: the given ones and, after synth, those of ``Tags.of``."""
+        return dict(self._tag_manager.tag_values())
+
+    @property
+    def path(self) -> str:
+        """The construct path."""
+        return self.node.path
+
+    def apply_removal_policy(self, policy: RemovalPolicy) -> None:
+        """What happens to a replaced or removed image: DESTROY or RETAIN."""
+        problems = Problems.of(self)
+        check_removal_policy(problems, policy)
+        problems.raise_if_any()
+        self.resource.apply_removal_policy(policy)

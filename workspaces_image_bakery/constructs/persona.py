@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
+from weakref import WeakSet
 
 import jsii
 from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
@@ -23,6 +24,7 @@ from ..validation import (
     check_no_secrets,
     check_removal_policy,
     check_strings,
+    context_of,
     register_name,
     register_template,
 )
@@ -35,7 +37,8 @@ from .image import (
     check_template_workspace_id,
 )
 from .run_command import RunCommandPreparation, check_managed_node_id
-from .tagging_policy import COMPLIANCE, TaggingPolicy
+from .tagging import DERIVED_TAG_PRIORITY, TagCheck
+from .tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
 
 REQUIRE_AUTOMATED_CONTEXT = "workspaces-image-bakery:require-automated-preparation"
 PERSONA_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,31}"
@@ -128,7 +131,8 @@ class Persona(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, id_)
-        problems = Problems(self.node.path)
+        self.stack = Stack.of(self)
+        problems = Problems.of(self)
         problems.text(
             "name",
             name,
@@ -137,7 +141,7 @@ class Persona(Construct):
             pattern_text="lowercase letters, digits and -, starting with a letter or digit",
             tokens=False,
         )
-        register_name(problems, self, "persona", "name", name)
+        register_name(problems, self.stack, "persona", "name", name)
         problems.text(
             "image_version",
             image_version,
@@ -286,8 +290,24 @@ class Persona(Construct):
             tags=self.tags,
             removal_policy=removal_policy,
         )
+        # Derived tags: above a Tags.of tag given without a priority (README: Tags).
+        for resource in (self.image, self.bundle):
+            manager = resource.cdk_tag_manager
+            for key in DERIVED_TAGS:
+                manager.set_tag(key, self.tags[key], DERIVED_TAG_PRIORITY)
+            TagCheck.register(self.stack, resource, tagging_policy)
         self._warn(compute_type)
-        ChecklistGate.ensure(self)
+        ChecklistGate.ensure(self.stack)
+        # The review module reads personas, so it is imported here, not at the top.
+        from ..review import AutoReview  # noqa: PLC0415
+
+        AutoReview.register(self)
+
+    def apply_removal_policy(self, policy: RemovalPolicy) -> None:
+        """What happens to the persona's replaced or removed image and bundle: DESTROY or
+        RETAIN."""
+        self.image.apply_removal_policy(policy)
+        self.bundle.apply_removal_policy(policy)
 
     def _check_preparation_channel(
         self,
@@ -305,7 +325,7 @@ class Persona(Construct):
                     managed_node_id,
                     "a managed node with a preparation to run: give preparation=ImagePreparation()",
                 )
-        elif _truthy(self.node.try_get_context(REQUIRE_AUTOMATED_CONTEXT)):
+        elif _truthy(context_of(self.stack, REQUIRE_AUTOMATED_CONTEXT)):
             problems.add(
                 "managed_node_id",
                 None,
@@ -314,7 +334,10 @@ class Persona(Construct):
                 "Preparing the template in the build)",
             )
         register_template(
-            problems, self, template_workspace_id, prepared_in_build=managed_node_id is not None
+            problems,
+            self.stack,
+            template_workspace_id,
+            prepared_in_build=managed_node_id is not None,
         )
 
     def _run_command(
@@ -364,7 +387,7 @@ class Persona(Construct):
             root_volume_gib=self.bundle.root_volume_gib,
             user_volume_gib=self.bundle.user_volume_gib,
             smallest_volumes=smallest_volumes(self.bundle.compute_type),
-            tags=dict(self.tags),
+            tags=self.image.tags,
         )
 
     def _check_licenses(
@@ -428,13 +451,17 @@ class ChecklistGate:
     without it the checklist only reports.
     """
 
+    _stacks: ClassVar[WeakSet[Stack]] = WeakSet()
+
     def __init__(self, stack: Stack) -> None:
         self._stack = stack
 
     @classmethod
-    def ensure(cls, scope: Construct) -> None:
-        """Add the gate to the persona's stack once (a marker construct remembers it)."""
-        stack = Stack.of(scope)
+    def ensure(cls, stack: Stack) -> None:
+        """Add the gate to a persona's stack once (a marker construct shows it in the tree)."""
+        if stack in cls._stacks:
+            return
+        cls._stacks.add(stack)
         if stack.node.try_find_child(GATE_ID) is None:
             Construct(stack, GATE_ID)
             stack.node.add_validation(cls(stack))

@@ -49,9 +49,11 @@ class TaggingPolicy(Construct):
     :param required: keys every persona must end up with, besides the derived Name, Version
         and Software; ``()`` for none. Default: Role, Project, CostCenter, Stage,
         Confidentiality.
-    :param allowed_values: key -> the only values allowed. Default None: Stage in
-        dev/test/prod, Confidentiality in public/internal/confidential/restricted. A token
-        value is not checked against them (it is only known at deploy time).
+    :param allowed_values: key -> the only values allowed, merged key by key over
+        :data:`DEFAULT_ALLOWED` (Stage in dev/test/prod, Confidentiality in
+        public/internal/confidential/restricted): a key given replaces that key's list, the
+        other defaults stay; ``None`` for a key lifts its restriction. Default None: the
+        defaults. A token value is not checked against them (only known at deploy time).
 
     Limits enforced (see ``tag_rules``): at most 49 tags per persona (WorkSpaces allows 50
     per resource and the library adds one ownership tag), keys 1-127 characters without
@@ -66,15 +68,18 @@ class TaggingPolicy(Construct):
         *,
         defaults: Mapping[str, str] | None = None,
         required: Sequence[str] = DEFAULT_REQUIRED,
-        allowed_values: Mapping[str, Sequence[str]] | None = None,
+        allowed_values: Mapping[str, Sequence[str] | None] | None = None,
     ) -> None:
         super().__init__(scope, id_)
-        problems = Problems(self.node.path)
+        problems = Problems.of(self)
         self.defaults = _check_defaults(problems, defaults)
         self.required = _check_required(problems, required)
-        self.allowed_values = _check_allowed(
-            problems, DEFAULT_ALLOWED if allowed_values is None else allowed_values
-        )
+        given = _check_allowed(problems, {} if allowed_values is None else allowed_values)
+        merged: dict[str, tuple[str, ...] | None] = {
+            **{k: tuple(v) for k, v in DEFAULT_ALLOWED.items()},
+            **given,
+        }
+        self.allowed_values = {k: v for k, v in merged.items() if v is not None}
         scanned: dict[str, str] = {}
         for key, value in self.defaults.items():
             scanned[f"defaults[{key}]"] = value
@@ -105,13 +110,7 @@ class TaggingPolicy(Construct):
         merged.update(
             {NAME: name, VERSION: version, SOFTWARE: SOFTWARE_SEPARATOR.join(software) or "none"}
         )
-        for key in self.required:
-            if not merged.get(key):
-                problems.add(f"tags[{key}]", None, f"a value: the tagging policy requires {key}")
-        for key, allowed in self.allowed_values.items():
-            value = merged.get(key)
-            if value is not None and not is_token(value) and value not in allowed:
-                problems.add(f"tags[{key}]", value, f"one of {', '.join(allowed)}")
+        self.check_values(problems, merged)
         for key, value in merged.items():
             if key in (NAME, VERSION):
                 continue
@@ -122,6 +121,18 @@ class TaggingPolicy(Construct):
                 "tags", f"{len(merged)} tags", f"at most {MAX_USER_TAGS} (one is the ownership tag)"
             )
         return merged
+
+    def check_values(self, problems: Problems, tags: Mapping[str, str]) -> None:
+        """The policy's own rules on a full tag set: required keys and allowed values (a
+        token value is not judged). Used again at synth on the tags an image or bundle ends
+        up with after ``Tags.of``."""
+        for key in self.required:
+            if not tags.get(key):
+                problems.add(f"tags[{key}]", None, f"a value: the tagging policy requires {key}")
+        for key, allowed in self.allowed_values.items():
+            value = tags.get(key)
+            if value is not None and not is_token(value) and value not in allowed:
+                problems.add(f"tags[{key}]", value, f"one of {', '.join(allowed)}")
 
 
 def _check_defaults(problems: Problems, defaults: Any) -> dict[str, str]:
@@ -150,21 +161,22 @@ def _check_required(problems: Problems, required: Any) -> tuple[str, ...]:
     return tuple(required)
 
 
-def _check_allowed(problems: Problems, allowed: Any) -> dict[str, tuple[str, ...]]:
+def _check_allowed(problems: Problems, allowed: Any) -> dict[str, tuple[str, ...] | None]:
     if not isinstance(allowed, Mapping) or not all(
         isinstance(k, str)
-        and isinstance(v, list | tuple)
-        and all(isinstance(item, str) for item in v)
+        and (
+            v is None or (isinstance(v, list | tuple) and all(isinstance(item, str) for item in v))
+        )
         for k, v in allowed.items()
     ):
         problems.add(
             "allowed_values",
             f"<{type(allowed).__name__}>",
-            "a mapping of tag key to a list of values",
+            "a mapping of tag key to a list of values (None: any value)",
         )
         return {}
     for key, values in allowed.items():
         check_tag_key(problems, "tag key", key)
-        for value in values:
+        for value in values or ():
             check_tag_value(problems, f"allowed_values[{key}]", value)
-    return {k: tuple(v) for k, v in allowed.items()}
+    return {k: None if v is None else tuple(v) for k, v in allowed.items()}

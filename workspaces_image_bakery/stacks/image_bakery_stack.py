@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import Stack
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from ..constructs.build_runtime import BuildRuntime
 from ..constructs.persona import Persona
 from ..constructs.tagging_policy import DEFAULT_REQUIRED, TaggingPolicy
-from ..validation import BakeryValidationError
+from ..validation import BakeryValidationError, Problem
 
 # The policy's props, as this stack names them in its own errors.
 POLICY_PROPS = {
@@ -27,7 +29,12 @@ class ImageBakeryStack(Stack):
         Default None: none.
     :param required_tags: keys every persona must carry; ``()`` for none. Default: Role,
         Project, CostCenter, Stage, Confidentiality.
-    :param allowed_tag_values: key -> allowed values. Default None: the policy's defaults.
+    :param allowed_tag_values: key -> allowed values, merged key by key over the policy's
+        defaults (``DEFAULT_ALLOWED``). Default None: the defaults.
+    :param notification_topic: an SNS topic that hears every build's end (EventBridge rule
+        on the build events) and the stack's BuildFailed alarm. Default None.
+    :param create_notification_topic: create such a topic (KMS-encrypted, TLS only) when
+        no `notification_topic` is given. Default False: no rule, no alarm.
     Other keyword arguments go to ``aws_cdk.Stack``.
     """
 
@@ -38,7 +45,9 @@ class ImageBakeryStack(Stack):
         *,
         tag_defaults: Mapping[str, str] | None = None,
         required_tags: Sequence[str] = DEFAULT_REQUIRED,
-        allowed_tag_values: Mapping[str, Sequence[str]] | None = None,
+        allowed_tag_values: Mapping[str, Sequence[str] | None] | None = None,
+        notification_topic: sns.ITopic | None = None,
+        create_notification_topic: bool = False,
         **stack_props: Any,
     ) -> None:
         super().__init__(scope, id_, **stack_props)
@@ -53,6 +62,25 @@ class ImageBakeryStack(Stack):
         except BakeryValidationError as error:
             raise error.renamed(POLICY_PROPS) from None
         self.personas: list[Persona] = []
+        self.notification_topic: sns.ITopic | None = None
+        problems = []
+        if notification_topic is not None and not hasattr(notification_topic, "topic_arn"):
+            problems.append(
+                Problem(self.node.path, "notification_topic", notification_topic, "an sns.ITopic")
+            )
+        if not isinstance(create_notification_topic, bool):
+            problems.append(
+                Problem(
+                    self.node.path,
+                    "create_notification_topic",
+                    create_notification_topic,
+                    "True or False",
+                )
+            )
+        if problems:
+            raise BakeryValidationError(problems)
+        if notification_topic is not None or create_notification_topic:
+            self.notification_topic = BuildRuntime.of(self).notify(notification_topic)
 
     def add_persona(self, id_: str, **persona_props: Any) -> Persona:
         """Add a persona (see :class:`Persona` for the props); the policy is the stack's."""

@@ -15,6 +15,8 @@ from .errors import BuildFailed, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
     from mypy_boto3_workspaces import WorkSpacesClient
@@ -56,6 +58,13 @@ class Clients:
         default_factory=lambda: boto3.client("cloudformation", config=RETRY_CONFIG)
     )
     ssm: SSMClient = field(default_factory=lambda: boto3.client("ssm", config=RETRY_CONFIG))
+    # Build-end events and metrics (notify.py).
+    events: EventBridgeClient = field(
+        default_factory=lambda: boto3.client("events", config=RETRY_CONFIG)
+    )
+    cloudwatch: CloudWatchClient = field(
+        default_factory=lambda: boto3.client("cloudwatch", config=RETRY_CONFIG)
+    )
 
 
 def owner() -> str:

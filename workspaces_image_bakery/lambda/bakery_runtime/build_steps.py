@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from . import preparation_steps, wait_condition
+from . import notify, preparation_steps, wait_condition
 from .aws import Clients, error_code, error_message, owner, raise_if_transient
 from .build import BuildRequest
 from .errors import BuildFailed, TransientError
@@ -214,16 +214,27 @@ def poll_image(build: BuildRequest, clients: Clients, now: float, image_id: str)
 
 
 def signal_success(
-    build: BuildRequest, image_id: str, send: wait_condition.Sender
+    build: BuildRequest,
+    image_id: str,
+    send: wait_condition.Sender,
+    clients: Clients | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
+    stack = owner()
+    reason = f"image {build.image_name} is AVAILABLE"
     wait_condition.signal(
-        build.wait_handle,
-        owner=owner(),
-        success=True,
-        reason=f"image {build.image_name} is AVAILABLE",
-        data=image_id,
-        send=send,
+        build.wait_handle, owner=stack, success=True, reason=reason, data=image_id, send=send
     )
+    if clients is not None:
+        notify.publish_build_end(
+            clients,
+            build,
+            stack_id=stack,
+            succeeded=True,
+            now=time.time() if now is None else now,
+            image_id=image_id,
+            reason=reason,
+        )
     return {"ImageId": image_id}
 
 
@@ -241,19 +252,46 @@ def failure_reason(error: Mapping[str, Any]) -> str:
 
 
 def signal_failure(
-    build: BuildRequest, clients: Clients, error: Mapping[str, Any], send: wait_condition.Sender
+    build: BuildRequest,
+    clients: Clients,
+    error: Mapping[str, Any],
+    send: wait_condition.Sender,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """Tell CloudFormation why, after deleting an image that ended in ERROR."""
+    """Tell CloudFormation why, after deleting an image that ended in ERROR; then publish
+    the build's end (a refused signal is published too: the build failed all the same)."""
     reason = f"persona {build.persona}: image build failed: {failure_reason(error)}"
     stack = owner()
+    image_id = ""
     try:
         image = owned_image(clients.workspaces, build.image_name, stack)
+        if image is not None:
+            image_id = image["ImageId"]
         if image is not None and image.get("State") == "ERROR":
             clients.workspaces.delete_workspace_image(ImageId=image["ImageId"])
             reason += f" (the failed image {image['ImageId']} was deleted)"
     except (ClientError, BuildFailed) as cleanup_error:
         logger.warning("could not clean up image %s: %s", build.image_name, cleanup_error)
-    wait_condition.signal(build.wait_handle, owner=stack, success=False, reason=reason, send=send)
+
+    def publish() -> None:
+        notify.publish_build_end(
+            clients,
+            build,
+            stack_id=stack,
+            succeeded=False,
+            now=time.time() if now is None else now,
+            image_id=image_id,
+            reason=reason,
+        )
+
+    try:
+        wait_condition.signal(
+            build.wait_handle, owner=stack, success=False, reason=reason, send=send
+        )
+    except BuildFailed:
+        publish()  # a TransientError is retried by the workflow: published once, later
+        raise
+    publish()
     return {"Reason": reason}
 
 
@@ -308,8 +346,12 @@ def run_step(
         c.STEP_CHECK_TEMPLATE: lambda: check_template(build, clients, at),
         c.STEP_CREATE_IMAGE: lambda: create_image(build, clients, at),
         c.STEP_POLL_IMAGE: lambda: poll_image(build, clients, at, str(event.get("ImageId"))),
-        c.STEP_SIGNAL_SUCCESS: lambda: signal_success(build, str(event.get("ImageId")), send),
-        c.STEP_SIGNAL_FAILURE: lambda: signal_failure(build, clients, event.get("Error", {}), send),
+        c.STEP_SIGNAL_SUCCESS: lambda: signal_success(
+            build, str(event.get("ImageId")), send, clients, at
+        ),
+        c.STEP_SIGNAL_FAILURE: lambda: signal_failure(
+            build, clients, event.get("Error", {}), send, at
+        ),
         c.STEP_PREPARE_TEMPLATE: lambda: preparation_steps.prepare_template(build, clients),
         c.STEP_POLL_COMMAND: lambda: preparation_steps.poll_command(
             build, clients, event.get("Command") or {}

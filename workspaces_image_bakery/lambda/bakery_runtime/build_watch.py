@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from . import wait_condition
+from . import notify, wait_condition
 from .aws import Clients, error_code, owner
 from .build import BuildRequest
 from .build_steps import failure_reason
@@ -72,13 +73,24 @@ def on_execution_end(
         f"reporting ({cause[:MAX_CAUSE_CHARS]}). The image {build.image_name} is cleaned up by "
         "the rollback; see the state machine's execution history"
     )
+    stack = owner()
     try:
         wait_condition.signal(
-            build.wait_handle, owner=owner(), success=False, reason=reason, send=send
+            build.wait_handle, owner=stack, success=False, reason=reason, send=send
         )
     except BuildFailed as refused:
         logger.warning("execution %s: not signalled: %s", execution["name"], refused)
         return {"Action": "ignored", "Why": str(refused)}
+    stopped = execution.get("stopDate")
+    notify.publish_build_end(
+        clients,
+        build,
+        stack_id=stack,
+        succeeded=False,
+        now=stopped.timestamp() if stopped is not None else time.time(),
+        reason=reason,
+        execution=execution["name"],
+    )
     return {"Action": "signalled", "Reason": reason}
 
 

@@ -121,3 +121,15 @@ IMAGE_POLL_SECONDS: Final = 300
 # A cleanup execution (input {"Cleanup": {...}}) waits for an image a stopped build left
 # PENDING, then deletes it.
 CLEANUP_POLL_SECONDS: Final = 300
+
+# Each build's end is an EventBridge event on the default bus and CloudWatch metrics.
+EVENT_SOURCE: Final = "workspaces-image-bakery"
+DETAIL_TYPE_SUCCEEDED: Final = "Image Build Succeeded"
+DETAIL_TYPE_FAILED: Final = "Image Build Failed"
+METRIC_NAMESPACE: Final = "WorkSpacesImageBakery"
+METRIC_BUILD_DURATION: Final = "BuildDuration"
+METRIC_BUILD_FAILED: Final = "BuildFailed"
+# BuildDuration and BuildFailed per persona; BuildFailed also per stack (the stack's alarm).
+DIMENSION_PERSONA: Final = "Persona"
+DIMENSION_STACK: Final = "Stack"
+VERSION_TAG_KEY: Final = "Version"

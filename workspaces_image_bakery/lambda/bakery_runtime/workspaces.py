@@ -1,14 +1,15 @@
 """WorkSpaces look-ups and tag updates shared by the image and bundle handlers.
 
-Every list call pages through NextToken. Ownership is the OWNER_TAG_KEY tag whose value
-is the CloudFormation stack id: a handler adopts only what its own stack created.
+Every list call pages through NextToken with botocore's paginators. Ownership is the
+OWNER_TAG_KEY tag whose value is the CloudFormation stack id: a handler adopts only what
+its own stack created.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -41,22 +42,10 @@ def describe_tags(client: WorkSpacesClient, resource_id: str) -> dict[str, str]:
     return {t["Key"]: t.get("Value", "") for t in response.get("TagList", [])}
 
 
-def _all_pages(call: Callable[..., Any], key: str, **kwargs: Any) -> list[Any]:
-    """Every item of a WorkSpaces list call, following NextToken."""
-    items: list[Any] = []
-    while True:
-        page = call(**kwargs)
-        items.extend(page.get(key, []))
-        token = page.get("NextToken")
-        if not token:
-            return items
-        kwargs["NextToken"] = token
-
-
 def images_named(client: WorkSpacesClient, name: str) -> list[WorkspaceImageTypeDef]:
-    """Owned images whose name is `name`, across every page."""
-    images = _all_pages(client.describe_workspace_images, "Images", ImageType="OWNED")
-    return [i for i in images if i.get("Name") == name]
+    """Owned images whose name is `name`, across every page (botocore's paginator)."""
+    pages = client.get_paginator("describe_workspace_images").paginate(ImageType="OWNED")
+    return [i for page in pages for i in page.get("Images", []) if i.get("Name") == name]
 
 
 def image_by_id(client: WorkSpacesClient, image_id: str) -> WorkspaceImageTypeDef | None:
@@ -129,9 +118,10 @@ def verify_image(
 
 
 def bundles_named(client: WorkSpacesClient, name: str) -> list[WorkspaceBundleTypeDef]:
-    """The account's own custom bundles whose name is `name`, across every page."""
-    bundles = _all_pages(client.describe_workspace_bundles, "Bundles")
-    return [b for b in bundles if b.get("Name") == name]
+    """The account's own custom bundles whose name is `name`, across every page (botocore's
+    paginator)."""
+    pages = client.get_paginator("describe_workspace_bundles").paginate()
+    return [b for page in pages for b in page.get("Bundles", []) if b.get("Name") == name]
 
 
 def bundle_by_id(client: WorkSpacesClient, bundle_id: str) -> WorkspaceBundleTypeDef | None:

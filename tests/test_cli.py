@@ -1,0 +1,245 @@
+"""The ``workspaces-image-bakery`` console script, run with Click's CliRunner against the
+botocore-validated fakes (WorkSpaces, CloudFormation) and moto's Step Functions after a
+real deploy through the harness. ``status`` and ``watch`` only read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from bakery_runtime import contract
+from botocore.stub import Stubber
+from click.testing import CliRunner, Result
+
+from workspaces_image_bakery import registration
+from workspaces_image_bakery.cli import EXIT_FAILURE, EXIT_NOTHING_FOUND, Aws, cli
+
+from .harness.cloudformation import STACK_ID, handle_url
+from .harness.stacks import two_personas
+from .harness.world import World, world
+
+Templates = dict[str, dict[str, Any]]
+READS = ("Describe", "List", "Get")
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return {"v1": two_personas()}
+
+
+def _record_calls(client: Any, calls: list[str]) -> None:
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    client.meta.events.register_first("before-call", record)
+
+
+@pytest.fixture
+def building(templates: Templates) -> Iterator[tuple[World, Aws, list[str]]]:
+    """The stack deployed, a new developer build waiting for its image, and a kept image."""
+    with world(templates["v1"], foreign=True) as w:
+        cfn = w.cloudformation
+        cfn.deploy(templates["v1"])
+        logical = next(k for k in cfn.stack.sent if k.startswith("DeveloperImage"))
+        props = {
+            **cfn.stack.sent[logical],
+            "ImageName": "developer-1.1.0-0000aaaa",
+            "WaitHandle": handle_url("DeveloperImageBuildHandleNew"),
+        }
+        props[contract.TAGS] = [
+            {**t, "Value": "1.1.0"} if t["Key"] == contract.VERSION_TAG_KEY else t
+            for t in props[contract.TAGS]
+        ]
+        cfn.send_event("Create", "DeveloperImageNew", contract.IMAGE_RESOURCE_TYPE, props)
+        cfn.run_builds(pause_at="PollImage")
+        run = cfn.runs[-1]
+        sfn = w.clients.stepfunctions
+
+        # moto answers a canned history; Step Functions' is the states the run entered.
+        def history(parsed: dict[str, Any], **_: Any) -> None:
+            parsed["events"] = [
+                {
+                    "timestamp": dt.datetime(2026, 11, 27, tzinfo=dt.UTC),
+                    "type": "TaskStateEntered" if "Wait" not in name else "WaitStateEntered",
+                    "id": index + 2,
+                    "stateEnteredEventDetails": {"name": name},
+                }
+                for index, name in reversed(list(enumerate(run.visited)))
+            ]
+
+        sfn.meta.events.register("after-call.sfn.GetExecutionHistory", history)
+        (execution,) = sfn.list_executions(
+            stateMachineArn=cfn.state_machine_arn, statusFilter="RUNNING"
+        )["executions"]
+        start = execution["startDate"]
+        kept = next(i for i in w.fake.images.values() if i.name.startswith("office-"))
+        w.fake.tags[kept.image_id][contract.KEPT_TAG_KEY] = "in use by a bundle when deleted"
+        calls: list[str] = []
+        for client in (w.clients.workspaces, w.clients.cloudformation, sfn):
+            _record_calls(client, calls)
+        aws = Aws(
+            workspaces=w.clients.workspaces,
+            cloudformation=w.clients.cloudformation,
+            stepfunctions=sfn,
+            clock=lambda: start + dt.timedelta(minutes=25),
+        )
+        yield w, aws, calls
+
+
+def _invoke(aws: Aws, *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), obj=aws)
+
+
+def _read_only(calls: list[str]) -> None:
+    assert calls, "no AWS call was made"
+    assert all(c.startswith(READS) for c in calls), sorted(set(calls))
+
+
+def test_status_shows_personas_builds_and_what_was_left_behind(
+    building: tuple[World, Aws, list[str]],
+) -> None:
+    w, aws, calls = building
+    result = _invoke(aws, "status")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert f"Stack WorkSpacesImageBakery  ({STACK_ID})" in out
+    for name, image in w.images().items():
+        assert name in out and image["id"] in out
+    for name, bundle in w.bundles().items():
+        assert f"{name} " in out and bundle["id"] in out
+    assert "someone-elses" not in out  # not the stack's
+    build_row = next(line for line in out.splitlines() if "WaitForImage" in line)
+    assert "developer" in build_row and "25m00s" in build_row
+    assert "the image is being created (PENDING)" in build_row
+    kept_row = next(line for line in out.splitlines() if contract.KEPT_TAG_KEY in line)
+    assert "office-1.0.0-" in kept_row and "in use by a bundle" in kept_row
+    _read_only(calls)
+    assert "ListStackResources" in calls and "GetExecutionHistory" in calls
+
+
+def test_status_as_json(building: tuple[World, Aws, list[str]]) -> None:
+    w, aws, calls = building
+    result = _invoke(aws, "status", "--output", "json")
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["stacks"]
+    assert report["stack"] == "WorkSpacesImageBakery"
+    assert report["stateMachine"] == w.cloudformation.state_machine_arn
+    personas = {p["persona"]: p for p in report["personas"]}
+    assert sorted(personas) == ["developer", "office"]
+    developer = personas["developer"]
+    assert {i["version"] for i in developer["images"]} == {"1.0.0", "1.1.0"}
+    assert {i["state"] for i in developer["images"]} == {"AVAILABLE", "PENDING"}
+    assert developer["images"][0]["created"] == "2026-11-27T00:00:00+00:00"
+    (bundle,) = developer["bundles"]
+    assert bundle["imageName"].startswith("developer-1.0.0-")
+    (build,) = report["builds"]
+    assert build["persona"] == "developer" and build["kind"] == "build"
+    assert build["step"] == "WaitForImage" and build["elapsedSeconds"] == 1500
+    assert "wait_handle" not in json.dumps(report) and "X-Amz-Signature" not in result.stdout
+    (left,) = report["leftBehind"]
+    assert left["kind"] == "image" and left["tag"] == contract.KEPT_TAG_KEY
+    _read_only(calls)
+
+
+def test_status_of_a_stack_by_name(building: tuple[World, Aws, list[str]]) -> None:
+    _, aws, calls = building
+    result = _invoke(aws, "status", "--stack", "WorkSpacesImageBakery", "--output", "json")
+    assert result.exit_code == 0, result.output
+    assert [s["stackId"] for s in json.loads(result.stdout)["stacks"]] == [STACK_ID]
+    _read_only(calls)
+
+
+def test_nothing_found_exits_3(templates: Templates) -> None:
+    with world(templates["v1"], foreign=True) as w:
+        aws = Aws(workspaces=w.clients.workspaces, cloudformation=w.clients.cloudformation)
+        result = _invoke(aws, "status", "--output", "json")
+        assert result.exit_code == EXIT_NOTHING_FOUND
+        assert json.loads(result.stdout) == {"stacks": []}
+        result = _invoke(aws, "status")
+        assert result.exit_code == EXIT_NOTHING_FOUND
+        assert "No WorkSpaces image bakery stack found" in result.stdout
+
+
+def test_an_aws_error_exits_1(building: tuple[World, Aws, list[str]]) -> None:
+    w, aws, _ = building
+    w.fake.fail("DescribeWorkspaceImages", "AccessDeniedException", "not allowed")
+    result = _invoke(aws, "status")
+    assert result.exit_code == EXIT_FAILURE
+    assert "AccessDeniedException" in result.stderr and "not allowed" in result.stderr
+
+
+def test_watch_follows_a_build_until_it_ends(building: tuple[World, Aws, list[str]]) -> None:
+    w, aws, calls = building
+    start = aws.clock()
+    now = [start]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += dt.timedelta(seconds=seconds)
+        if len(slept) == 2:  # the build ends while the CLI waits (not a call of the CLI)
+            made = len(calls)
+            (arn,) = w.cloudformation.running()
+            w.clients.stepfunctions.stop_execution(executionArn=arn)
+            del calls[made:]
+
+    aws.clock, aws.sleep = (lambda: now[0]), sleep
+    result = _invoke(aws, "watch", "--interval", "60", "--output", "json")
+    assert result.exit_code == 0, result.output
+    looks = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [len(look["builds"]) for look in looks] == [1, 1, 0]
+    assert [look["builds"][0]["elapsedSeconds"] for look in looks[:2]] == [1500, 1560]
+    assert looks[0]["builds"][0]["step"] == "WaitForImage"
+    assert slept == [60, 60]
+    _read_only(calls)
+    table = _invoke(aws, "watch", "--output", "table")
+    assert table.exit_code == EXIT_NOTHING_FOUND
+    assert "no build running" in table.stdout
+
+
+def test_watch_stops_after_max_polls(building: tuple[World, Aws, list[str]]) -> None:
+    _, aws, _ = building
+    aws.sleep = lambda seconds: None
+    result = _invoke(aws, "watch", "--max-polls", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("1 build(s) running") == 2
+    assert "25m00s" in result.stdout and "WaitForImage" in result.stdout
+
+
+ACTIVATION = {
+    "ActivationId": "e488f2f6-e686-4afb-8a04-ef6dfEXAMPLE",
+    "ActivationCode": "CODE0123456789abcdefXYZ",
+}
+
+
+def test_register_template_as_a_subcommand_and_as_a_module() -> None:
+    client = boto3.client("ssm", region_name="eu-west-1")
+    with Stubber(client) as stub:
+        stub.add_response("create_activation", ACTIVATION)
+        result = _invoke(
+            Aws(ssm=client),
+            "register-template",
+            "--workspace",
+            "ws-abcdefgh1",
+            "--role",
+            "Bakery-TemplateNodeRole-1",
+            "--output",
+            "json",
+        )
+        assert result.exit_code == 0, result.output
+        answer = json.loads(result.stdout)
+        assert answer["activationId"] == ACTIVATION["ActivationId"]
+        assert answer["region"] == "eu-west-1"
+        assert "amazon-ssm-agent -register" in answer["instructions"]
+        stub.add_response("create_activation", ACTIVATION)
+        code = registration.main(
+            ["--workspace", "ws-abcdefgh1", "--role", "r", "--region", "eu-west-1"], client=client
+        )
+        assert code == 0
+        stub.assert_no_pending_responses()
+    result = _invoke(Aws(ssm=client), "register-template", "--workspace", "bad", "--role", "r")
+    assert result.exit_code == 2 and "expected ws-" in result.stderr
