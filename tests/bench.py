@@ -21,6 +21,7 @@ sys.path.insert(
 import aws_cdk as cdk
 from aws_cdk import aws_cloudformation as cfn
 from aws_cdk.assertions import Template
+from bakery_runtime import contract
 
 from .harness.jsii_calls import jsii_calls
 from .harness.stacks import many_personas, two_personas
@@ -83,6 +84,16 @@ def main() -> None:
     print("\nWorkSpaces API calls of a first deploy of two personas:")
     for operation, count in sorted(deploy_calls().items()):
         print(f"  {operation:28s} {count}")
+    print("\nImage polling (a first wait, then short polls; both cut to the deadline):")
+    for minutes in (30, 45, 90):
+        looks = 1 + max(0, minutes * 60 - contract.FIRST_IMAGE_WAIT_SECONDS) // (
+            contract.IMAGE_POLL_SECONDS
+        )
+        print(f"  a {minutes}-minute build: {looks} looks at the image")
+    print(
+        f"  worst-case delay after AVAILABLE (builds of {contract.FIRST_IMAGE_WAIT_SECONDS // 60}"
+        f" minutes or more): {contract.IMAGE_POLL_SECONDS} s plus the Lambda and the signal"
+    )
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_status_shows_personas_builds_and_what_was_left_behind(
     for name, bundle in w.bundles().items():
         assert f"{name} " in out and bundle["id"] in out
     assert "someone-elses" not in out  # not the stack's
-    build_row = next(line for line in out.splitlines() if "WaitForImage" in line)
+    build_row = next(line for line in out.splitlines() if "FirstWaitForImage" in line)
     assert "developer" in build_row and "25m00s" in build_row
     assert "the image is being created (PENDING)" in build_row
     kept_row = next(line for line in out.splitlines() if contract.KEPT_TAG_KEY in line)
@@ -138,7 +138,7 @@ def test_status_as_json(building: tuple[World, Aws, list[str]]) -> None:
     assert bundle["imageName"].startswith("developer-1.0.0-")
     (build,) = report["builds"]
     assert build["persona"] == "developer" and build["kind"] == "build"
-    assert build["step"] == "WaitForImage" and build["elapsedSeconds"] == 1500
+    assert build["step"] == "FirstWaitForImage" and build["elapsedSeconds"] == 1500
     assert "wait_handle" not in json.dumps(report) and "X-Amz-Signature" not in result.stdout
     (left,) = report["leftBehind"]
     assert left["kind"] == "image" and left["tag"] == contract.KEPT_TAG_KEY
@@ -193,7 +193,7 @@ def test_watch_follows_a_build_until_it_ends(building: tuple[World, Aws, list[st
     looks = [json.loads(line) for line in result.stdout.splitlines()]
     assert [len(look["builds"]) for look in looks] == [1, 1, 0]
     assert [look["builds"][0]["elapsedSeconds"] for look in looks[:2]] == [1500, 1560]
-    assert looks[0]["builds"][0]["step"] == "WaitForImage"
+    assert looks[0]["builds"][0]["step"] == "FirstWaitForImage"
     assert slept == [60, 60]
     _read_only(calls)
     table = _invoke(aws, "watch", "--output", "table")
@@ -207,7 +207,7 @@ def test_watch_stops_after_max_polls(building: tuple[World, Aws, list[str]]) -> 
     result = _invoke(aws, "watch", "--max-polls", "2")
     assert result.exit_code == 0, result.output
     assert result.stdout.count("1 build(s) running") == 2
-    assert "25m00s" in result.stdout and "WaitForImage" in result.stdout
+    assert "25m00s" in result.stdout and "FirstWaitForImage" in result.stdout
 
 
 ACTIVATION = {

@@ -99,7 +99,11 @@ def test_the_deployed_workflow_builds_an_image_in_moto(
         clients,
         now=0,
     )
-    assert again == {"ImageId": image_id, "Status": contract.STATUS_CREATED}
+    assert again == {
+        "ImageId": image_id,
+        "Status": contract.STATUS_CREATED,
+        "WaitSeconds": contract.FIRST_IMAGE_WAIT_SECONDS,
+    }
     assert len(clients.workspaces.describe_workspace_images()["Images"]) == 1
 
 

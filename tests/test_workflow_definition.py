@@ -67,11 +67,14 @@ def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str
 
 
 def test_waits_are_in_the_state_machine(definition: dict[str, Any]) -> None:
-    waits = sorted(s["Seconds"] for s in definition["States"].values() if s["Type"] == "Wait")
+    states = definition["States"]
+    waits = sorted(s["Seconds"] for s in states.values() if s["Type"] == "Wait" and "Seconds" in s)
+    # The image waits come from the steps' results, cut to the build's deadline.
+    assert states["FirstWaitForImage"]["SecondsPath"] == "$.Image.WaitSeconds"
+    assert states["WaitForImage"]["SecondsPath"] == "$.PollImage.WaitSeconds"
     assert waits == sorted(
         [
             contract.TEMPLATE_POLL_SECONDS,
-            contract.IMAGE_POLL_SECONDS,
             contract.CLEANUP_POLL_SECONDS,
             contract.REBOOT_SETTLE_SECONDS,
             # The managed node (before and after the reboot), the preparation, the marker.
@@ -88,3 +91,35 @@ def test_signal_failure_is_not_caught_so_the_execution_fails(definition: dict[st
         if s["Parameters"]["Payload"]["Step"] == contract.STEP_SIGNAL_FAILURE
     ]
     assert "Catch" not in failure
+
+
+@pytest.mark.parametrize(
+    ("step", "left", "expected"),
+    [
+        (contract.STEP_CREATE_IMAGE, 10_000, contract.FIRST_IMAGE_WAIT_SECONDS),
+        (contract.STEP_POLL_IMAGE, 10_000, contract.IMAGE_POLL_SECONDS),
+        (contract.STEP_CREATE_IMAGE, 700, 700),  # cut to the deadline
+        (contract.STEP_POLL_IMAGE, 30, 30),
+        (contract.STEP_POLL_IMAGE, -5, 1),  # past it: look at once, and fail there
+    ],
+)
+def test_image_waits_are_one_long_wait_then_short_polls_within_the_deadline(
+    step: str, left: int, expected: int
+) -> None:
+    from bakery_runtime.build import BuildRequest
+    from bakery_runtime.build_steps import wait_seconds
+
+    build = BuildRequest("n", "d", "ws-abcdefgh1", "p", {}, 10_000, 3600, "https://h")
+    preferred = {
+        contract.STEP_CREATE_IMAGE: contract.FIRST_IMAGE_WAIT_SECONDS,
+        contract.STEP_POLL_IMAGE: contract.IMAGE_POLL_SECONDS,
+    }[step]
+    assert wait_seconds(build, 10_000 - left, preferred) == expected
+
+
+def test_the_bundle_follows_a_long_build_within_ninety_seconds() -> None:
+    """The worst-case delay between AVAILABLE and the next look, for builds of 30 minutes
+    or more, and the looks a 45-minute build costs (bench prints both)."""
+    assert contract.IMAGE_POLL_SECONDS + 30 <= 90  # a poll, plus Lambda and the signal
+    looks = 1 + (45 * 60 - contract.FIRST_IMAGE_WAIT_SECONDS) // contract.IMAGE_POLL_SECONDS
+    assert looks == 16

@@ -55,6 +55,7 @@ STEP_MEANINGS = {
     "WaitForMarker": "reading the recipe marker",
     "PollMarker": "checking the recipe marker",
     "Image": "creating the image",
+    "FirstWaitForImage": "the image is being created (PENDING)",
     "WaitForImage": "the image is being created (PENDING)",
     "PollImage": "checking the image",
     "SignalSuccess": "reporting success to CloudFormation",

@@ -135,7 +135,8 @@ def run(
             result.output = {"Error": state.get("Error"), "Cause": state.get("Cause")}
             return result
         if kind == "Wait":
-            clock.advance(state["Seconds"])
+            seconds = state["Seconds"] if "Seconds" in state else _get(data, state["SecondsPath"])
+            clock.advance(float(seconds))
             name = state["Next"]
             continue
         if kind == "Choice":

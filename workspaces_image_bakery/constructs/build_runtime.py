@@ -441,9 +441,15 @@ class BuildRuntime(Construct):
             {"Command": {"CommandId.$": "$.VerifyMarker.CommandId", "Purpose": "marker"}},
         )
         create = self._step(
-            "Image", c.STEP_CREATE_IMAGE, {"ImageId.$": "$.Payload.ImageId", **status}
+            "Image",
+            c.STEP_CREATE_IMAGE,
+            {"ImageId.$": "$.Payload.ImageId", "WaitSeconds.$": "$.Payload.WaitSeconds", **status},
         )
-        poll = self._step("PollImage", c.STEP_POLL_IMAGE, status)
+        poll = self._step(
+            "PollImage",
+            c.STEP_POLL_IMAGE,
+            {"WaitSeconds.$": "$.Payload.WaitSeconds", **status},
+        )
         succeed = self._step("SignalSuccess", c.STEP_SIGNAL_SUCCESS, None)
         report = self._step("SignalFailure", c.STEP_SIGNAL_FAILURE, None)
         report.next(
@@ -464,7 +470,16 @@ class BuildRuntime(Construct):
             task.add_catch(report, errors=[sfn.Errors.ALL], result_path="$.Error")
 
         wait_template = self._wait("WaitForTemplate", c.TEMPLATE_POLL_SECONDS, check)
-        wait_image = self._wait("WaitForImage", c.IMAGE_POLL_SECONDS, poll)
+        # The image waits come from the steps (a long first wait, then short polls, both cut
+        # to the deadline).
+        first_wait_image = sfn.Wait(
+            self, "FirstWaitForImage", time=sfn.WaitTime.seconds_path("$.Image.WaitSeconds")
+        )
+        first_wait_image.next(poll)
+        wait_image = sfn.Wait(
+            self, "WaitForImage", time=sfn.WaitTime.seconds_path("$.PollImage.WaitSeconds")
+        )
+        wait_image.next(poll)
         wait_reboot = self._wait("WaitForReboot", c.REBOOT_SETTLE_SECONDS, check_rebooted)
         # The template is imaged: prepared templates go back through the marker check.
         busy = (
@@ -472,7 +487,9 @@ class BuildRuntime(Construct):
             .when(sfn.Condition.is_present("$.Build.managed_node_id"), wait_reboot)
             .otherwise(wait_template)
         )
-        create.next(self._until("TemplateBusy?", "$.Image.Status", c.STATUS_BUSY, busy, wait_image))
+        create.next(
+            self._until("TemplateBusy?", "$.Image.Status", c.STATUS_BUSY, busy, first_wait_image)
+        )
         poll.next(
             self._until(
                 "ImageAvailable?",

@@ -224,7 +224,8 @@ class Persona(Construct):
         # The Software tag: what is baked in, and every agent the preparation installs (the
         # named config-management agent when the preparation does not install it by name).
         installed = preparation.installed_software() if preparation is not None else []
-        named = [agent] if agent and agent.split()[0] not in installed else []
+        first_word = agent.split()[:1] if agent else []
+        named = [agent] if agent and not set(first_word) & set(installed) else []
         software = list(dict.fromkeys([*baked, *named, *installed]))
         self.tags: dict[str, str] = {}
         if isinstance(tagging_policy, TaggingPolicy):

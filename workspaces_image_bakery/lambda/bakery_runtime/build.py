@@ -13,7 +13,17 @@ from .properties import ImageProperties
 # The workflow gives up this long before CloudFormation's WaitCondition times out, so the
 # stack event carries the workflow's own reason instead of a bare timeout. It is longer
 # than the longest Wait between two deadline checks, plus room for the failure signal.
-DEADLINE_MARGIN_SECONDS = 2 * max(c.IMAGE_POLL_SECONDS, c.TEMPLATE_POLL_SECONDS) + 60
+# (The waits for the image are cut to the deadline, so only the fixed waits count.)
+DEADLINE_MARGIN_SECONDS = (
+    2
+    * max(
+        c.IMAGE_POLL_SECONDS,
+        c.TEMPLATE_POLL_SECONDS,
+        c.COMMAND_POLL_SECONDS,
+        c.REBOOT_SETTLE_SECONDS,
+    )
+    + 60
+)
 
 
 @dataclass(frozen=True)

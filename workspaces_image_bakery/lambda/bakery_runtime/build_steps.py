@@ -64,6 +64,11 @@ PREPARATION_STEPS = frozenset(
 REPORTED_ERRORS = frozenset({c.ERROR_BUILD_FAILED, c.ERROR_STACK_OPERATION, "CleanupFailed"})
 
 
+def wait_seconds(build: BuildRequest, now: float, preferred: int) -> int:
+    """`preferred`, cut so that the next look happens by the build's deadline."""
+    return max(1, min(preferred, int(build.deadline - now)))
+
+
 def _check_deadline(build: BuildRequest, now: float, what: str) -> None:
     if now > build.deadline:
         raise BuildFailed(
@@ -363,7 +368,16 @@ def run_step(
     if step not in actions:
         raise BuildFailed(f"unknown workflow step {step!r}; expected one of {sorted(actions)}")
     title = STEP_TITLES[step]
+    waits = {
+        c.STEP_CREATE_IMAGE: c.FIRST_IMAGE_WAIT_SECONDS,
+        c.STEP_POLL_IMAGE: c.IMAGE_POLL_SECONDS,
+    }
     try:
+        if step in waits:
+            result = actions[step]()
+            # How long the workflow waits before the next look at the image.
+            result["WaitSeconds"] = wait_seconds(build, at, waits[step])
+            return result
         if preparing and not build.prepared_in_build:
             raise BuildFailed("this build prepares nothing: its template is prepared by hand")
         result = actions[step]()

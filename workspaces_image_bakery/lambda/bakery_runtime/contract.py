@@ -117,7 +117,11 @@ TEMPLATE_POLL_SECONDS: Final = 60
 COMMAND_POLL_SECONDS: Final = 60
 # After RebootWorkspaces, before the first look: the WorkSpace may still read AVAILABLE.
 REBOOT_SETTLE_SECONDS: Final = 120
-IMAGE_POLL_SECONDS: Final = 300
+# Image creation commonly takes 45 minutes or more: one long first wait, then short polls,
+# so the bundle follows an image within about a minute of AVAILABLE for a build of 30
+# minutes or more, for 1 + (minutes - 30) polls. Both are cut to the build's deadline.
+FIRST_IMAGE_WAIT_SECONDS: Final = 1800
+IMAGE_POLL_SECONDS: Final = 60
 # A cleanup execution (input {"Cleanup": {...}}) waits for an image a stopped build left
 # PENDING, then deletes it.
 CLEANUP_POLL_SECONDS: Final = 300
