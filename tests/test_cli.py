@@ -243,3 +243,29 @@ def test_register_template_as_a_subcommand_and_as_a_module() -> None:
         stub.assert_no_pending_responses()
     result = _invoke(Aws(ssm=client), "register-template", "--workspace", "bad", "--role", "r")
     assert result.exit_code == 2 and "expected ws-" in result.stderr
+
+
+def test_a_running_build_is_estimated_from_the_personas_earlier_builds(
+    building: tuple[World, Aws, list[str]],
+) -> None:
+    w, aws, _ = building
+    # The first deploy's builds recorded how long they took (a first wait, one short poll).
+    recorded = contract.FIRST_IMAGE_WAIT_SECONDS + contract.IMAGE_POLL_SECONDS
+    developer = next(i for i in w.fake.images.values() if i.name.startswith("developer-1.0.0-"))
+    assert w.fake.tags[developer.image_id][contract.BUILD_SECONDS_TAG_KEY] == str(recorded)
+    result = _invoke(aws, "status", "--output", "json")
+    (report,) = json.loads(result.stdout)["stacks"]
+    (build,) = report["builds"]
+    assert build["estimatedRemainingSeconds"] == recorded - 25 * 60
+    table = _invoke(aws, "status").stdout
+    row = next(line for line in table.splitlines() if "FirstWaitForImage" in line)
+    assert f"about {(recorded - 25 * 60) // 60}m" in row
+
+
+def test_estimates_take_the_median_and_say_when_there_is_nothing_to_go_by() -> None:
+    from workspaces_image_bakery.cli import estimate_remaining
+
+    images = [{"buildSeconds": s} for s in (3000, 2400, 9000)] + [{"buildSeconds": None}]
+    assert estimate_remaining(images, 600) == 2400
+    assert estimate_remaining(images, 5000) == 0
+    assert estimate_remaining([{"buildSeconds": None}], 60) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -227,6 +228,7 @@ def stack_report(aws: Aws, stack_id: str, inventory: Inventory) -> dict[str, Any
                 "id": image["ImageId"],
                 "version": tags.get(contract.VERSION_TAG_KEY, ""),
                 "state": image.get("State", ""),
+                "buildSeconds": _int_or_none(tags.get(contract.BUILD_SECONDS_TAG_KEY)),
                 "created": _iso(image.get("Created")),
             }
         )
@@ -268,7 +270,23 @@ def stack_report(aws: Aws, stack_id: str, inventory: Inventory) -> dict[str, Any
     for machine in machines:
         report["stateMachine"] = machine
         report["builds"].extend(running_builds(aws, machine))
+    for build in report["builds"]:
+        earlier = personas.get(build["persona"], {}).get("images", [])
+        build["estimatedRemainingSeconds"] = estimate_remaining(earlier, build["elapsedSeconds"])
     return report
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def estimate_remaining(images: list[dict[str, Any]], elapsed: int) -> int | None:
+    """From the median of the persona's earlier builds (their build-seconds tag); None when
+    there is none to go by."""
+    durations = sorted(i["buildSeconds"] for i in images if i.get("buildSeconds") is not None)
+    if not durations:
+        return None
+    return max(0, int(statistics.median(durations)) - elapsed)
 
 
 def _resolve_stack(aws: Aws, stack: str) -> str:
@@ -301,9 +319,15 @@ def _duration(seconds: int) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+def _estimate(seconds: int | None) -> str:
+    if seconds is None:
+        return "no earlier build"
+    return f"about {_duration(seconds)}" if seconds else "any moment (past the usual)"
+
+
 def _builds_table(builds: list[dict[str, Any]]) -> Table:
     table = Table(title="Builds in progress", title_justify="left")
-    for column in ("Persona", "Kind", "Step", "What it does", "Elapsed"):
+    for column in ("Persona", "Kind", "Step", "What it does", "Elapsed", "Left (est.)"):
         table.add_column(column)
     table.add_column("Execution", overflow="fold")
     for build in builds:
@@ -313,6 +337,7 @@ def _builds_table(builds: list[dict[str, Any]]) -> Table:
             build["step"],
             build["meaning"],
             _duration(build["elapsedSeconds"]),
+            _estimate(build.get("estimatedRemainingSeconds")),
             build["execution"],
         )
     return table

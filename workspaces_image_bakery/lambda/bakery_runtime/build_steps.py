@@ -231,16 +231,29 @@ def signal_success(
         build.wait_handle, owner=stack, success=True, reason=reason, data=image_id, send=send
     )
     if clients is not None:
+        at = time.time() if now is None else now
+        record_build_seconds(clients, image_id, int(at - notify.started_at(build)))
         notify.publish_build_end(
             clients,
             build,
             stack_id=stack,
             succeeded=True,
-            now=time.time() if now is None else now,
+            now=at,
             image_id=image_id,
             reason=reason,
         )
     return {"ImageId": image_id}
+
+
+def record_build_seconds(clients: Clients, image_id: str, seconds: int) -> None:
+    """Tag the image with its build's duration (for estimates); never fails the build."""
+    try:
+        clients.workspaces.create_tags(
+            ResourceId=image_id,
+            Tags=[{"Key": c.BUILD_SECONDS_TAG_KEY, "Value": str(max(0, seconds))}],
+        )
+    except ClientError as error:
+        logger.warning("could not record the build time of %s: %s", image_id, error_code(error))
 
 
 def failure_reason(error: Mapping[str, Any]) -> str:

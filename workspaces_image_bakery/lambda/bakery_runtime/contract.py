@@ -57,6 +57,9 @@ CLEANUP_TAG_KEY: Final = "workspaces-image-bakery:cleanup"
 # Marks an image or bundle that CloudFormation deleted while it was still in use: it is kept
 # (the delete reports success so the stack operation can finish) and the value says why.
 KEPT_TAG_KEY: Final = "workspaces-image-bakery:kept"
+# How long the image's build took, in seconds: `watch` estimates a running build's
+# remaining time from the persona's earlier images.
+BUILD_SECONDS_TAG_KEY: Final = "workspaces-image-bakery:build-seconds"
 
 # Environment variables of the Lambda functions.
 ENV_STATE_MACHINE_ARN: Final = "BUILD_STATE_MACHINE_ARN"
