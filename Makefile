@@ -11,7 +11,7 @@ PYTHON ?= python3
 $(VENV)/.installed: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e ".[cli]"
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
