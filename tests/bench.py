@@ -7,9 +7,12 @@ the tests (test_scale.py, test_lifecycle.py).
 
 from __future__ import annotations
 
+import json
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,72 +21,115 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent / "workspaces_image_bakery" / "lambda")
 )
 
-import aws_cdk as cdk
-from aws_cdk import aws_cloudformation as cfn
-from aws_cdk.assertions import Template
 from bakery_runtime import contract
 
-from .harness.jsii_calls import jsii_calls
-from .harness.stacks import many_personas, two_personas
+from .harness.stacks import two_personas
 from .harness.world import world
 
+RUNS = 3
+SIZES = (1, 10, 50)
+KINDS = ("plain", "library", "prepared")
+# Prepared personas carry their scripts in the template: 50 of them would pass
+# CloudFormation's 1 MB (a synth error), so they are measured up to 25.
+LARGEST = {"prepared": 25}
+RESOURCE_LIMIT = 500
+TEMPLATE_LIMIT = 1_000_000
 
-def plain(personas: int) -> dict[str, Any]:
-    """A plain CDK app with what the library declares per persona: two custom resources, a
-    WaitConditionHandle and a WaitCondition (no runtime, no validation, no review)."""
-    stack = cdk.Stack(cdk.App(), "Plain")
-    for index in range(personas):
-        handle = cfn.CfnWaitConditionHandle(stack, f"Handle{index}")
-        image = cdk.CustomResource(
-            stack,
-            f"Image{index}",
-            service_token="arn:aws:lambda:eu-west-1:111111111111:function:f",
-            resource_type="Custom::WorkSpacesImage",
-            properties={"ImageName": f"p{index}", "WaitHandle": handle.ref},
+
+def run_once(kind: str, personas: int) -> tuple[float, dict[str, Any]]:
+    """Wall time of a whole process that declares and synthesizes, and what it reports."""
+    with tempfile.TemporaryDirectory() as outdir:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.bench_app", kind, str(personas), outdir],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
         )
-        wait = cfn.CfnWaitCondition(stack, f"Wait{index}", handle=handle.ref, count=1)
-        wait.node.add_dependency(image)
-        cdk.CustomResource(
-            stack,
-            f"Bundle{index}",
-            service_token="arn:aws:lambda:eu-west-1:111111111111:function:f",
-            resource_type="Custom::WorkSpacesBundle",
-            properties={"Image": wait.attr_data},
-        )
-    return dict(Template.from_stack(stack).to_json())
+        seconds = time.perf_counter() - start
+    return seconds, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def synth(personas: int, build: Callable[[int], dict[str, Any]]) -> tuple[float, int, int]:
-    """Seconds, jsii round trips and resources of declaring and synthesizing `personas`."""
-    start = time.perf_counter()
-    with jsii_calls() as calls:
-        template = build(personas)
-    return time.perf_counter() - start, sum(calls.values()), len(template["Resources"])
+def measure() -> dict[tuple[str, int], tuple[float, dict[str, Any]]]:
+    """Median wall time of paired runs (the kinds alternate within each round)."""
+    times: dict[tuple[str, int], list[float]] = {}
+    facts: dict[tuple[str, int], dict[str, Any]] = {}
+    for personas in SIZES:
+        for _ in range(RUNS):
+            for kind in KINDS:
+                seconds, reported = run_once(kind, min(personas, LARGEST.get(kind, personas)))
+                times.setdefault((kind, personas), []).append(seconds)
+                facts[(kind, personas)] = reported
+    return {key: (statistics.median(t), facts[key]) for key, t in times.items()}
 
 
-def deploy_calls() -> dict[str, int]:
-    template = two_personas()
-    with world(template) as w:
-        w.cloudformation.deploy(template)
-        calls: dict[str, int] = {}
-        for operation, _ in w.fake.calls:
-            calls[operation] = calls.get(operation, 0) + 1
-        return calls
+def largest(results: dict[tuple[str, int], tuple[float, dict[str, Any]]], kind: str) -> str:
+    """Personas that fit one stack, from the growth between the smallest and largest runs."""
+    (_, small), (_, big) = results[(kind, SIZES[0])], results[(kind, SIZES[-1])]
+    span = min(SIZES[-1], LARGEST.get(kind, SIZES[-1])) - SIZES[0]
+    per_resources = (big["resources"] - small["resources"]) / span
+    per_bytes = (big["bytes"] - small["bytes"]) / span
+    base_resources = small["resources"] - per_resources * SIZES[0]
+    base_bytes = small["bytes"] - per_bytes * SIZES[0]
+    by_resources = int((RESOURCE_LIMIT - base_resources) // per_resources)
+    by_bytes = int((TEMPLATE_LIMIT - base_bytes) // per_bytes)
+    return f"{min(by_resources, by_bytes)} ({by_resources} by resources, {by_bytes} by bytes)"
+
+
+def scenario_calls() -> dict[str, dict[str, int]]:
+    """WorkSpaces calls of each deploy scenario of the two-persona stack."""
+    first, tag_change, version_bump = (
+        two_personas(),
+        two_personas(stage="test"),
+        two_personas(stage="test", developer_version="1.1.0"),
+    )
+    scenarios: dict[str, dict[str, int]] = {}
+    with world(first) as w:
+        for name, template in (
+            ("first deploy", first),
+            ("no-change redeploy", first),
+            ("tag-only change", tag_change),
+            ("version bump (one persona)", version_bump),
+        ):
+            before = len(w.fake.calls)
+            w.cloudformation.deploy(template)
+            counted: dict[str, int] = {}
+            for operation, _ in w.fake.calls[before:]:
+                counted[operation] = counted.get(operation, 0) + 1
+            scenarios[name] = counted
+    return scenarios
 
 
 def main() -> None:
-    synth(1, plain)  # start the jsii kernel and load aws-cdk-lib before measuring
-    print("personas  library: seconds  jsii calls  resources   plain CDK: seconds  jsii calls")
-    for personas in (1, 10, 25, 50):
-        seconds, calls, resources = synth(personas, many_personas)
-        plain_seconds, plain_calls, _ = synth(personas, plain)
-        print(
-            f"{personas:8d}  {seconds:16.2f}  {calls:10d}  {resources:9d}"
-            f"   {plain_seconds:17.2f}  {plain_calls:10d}"
-        )
-    print("\nWorkSpaces API calls of a first deploy of two personas:")
-    for operation, count in sorted(deploy_calls().items()):
-        print(f"  {operation:28s} {count}")
+    results = measure()
+    print(
+        f"Whole process, median of {RUNS} paired runs. plain: a CDK app with one Provider, one"
+        " state machine and per persona two custom resources and a WaitCondition with its"
+        " handle; library: personas prepared by hand; prepared: prepared in the build."
+    )
+    print(
+        "kind      personas  seconds  vs plain  py MB  jsii calls  jsii/persona"
+        "  resources  bytes/persona"
+    )
+    for personas in SIZES:
+        plain_seconds = results[("plain", personas)][0]
+        for kind in KINDS:
+            seconds, facts = results[(kind, personas)]
+            count = min(personas, LARGEST.get(kind, personas))
+            print(
+                f"{kind:9s} {count:8d}  {seconds:7.2f}  {seconds / plain_seconds:7.2f}x"
+                f"  {facts['peak_mb']:5d}  {facts['jsii']:10d}  {facts['jsii'] / count:12.1f}"
+                f"  {facts['resources']:9d}  {facts['bytes'] // count:13d}"
+            )
+    print("\nLargest persona count in one stack (500 resources, 1 MB template):")
+    for kind in ("library", "prepared"):
+        print(f"  {kind:9s} {largest(results, kind)}")
+    print("\nWorkSpaces API calls per deploy scenario (two personas):")
+    for name, counted in scenario_calls().items():
+        total = sum(counted.values())
+        detail = ", ".join(f"{op} {n}" for op, n in sorted(counted.items()))
+        print(f"  {name:28s} {total:3d}  {detail}")
     print("\nImage polling (a first wait, then short polls; both cut to the deadline):")
     for minutes in (30, 45, 90):
         looks = 1 + max(0, minutes * 60 - contract.FIRST_IMAGE_WAIT_SECONDS) // (

@@ -287,8 +287,28 @@ def test_the_scripts_of_one_stack_fit_cloudformations_template_limit(
 
     stack = _stack()
     _persona(stack, "one", "ws-one000001", preparation=ImagePreparation(), managed_node_id=NODE)
-    size = build_runtime.BuildRuntime.of(stack)._script_bytes
-    monkeypatch.setattr(build_runtime, "MAX_SCRIPT_BYTES_PER_STACK", size + size // 2)
+    size = build_runtime.BuildRuntime.of(stack)._template_bytes
+    monkeypatch.setattr(build_runtime, "TEMPLATE_LIMIT_BYTES", size + 10_000)
     with pytest.raises(BakeryValidationError) as error:
         _persona(stack, "two", "ws-two000001", preparation=ImagePreparation(), managed_node_id=NODE)
-    assert "CloudFormation allows 1 MB per template" in str(error.value)
+    assert "CloudFormation's template limit" in str(error.value)
+
+
+@pytest.mark.parametrize("count", [1, 12])
+def test_the_template_estimate_stays_above_the_real_size(tmp_path: Any, count: int) -> None:
+    """The synth-time estimate of the template's size never falls below what CDK writes,
+    so the 1 MB check fires before CloudFormation would refuse the template."""
+    from workspaces_image_bakery.constructs import build_runtime
+
+    stack = _stack({"workspaces-image-bakery:review": "false"})
+    for index in range(count):
+        _persona(
+            stack,
+            f"p{index}",
+            f"ws-size{index:05d}",
+            preparation=ImagePreparation(install_steps=["apt-get install -y x"]),
+            managed_node_id=f"mi-{index:017d}",
+        )
+    written = len(json.dumps(cdk.assertions.Template.from_stack(stack).to_json(), indent=1))
+    estimate = build_runtime.BuildRuntime.of(stack)._template_bytes
+    assert written <= estimate <= written * 1.5, (written, estimate)

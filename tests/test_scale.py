@@ -74,3 +74,19 @@ def test_importing_the_library_loads_neither_cdk_nag_nor_detect_secrets() -> Non
         [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_workspaces_calls_per_deploy_scenario() -> None:
+    """The calls `make bench` prints: a no-change redeploy makes none, a tag-only change
+    no image call, a version bump one image and one bundle update."""
+    from .bench import scenario_calls
+
+    totals = {name: sum(counted.values()) for name, counted in scenario_calls().items()}
+    assert totals == {
+        "first deploy": 22,
+        "no-change redeploy": 0,
+        "tag-only change": 14,
+        "version bump (one persona)": 16,
+    }
+    bump = scenario_calls()["version bump (one persona)"]
+    assert bump["CreateWorkspaceImage"] == 1 and bump["UpdateWorkspaceBundle"] == 1

@@ -28,9 +28,14 @@ from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
 from ..validation import BakeryValidationError, Problem, is_token
 
 RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
-# CloudFormation's template limit is 1 MB (uploaded through S3); the runtime and the
-# personas' other resources take well under 200 KB at 50 personas.
-MAX_SCRIPT_BYTES_PER_STACK = 800_000
+# CloudFormation's template limit is 1 MB (uploaded through S3). What the library adds to
+# a stack's template is counted as constructs are created: the runtime once, each image's
+# resources, and each preparation document as CDK writes it (its script's lines as JSON
+# strings, indented). Measured by `make bench`: the runtime takes about 85 KB and an image
+# with its wait and bundle about 5 KB; the estimates below leave room to spare.
+TEMPLATE_LIMIT_BYTES = 1_000_000
+RUNTIME_TEMPLATE_BYTES = 100_000
+IMAGE_TEMPLATE_BYTES = 7_000
 # The asset holds the runtime's Python source files and nothing else (no caches from tests
 # or type checks), so its hash changes only when the code does.
 ASSET_EXCLUDE = [
@@ -96,7 +101,7 @@ class BuildRuntime(Construct):
         self._template_statements: tuple[iam.PolicyStatement, ...] | None = None
         self._send_statement: iam.PolicyStatement | None = None
         self._node_role: iam.Role | None = None
-        self._script_bytes = 0
+        self._template_bytes = RUNTIME_TEMPLATE_BYTES
         self.marker_document = self._marker_document()
 
         self.step_function = self._function(
@@ -238,28 +243,27 @@ class BuildRuntime(Construct):
             for statement in self._template_statements:
                 statement.add_resources(arn)
 
-    def allow_preparation(
-        self, managed_node_id: str, document: ssm.CfnDocument, script_bytes: int
-    ) -> None:
-        """Let the build send this persona's document (and the recipe marker's) to this
-        template's managed node, and no other document or node.
-
-        The scripts travel inside the template: their sum is checked against
-        CloudFormation's 1 MB template limit (with room for everything else)."""
-        self._script_bytes += script_bytes
-        if self._script_bytes > MAX_SCRIPT_BYTES_PER_STACK:
+    def count_template_bytes(self, path: str, added: int) -> None:
+        """Add what a construct writes into the stack's template; fail at synth before the
+        template passes CloudFormation's 1 MB limit."""
+        self._template_bytes += added
+        if self._template_bytes > TEMPLATE_LIMIT_BYTES:
             raise BakeryValidationError(
                 [
                     Problem(
-                        self.node.path,
+                        path,
                         "preparation",
-                        f"{self._script_bytes} bytes of preparation scripts in one stack",
-                        f"at most {MAX_SCRIPT_BYTES_PER_STACK} bytes: the scripts travel in SSM "
-                        "documents inside the template, and CloudFormation allows 1 MB per "
+                        f"a stack template of about {self._template_bytes // 1000} KB",
+                        f"at most {TEMPLATE_LIMIT_BYTES // 1000} KB (CloudFormation's template "
+                        "limit): each persona prepared in the build carries its script in the "
                         "template; put some personas in another stack",
                     )
                 ]
             )
+
+    def allow_preparation(self, managed_node_id: str, document: ssm.CfnDocument) -> None:
+        """Let the build send this persona's document (and the recipe marker's) to this
+        template's managed node, and no other document or node."""
         _ = self.template_node_role  # the role a template's hybrid activation needs
         node = _arn_of("ssm", f"managed-instance/{managed_node_id}")
         doc = _arn_of("ssm", f"document/{document.ref}")

@@ -41,8 +41,14 @@ from ..validation import (
     register_name,
     seconds_of,
 )
-from .build_runtime import BuildRuntime
-from .run_command import RunCommandPreparation, check_managed_node_id, preparation_document
+from .build_runtime import IMAGE_TEMPLATE_BYTES, BuildRuntime
+from .run_command import (
+    RunCommandPreparation,
+    check_managed_node_id,
+    preparation_document,
+    run_lines,
+    template_bytes,
+)
 from .tagging import TagCheck, tag_manager
 
 REBUILD_CONTEXT = "workspaces-image-bakery:rebuild"
@@ -300,10 +306,9 @@ class WorkspaceImage(Construct):
                 timeout_seconds=int(seconds),
                 persona=persona,
             )
-            runtime.allow_preparation(
-                prepared_by.managed_node_id,
-                document,
-                len(self.preparation_script.encode()),
+            runtime.allow_preparation(prepared_by.managed_node_id, document)
+            runtime.count_template_bytes(
+                problems.path, template_bytes(run_lines(self.preparation_script))
             )
             preparation = {
                 contract.PREPARATION_DOCUMENT: document.ref,
@@ -312,6 +317,7 @@ class WorkspaceImage(Construct):
         self._declared_tags = dict(tags)
         self._tag_manager = tag_manager(contract.IMAGE_RESOURCE_TYPE, tags)
         TagCheck.register(self.stack, self)
+        runtime.count_template_bytes(problems.path, IMAGE_TEMPLATE_BYTES)
         handle = cfn.CfnWaitConditionHandle(self, f"BuildHandle{short}")
         self.resource = CustomResource(
             self,

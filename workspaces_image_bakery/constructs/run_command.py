@@ -8,6 +8,7 @@ always sends the document of its own recipe.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,6 +64,12 @@ def run_lines(script: str) -> list[str]:
         'rm -f "$script"',
         'exit "$status"',
     ]
+
+
+def template_bytes(lines: list[str]) -> int:
+    """About what the document's commands take in the template CDK writes (JSON strings,
+    one per line, indented)."""
+    return len(json.dumps(lines, indent=1)) + 1_000
 
 
 def preparation_document(

@@ -1,0 +1,110 @@
+"""One benchmark run in a process of its own: `python -m tests.bench_app KIND PERSONAS OUTDIR`.
+
+KIND is `library` (personas prepared by hand), `prepared` (personas prepared in the build)
+or `plain`: a plain CDK app with one Provider, one state machine and, per persona, two
+custom resources and a WaitCondition with its handle. Prints one JSON line: resources,
+template bytes, jsii round trips and the process's peak memory.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudformation as cfn
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
+
+from .harness.jsii_calls import jsii_calls
+
+
+def plain(app: cdk.App, personas: int) -> cdk.Stack:
+    stack = cdk.Stack(app, "Plain")
+    function = lambda_.Function(
+        stack,
+        "OnEvent",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context):\n    return {}\n"),
+    )
+    provider = cr.Provider(stack, "Provider", on_event_handler=function)
+    sfn.StateMachine(
+        stack, "Build", definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(stack, "P"))
+    )
+    for index in range(personas):
+        handle = cfn.CfnWaitConditionHandle(stack, f"Handle{index}")
+        image = cdk.CustomResource(
+            stack,
+            f"Image{index}",
+            service_token=provider.service_token,
+            resource_type="Custom::WorkSpacesImage",
+            properties={"ImageName": f"p{index}", "WaitHandle": handle.ref},
+        )
+        wait = cfn.CfnWaitCondition(stack, f"Wait{index}", handle=handle.ref, count=1)
+        wait.node.add_dependency(image)
+        cdk.CustomResource(
+            stack,
+            f"Bundle{index}",
+            service_token=provider.service_token,
+            resource_type="Custom::WorkSpacesBundle",
+            properties={"Image": wait.attr_data},
+        )
+    return stack
+
+
+def library(app: cdk.App, personas: int, *, prepared: bool) -> cdk.Stack:
+    from workspaces_image_bakery import ImageBakeryStack, ImageDesign, ImagePreparation
+
+    stack = ImageBakeryStack(
+        app, "Library", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    for index in range(personas):
+        stack.add_persona(
+            f"P{index}",
+            name=f"persona-{index}",
+            design=ImageDesign.FULLY_BAKED,
+            image_version="1.0.0",
+            template_workspace_id=f"ws-template{index:04d}",
+            baked_applications=["firefox"],
+            tags={"Role": "r", "Confidentiality": "internal"},
+            **(
+                {
+                    "preparation": ImagePreparation(install_steps=["apt-get install -y x"]),
+                    "managed_node_id": f"mi-{index:017d}",
+                }
+                if prepared
+                else {}
+            ),
+        )
+    return stack
+
+
+def main() -> None:
+    kind, personas, outdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    with jsii_calls() as calls:
+        app = cdk.App(outdir=outdir, context={"workspaces-image-bakery:review": "false"})
+        stack = (
+            plain(app, personas)
+            if kind == "plain"
+            else library(app, personas, prepared=kind == "prepared")
+        )
+        app.synth()
+    template = Path(outdir) / f"{stack.stack_name}.template.json"
+    print(
+        json.dumps(
+            {
+                "resources": len(json.loads(template.read_text())["Resources"]),
+                "bytes": template.stat().st_size,
+                "jsii": sum(calls.values()),
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
