@@ -35,6 +35,7 @@ from workspaces_image_bakery.preparation import (
     StreamingProtocol,
     render_script,
 )
+from workspaces_image_bakery.preparation.desktop import LOCKS
 
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 RECORDER = Path(__file__).parent / "fixtures" / "stand_ins" / "recorder"
@@ -768,3 +769,23 @@ def test_thin_and_zero_personas_need_a_configuration_management_agent() -> None:
         assert "CONFIGURATION_MANAGEMENT" in str(error.value)
     assert persona(ImageDesign.THIN, preparation()).preparation is not None
     assert persona(ImageDesign.FULLY_BAKED, without).preparation is not None
+
+
+def test_unlocked_desktop_defaults_leave_no_locks(tmp_path: Path) -> None:
+    root = make_root(tmp_path, OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP)
+    assert prepare(tmp_path, preparation(), root).result.returncode == 0
+    assert (root / LOCKS.lstrip("/")).exists()
+    default = preparation().desktop
+    assert default is not None
+    run = prepare(tmp_path, preparation(desktop=replace(default, locked=False)), root)
+    assert run.result.returncode == 0, run.result.stderr
+    assert (root / "etc/dconf/db/local.d/50-workspaces-image-bakery").exists()
+    assert not (root / LOCKS.lstrip("/")).exists()
+
+
+def test_without_patching_no_package_is_updated(tmp_path: Path) -> None:
+    root = make_root(tmp_path, OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP)
+    run = prepare(tmp_path, preparation(patch_os=False), root)
+    assert run.result.returncode == 0, run.result.stderr
+    assert "patch-os" not in run.steps
+    assert not [c for c in run.commands if " upgrade" in c or c.endswith(" update")]
