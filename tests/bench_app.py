@@ -57,30 +57,9 @@ def plain(app: cdk.App, personas: int) -> cdk.Stack:
 
 
 def library(app: cdk.App, personas: int, *, prepared: bool) -> cdk.Stack:
-    from workspaces_image_bakery import ImageBakeryStack, ImageDesign, ImagePreparation
+    from .harness.stacks import many_personas_stack
 
-    stack = ImageBakeryStack(
-        app, "Library", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
-    )
-    for index in range(personas):
-        stack.add_persona(
-            f"P{index}",
-            name=f"persona-{index}",
-            design=ImageDesign.FULLY_BAKED,
-            image_version="1.0.0",
-            template_workspace_id=f"ws-template{index:04d}",
-            baked_applications=["firefox"],
-            tags={"Role": "r", "Confidentiality": "internal"},
-            **(
-                {
-                    "preparation": ImagePreparation(install_steps=["apt-get install -y x"]),
-                    "managed_node_id": f"mi-{index:017d}",
-                }
-                if prepared
-                else {}
-            ),
-        )
-    return stack
+    return many_personas_stack(personas, in_build=prepared, app=app)
 
 
 def main() -> None:

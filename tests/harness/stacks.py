@@ -71,12 +71,20 @@ def two_personas(
     return dict(Template.from_stack(stack).to_json())
 
 
-def many_personas_stack(count: int, *, prepared: bool = False) -> ImageBakeryStack:
+def many_personas_stack(
+    count: int,
+    *,
+    prepared: bool = False,
+    in_build: bool = False,
+    app: cdk.App | None = None,
+) -> ImageBakeryStack:
     """A stack of `count` fully baked personas, each on its own template WorkSpace; with
-    `prepared`, each declares a preparation (prepared by hand: no managed node)."""
-    app = cdk.App()
+    `prepared`, each declares a preparation (prepared by hand: no managed node), and with
+    `in_build` also a managed node (prepared in the build)."""
     stack = ImageBakeryStack(
-        app, "Scale", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+        app or cdk.App(),
+        "Scale",
+        tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"},
     )
     for index in range(count):
         stack.add_persona(
@@ -88,9 +96,10 @@ def many_personas_stack(count: int, *, prepared: bool = False) -> ImageBakerySta
             baked_applications=["firefox"],
             preparation=(
                 ImagePreparation(install_steps=["apt-get install -y firefox-esr"])
-                if prepared
+                if prepared or in_build
                 else None
             ),
+            managed_node_id=f"mi-{index:017d}" if in_build else None,
             tags={"Role": "r", "Confidentiality": "internal"},
         )
     return stack
