@@ -62,10 +62,18 @@ def library(app: cdk.App, personas: int, *, prepared: bool) -> cdk.Stack:
     return many_personas_stack(personas, in_build=prepared, app=app)
 
 
+# The library's Region image-quota check needs room for many personas (harness.stacks's
+# SCALE_CONTEXT; not imported here, so the plain app does not import the library).
+CONTEXT = {
+    "workspaces-image-bakery:review": "false",
+    "workspaces-image-bakery:image-quota": "1000",
+}
+
+
 def main() -> None:
     kind, personas, outdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     with jsii_calls() as calls:
-        app = cdk.App(outdir=outdir, context={"workspaces-image-bakery:review": "false"})
+        app = cdk.App(outdir=outdir, context=CONTEXT)
         stack = (
             plain(app, personas)
             if kind == "plain"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bakery_runtime import contract
 
 from .harness.cloudformation import DeployError
 from .harness.stacks import two_personas
@@ -69,31 +70,36 @@ def test_create_update_tags_rollback_delete(templates: dict[str, dict[str, Any]]
         assert len(w.fake.calls) == calls
 
         # ----- new image version for one persona
+        first_developer = image_of(w, "developer")
         cfn.deploy(templates["v2"])
         assert w.fake.count("CreateWorkspaceImage") == 3
         assert image_of(w, "developer").startswith("developer-1.1.0-")
         assert image_of(w, "office").startswith("office-1.0.0-")
         assert {n: b["id"] for n, b in w.bundles().items()} == bundle_ids  # updated in place
         assert sorted(w.images()) == sorted(
-            [image_of(w, "developer"), image_of(w, "office")]
-        )  # the replaced image was deleted after the update
+            [image_of(w, "developer"), image_of(w, "office"), first_developer]
+        )  # the replaced image is retained after the update: a way back
+        retained_id = w.images()[first_developer]["id"]
+        assert contract.RETAINED_TAG_KEY in w.fake.tags[retained_id]
         assert w.fake.count("UpdateWorkspaceBundle") == 1
 
         # ----- a tag-only change: no image build, tags updated in place
         cfn.deploy(templates["v2-test"])
         assert w.fake.count("CreateWorkspaceImage") == 3
-        assert all(i["tags"]["Stage"] == "test" for i in w.images().values())
+        in_use = {p: image_of(w, p) for p in ("developer", "office")}
+        assert all(w.images()[name]["tags"]["Stage"] == "test" for name in in_use.values())
+        assert w.images()[first_developer]["tags"]["Stage"] == "dev"  # as it was released
         assert all(b["tags"]["Stage"] == "test" for b in w.bundles().values())
         assert {n: b["id"] for n, b in w.bundles().items()} == bundle_ids
-        before_rollback = {p: image_of(w, p) for p in ("developer", "office")}
+        before_rollback = dict(in_use)
 
         # ----- an update that CloudFormation rolls back after one bundle moved
         w.fake.fail("UpdateWorkspaceBundle", "AccessDeniedException", "denied", after=1)
         with pytest.raises(DeployError, match="AccessDeniedException"):
             cfn.deploy(templates["v3"])
         assert {p: image_of(w, p) for p in ("developer", "office")} == before_rollback
-        assert sorted(w.images()) == sorted(before_rollback.values())
-        assert all(i["tags"]["Stage"] == "test" for i in w.images().values())
+        assert sorted(w.images()) == sorted([*before_rollback.values(), first_developer])
+        assert all(w.images()[n]["tags"]["Stage"] == "test" for n in before_rollback.values())
 
         # ----- delete
         cfn.delete_stack()

@@ -300,7 +300,9 @@ def test_the_template_estimate_stays_above_the_real_size(tmp_path: Any, count: i
     so the 1 MB check fires before CloudFormation would refuse the template."""
     from workspaces_image_bakery.constructs import build_runtime
 
-    stack = _stack({"workspaces-image-bakery:review": "false"})
+    stack = _stack(
+        {"workspaces-image-bakery:review": "false", "workspaces-image-bakery:image-quota": "1000"}
+    )
     for index in range(count):
         _persona(
             stack,

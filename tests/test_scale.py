@@ -44,7 +44,7 @@ def test_fifty_personas_share_one_runtime() -> None:
 # Requests to the jsii kernel (Node.js) that declaring one more persona costs: each is a
 # round trip between processes. Deterministic for a CDK version; a change here is a
 # performance change (tests/harness/jsii_calls.py counts them; `make bench` prints them).
-JSII_CALLS_PER_PERSONA = 37
+JSII_CALLS_PER_PERSONA = 36
 
 
 def test_jsii_round_trips_per_persona() -> None:
@@ -78,15 +78,19 @@ def test_importing_the_library_loads_neither_cdk_nag_nor_detect_secrets() -> Non
 
 def test_workspaces_calls_per_deploy_scenario() -> None:
     """The calls `make bench` prints: a no-change redeploy makes none, a tag-only change
-    no image call, a version bump one image and one bundle update."""
+    no image call, a version bump one image and one bundle update. The first step of each
+    build reads the Region's images once (the quota check), and a version bump keeps the
+    replaced image: it is tagged retained and the persona's images are listed for pruning,
+    with nothing deleted while fewer than retained_images exist."""
     from .bench import scenario_calls
 
     totals = {name: sum(counted.values()) for name, counted in scenario_calls().items()}
     assert totals == {
-        "first deploy": 22,
+        "first deploy": 24,
         "no-change redeploy": 0,
         "tag-only change": 14,
-        "version bump (one persona)": 16,
+        "version bump (one persona)": 21,
     }
     bump = scenario_calls()["version bump (one persona)"]
     assert bump["CreateWorkspaceImage"] == 1 and bump["UpdateWorkspaceBundle"] == 1
+    assert "DeleteWorkspaceImage" not in bump  # the replaced image is retained

@@ -42,6 +42,9 @@ class PersonaFacts:
     user_volume_gib: int = 10
     smallest_volumes: tuple[int, int] = (80, 10)
     tags: Mapping[str, str] = field(default_factory=dict)
+    # What the bundles serve and how many images are kept (constructs/release.py).
+    release: str = ""
+    candidate_bundle_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -488,6 +488,15 @@ def _persona_section(
             f"{code(p.bundle_name)}: {escape_markdown(p.compute_type)}, root "
             f"{p.root_volume_gib} GB, user {p.user_volume_gib} GB",
         ),
+        (
+            "Release",
+            escape_markdown(p.release or "not declared")
+            + (
+                f"; candidate bundle {code(p.candidate_bundle_name)}"
+                if p.candidate_bundle_name
+                else ""
+            ),
+        ),
         ("Licences", _codes(f"{a} -> {r}" for a, r in sorted(p.license_references.items()))),
         ("Tags", _codes(f"{k}={v}" for k, v in sorted(p.tags.items()))),
     ]

@@ -7,6 +7,7 @@ string, whichever check found the problem and in whatever order the checks ran.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from weakref import WeakKeyDictionary
 
-from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from constructs import Construct, IConstruct
 
 from .secret_scan import scan
@@ -337,6 +338,8 @@ class _Registry(Construct):
         self.names: dict[tuple[str, str], object] = {}
         self.bundles: dict[str, list[object]] = {}
         self.templates: dict[str, list[tuple[object, bool]]] = {}
+        # Images the personas of each Region can hold at once.
+        self.images: dict[str, int] = {}
 
     @classmethod
     def of(cls, scope: IConstruct) -> _Registry:
@@ -378,7 +381,7 @@ def register_name(
 
 def register_bundle(problems: Problems, scope: IConstruct, region: str) -> None:
     """Report the 51st custom bundle of one Region (the quota is 50 and not adjustable)."""
-    bucket = "the stack's Region" if is_token(region) else region
+    bucket = region_bucket(region)
     owners = _Registry.of(scope).bundles.setdefault(bucket, [])
     if not any(o is problems.owner or o == problems.owner for o in owners):
         owners.append(problems.owner)
@@ -387,6 +390,40 @@ def register_bundle(problems: Problems, scope: IConstruct, region: str) -> None:
             "bundles",
             f"{len(owners)} bundles in {bucket}",
             f"at most {BUNDLES_PER_REGION} custom bundles per Region (not adjustable)",
+        )
+
+
+def region_of(stack: Stack) -> str:
+    """The stack's Region (a token when environment-agnostic), asked once per stack."""
+    region = _STACK_REGIONS.get(stack)
+    if region is None:
+        region = _STACK_REGIONS[stack] = stack.region
+    return region
+
+
+_STACK_REGIONS: WeakKeyDictionary[Stack, str] = WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=256)
+def region_bucket(region: str) -> str:
+    """A Region's name, or "the stack's Region" for an environment-agnostic stack's token
+    (asked of jsii once per token)."""
+    return "the stack's Region" if is_token(region) else region
+
+
+def register_images(problems: Problems, stack: Stack, count: int, quota: int) -> None:
+    """Report when the app's personas in one Region could hold more images than the
+    Region's quota: each holds its retained images plus the one being built."""
+    bucket = region_bucket(region_of(stack))
+    images = _Registry.of(stack).images
+    images[bucket] = images.get(bucket, 0) + count
+    if images[bucket] > quota:
+        problems.add(
+            "retained_images",
+            f"{images[bucket]} images in {bucket} (each persona's retained images + 1 being built)",
+            f"at most the Region's image quota, {quota} (context value "
+            "workspaces-image-bakery:image-quota): keep fewer images per persona, or raise the "
+            "quota in Service Quotas and the context value",
         )
 
 

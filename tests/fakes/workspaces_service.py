@@ -18,7 +18,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -75,6 +75,10 @@ class Image:
     error_code: str = ""
     error_message: str = ""
     owner_account: str = ACCOUNT
+    # Accounts the image is shared with, and application associations (ids).
+    shared_with: list[str] = field(default_factory=list)
+    associations: list[str] = field(default_factory=list)
+    created: datetime = field(default_factory=lambda: datetime(2026, 11, 27, tzinfo=UTC))
 
 
 @dataclass
@@ -91,7 +95,7 @@ class Bundle:
 class FakeWorkSpaces:
     """The service's state and its API. Create clients with :meth:`client`."""
 
-    def __init__(self, *, page_size: int = 25, image_polls: int = 2) -> None:
+    def __init__(self, *, page_size: int = 25, image_polls: int = 2, image_quota: int = 40) -> None:
         self.workspaces: dict[str, Workspace] = {}
         self.images: dict[str, Image] = {}
         self.bundles: dict[str, Bundle] = {}
@@ -100,6 +104,8 @@ class FakeWorkSpaces:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.page_size = page_size
         self.image_polls = image_polls
+        # The Region's image quota: CreateWorkspaceImage beyond it is refused, as AWS does.
+        self.image_quota = image_quota
         self.next_outcome: tuple[str, str, str] = ("AVAILABLE", "", "")
         self._ids = itertools.count(1)
         self._model = (
@@ -298,7 +304,7 @@ class FakeWorkSpaces:
             "Description": image.description,
             "State": image.state,
             "OperatingSystem": {"Type": "LINUX"},
-            "Created": datetime(2026, 11, 27, tzinfo=UTC),
+            "Created": image.created,
             "OwnerAccountId": image.owner_account,
         }
         if image.state == "ERROR":
@@ -321,6 +327,10 @@ class FakeWorkSpaces:
             )
         if any(i.name == params["Name"] for i in self.images.values()):
             raise ServiceError("ResourceAlreadyExistsException", "An image with this name exists.")
+        if len(self.images) >= self.image_quota:
+            raise ServiceError(
+                "ResourceLimitExceededException", "The image quota for this Region is reached."
+            )
         outcome, code, message = self.next_outcome
         self.next_outcome = ("AVAILABLE", "", "")
         image = Image(
@@ -332,6 +342,7 @@ class FakeWorkSpaces:
             outcome=outcome,
             error_code=code,
             error_message=message,
+            created=datetime(2026, 11, 27, tzinfo=UTC) + timedelta(minutes=len(self.calls)),
         )
         self.images[image.image_id] = image
         self.tags[image.image_id] = {t["Key"]: t.get("Value", "") for t in params.get("Tags", [])}
@@ -361,6 +372,29 @@ class FakeWorkSpaces:
             found.append(self._image_view(image))
         return self._page(found, params, "Images")
 
+    def _op_DescribeImageAssociations(self, params: dict[str, Any]) -> dict[str, Any]:
+        image = self.images.get(params["ImageId"])
+        if image is None:
+            raise ServiceError("ResourceNotFoundException", "The image was not found.")
+        return {
+            "Associations": [
+                {
+                    "AssociatedResourceId": app,
+                    "AssociatedResourceType": "APPLICATION",
+                    "ImageId": image.image_id,
+                    "State": "COMPLETED",
+                }
+                for app in image.associations
+            ]
+        }
+
+    def _op_DescribeWorkspaceImagePermissions(self, params: dict[str, Any]) -> dict[str, Any]:
+        image = self.images.get(params["ImageId"])
+        if image is None:
+            raise ServiceError("ResourceNotFoundException", "The image was not found.")
+        permissions = [{"SharedAccountId": account} for account in image.shared_with]
+        return {"ImageId": image.image_id, **self._page(permissions, params, "ImagePermissions")}
+
     def _op_DeleteWorkspaceImage(self, params: dict[str, Any]) -> dict[str, Any]:
         image = self.images.get(params["ImageId"])
         if image is None:
@@ -369,6 +403,8 @@ class FakeWorkSpaces:
             raise ServiceError("InvalidResourceStateException", "The image is PENDING.")
         if any(b.image_id == image.image_id for b in self.bundles.values()):
             raise ServiceError("ResourceAssociatedException", "A bundle uses the image.")
+        if image.shared_with or image.associations:
+            raise ServiceError("ResourceAssociatedException", "The image is shared or associated.")
         del self.images[image.image_id]
         self.tags.pop(image.image_id, None)
         return {}

@@ -231,7 +231,7 @@ class CloudFormation:
             self._rollback(before, touched)
             raise DeployError(str(failure)) from failure
         # Cleanup: delete replaced physical resources, then removed resources.
-        self.status.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        self.status.status = "CREATE_COMPLETE" if first else "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
         for logical_id, resource_type, physical_id, props in replaced:
             self.send_event("Delete", logical_id, resource_type, props, physical_id=physical_id)
         for logical_id, resource in old_resources.items():
@@ -249,6 +249,7 @@ class CloudFormation:
                 self.stack.sent.pop(logical_id, None)
         self.stack.data["__waits__"] = dict(waits)
         self.stack.template = copy.deepcopy(dict(template))
+        self.status.status = "CREATE_COMPLETE" if first else "UPDATE_COMPLETE"
 
     def _apply(
         self,

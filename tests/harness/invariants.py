@@ -6,6 +6,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from bakery_runtime import contract
+
 from ..fakes.workspaces_service import OWNER_TAG
 from .world import World
 
@@ -64,7 +66,23 @@ def check(
         bundles = w.bundles()
         for name, tags in declared(deployed, "Custom::WorkSpacesBundle", "BundleName").items():
             assert bundles[name]["tags"] == tags, name
-        assert len(images) == len(declared(deployed, "Custom::WorkSpacesImage", "ImageName"))
+        # Images beyond the declared ones are retained earlier images: tagged so, and no
+        # more per persona than the persona retains.
+        names = declared(deployed, "Custom::WorkSpacesImage", "ImageName")
+        retained = {
+            r["Properties"]["Persona"]: int(r["Properties"].get("RetainedImages", "1"))
+            for r in deployed["Resources"].values()
+            if r["Type"] == "Custom::WorkSpacesImage"
+        }
+        per_persona: dict[str, int] = {}
+        for name, image in images.items():
+            raw = w.fake.tags[image["id"]]
+            persona = raw.get(contract.PERSONA_TAG_KEY, "")
+            per_persona[persona] = per_persona.get(persona, 0) + 1
+            if name not in names:
+                assert contract.RETAINED_TAG_KEY in raw, f"{name} is neither declared nor retained"
+        for persona, count in per_persona.items():
+            assert count <= max(retained.get(persona, 1), 1), (persona, count)
         assert len(bundles) == len(declared(deployed, "Custom::WorkSpacesBundle", "BundleName"))
     # 6. Nothing is deleted or changed that the stack did not create.
     assert snapshot_foreign(w) == foreign

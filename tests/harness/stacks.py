@@ -71,6 +71,11 @@ def two_personas(
     return dict(Template.from_stack(stack).to_json())
 
 
+# Many personas need a Region image quota above the default 40: each holds its retained
+# images and the one being built (the synth-time check in validation.register_images).
+SCALE_CONTEXT = {"workspaces-image-bakery:image-quota": "1000"}
+
+
 def many_personas_stack(
     count: int,
     *,
@@ -82,7 +87,7 @@ def many_personas_stack(
     `prepared`, each declares a preparation (prepared by hand: no managed node), and with
     `in_build` also a managed node (prepared in the build)."""
     stack = ImageBakeryStack(
-        app or cdk.App(),
+        app or cdk.App(context=SCALE_CONTEXT),
         "Scale",
         tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"},
     )

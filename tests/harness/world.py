@@ -60,7 +60,8 @@ class World:
 
     def tags_of(self, resource_id: str) -> dict[str, str]:
         tags = dict(self.fake.tags.get(resource_id, {}))
-        tags.pop(contract.BUILD_SECONDS_TAG_KEY, None)  # the library's own record
+        for key in contract.LIBRARY_TAG_KEYS:  # the library's own records
+            tags.pop(key, None)
         owner = tags.pop(OWNER_TAG, None)
         assert owner == self.cloudformation.stack_id, f"{resource_id} lacks the ownership tag"
         return tags

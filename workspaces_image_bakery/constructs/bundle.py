@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from typing import Protocol
-from weakref import WeakKeyDictionary
 
 import jsii
 from aws_cdk import CustomResource, ITaggableV2, RemovalPolicy, Stack, TagManager
@@ -19,7 +18,13 @@ from constructs import Construct
 
 from ..runtime_assets import contract
 from ..tag_rules import check_tags, tag_strings
-from ..validation import Problems, check_no_secrets, check_removal_policy, register_bundle
+from ..validation import (
+    Problems,
+    check_no_secrets,
+    check_removal_policy,
+    region_of,
+    register_bundle,
+)
 from .compute import check_compute
 from .image import (
     IMAGE_ID_PATTERN,
@@ -32,11 +37,12 @@ from .image import (
     resync_property,
     runtime_of,
 )
+from .release import ReleasedImage
 from .tagging import TagCheck, tag_manager
 
 SHAPE_CHARS = 6
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - SHAPE_CHARS - 1
-IMAGE = f"a WorkspaceImage, an imported image, or an image id: {IMAGE_ID_TEXT}"
+IMAGE = "a WorkspaceImage, a ReleasedImage, an imported image, or an image id: " + IMAGE_ID_TEXT
 BUNDLE_ID_PATTERN = r"wsb-[0-9a-z]{8,63}"  # botocore's BundleId
 
 
@@ -48,17 +54,6 @@ class IWorkspaceBundle(Protocol):
     def bundle_id(self) -> str:
         """The bundle id (wsb-...); a deploy-time token for a bundle this app declares."""
         ...
-
-
-_REGIONS: WeakKeyDictionary[Stack, str] = WeakKeyDictionary()
-
-
-def _region_of(stack: Stack) -> str:
-    """The stack's Region (a token when environment-agnostic), asked once per stack."""
-    region = _REGIONS.get(stack)
-    if region is None:
-        region = _REGIONS[stack] = stack.region
-    return region
 
 
 class ImportedBundle(Construct):
@@ -93,9 +88,10 @@ class WorkspaceBundle(Construct):
         ``a-zA-Z0-9_./()-`` (the API allows 64 and the suffix takes 7).
     :param description: 1-255 characters of ``a-zA-Z0-9_./() -``. Not a token: it is
         part of the shape digest.
-    :param image: the WorkspaceImage whose builds the bundle uses, an image imported with
-        :meth:`WorkspaceImage.from_image_id`, or an image id (``wsi-`` + 9-63 lowercase
-        letters or digits; may be a deploy-time token).
+    :param image: the WorkspaceImage whose builds the bundle uses, a
+        :class:`ReleasedImage` (a persona's retained image of a version, found at deploy
+        time; no build), an image imported with :meth:`WorkspaceImage.from_image_id`, or an
+        image id (``wsi-`` + 9-63 lowercase letters or digits; may be a deploy-time token).
     :param compute_type: a current WorkSpaces compute type. Default STANDARD.
     :param root_volume_gib: root volume. Default: the smallest valid size for the compute type.
     :param user_volume_gib: user volume. Default: the smallest valid size for the compute type.
@@ -114,7 +110,7 @@ class WorkspaceBundle(Construct):
         *,
         base_name: str,
         description: str,
-        image: IWorkspaceImage | str,
+        image: IWorkspaceImage | ReleasedImage | str,
         compute_type: str = "STANDARD",
         root_volume_gib: int | None = None,
         user_volume_gib: int | None = None,
@@ -129,8 +125,11 @@ class WorkspaceBundle(Construct):
         )
         # An id: given as text, or from an image imported (any IWorkspaceImage but one built
         # here, whose id the bundle reads from the build's signal).
+        released = image if isinstance(image, ReleasedImage) else None
         image_id: object = (
-            None if isinstance(image, WorkspaceImage) else getattr(image, "image_id", image)
+            None
+            if isinstance(image, WorkspaceImage | ReleasedImage)
+            else getattr(image, "image_id", image)
         )
         if isinstance(image_id, str):
             problems.text(
@@ -141,9 +140,9 @@ class WorkspaceBundle(Construct):
                 pattern=IMAGE_ID_PATTERN,
                 pattern_text=IMAGE,
             )
-        elif not isinstance(image, WorkspaceImage):
+        elif not isinstance(image, WorkspaceImage | ReleasedImage):
             problems.add("image", image, IMAGE)
-        register_bundle(problems, self.stack, _region_of(self.stack))
+        register_bundle(problems, self.stack, region_of(self.stack))
         self.root_volume_gib, self.user_volume_gib = check_compute(
             problems, compute_type, root_volume_gib, user_volume_gib
         )
@@ -168,9 +167,20 @@ class WorkspaceBundle(Construct):
         self._declared_tags = dict(tags or {})
         self._tag_manager = tag_manager(contract.BUNDLE_RESOURCE_TYPE, self._declared_tags)
         TagCheck.register(self.stack, self)
-        self.image: IWorkspaceImage | None = None if isinstance(image, str) else image
+        self.image: IWorkspaceImage | ReleasedImage | None = (
+            None if isinstance(image, str) else image
+        )
         built = image if isinstance(image, WorkspaceImage) else None
-        build_result = built.build_result if built is not None else str(image_id)
+        if released is not None:
+            source = released.bundle_properties()
+        elif built is not None:
+            # The handler checks the signalled image against the name it was built under.
+            source = {
+                contract.IMAGE_BUILD_RESULT: built.build_result,
+                contract.EXPECTED_IMAGE_NAME: built.image_name,
+            }
+        else:
+            source = {contract.IMAGE_BUILD_RESULT: str(image_id)}
 
         self.resource = CustomResource(
             self,
@@ -185,9 +195,7 @@ class WorkspaceBundle(Construct):
                 contract.COMPUTE_TYPE: compute_type,
                 contract.ROOT_VOLUME_GIB: str(self.root_volume_gib),
                 contract.USER_VOLUME_GIB: str(self.user_volume_gib),
-                contract.IMAGE_BUILD_RESULT: build_result,
-                # The handler checks the signalled image against the name it was built under.
-                **({contract.EXPECTED_IMAGE_NAME: built.image_name} if built is not None else {}),
+                **source,
                 contract.TAGS: self._tag_manager.rendered_tags,
                 **resync_property(self.stack),
             },

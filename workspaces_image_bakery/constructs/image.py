@@ -38,10 +38,12 @@ from ..validation import (
     check_no_secrets,
     check_removal_policy,
     context_of,
+    register_images,
     register_name,
     seconds_of,
 )
 from .build_runtime import IMAGE_TEMPLATE_BYTES, BuildRuntime
+from .release import check_retained_images, check_version, image_quota
 from .run_command import (
     RunCommandPreparation,
     check_managed_node_id,
@@ -222,6 +224,17 @@ class WorkspaceImage(Construct):
         :class:`RunCommandPreparation` (its script runs on the template's managed node,
         the template is rebooted and its recipe marker checked). Default None: the
         template is prepared by hand and imaged as it is. Part of the recipe.
+    :param version: the image version, tagged on the image
+        (``workspaces-image-bakery:version``) with the persona and the recipe, so that a
+        bundle can serve it again later (:class:`ReleasedImage`). 1-20 of ``0-9A-Za-z._-``.
+        Default None: not tagged with a version.
+    :param retained_images: how many of the persona's images are kept (the one in use
+        counts), 1-20. Default 3. A replaced image is kept, tagged
+        ``workspaces-image-bakery:retained``; older ones are deleted once no bundle uses
+        them and they are shared with no account. 1 deletes each replaced image. Each
+        persona can hold this many images plus the one being built against the Region's
+        image quota (the ``workspaces-image-bakery:image-quota`` context value, default
+        40), checked at synth time for the stack and before each build for the Region.
     """
 
     def __init__(
@@ -239,10 +252,17 @@ class WorkspaceImage(Construct):
         rebuild_token: str | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
         prepared_by: RunCommandPreparation | None = None,
+        version: str | None = None,
+        retained_images: int = contract.DEFAULT_RETAINED_IMAGES,
     ) -> None:
         super().__init__(scope, id_)
         self.stack = Stack.of(self)
         problems = Problems.of(self)
+        if version is not None:
+            check_version(problems, "version", version)
+        self.retained_images = check_retained_images(problems, retained_images)
+        quota = image_quota(self.stack)
+        register_images(problems, self.stack, self.retained_images + 1, quota)
         check_name_and_description(
             problems, self.stack, "image", base_name, MAX_BASE_NAME_LENGTH, description, 256
         )
@@ -290,6 +310,7 @@ class WorkspaceImage(Construct):
         short = self.fingerprint[:FINGERPRINT_CHARS]
         self.image_name = f"{base_name}-{short}"
         self.persona = persona
+        self.version = version
         self.template_workspace_id = template_workspace_id
 
         runtime = runtime_of(self.stack)
@@ -335,6 +356,9 @@ class WorkspaceImage(Construct):
                 contract.TAGS: self._tag_manager.rendered_tags,
                 contract.BUILD_TIMEOUT_SECONDS: str(int(seconds)),
                 contract.WAIT_HANDLE: handle.ref,
+                contract.RETAINED_IMAGES: str(self.retained_images),
+                contract.IMAGE_QUOTA: str(quota),
+                **({contract.IMAGE_VERSION: version} if version is not None else {}),
                 **preparation,
                 **resync_property(self.stack),
             },

@@ -18,6 +18,7 @@ from constructs import Construct, IValidation
 
 from ..checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
 from ..preparation import ImagePreparation, render_script
+from ..runtime_assets import contract
 from ..tag_rules import is_tag_mapping, tag_strings
 from ..validation import (
     Problems,
@@ -36,13 +37,14 @@ from .image import (
     check_build_timeout,
     check_template_workspace_id,
 )
+from .release import ReleasedImage, check_version, plan_release
 from .run_command import RunCommandPreparation, check_managed_node_id
 from .tagging import DERIVED_TAG_PRIORITY, TagCheck
 from .tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
 
+DEFAULT_RETAINED_IMAGES = contract.DEFAULT_RETAINED_IMAGES
 REQUIRE_AUTOMATED_CONTEXT = "workspaces-image-bakery:require-automated-preparation"
 PERSONA_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,31}"
-VERSION_PATTERN = r"[0-9A-Za-z][0-9A-Za-z._-]{0,19}"
 # Entries end up in the Software tag: keep to characters every AWS tag value accepts.
 APPLICATION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 ._:/=+@-]{0,63}"
 APPLICATION_TEXT = "1-64 of letters, digits, spaces and . _ : / = + @ -"
@@ -102,6 +104,19 @@ class Persona(Construct):
         over the policy's defaults. Default none. A value may be a deploy-time token.
     :param build_timeout: how long an image build may take. Default 6 hours, at most 12.
     :param removal_policy: for replaced or removed images and bundles. Default DESTROY.
+    :param retained_images: how many of the persona's images are kept for a way back (the
+        one in use counts), 1-20. Default 3. Older ones are deleted once no bundle uses
+        them and they are not shared; 1 deletes each replaced image (README: Retention and
+        rollback).
+    :param released_version: the image version the persona's bundle serves. Default: the
+        ``image_version`` this deploy builds. An earlier, retained version pins the bundle
+        to it: the deploy moves the bundle back in place, in seconds, with no build (a
+        version that is not retained fails the deploy, naming those that are). Needs
+        ``retained_images`` of 2 or more. Not a token.
+    :param candidate_bundle: release through a candidate bundle (``<name>-candidate``):
+        each new image goes to it first, for testers, and the persona's bundle moves to it
+        only when ``released_version`` names its version (promotion, reviewed like any
+        change). Default False. Needs ``released_version``.
 
     Every free-text input (applications, agent, tags, licence keys, preparation) is scanned
     for secrets; a flagged value never appears in an error message.
@@ -129,6 +144,9 @@ class Persona(Construct):
         tags: Mapping[str, str] | None = None,
         build_timeout: Duration = DEFAULT_BUILD_TIMEOUT,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        retained_images: int = DEFAULT_RETAINED_IMAGES,
+        released_version: str | None = None,
+        candidate_bundle: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         self.stack = Stack.of(self)
@@ -142,13 +160,13 @@ class Persona(Construct):
             tokens=False,
         )
         register_name(problems, self.stack, "persona", "name", name)
-        problems.text(
-            "image_version",
-            image_version,
-            max_len=20,
-            pattern=VERSION_PATTERN,
-            pattern_text="letters, digits and . _ -",
-            tokens=False,
+        check_version(problems, "image_version", image_version)
+        self.release = plan_release(
+            problems,
+            image_version=image_version,
+            released_version=released_version,
+            retained_images=retained_images,
+            candidate_bundle=candidate_bundle,
         )
         check_template_workspace_id(problems, template_workspace_id)
         if not isinstance(tagging_policy, TaggingPolicy):
@@ -278,21 +296,43 @@ class Persona(Construct):
             build_timeout=build_timeout,
             removal_policy=removal_policy,
             prepared_by=self._run_command(preparation, managed_node_id, software),
+            version=image_version,
+            retained_images=self.release.retained_images,
+        )
+        shape: dict[str, Any] = {
+            "compute_type": compute_type,
+            "root_volume_gib": root_volume_gib,
+            "user_volume_gib": user_volume_gib,
+            "tags": self.tags,
+            "removal_policy": removal_policy,
+        }
+        served: WorkspaceImage | ReleasedImage = (
+            self.image
+            if self.release.serves_build
+            else ReleasedImage(
+                self, "Released", persona=name, version=self.release.released_version
+            )
         )
         self.bundle = WorkspaceBundle(
             self,
             "Bundle",
             base_name=name,
             description=f"{name} persona bundle ({design.value} image)",
-            image=self.image,
-            compute_type=compute_type,
-            root_volume_gib=root_volume_gib,
-            user_volume_gib=user_volume_gib,
-            tags=self.tags,
-            removal_policy=removal_policy,
+            image=served,
+            **shape,
         )
+        self.candidate_bundle: WorkspaceBundle | None = None
+        if self.release.candidate_bundle:
+            self.candidate_bundle = WorkspaceBundle(
+                self,
+                "CandidateBundle",
+                base_name=f"{name}-candidate",
+                description=f"{name} persona candidate bundle ({design.value} image)",
+                image=self.image,
+                **shape,
+            )
         # Derived tags: above a Tags.of tag given without a priority (README: Tags).
-        for resource in (self.image, self.bundle):
+        for resource in self._resources():
             manager = resource.cdk_tag_manager
             for key in DERIVED_TAGS:
                 manager.set_tag(key, self.tags[key], DERIVED_TAG_PRIORITY)
@@ -304,11 +344,18 @@ class Persona(Construct):
 
         AutoReview.register(self)
 
+    def _resources(self) -> list[WorkspaceImage | WorkspaceBundle]:
+        """The image and the bundles (the candidate too, when there is one)."""
+        bundles = (
+            [self.bundle] if self.candidate_bundle is None else [self.bundle, self.candidate_bundle]
+        )
+        return [self.image, *bundles]
+
     def apply_removal_policy(self, policy: RemovalPolicy) -> None:
-        """What happens to the persona's replaced or removed image and bundle: DESTROY or
+        """What happens to the persona's replaced or removed image and bundles: DESTROY or
         RETAIN."""
-        self.image.apply_removal_policy(policy)
-        self.bundle.apply_removal_policy(policy)
+        for resource in self._resources():
+            resource.apply_removal_policy(policy)
 
     def _check_preparation_channel(
         self,
@@ -389,6 +436,10 @@ class Persona(Construct):
             user_volume_gib=self.bundle.user_volume_gib,
             smallest_volumes=smallest_volumes(self.bundle.compute_type),
             tags=self.image.tags,
+            release=self.release.describe(),
+            candidate_bundle_name=(
+                self.candidate_bundle.bundle_name if self.candidate_bundle is not None else None
+            ),
         )
 
     def _check_licenses(

@@ -93,5 +93,10 @@ def rolling_back(clients: Clients, stack_id: str) -> bool:
     A failed look-up is an error, never "not rolling back": on that path a handler would
     start a build.
     """
+    return stack_status(clients, stack_id).endswith("ROLLBACK_IN_PROGRESS")
+
+
+def stack_status(clients: Clients, stack_id: str) -> str:
+    """The stack's status now (e.g. UPDATE_COMPLETE_CLEANUP_IN_PROGRESS); "" if not found."""
     stacks = clients.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
-    return bool(stacks) and stacks[0]["StackStatus"].endswith("ROLLBACK_IN_PROGRESS")
+    return str(stacks[0]["StackStatus"]) if stacks else ""

@@ -48,6 +48,9 @@ class BuildRequest:
     # Set when the build prepares the template through Run Command (see ImageProperties).
     preparation_document: str | None = None
     managed_node_id: str | None = None
+    # The Region's image quota the first step checks (the app's context value). A wrong
+    # value only moves where a full Region is reported: AWS enforces the real quota.
+    image_quota: int = c.DEFAULT_IMAGE_QUOTA
 
     @property
     def prepared_in_build(self) -> bool:
@@ -61,13 +64,14 @@ class BuildRequest:
             description=props.description,
             template_workspace_id=props.template_workspace_id,
             persona=props.persona,
-            tags=dict(props.tags),
+            tags=props.all_tags(),
             deadline=start + props.build_timeout_seconds - DEADLINE_MARGIN_SECONDS,
             bound_seconds=props.build_timeout_seconds,
             wait_handle=props.wait_handle,
             recipe=props.recipe,
             preparation_document=props.preparation_document,
             managed_node_id=props.managed_node_id,
+            image_quota=props.image_quota,
         )
 
     def to_input(self) -> dict[str, Any]:
@@ -89,6 +93,7 @@ class BuildRequest:
             recipe=str(data.get("recipe") or ""),
             preparation_document=_optional(data.get("preparation_document")),
             managed_node_id=_optional(data.get("managed_node_id")),
+            image_quota=int(data.get("image_quota") or c.DEFAULT_IMAGE_QUOTA),
         )
 
 

@@ -21,6 +21,7 @@ from .aws import Clients, error_code, error_message, owner, raise_if_transient
 from .build import BuildRequest
 from .errors import BuildFailed, TransientError
 from .properties import tag_list
+from .retention import check_quota
 from .workspaces import describe_tags, image_by_id, owned_image, workspace_by_id
 
 if TYPE_CHECKING:
@@ -133,7 +134,10 @@ def inspect_template(client: WorkSpacesClient, workspace_id: str) -> str:
 
 
 def check_template(build: BuildRequest, clients: Clients, now: float) -> dict[str, Any]:
+    """The workflow's first step, before anything changes: the Region must have room for the
+    image (else the build fails naming what could go), and the template must be usable."""
     _check_deadline(build, now, f"waiting for template WorkSpace {build.template_workspace_id}")
+    check_quota(clients.workspaces, build.image_quota, owner())
     return {"Status": inspect_template(clients.workspaces, build.template_workspace_id)}
 
 

@@ -8,6 +8,7 @@ bundle (new physical id) and CloudFormation deletes the old one after the update
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +18,7 @@ from .aws import Clients, error_code, error_message, owner
 from .errors import BuildFailed, InvalidPropertiesError
 from .events import ResourceEvent
 from .properties import BundleProperties, tag_list
+from .retention import find_released
 from .workspaces import (
     bundle_by_id,
     bundles_named,
@@ -183,10 +185,34 @@ def delete_bundle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
     return {"PhysicalResourceId": bundle_id}
 
 
+def resolve_release(
+    event: ResourceEvent, props: BundleProperties, clients: Clients
+) -> BundleProperties:
+    """A bundle that serves a released version: the persona's retained image of it.
+
+    The image is found by this stack's ownership tag and the persona and version tags, then
+    checked like a built one (name, account, ownership, AVAILABLE) before the bundle moves.
+    """
+    if props.released_version is None or props.persona is None:
+        return props
+    try:
+        image = find_released(clients.workspaces, props.persona, props.released_version, owner())
+    except BuildFailed as missing:
+        raise BuildFailed(f"{event.where} ({props.bundle_name}): {missing}") from None
+    logger.info(
+        "bundle %s serves released version %s: image %s (%s)",
+        props.bundle_name,
+        props.released_version,
+        image.image_id,
+        image.name,
+    )
+    return replace(props, image_id=image.image_id, expected_image_name=image.name)
+
+
 def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
     if event.request_type == "Delete":
         return delete_bundle(event, clients)
-    props = BundleProperties.parse(event.properties, event.where)
+    props = resolve_release(event, BundleProperties.parse(event.properties, event.where), clients)
     if event.request_type == "Create":
         return create_bundle(event, props, clients)
     return update_bundle(event, props, clients)

@@ -24,6 +24,11 @@ WAIT_HANDLE: Final = "WaitHandle"
 # Command document and the template's managed node (a hybrid activation, mi-...).
 PREPARATION_DOCUMENT: Final = "PreparationDocument"
 MANAGED_NODE_ID: Final = "ManagedNodeId"
+# Release: the image version (library tag below), how many of the persona's images are
+# kept, and the Region's image quota the build checks before it starts.
+IMAGE_VERSION: Final = "ImageVersion"
+RETAINED_IMAGES: Final = "RetainedImages"
+IMAGE_QUOTA: Final = "ImageQuota"
 
 # Custom::WorkSpacesBundle properties.
 BUNDLE_NAME: Final = "BundleName"
@@ -35,6 +40,9 @@ IMAGE_BUILD_RESULT: Final = "ImageBuildResult"
 # The name the bound image must have (the image resource's name); absent for a bundle bound
 # to an image id given directly.
 EXPECTED_IMAGE_NAME: Final = "ExpectedImageName"
+# A bundle that serves a released (pinned) version instead of following the build: the
+# handler finds the persona's retained image of that version (with PERSONA).
+RELEASED_VERSION: Final = "ReleasedVersion"
 
 # Both resources: a value that changes only when the user asks for it (a context value),
 # so that a deploy re-applies the declared tags without rebuilding anything.
@@ -60,6 +68,29 @@ KEPT_TAG_KEY: Final = "workspaces-image-bakery:kept"
 # How long the image's build took, in seconds: `watch` estimates a running build's
 # remaining time from the persona's earlier images.
 BUILD_SECONDS_TAG_KEY: Final = "workspaces-image-bakery:build-seconds"
+# What an image is, written when it is created: its persona, version and full recipe
+# fingerprint. Retention and pinned releases find a persona's images by these (and the
+# ownership tag), never by name.
+PERSONA_TAG_KEY: Final = "workspaces-image-bakery:persona"
+IMAGE_VERSION_TAG_KEY: Final = "workspaces-image-bakery:version"
+RECIPE_TAG_KEY: Final = "workspaces-image-bakery:recipe"
+# Marks a replaced image kept for a way back (value: the time it was replaced, ISO 8601).
+RETAINED_TAG_KEY: Final = "workspaces-image-bakery:retained"
+# The library's own tags: a tag update in place never removes them.
+LIBRARY_TAG_KEYS: Final = (
+    CLEANUP_TAG_KEY,
+    KEPT_TAG_KEY,
+    BUILD_SECONDS_TAG_KEY,
+    PERSONA_TAG_KEY,
+    IMAGE_VERSION_TAG_KEY,
+    RECIPE_TAG_KEY,
+    RETAINED_TAG_KEY,
+)
+# How many images of a persona are kept by default (the one in use counts), and the
+# Region's image quota assumed when the app does not say (context value).
+DEFAULT_RETAINED_IMAGES: Final = 3
+MAX_RETAINED_IMAGES: Final = 20
+DEFAULT_IMAGE_QUOTA: Final = 40
 
 # Environment variables of the Lambda functions.
 ENV_STATE_MACHINE_ARN: Final = "BUILD_STATE_MACHINE_ARN"

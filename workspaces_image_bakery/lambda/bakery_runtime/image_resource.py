@@ -17,12 +17,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from .aws import Clients, error_code, owner, rolling_back
+from .aws import Clients, error_code, owner, rolling_back, stack_status
 from .build import BuildRequest
 from .build_steps import inspect_template
-from .errors import BuildFailed
+from .errors import BuildFailed, InvalidPropertiesError
 from .events import ResourceEvent
 from .properties import ImageProperties
+from .retention import mark_retained, prune
 from .workspaces import mark_kept, owned_image, sync_tags
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
         image_name = event.physical_id or ""
         if image_name:
             stop_builds(event, image_name, clients)
-            delete_image(event, image_name, clients)
+            retire_image(event, image_name, clients)
         return {"PhysicalResourceId": image_name}
 
     props = ImageProperties.parse(event.properties, event.where)
@@ -170,8 +171,40 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
             "CloudFormation). Change the persona's image version or deploy with the rebuild "
             "context value to build it again"
         )
-    sync_tags(clients.workspaces, image["ImageId"], props.tags, stack)
+    sync_tags(clients.workspaces, image["ImageId"], props.all_tags(), stack)
     return {"PhysicalResourceId": props.image_name, "Data": data}
+
+
+def retire_image(event: ResourceEvent, image_name: str, clients: Clients) -> None:
+    """CloudFormation deletes an image resource: keep the image for a way back, or delete it.
+
+    After a successful update (the image was replaced, or its persona removed) a persona
+    that retains images keeps this one, tagged, and prunes its images beyond the retained
+    count. Anything else (a rollback removing a build that never served, a stack delete, a
+    persona retaining one image) deletes the image; a stack delete also removes the
+    persona's retained images that nothing uses.
+    """
+    try:
+        props: ImageProperties | None = ImageProperties.parse(event.properties, event.where)
+    except InvalidPropertiesError:
+        props = None
+    keep = props.retained_images if props is not None else 1
+    stack = owner()
+    status = stack_status(clients, stack) if props is not None else ""
+    if props is not None and keep > 1 and status == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS":
+        try:
+            image = owned_image(clients.workspaces, image_name, stack)
+        except BuildFailed as foreign:
+            logger.warning("not retaining: %s", foreign)
+            return
+        if image is not None and image.get("State") == "AVAILABLE":
+            mark_retained(clients.workspaces, image["ImageId"])
+            logger.info("image %s (%s) is retained", image["ImageId"], image_name)
+            prune(clients.workspaces, props.persona, keep, stack)
+            return
+    delete_image(event, image_name, clients)
+    if props is not None and status == "DELETE_IN_PROGRESS":
+        prune(clients.workspaces, props.persona, 0, stack)
 
 
 def roll_back_to(event: ResourceEvent, props: ImageProperties, clients: Clients) -> dict[str, Any]:

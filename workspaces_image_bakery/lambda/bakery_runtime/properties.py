@@ -20,6 +20,7 @@ _WORKSPACE_ID = re.compile(r"^ws-[0-9a-z]{8,63}$")
 # botocore's SSM InstanceId pattern, hybrid (managed) nodes only.
 MANAGED_NODE_ID = re.compile(r"^mi-\w{17}$")
 _DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.:/]{3,128}$")
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,19}$")
 MAX_BUILD_TIMEOUT_SECONDS = 43_200
 
 
@@ -83,6 +84,22 @@ class ImageProperties:
     # the template is prepared by hand.
     preparation_document: str | None = None
     managed_node_id: str | None = None
+    # The persona's image version (tagged on the image); None from an older template.
+    version: str | None = None
+    # How many of the persona's images are kept; 1 (an older template): none besides this.
+    retained_images: int = 1
+    image_quota: int = c.DEFAULT_IMAGE_QUOTA
+
+    def library_tags(self) -> dict[str, str]:
+        """The tags that say what the image is: persona, recipe and version."""
+        tags = {c.PERSONA_TAG_KEY: self.persona, c.RECIPE_TAG_KEY: self.recipe}
+        if self.version is not None:
+            tags[c.IMAGE_VERSION_TAG_KEY] = self.version
+        return tags
+
+    def all_tags(self) -> dict[str, str]:
+        """The declared tags and the library's tags (the ownership tag is added by callers)."""
+        return {**self.tags, **self.library_tags()}
 
     @classmethod
     def parse(
@@ -106,7 +123,26 @@ class ImageProperties:
             ),
             wait_handle=_text(props, c.WAIT_HANDLE, resource),
             **_preparation(props, resource),
+            version=_version(props, c.IMAGE_VERSION, resource),
+            retained_images=_int(props, c.RETAINED_IMAGES, resource, 1, c.MAX_RETAINED_IMAGES)
+            if c.RETAINED_IMAGES in props
+            else 1,
+            image_quota=_int(props, c.IMAGE_QUOTA, resource, 1, 100_000)
+            if c.IMAGE_QUOTA in props
+            else c.DEFAULT_IMAGE_QUOTA,
         )
+
+
+def _version(props: Mapping[str, Any], key: str, resource: str) -> str | None:
+    """An image version (1-20 of 0-9A-Za-z._-), or None when the property is absent."""
+    if key not in props:
+        return None
+    value = _text(props, key, resource)
+    if not _VERSION.match(value):
+        raise InvalidPropertiesError(
+            f"{resource}: property {key} must be 1-20 of 0-9A-Za-z._-, got {value!r}"
+        )
+    return value
 
 
 def _preparation(props: Mapping[str, Any], resource: str) -> dict[str, str]:
@@ -144,11 +180,29 @@ class BundleProperties:
     expected_image_name: str | None = None
     # True when the image id came from a build's signal (not an id written in the template).
     image_from_build: bool = False
+    # A released (pinned) version of `persona`: the handler finds the image (image_id is
+    # empty until then).
+    released_version: str | None = None
+    persona: str | None = None
 
     @classmethod
     def parse(
         cls, props: Mapping[str, Any], resource: str = c.BUNDLE_RESOURCE_TYPE
     ) -> BundleProperties:
+        released = _version(props, c.RELEASED_VERSION, resource)
+        if released is not None:
+            return cls(
+                bundle_name=_text(props, c.BUNDLE_NAME, resource),
+                description=_text(props, c.BUNDLE_DESCRIPTION, resource),
+                compute_type=_text(props, c.COMPUTE_TYPE, resource),
+                root_volume_gib=_int(props, c.ROOT_VOLUME_GIB, resource, 10, 2000),
+                user_volume_gib=_int(props, c.USER_VOLUME_GIB, resource, 10, 2000),
+                image_id="",
+                tags=parse_tags(props, resource),
+                image_from_build=True,
+                released_version=released,
+                persona=_text(props, c.PERSONA, resource),
+            )
         result = _text(props, c.IMAGE_BUILD_RESULT, resource)
         expected = props.get(c.EXPECTED_IMAGE_NAME)
         if expected is not None and (not isinstance(expected, str) or not expected):

@@ -149,8 +149,7 @@ def sync_tags(
     """
     wanted = {**desired, c.OWNER_TAG_KEY: owner}
     current = describe_tags(client, resource_id)
-    kept = {c.CLEANUP_TAG_KEY, c.KEPT_TAG_KEY, c.BUILD_SECONDS_TAG_KEY}
-    stale = sorted(k for k in current if k not in wanted and k not in kept)
+    stale = sorted(k for k in current if k not in wanted and k not in c.LIBRARY_TAG_KEYS)
     changed = {k: v for k, v in wanted.items() if current.get(k) != v}
     if stale:
         client.delete_tags(ResourceId=resource_id, TagKeys=stale)
