@@ -133,7 +133,8 @@ def test_status_as_json(building: tuple[World, Aws, list[str]]) -> None:
     developer = personas["developer"]
     assert {i["version"] for i in developer["images"]} == {"1.0.0", "1.1.0"}
     assert {i["state"] for i in developer["images"]} == {"AVAILABLE", "PENDING"}
-    assert developer["images"][0]["created"] == "2026-11-27T00:00:00+00:00"
+    created = {i.image_id: i.created.isoformat() for i in w.fake.images.values()}
+    assert all(i["created"] == created[i["id"]] for i in developer["images"])
     (bundle,) = developer["bundles"]
     assert bundle["imageName"].startswith("developer-1.0.0-")
     (build,) = report["builds"]
@@ -269,3 +270,74 @@ def test_estimates_take_the_median_and_say_when_there_is_nothing_to_go_by() -> N
     assert estimate_remaining(images, 600) == 2400
     assert estimate_remaining(images, 5000) == 0
     assert estimate_remaining([{"buildSeconds": None}], 60) is None
+
+
+def test_status_shows_a_bundles_last_rollout(building: tuple[World, Aws, list[str]]) -> None:
+    from workspaces_image_bakery.cli import ROLLOUT_PARAMETER_PREFIX
+
+    w, aws, calls = building
+    developer = next(b for n, b in w.bundles().items() if n.startswith("developer-"))
+    office = next(b for n, b in w.bundles().items() if n.startswith("office-"))
+    image = next(i for n, i in w.images().items() if n.startswith("developer-1.0.0-"))
+    ssm = boto3.client("ssm", region_name="us-east-1")  # moto's, inside the world
+    record = {
+        "state": "FAILED",
+        "image": image["id"],
+        "bundle": developer["id"],
+        "started": "2026-11-29T03:00:00+00:00",
+        "updated": "2026-11-29T04:10:00+00:00",
+        "rebuiltCount": 3,
+        "total": 9,
+        "pending": ["ws-00000000a", "ws-00000000b"],
+        "skippedConnected": ["ws-00000000c"],
+        "failed": [{"workspaceId": "ws-00000000d", "reason": "ended ERROR after its rebuild"}],
+        "note": "stopped: ws-00000000d ended ERROR after its rebuild",
+    }
+    ssm.put_parameter(
+        Name=f"{ROLLOUT_PARAMETER_PREFIX}{developer['id']}",
+        Value=json.dumps(record),
+        Type="String",
+    )
+    ssm.put_parameter(
+        Name=f"{ROLLOUT_PARAMETER_PREFIX}{office['id']}",
+        Value='{"state":"NOT_STARTED"}',
+        Type="String",
+    )
+    _record_calls(ssm, calls)
+    aws.ssm = ssm
+    result = _invoke(aws, "status", "--output", "json")
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["stacks"]
+    bundles = {b["id"]: b for p in report["personas"] for b in p["bundles"]}
+    shown = bundles[developer["id"]]["rollout"]
+    assert shown["state"] == "FAILED" and shown["rebuilt"] == 3 and shown["pending"] == 2
+    assert shown["skippedConnected"] == ["ws-00000000c"]
+    assert shown["failed"][0]["workspaceId"] == "ws-00000000d"
+    assert bundles[office["id"]]["rollout"]["state"] == "NOT_STARTED"
+    table = _invoke(aws, "status").stdout
+    row = next(line for line in table.splitlines() if "ws-00000000d" in line)
+    assert "developer" in row and "FAILED" in row and "3/9" in row
+    assert "GetParameter" in calls
+    _read_only(calls)
+
+
+def test_status_without_a_rollout_or_the_right_to_read_it(
+    building: tuple[World, Aws, list[str]],
+) -> None:
+    _, aws, calls = building
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    _record_calls(ssm, calls)
+    aws.ssm = ssm
+    result = _invoke(aws, "status", "--output", "json")
+    (report,) = json.loads(result.stdout)["stacks"]
+    assert all(b["rollout"] is None for p in report["personas"] for b in p["bundles"])
+    assert "Rollouts" not in _invoke(aws, "status").stdout
+    with Stubber(ssm) as stub:
+        for _ in range(2):
+            stub.add_client_error("get_parameter", "AccessDeniedException", "no ssm for you")
+        result = _invoke(aws, "status", "--output", "json")
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["stacks"]
+    shown = [b["rollout"] for p in report["personas"] for b in p["bundles"]]
+    assert all(r["state"] == "UNREADABLE" and "AccessDenied" in r["note"] for r in shown)
+    _read_only(calls)

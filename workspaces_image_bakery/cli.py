@@ -4,7 +4,8 @@
     workspaces-image-bakery watch [--stack NAME] [--interval 30] [--output table|json]
     workspaces-image-bakery register-template --workspace ws-... --role ROLE
 
-``status`` and ``watch`` only read (Describe*, List*, Get*). Stacks are found by the
+``status`` and ``watch`` only read (Describe*, List*, Get*); ``status`` shows each bundle's
+last rollout to existing WorkSpaces from its record (``ssm:GetParameter``). Stacks are found by the
 ownership tag ``workspaces-image-bakery:stack`` on WorkSpaces images and bundles, or named
 with ``--stack``. Exit codes: 0 success, 1 failure (an AWS error), 2 usage, 3 nothing found.
 """
@@ -65,6 +66,9 @@ STEP_MEANINGS = {
     "CleanupImage": "cleanup: deleting an unfinished image",
 }
 _RETRY = Config(retries={"mode": "standard", "max_attempts": 10})
+# Where a bundle's rollout record lives (a WorkspaceRollout writes it; README: Rolling out to
+# existing WorkSpaces). Kept in step with bakery_runtime/rollout.py.
+ROLLOUT_PARAMETER_PREFIX = "/workspaces-image-bakery/rollout/"
 
 
 def _now() -> dt.datetime:
@@ -210,6 +214,46 @@ def running_builds(aws: Aws, state_machine: str) -> list[dict[str, Any]]:
     return builds
 
 
+def read_rollout(aws: Aws, bundle_id: str) -> dict[str, Any] | None:
+    """The bundle's rollout record (``ssm:GetParameter``), summed up; None when the bundle
+    has no rollout. An error reading it is reported in the summary, never raised."""
+    ssm: SSMClient = aws.client("ssm")
+    try:
+        value = ssm.get_parameter(Name=f"{ROLLOUT_PARAMETER_PREFIX}{bundle_id}")["Parameter"]
+    except ClientError as error:
+        if error.response["Error"].get("Code") == "ParameterNotFound":
+            return None
+        code = error.response["Error"].get("Code", "")
+        return {
+            "state": "UNREADABLE",
+            "note": f"{code}: {error.response['Error'].get('Message', '')}",
+        }
+    except BotoCoreError as error:
+        return {"state": "UNREADABLE", "note": str(error)}
+    try:
+        record = json.loads(value.get("Value", ""))
+    except json.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict):
+        return {"state": "UNREADABLE", "note": "the record is not a JSON object"}
+    failed = record.get("failed") or []
+    return {
+        "state": str(record.get("state", "")),
+        "image": str(record.get("image", "")),
+        "started": str(record.get("started") or ""),
+        "updated": str(record.get("updated") or ""),
+        "finished": str(record.get("finished") or ""),
+        "rebuilt": int(record.get("rebuiltCount") or 0),
+        "total": int(record.get("total") or 0),
+        "pending": len(record.get("pending") or []),
+        "inFlight": list(record.get("inFlight") or []),
+        "skippedConnected": list(record.get("skippedConnected") or []),
+        "skippedState": list(record.get("skippedState") or []),
+        "failed": [f for f in failed if isinstance(f, dict)],
+        "note": str(record.get("note") or ""),
+    }
+
+
 def stack_report(aws: Aws, stack_id: str, inventory: Inventory) -> dict[str, Any]:
     """A stack's personas (images and bundles), running builds and what was left behind."""
     images = [(i, t) for i, t in inventory.images if t[contract.OWNER_TAG_KEY] == stack_id]
@@ -246,6 +290,7 @@ def stack_report(aws: Aws, stack_id: str, inventory: Inventory) -> dict[str, Any
                 "id": bundle["BundleId"],
                 "imageId": image_id,
                 "imageName": names.get(image_id, ""),
+                "rollout": read_rollout(aws, bundle["BundleId"]),
             }
         )
         if contract.KEPT_TAG_KEY in tags:
@@ -343,6 +388,35 @@ def _builds_table(builds: list[dict[str, Any]]) -> Table:
     return table
 
 
+def names_of(report: dict[str, Any]) -> dict[str, str]:
+    """Image names by id, from a stack report."""
+    return {i["id"]: i["name"] for p in report["personas"] for i in p["images"]}
+
+
+def _rollouts_table(rollouts: list[tuple[str, dict[str, Any]]], names: dict[str, str]) -> Table:
+    table = Table(title="Rollouts to existing WorkSpaces (last run)", title_justify="left")
+    for column in ("Persona", "Bundle", "State", "Image", "Rebuilt", "Left", "Skipped (connected)",
+                   "Failed", "Updated"):  # fmt: skip
+        table.add_column(column)
+    table.add_column("Note", overflow="fold")
+    for persona, bundle in rollouts:
+        record = bundle["rollout"]
+        failed = record.get("failed") or []
+        table.add_row(
+            persona,
+            bundle["id"],
+            record.get("state", ""),
+            names.get(record.get("image", ""), record.get("image", "")),
+            f"{record.get('rebuilt', 0)}/{record.get('total', 0)}",
+            str(record.get("pending", 0)),
+            str(len(record.get("skippedConnected") or [])),
+            ", ".join(str(f.get("workspaceId", "")) for f in failed),
+            record.get("updated", ""),
+            record.get("note", ""),
+        )
+    return table
+
+
 def render_status(console: Console, reports: list[dict[str, Any]]) -> None:
     for report in reports:
         console.print(f"Stack {report['stack']}  ({report['stackId']})")
@@ -371,6 +445,14 @@ def render_status(console: Console, reports: list[dict[str, Any]]) -> None:
                 )
         console.print(images)
         console.print(bundles)
+        rollouts = [
+            (persona["persona"], bundle)
+            for persona in report["personas"]
+            for bundle in persona["bundles"]
+            if bundle.get("rollout")
+        ]
+        if rollouts:
+            console.print(_rollouts_table(rollouts, names_of(report)))
         if report["builds"]:
             console.print(_builds_table(report["builds"]))
         else:
@@ -423,7 +505,8 @@ def cli(ctx: click.Context, region: str | None) -> None:
 @OUTPUT
 @click.pass_obj
 def status(aws: Aws, stack: str | None, output: str) -> None:
-    """Each persona's images and bundles, builds in progress and what was left behind."""
+    """Each persona's images and bundles, the last rollout to existing WorkSpaces, builds in
+    progress and what was left behind."""
     try:
         reports = collect(aws, stack)
     except (ClientError, BotoCoreError) as error:

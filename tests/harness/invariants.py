@@ -68,7 +68,7 @@ def check(
             assert bundles[name]["tags"] == tags, name
         # Images beyond the declared ones are retained earlier images: tagged so, and no
         # more per persona than the persona retains.
-        names = declared(deployed, "Custom::WorkSpacesImage", "ImageName")
+        declared_images = declared(deployed, "Custom::WorkSpacesImage", "ImageName")
         retained = {
             r["Properties"]["Persona"]: int(r["Properties"].get("RetainedImages", "1"))
             for r in deployed["Resources"].values()
@@ -79,7 +79,7 @@ def check(
             raw = w.fake.tags[image["id"]]
             persona = raw.get(contract.PERSONA_TAG_KEY, "")
             per_persona[persona] = per_persona.get(persona, 0) + 1
-            if name not in names:
+            if name not in declared_images:
                 assert contract.RETAINED_TAG_KEY in raw, f"{name} is neither declared nor retained"
         for persona, count in per_persona.items():
             assert count <= max(retained.get(persona, 1), 1), (persona, count)

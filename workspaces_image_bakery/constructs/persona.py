@@ -7,7 +7,7 @@ and one custom bundle bound to it, tagged by the tagging policy.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any, ClassVar
 from weakref import WeakSet
@@ -31,6 +31,7 @@ from ..validation import (
 )
 from .bundle import WorkspaceBundle
 from .compute import check_compute, smallest_volumes
+from .distribution import ImageShare, RegionalCopies, check_account, check_region
 from .image import (
     DEFAULT_BUILD_TIMEOUT,
     WorkspaceImage,
@@ -38,6 +39,7 @@ from .image import (
     check_template_workspace_id,
 )
 from .release import ReleasedImage, check_version, plan_release
+from .rollout import RolloutSchedule
 from .run_command import RunCommandPreparation, check_managed_node_id
 from .tagging import DERIVED_TAG_PRIORITY, TagCheck
 from .tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
@@ -117,6 +119,17 @@ class Persona(Construct):
         each new image goes to it first, for testers, and the persona's bundle moves to it
         only when ``released_version`` names its version (promotion, reviewed like any
         change). Default False. Needs ``released_version``.
+    :param regions: other Regions of this account that get a copy of each new image and a
+        bundle on it (``CopyWorkspaceImage`` in each; README: Regions and accounts). Default
+        none. The regional bundles follow the build, so they cannot be combined with a
+        pinned ``released_version`` or a candidate bundle.
+    :param share_with_accounts: account ids (12 digits) allowed to copy the image, in this
+        Region (``UpdateWorkspaceImagePermission``); exactly these, the rest are unshared.
+        Default none. A shared image is never pruned.
+    :param rollout: rebuild the persona's existing WorkSpaces onto each new image in its own
+        maintenance window (README: Rolling out to existing WorkSpaces). A rebuild resets
+        the user volume to its last snapshot. Default None: existing WorkSpaces are never
+        rebuilt.
 
     Every free-text input (applications, agent, tags, licence keys, preparation) is scanned
     for secrets; a flagged value never appears in an error message.
@@ -147,6 +160,9 @@ class Persona(Construct):
         retained_images: int = DEFAULT_RETAINED_IMAGES,
         released_version: str | None = None,
         candidate_bundle: bool = False,
+        regions: Sequence[str] = (),
+        share_with_accounts: Sequence[str] = (),
+        rollout: RolloutSchedule | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.stack = Stack.of(self)
@@ -262,6 +278,19 @@ class Persona(Construct):
             scanned["config_management_agent"] = agent
         if preparation is not None:
             scanned.update(preparation.user_strings())
+        regions = _check_list(problems, "regions", regions, check_region, "Region names")
+        share_with_accounts = _check_list(
+            problems, "share_with_accounts", share_with_accounts, check_account, "account ids"
+        )
+        if rollout is not None and not isinstance(rollout, RolloutSchedule):
+            problems.add("rollout", rollout, "a RolloutSchedule, or None (no rollout)")
+        if regions and not (self.release.serves_build and not self.release.candidate_bundle):
+            problems.add(
+                "regions",
+                regions,
+                "no other Regions while the bundle is pinned or released through a candidate "
+                "bundle: regional bundles follow the build (README: Regions and accounts)",
+            )
         check_no_secrets(problems, scanned)
         problems.raise_if_any()
 
@@ -331,8 +360,28 @@ class Persona(Construct):
                 image=self.image,
                 **shape,
             )
+        self.regional_copies: RegionalCopies | None = (
+            RegionalCopies(
+                self,
+                "Regions",
+                image=self.image,
+                regions=regions,
+                bundle_base_name=name,
+                bundle_description=f"{name} persona bundle ({design.value} image)",
+                **shape,
+            )
+            if regions
+            else None
+        )
+        self.image_share: ImageShare | None = (
+            ImageShare(self, "Share", image=self.image, account_ids=share_with_accounts)
+            if share_with_accounts
+            else None
+        )
+        self.rollout = None if rollout is None else rollout.apply(self, "Rollout", self.bundle)
         # Derived tags: above a Tags.of tag given without a priority (README: Tags).
-        for resource in self._resources():
+        copies = self.regional_copies.copies.values() if self.regional_copies else ()
+        for resource in [*self._resources(), *copies]:
             manager = resource.cdk_tag_manager
             for key in DERIVED_TAGS:
                 manager.set_tag(key, self.tags[key], DERIVED_TAG_PRIORITY)
@@ -528,6 +577,20 @@ class ChecklistGate:
             return [f"{MINIMUM_CONTEXT}={raw!r} is not valid; allowed: a number from 1 to 5"]
         personas = [c.facts() for c in self._stack.node.find_all() if isinstance(c, Persona)]
         return Scorecard.of(personas).below(minimum)
+
+
+def _check_list(
+    problems: Problems,
+    field_name: str,
+    values: Any,
+    check: Callable[[Problems, str, Any], bool],
+    what: str,
+) -> list[str]:
+    """A list of strings, each checked; the valid ones (none when the list is not a list)."""
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        problems.add(field_name, values, f"a list of {what}")
+        return []
+    return [v for i, v in enumerate(values) if check(problems, f"{field_name}[{i}]", v)]
 
 
 def _truthy(value: object) -> bool:

@@ -130,8 +130,10 @@ def shared_with(client: WorkSpacesClient, image_id: str) -> list[str]:
     accounts: list[str] = []
     token = ""
     while True:
-        page = client.describe_workspace_image_permissions(
-            ImageId=image_id, **({"NextToken": token} if token else {})
+        page = (
+            client.describe_workspace_image_permissions(ImageId=image_id, NextToken=token)
+            if token
+            else client.describe_workspace_image_permissions(ImageId=image_id)
         )
         accounts += [p["SharedAccountId"] for p in page.get("ImagePermissions", [])]
         token = page.get("NextToken", "")

