@@ -356,6 +356,7 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_persona, "retained_images", "3", False),
     (build_persona, "released_version", 1.0, True),
     (build_persona, "candidate_bundle", "yes", False),
+    (build_persona, "validation_commands", "true", False),
     (build_persona, "regions", "eu-west-1", False),
     (build_persona, "share_with_accounts", "210987654321", False),
     (build_persona, "rollout", "cron(0 3 ? * SUN *)", True),

@@ -12,7 +12,12 @@ import pytest
 from aws_cdk.assertions import Template
 from bakery_runtime import contract
 
-from workspaces_image_bakery import ImageBakeryStack, ImageDesign, RolloutSchedule
+from workspaces_image_bakery import (
+    ImageBakeryStack,
+    ImageDesign,
+    ImagePreparation,
+    RolloutSchedule,
+)
 from workspaces_image_bakery.validation import BakeryValidationError
 
 from .harness import invariants
@@ -364,3 +369,71 @@ def test_a_plain_persona_makes_no_copy_share_or_schedule(templates: Templates) -
 
 def test_regions_follow_the_build_so_they_refuse_a_pin() -> None:
     assert "regions" in _error(released="1.0", regions=["eu-west-1"])
+
+
+# --- validation before release ----------------------------------------------------------------
+
+NODE = "mi-00000000000000001"  # the SSM fake's first managed node
+CHECKS = ["systemctl is-active --quiet clamav-daemon", "test -x /usr/bin/libreoffice"]
+
+
+def validated(version: str, released: str) -> dict[str, Any]:
+    return template(
+        version,
+        released=released,
+        candidate=True,
+        preparation=ImagePreparation(),
+        managed_node_id=NODE,
+        validation_commands=CHECKS,
+    )
+
+
+@pytest.fixture(scope="module")
+def validated_templates() -> Templates:
+    return {"1.0": validated("1.0", "1.0"), "1.1": validated("1.1", "1.0")}
+
+
+def test_validation_runs_on_the_prepared_template_before_the_image(
+    validated_templates: Templates,
+) -> None:
+    with world(validated_templates["1.0"], foreign=True) as w:
+        node = w.ssm.add_node("ws-off0template1")
+        w.cloudformation.deploy(validated_templates["1.0"])
+        assert node.validations == 1
+        run = next(r for r in w.cloudformation.runs if "ValidateTemplate" in r.visited)
+        steps = [s for s in run.visited if s in ("VerifyMarker", "ValidateTemplate", "Image")]
+        assert steps == ["VerifyMarker", "ValidateTemplate", "Image"]
+        (document,) = [
+            d for n, d in w.cloudformation.documents.items() if "ValidationDocument" in n
+        ]
+        script = "\n".join(document["mainSteps"][0]["inputs"]["runCommand"])
+        assert "bash -c 'systemctl is-active --quiet clamav-daemon'" in script
+        assert "check 2: test -x /usr/bin/libreoffice" in script
+
+
+def test_a_build_that_fails_validation_is_not_released(validated_templates: Templates) -> None:
+    with world(validated_templates["1.0"], foreign=True) as w:
+        node = w.ssm.add_node("ws-off0template1")
+        foreign = invariants.snapshot_foreign(w)
+        w.cloudformation.deploy(validated_templates["1.0"])
+        before = served(w)
+        node.validation_outcome = (
+            "Failed",
+            "==> bakery step: check 1: systemctl is-active --quiet clamav-daemon\n",
+            "==> bakery failed: check 1: systemctl is-active --quiet clamav-daemon (exit 3)\n",
+            3,
+        )
+        with pytest.raises(DeployError) as failure:
+            w.cloudformation.deploy(validated_templates["1.1"])
+        message = str(failure.value)
+        assert "the validation on template WorkSpace ws-off0template1" in message
+        assert "check 1: systemctl is-active --quiet clamav-daemon (exit 3)" in message
+        assert "with exit code 3" in message and "no image was taken" in message
+        assert images_of_version(w, "1.1") == []
+        assert served(w) == before  # neither the candidate nor the persona's bundle moved
+        invariants.check(w, foreign=foreign, failure=message, persona="office")
+
+
+def test_validation_needs_a_managed_node() -> None:
+    message = _error(validation_commands=["true"])
+    assert "validation_commands" in message and "managed_node_id" in message

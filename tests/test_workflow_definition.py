@@ -34,6 +34,7 @@ def test_every_step_invokes_the_step_function_with_a_known_step(definition: dict
         contract.STEP_POLL_COMMAND,
         contract.STEP_REBOOT_TEMPLATE,
         contract.STEP_VERIFY_MARKER,
+        contract.STEP_VALIDATE_TEMPLATE,
     }
     for state in tasks(definition).values():
         assert state["Resource"].endswith(":states:::lambda:invoke")
@@ -57,7 +58,7 @@ def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str
     }
     # Check, prepare, poll the preparation, reboot, check rebooted, verify the marker, poll
     # it, image, poll the image, signal success.
-    assert len(build_steps) == 10
+    assert len(build_steps) == 12
     for name, state in build_steps.items():
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name
@@ -77,8 +78,9 @@ def test_waits_are_in_the_state_machine(definition: dict[str, Any]) -> None:
             contract.TEMPLATE_POLL_SECONDS,
             contract.CLEANUP_POLL_SECONDS,
             contract.REBOOT_SETTLE_SECONDS,
-            # The managed node (before and after the reboot), the preparation, the marker.
-            *[contract.COMMAND_POLL_SECONDS] * 4,
+            # The managed node (before and after the reboot, and for the validation), the
+            # preparation, the marker, the validation.
+            *[contract.COMMAND_POLL_SECONDS] * 6,
         ]
     )
     assert definition.get("TimeoutSeconds") == 13 * 3600

@@ -40,6 +40,9 @@ class Node:
     outcome: tuple[str, str, str, int] | None = None
     # Set to write this recipe instead of the document's (a template changed afterwards).
     recipe_override: str | None = None
+    # What the persona's validation checks do; None: they pass. Same shape as `outcome`.
+    validation_outcome: tuple[str, str, str, int] | None = None
+    validations: int = 0
 
 
 @dataclass
@@ -152,6 +155,22 @@ class FakeSSM:
                 invocation.status, invocation.code = "Failed", 1
                 invocation.stderr = "cat: /etc/workspaces-image-bakery/version: No such file"
             invocation.details = invocation.status
+            return
+        if "ValidationDocument" in invocation.document:
+            node.validations += 1
+            status, stdout, stderr, code = node.validation_outcome or (
+                "Success",
+                "==> bakery validation passed",
+                "",
+                0,
+            )
+            invocation.status, invocation.stdout, invocation.stderr, invocation.code = (
+                status,
+                stdout,
+                stderr,
+                code,
+            )
+            invocation.details = status
             return
         status, stdout, stderr, code = node.outcome or ("Success", "", "", 0)
         node.outcome = None

@@ -444,6 +444,13 @@ class BuildRuntime(Construct):
             status,
             {"Command": {"CommandId.$": "$.VerifyMarker.CommandId", "Purpose": "marker"}},
         )
+        validate = self._step("ValidateTemplate", c.STEP_VALIDATE_TEMPLATE, sent)
+        poll_validation = self._step(
+            "PollValidation",
+            c.STEP_POLL_COMMAND,
+            status,
+            {"Command": {"CommandId.$": "$.ValidateTemplate.CommandId", "Purpose": "validation"}},
+        )
         create = self._step(
             "Image",
             c.STEP_CREATE_IMAGE,
@@ -467,6 +474,8 @@ class BuildRuntime(Construct):
             check_rebooted,
             verify,
             poll_marker,
+            validate,
+            poll_validation,
             create,
             poll,
             succeed,
@@ -540,8 +549,35 @@ class BuildRuntime(Construct):
                 wait_node_again,
             )
         )
+        # Validation (when the persona has checks): on the prepared, rebooted template, right
+        # before the image, which is a snapshot of what the checks saw.
+        wait_node_validation = self._wait(
+            "WaitForManagedNodeToValidate", c.COMMAND_POLL_SECONDS, validate
+        )
+        wait_validation = self._wait("WaitForValidation", c.COMMAND_POLL_SECONDS, poll_validation)
+        validate.next(
+            self._until(
+                "ValidationSent?",
+                "$.ValidateTemplate.Status",
+                c.STATUS_SENT,
+                wait_validation,
+                wait_node_validation,
+            )
+        )
+        poll_validation.next(
+            self._until(
+                "Validated?", "$.PollValidation.Status", c.STATUS_DONE, create, wait_validation
+            )
+        )
+        validated = (
+            sfn.Choice(self, "ValidatedInBuild?")
+            .when(sfn.Condition.is_present("$.Build.validation_document"), validate)
+            .otherwise(create)
+        )
         poll_marker.next(
-            self._until("MarkerChecked?", "$.PollMarker.Status", c.STATUS_DONE, create, wait_marker)
+            self._until(
+                "MarkerChecked?", "$.PollMarker.Status", c.STATUS_DONE, validated, wait_marker
+            )
         )
         ready = (
             sfn.Choice(self, "PreparedInBuild?")

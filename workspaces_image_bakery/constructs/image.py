@@ -50,6 +50,7 @@ from .run_command import (
     preparation_document,
     run_lines,
     template_bytes,
+    validation_script,
 )
 from .tagging import TagCheck, tag_manager
 
@@ -335,6 +336,19 @@ class WorkspaceImage(Construct):
                 contract.PREPARATION_DOCUMENT: document.ref,
                 contract.MANAGED_NODE_ID: prepared_by.managed_node_id,
             }
+            if prepared_by.validation_commands:
+                checks = validation_script(prepared_by.validation_commands)
+                validation = preparation_document(
+                    self,
+                    "ValidationDocument",
+                    script=checks,
+                    timeout_seconds=int(seconds),
+                    persona=persona,
+                    purpose="validate",
+                )
+                runtime.allow_preparation(prepared_by.managed_node_id, validation)
+                runtime.count_template_bytes(problems.path, template_bytes(run_lines(checks)))
+                preparation[contract.VALIDATION_DOCUMENT] = validation.ref
         self._declared_tags = dict(tags)
         self._tag_manager = tag_manager(contract.IMAGE_RESOURCE_TYPE, tags)
         TagCheck.register(self.stack, self)

@@ -119,6 +119,13 @@ class Persona(Construct):
         each new image goes to it first, for testers, and the persona's bundle moves to it
         only when ``released_version`` names its version (promotion, reviewed like any
         change). Default False. Needs ``released_version``.
+    :param validation_commands: checks that the image is fit for release, run as shell
+        commands on the template after its preparation, reboot and marker check, right
+        before the image is taken (the image is a snapshot of what they saw). The first that
+        exits non-zero fails the build with its output in the stack event: no image, so
+        neither the candidate nor the persona's bundle moves. Needs ``managed_node_id``.
+        Each 1-1000 characters, scanned for secrets. Not part of the recipe: a change
+        applies to the next build. Default none.
     :param regions: other Regions of this account that get a copy of each new image and a
         bundle on it (``CopyWorkspaceImage`` in each; README: Regions and accounts). Default
         none. The regional bundles follow the build, so they cannot be combined with a
@@ -160,6 +167,7 @@ class Persona(Construct):
         retained_images: int = DEFAULT_RETAINED_IMAGES,
         released_version: str | None = None,
         candidate_bundle: bool = False,
+        validation_commands: Sequence[str] = (),
         regions: Sequence[str] = (),
         share_with_accounts: Sequence[str] = (),
         rollout: RolloutSchedule | None = None,
@@ -248,6 +256,16 @@ class Persona(Construct):
         self._check_preparation_channel(
             problems, preparation, managed_node_id, template_workspace_id
         )
+        checks = check_strings(problems, "validation_commands", validation_commands)
+        for index, command in enumerate(checks):
+            problems.text(f"validation_commands[{index}]", command, max_len=1000, tokens=False)
+        if checks and managed_node_id is None:
+            problems.add(
+                "validation_commands",
+                f"<{len(checks)} command(s)>",
+                "checks with a managed node to run them on: give managed_node_id (README: "
+                "Preparing the template in the build)",
+            )
         check_removal_policy(problems, removal_policy)
         check_build_timeout(problems, build_timeout)
         if tags is not None and not is_tag_mapping(tags):
@@ -276,6 +294,7 @@ class Persona(Construct):
         scanned.update({f"launch_applications[{i}]": a for i, a in enumerate(launch)})
         if agent:
             scanned["config_management_agent"] = agent
+        scanned.update({f"validation_commands[{i}]": v for i, v in enumerate(checks)})
         if preparation is not None:
             scanned.update(preparation.user_strings())
         regions = _check_list(problems, "regions", regions, check_region, "Region names")
@@ -324,7 +343,7 @@ class Persona(Construct):
             tags=self.tags,
             build_timeout=build_timeout,
             removal_policy=removal_policy,
-            prepared_by=self._run_command(preparation, managed_node_id, software),
+            prepared_by=self._run_command(preparation, managed_node_id, software, checks),
             version=image_version,
             retained_images=self.release.retained_images,
         )
@@ -442,6 +461,7 @@ class Persona(Construct):
         preparation: ImagePreparation | None,
         managed_node_id: str | None,
         software: Sequence[str],
+        validation_commands: Sequence[str] = (),
     ) -> RunCommandPreparation | None:
         if preparation is None or managed_node_id is None:
             return None
@@ -456,7 +476,11 @@ class Persona(Construct):
                 software=software,
             )
 
-        return RunCommandPreparation(managed_node_id=managed_node_id, script=script)
+        return RunCommandPreparation(
+            managed_node_id=managed_node_id,
+            script=script,
+            validation_commands=tuple(validation_commands),
+        )
 
     @property
     def prepared_in_build(self) -> bool:

@@ -9,12 +9,14 @@ always sends the document of its own recipe.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from ..runtime_assets import contract
 from ..validation import Problems
 
 MANAGED_NODE_PATTERN = r"mi-[0-9a-zA-Z_]{17}"  # botocore's SSM InstanceId, hybrid nodes
@@ -32,10 +34,15 @@ class RunCommandPreparation:
         the build checks that it is online and carries the template's IP address.
     :param script: the preparation script for a recipe fingerprint (the script writes the
         fingerprint to the version file, which the build checks before imaging).
+    :param validation_commands: shell commands run on the prepared, rebooted template after
+        its marker check, before the image is taken; the first to fail (non-zero exit)
+        fails the build with its output, so no image is taken and no bundle moves. Default
+        none.
     """
 
     managed_node_id: str
     script: Callable[[str], str]
+    validation_commands: tuple[str, ...] = ()
 
 
 def check_managed_node_id(problems: Problems, value: object) -> None:
@@ -66,6 +73,24 @@ def run_lines(script: str) -> list[str]:
     ]
 
 
+def validation_script(commands: Sequence[str]) -> str:
+    """The checks as a bash script: each command in turn, named in the output; the first
+    that fails ends the script with its exit code (the build shows which one failed)."""
+    lines = ["#!/bin/bash", "set -uo pipefail"]
+    for number, command in enumerate(commands, start=1):
+        label = f"check {number}: {command}"[:120].replace("\n", " ")
+        lines += [
+            f"echo {shlex.quote(contract.STEP_MARKER + label)}",
+            f"bash -c {shlex.quote(command)}",
+            "status=$?",
+            'if [ "$status" -ne 0 ]; then',
+            f'  echo {shlex.quote(contract.FAILED_MARKER + label)}" (exit $status)" >&2',
+            '  exit "$status"',
+            "fi",
+        ]
+    return "\n".join([*lines, "echo '==> bakery validation passed'", ""])
+
+
 def template_bytes(lines: list[str]) -> int:
     """About what the document's commands take in the template CDK writes (JSON strings,
     one per line, indented)."""
@@ -73,20 +98,27 @@ def template_bytes(lines: list[str]) -> int:
 
 
 def preparation_document(
-    scope: Construct, id_: str, *, script: str, timeout_seconds: int, persona: str
+    scope: Construct,
+    id_: str,
+    *,
+    script: str,
+    timeout_seconds: int,
+    persona: str,
+    purpose: str = "prepare",
 ) -> ssm.CfnDocument:
-    """The persona's preparation as a Command document; the run is bound by the build's."""
+    """The persona's preparation (or its validation checks, `purpose` "validate") as a
+    Command document; the run is bound by the build's."""
     return ssm.CfnDocument(
         scope,
         id_,
         document_type="Command",
         content={
             "schemaVersion": "2.2",
-            "description": f"workspaces-image-bakery: prepare the template of persona {persona}",
+            "description": f"workspaces-image-bakery: {purpose} the template of persona {persona}",
             "mainSteps": [
                 {
                     "action": "aws:runShellScript",
-                    "name": "prepare",
+                    "name": purpose,
                     "inputs": {
                         "runCommand": run_lines(script),
                         "timeoutSeconds": str(timeout_seconds),

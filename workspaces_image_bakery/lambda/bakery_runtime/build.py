@@ -51,6 +51,9 @@ class BuildRequest:
     # The Region's image quota the first step checks (the app's context value). A wrong
     # value only moves where a full Region is reported: AWS enforces the real quota.
     image_quota: int = c.DEFAULT_IMAGE_QUOTA
+    # Set when checks run on the prepared template before the image is taken. IAM lets the
+    # runtime send only the stack's own documents to the declared nodes.
+    validation_document: str | None = None
 
     @property
     def prepared_in_build(self) -> bool:
@@ -72,6 +75,7 @@ class BuildRequest:
             preparation_document=props.preparation_document,
             managed_node_id=props.managed_node_id,
             image_quota=props.image_quota,
+            validation_document=props.validation_document,
         )
 
     def to_input(self) -> dict[str, Any]:
@@ -94,6 +98,7 @@ class BuildRequest:
             preparation_document=_optional(data.get("preparation_document")),
             managed_node_id=_optional(data.get("managed_node_id")),
             image_quota=int(data.get("image_quota") or c.DEFAULT_IMAGE_QUOTA),
+            validation_document=_optional(data.get("validation_document")),
         )
 
 

@@ -56,9 +56,16 @@ STEP_TITLES = {
     c.STEP_POLL_COMMAND: "waiting for the template WorkSpace's command",
     c.STEP_REBOOT_TEMPLATE: "rebooting the template WorkSpace",
     c.STEP_VERIFY_MARKER: "checking the recipe marker on the template WorkSpace",
+    c.STEP_VALIDATE_TEMPLATE: "validating the prepared template WorkSpace (Run Command)",
 }
 PREPARATION_STEPS = frozenset(
-    {c.STEP_PREPARE_TEMPLATE, c.STEP_POLL_COMMAND, c.STEP_REBOOT_TEMPLATE, c.STEP_VERIFY_MARKER}
+    {
+        c.STEP_PREPARE_TEMPLATE,
+        c.STEP_POLL_COMMAND,
+        c.STEP_REBOOT_TEMPLATE,
+        c.STEP_VERIFY_MARKER,
+        c.STEP_VALIDATE_TEMPLATE,
+    }
 )
 # Executions that end with these errors reported to CloudFormation themselves (the failure
 # signal ran, or the stack stopped them): the end-of-execution rule leaves them alone.
@@ -380,6 +387,7 @@ def run_step(
         ),
         c.STEP_REBOOT_TEMPLATE: lambda: preparation_steps.reboot_template(build, clients),
         c.STEP_VERIFY_MARKER: lambda: preparation_steps.verify_marker(build, clients),
+        c.STEP_VALIDATE_TEMPLATE: lambda: preparation_steps.validate_template(build, clients),
     }
     preparing = step in PREPARATION_STEPS
     if step not in actions:

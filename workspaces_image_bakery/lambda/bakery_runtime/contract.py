@@ -24,6 +24,9 @@ WAIT_HANDLE: Final = "WaitHandle"
 # Command document and the template's managed node (a hybrid activation, mi-...).
 PREPARATION_DOCUMENT: Final = "PreparationDocument"
 MANAGED_NODE_ID: Final = "ManagedNodeId"
+# Validation before the image (absent: none): the persona's SSM Command document of checks,
+# run on the prepared, rebooted template; a failing check fails the build.
+VALIDATION_DOCUMENT: Final = "ValidationDocument"
 # Release: the image version (library tag below), how many of the persona's images are
 # kept, and the Region's image quota the build checks before it starts.
 IMAGE_VERSION: Final = "ImageVersion"
@@ -119,6 +122,7 @@ STEP_PREPARE_TEMPLATE: Final = "prepare_template"
 STEP_POLL_COMMAND: Final = "poll_command"
 STEP_REBOOT_TEMPLATE: Final = "reboot_template"
 STEP_VERIFY_MARKER: Final = "verify_marker"
+STEP_VALIDATE_TEMPLATE: Final = "validate_template"
 # Not a state of the workflow: the EventBridge rule on the workflow's executions that ended
 # without reporting (stopped, timed out, failed outside a catch) invokes the step function
 # with an event of this detail-type.

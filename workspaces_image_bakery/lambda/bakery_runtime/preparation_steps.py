@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
 PURPOSE_PREPARATION = "preparation"
 PURPOSE_MARKER = "marker"
+PURPOSE_VALIDATION = "validation"
 # The stack event shows at most this much of the command's output.
 MAX_TAIL_CHARS = 1200
 TAIL_LINES = 15
@@ -130,6 +131,15 @@ def verify_marker(build: BuildRequest, clients: Clients) -> dict[str, Any]:
     return _send(build, clients, os.environ[c.ENV_MARKER_DOCUMENT], PURPOSE_MARKER)
 
 
+def validate_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
+    """After the marker check, before the image: run the persona's validation checks."""
+    if not build.validation_document:
+        raise BuildFailed("this build has no validation to run")
+    if not check_node(build, clients):
+        return {"Status": c.STATUS_WAIT, "CommandId": ""}
+    return _send(build, clients, build.validation_document, PURPOSE_VALIDATION)
+
+
 def _send(build: BuildRequest, clients: Clients, document: str, purpose: str) -> dict[str, Any]:
     try:
         command = clients.ssm.send_command(
@@ -175,6 +185,13 @@ def poll_command(
                 f"{tail(stderr or stdout) or 'no output'}"
             )
         details = invocation.get("StatusDetails", status)
+        if purpose == PURPOSE_VALIDATION:
+            raise BuildFailed(
+                f"the validation on template WorkSpace {build.template_workspace_id} (managed "
+                f"node {node}) ended {details} in check {failing_step(stdout, stderr)!r} with "
+                f"exit code {invocation.get('ResponseCode', -1)}; no image was taken, so no "
+                f"bundle moves; last output:\n{tail(stderr or stdout)}"
+            )
         raise BuildFailed(
             f"the preparation on template WorkSpace {build.template_workspace_id} (managed node "
             f"{node}) ended {details} in step {failing_step(stdout, stderr)!r} with exit code "

@@ -89,6 +89,7 @@ class ImageProperties:
     # How many of the persona's images are kept; 1 (an older template): none besides this.
     retained_images: int = 1
     image_quota: int = c.DEFAULT_IMAGE_QUOTA
+    validation_document: str | None = None
 
     def library_tags(self) -> dict[str, str]:
         """The tags that say what the image is: persona, recipe and version."""
@@ -124,6 +125,7 @@ class ImageProperties:
             wait_handle=_text(props, c.WAIT_HANDLE, resource),
             **_preparation(props, resource),
             version=_version(props, c.IMAGE_VERSION, resource),
+            validation_document=_validation(props, resource),
             retained_images=_int(props, c.RETAINED_IMAGES, resource, 1, c.MAX_RETAINED_IMAGES)
             if c.RETAINED_IMAGES in props
             else 1,
@@ -131,6 +133,19 @@ class ImageProperties:
             if c.IMAGE_QUOTA in props
             else c.DEFAULT_IMAGE_QUOTA,
         )
+
+
+def _validation(props: Mapping[str, Any], resource: str) -> str | None:
+    """The validation document's name; only with the preparation channel (it runs there)."""
+    if c.VALIDATION_DOCUMENT not in props:
+        return None
+    document = _text(props, c.VALIDATION_DOCUMENT, resource)
+    if not _DOCUMENT_NAME.match(document) or c.MANAGED_NODE_ID not in props:
+        raise InvalidPropertiesError(
+            f"{resource}: property {c.VALIDATION_DOCUMENT} must be an SSM document name, with "
+            f"{c.MANAGED_NODE_ID}, got {document!r}"
+        )
+    return document
 
 
 def _version(props: Mapping[str, Any], key: str, resource: str) -> str | None:
