@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def test_the_installed_package_ships_and_stages_the_runtime(tmp_path: Path) -> N
 
 
 def assert_metadata(wheel: Path) -> None:
-    """Version 0.2.0 (as in the changelog), the licence file shipped, the command line's
+    """The version of pyproject.toml (with its changelog entry), the licence file shipped, the command line's
     packages installed with the package (so `pip install .` gives a working command)."""
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
@@ -72,8 +73,9 @@ def assert_metadata(wheel: Path) -> None:
         text = archive.read(metadata).decode()
         (licence,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
         assert "Apache License" in archive.read(licence).decode()
-    assert "\nVersion: 0.2.0\n" in text
-    assert "## 0.2.0" in (ROOT / "CHANGELOG.md").read_text()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"\nVersion: {version}\n" in text
+    assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text()
     assert "License-Expression: Apache-2.0" in text
     assert "License-File: LICENSE" in text
     requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:")]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk.assertions import Template
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -29,3 +30,27 @@ def test_readme_shows_both_commands_first() -> None:
     quick_start = text.index("## Quick start")
     assert text.index("make synth") > quick_start
     assert text.index("make test") > quick_start
+
+
+EXAMPLES = {
+    # marker -> resource types (and counts) the example's stacks must hold
+    "release": {"Custom::WorkSpacesImage": 1, "Custom::WorkSpacesBundle": 2},
+    "rollback": {"Custom::WorkSpacesImage": 1, "Custom::WorkSpacesBundle": 1},
+    "regions": {"Custom::WorkSpacesImageCopy": 2, "Custom::WorkSpacesImageShare": 1},
+    "rollout": {"AWS::Scheduler::Schedule": 1},
+}
+
+
+@pytest.mark.parametrize("marker", sorted(EXAMPLES))
+def test_each_section_example_synthesizes(marker: str) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (example,) = [b for b in blocks if b.startswith(f"# example: {marker}\n")]
+    namespace: dict[str, Any] = {}
+    exec(compile(example, f"README.md ({marker})", "exec"), namespace)
+    assembly = namespace["app"].synth()
+    counts: dict[str, int] = {}
+    for stack in assembly.stacks:
+        for resource in stack.template["Resources"].values():
+            counts[resource["Type"]] = counts.get(resource["Type"], 0) + 1
+    for kind, count in EXAMPLES[marker].items():
+        assert counts.get(kind, 0) == count, (marker, kind, counts.get(kind))

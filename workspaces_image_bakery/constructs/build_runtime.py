@@ -671,6 +671,11 @@ class BuildRuntime(Construct):
                 "workspaces:DescribeWorkspaceImages",
                 "workspaces:DescribeWorkspaceBundles",
                 "workspaces:DescribeTags",
+                # Retention reads whether an image is associated or shared before pruning it.
+                # Granted on "*", which every action accepts, whatever resource types the
+                # Service Authorization Reference lists for them (README: not verified).
+                "workspaces:DescribeImageAssociations",
+                "workspaces:DescribeWorkspaceImagePermissions",
             ],
             resources=["*"],
         )
