@@ -9,6 +9,12 @@ stage after the build ever builds an image. The later stages find the image by n
 the synth knows (the name carries the recipe fingerprint), so a new build is promoted by
 the next pipeline run without passing ids between accounts.
 
+Copies live in the later stages on purpose: a failing copy (a full image quota in one
+Region) fails its resource, and CloudFormation rolls back that whole stack operation. Here
+that is one later stage's stack; the build stage's image and share, and the earlier stages,
+stay. Copies declared next to the build (a persona's ``regions``) would roll the new image
+back with them.
+
     npx cdk synth --app "python examples/pipeline_app.py"
 
 works offline: every account and Region is written out (placeholders below; replace them,

@@ -272,14 +272,43 @@ def test_estimates_take_the_median_and_say_when_there_is_nothing_to_go_by() -> N
     assert estimate_remaining([{"buildSeconds": None}], 60) is None
 
 
-def test_status_shows_a_bundles_last_rollout(building: tuple[World, Aws, list[str]]) -> None:
-    from workspaces_image_bakery.cli import ROLLOUT_PARAMETER_PREFIX
+ROLLOUT_TABLE = "Bakery-RolloutRecords-1A2B3C"
 
+
+def _with_rollout_table(cloudformation: Any) -> None:
+    """The stack as a WorkspaceRollout makes it: its resources include the record table."""
+
+    def add(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["StackResourceSummaries"].append(
+            {
+                "LogicalResourceId": "WorkSpacesImageBakeryRolloutRecordsC41E69B5",
+                "PhysicalResourceId": ROLLOUT_TABLE,
+                "ResourceType": "AWS::DynamoDB::Table",
+                "LastUpdatedTimestamp": dt.datetime(2026, 11, 27, tzinfo=dt.UTC),
+                "ResourceStatus": "CREATE_COMPLETE",
+            }
+        )
+
+    cloudformation.meta.events.register("after-call.cloudformation.ListStackResources", add)
+
+
+def _records_table() -> Any:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")  # moto's, inside the world
+    dynamodb.create_table(
+        TableName=ROLLOUT_TABLE,
+        KeySchema=[{"AttributeName": "bundleId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "bundleId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return dynamodb
+
+
+def test_status_shows_a_bundles_last_rollout(building: tuple[World, Aws, list[str]]) -> None:
     w, aws, calls = building
     developer = next(b for n, b in w.bundles().items() if n.startswith("developer-"))
     office = next(b for n, b in w.bundles().items() if n.startswith("office-"))
     image = next(i for n, i in w.images().items() if n.startswith("developer-1.0.0-"))
-    ssm = boto3.client("ssm", region_name="us-east-1")  # moto's, inside the world
+    dynamodb = _records_table()
     record = {
         "state": "FAILED",
         "image": image["id"],
@@ -290,21 +319,21 @@ def test_status_shows_a_bundles_last_rollout(building: tuple[World, Aws, list[st
         "total": 9,
         "pending": ["ws-00000000a", "ws-00000000b"],
         "skippedConnected": ["ws-00000000c"],
+        "skippedSnapshot": ["ws-00000000e"],
         "failed": [{"workspaceId": "ws-00000000d", "reason": "ended ERROR after its rebuild"}],
         "note": "stopped: ws-00000000d ended ERROR after its rebuild",
     }
-    ssm.put_parameter(
-        Name=f"{ROLLOUT_PARAMETER_PREFIX}{developer['id']}",
-        Value=json.dumps(record),
-        Type="String",
+    dynamodb.put_item(
+        TableName=ROLLOUT_TABLE,
+        Item={
+            "bundleId": {"S": developer["id"]},
+            "version": {"N": "7"},
+            "record": {"S": json.dumps(record)},
+        },
     )
-    ssm.put_parameter(
-        Name=f"{ROLLOUT_PARAMETER_PREFIX}{office['id']}",
-        Value='{"state":"NOT_STARTED"}',
-        Type="String",
-    )
-    _record_calls(ssm, calls)
-    aws.ssm = ssm
+    _with_rollout_table(w.clients.cloudformation)
+    _record_calls(dynamodb, calls)
+    aws.dynamodb = dynamodb
     result = _invoke(aws, "status", "--output", "json")
     assert result.exit_code == 0, result.output
     (report,) = json.loads(result.stdout)["stacks"]
@@ -312,29 +341,33 @@ def test_status_shows_a_bundles_last_rollout(building: tuple[World, Aws, list[st
     shown = bundles[developer["id"]]["rollout"]
     assert shown["state"] == "FAILED" and shown["rebuilt"] == 3 and shown["pending"] == 2
     assert shown["skippedConnected"] == ["ws-00000000c"]
+    assert shown["skippedSnapshot"] == ["ws-00000000e"]
     assert shown["failed"][0]["workspaceId"] == "ws-00000000d"
-    assert bundles[office["id"]]["rollout"]["state"] == "NOT_STARTED"
+    assert bundles[office["id"]]["rollout"] is None  # no record: no rollout, or not run yet
     table = _invoke(aws, "status").stdout
     row = next(line for line in table.splitlines() if "ws-00000000d" in line)
     assert "developer" in row and "FAILED" in row and "3/9" in row
-    assert "GetParameter" in calls
+    assert "GetItem" in calls
     _read_only(calls)
 
 
 def test_status_without_a_rollout_or_the_right_to_read_it(
     building: tuple[World, Aws, list[str]],
 ) -> None:
-    _, aws, calls = building
-    ssm = boto3.client("ssm", region_name="us-east-1")
-    _record_calls(ssm, calls)
-    aws.ssm = ssm
+    w, aws, calls = building
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    _record_calls(dynamodb, calls)
+    aws.dynamodb = dynamodb
+    # No rollout in the stack: no table, nothing read.
     result = _invoke(aws, "status", "--output", "json")
     (report,) = json.loads(result.stdout)["stacks"]
     assert all(b["rollout"] is None for p in report["personas"] for b in p["bundles"])
     assert "Rollouts" not in _invoke(aws, "status").stdout
-    with Stubber(ssm) as stub:
+    assert "GetItem" not in calls
+    _with_rollout_table(w.clients.cloudformation)
+    with Stubber(dynamodb) as stub:
         for _ in range(2):
-            stub.add_client_error("get_parameter", "AccessDeniedException", "no ssm for you")
+            stub.add_client_error("get_item", "AccessDeniedException", "no dynamodb for you")
         result = _invoke(aws, "status", "--output", "json")
     assert result.exit_code == 0, result.output
     (report,) = json.loads(result.stdout)["stacks"]

@@ -294,6 +294,9 @@ def _fields(error: BakeryValidationError) -> set[str]:
         ({"bundle_base_name": "bad name!"}, {"bundle_base_name"}),
         ({"bundle_description": ""}, {"bundle_description"}),
         ({"tags": {"aws:x": "y"}}, {"tag key"}),
+        # A copy also carries the ownership tag and the source tag the library writes.
+        ({"tags": {dc.SOURCE_TAG_KEY: "wsi-abcdefghi"}}, {"tags"}),
+        ({"tags": {f"k{i}": "v" for i in range(49)}}, {"tags"}),
         ({"image": "wsi-notanimage"}, {"image"}),
     ],
 )
@@ -343,6 +346,7 @@ def test_image_share_refuses_bad_accounts(props: dict[str, Any], fields: set[str
         ({"source_image_id": "wsi-abcdefghi"}, {"source_image_id/source_image_name"}),
         ({"source_region": "mars-1"}, {"source_region"}),
         ({"source_image_name": "bad name!"}, {"source_image_name"}),
+        ({"tags": {dc.SOURCE_TAG_KEY: "wsi-abcdefghi"}}, {"tags"}),
     ],
 )
 def test_shared_image_copy_refuses_bad_props(props: dict[str, Any], fields: set[str]) -> None:
@@ -606,6 +610,87 @@ def test_a_copy_still_pending_near_the_hour_fails_then_the_next_deploy_adopts_it
     assert contract.KEPT_TAG_KEY not in world.fake("eu-west-1").tags[pending.image_id]
 
 
+def _copy_props(source: str) -> dict[str, Any]:
+    return {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: source, dc.SOURCE_IMAGE_NAME: IMAGE_NAME}
+
+
+def _rebuild(world: WorkSpacesWorld, old: str) -> str:
+    """The rollback deleted the home image; the next deploy builds the same recipe (same
+    name) again: a new image id."""
+    home = world.fake(HOME)
+    del home.images[old]
+    home.tags.pop(old, None)
+    return home.add_image(IMAGE_NAME, tags={OWNER: STACK_ID})
+
+
+def test_a_copy_left_by_a_rollback_is_adopted_only_if_it_copies_the_same_image() -> None:
+    world = WorkSpacesWorld(image_polls=4)
+    first = world.fake(HOME).add_image(IMAGE_NAME, tags={OWNER: STACK_ID})
+    deploy = Deploy(world)
+    event = {
+        "RequestType": "Create",
+        "ResourceType": dc.COPY_RESOURCE_TYPE,
+        "LogicalResourceId": "CopyEu",
+        "StackId": STACK_ID,
+        "RequestId": "r1",
+        "ResourceProperties": _copy_props(first),
+    }
+    started = distribution.dispatch(event, deploy.clients)
+    ireland = world.fake("eu-west-1")
+    (left,) = ireland.owned_images()
+    # Each copy records the image it was copied from.
+    assert ireland.tags[left.image_id][dc.SOURCE_TAG_KEY] == first
+    # Another resource fails: the rollback keeps the copy (still copying) and deletes the
+    # image built in that update; the next deploy builds the same recipe again.
+    deleted = {
+        **event,
+        "RequestType": "Delete",
+        "PhysicalResourceId": started["PhysicalResourceId"],
+    }
+    distribution.dispatch(deleted, deploy.clients)
+    assert contract.KEPT_TAG_KEY in ireland.tags[left.image_id]
+    second = _rebuild(world, first)
+    # Still copying the old image: neither adopted nor deleted; both ids are named.
+    with pytest.raises(BuildFailed) as failed:
+        deploy.create("CopyEu", dc.COPY_RESOURCE_TYPE, _copy_props(second))
+    message = str(failed.value)
+    assert left.image_id in message and first in message and second in message
+    assert "PENDING" in message
+    assert ireland.count("CopyWorkspaceImage") == 1
+    assert [i.image_id for i in ireland.owned_images()] == [left.image_id]
+    # Once the stale copy has settled, the next deploy deletes it and copies the new image.
+    while left.state == "PENDING":
+        deploy.clients.workspaces("eu-west-1").describe_workspace_images(ImageIds=[left.image_id])
+    data = deploy.create("CopyEu", dc.COPY_RESOURCE_TYPE, _copy_props(second))
+    (copy,) = ireland.owned_images()
+    assert data[dc.ATTR_IMAGE_ID] == copy.image_id != left.image_id
+    assert data[dc.ATTR_SOURCE_IMAGE_ID] == second
+    assert ireland.tags[copy.image_id][dc.SOURCE_TAG_KEY] == second
+    assert ireland.count("CopyWorkspaceImage") == 2
+
+
+def test_a_stale_copy_a_bundle_still_uses_fails_the_copy_naming_both_images(
+    world: WorkSpacesWorld, home_image: str
+) -> None:
+    deploy = Deploy(world)
+    deploy.create("CopyEu", dc.COPY_RESOURCE_TYPE, _copy_props(home_image))
+    ireland = world.fake("eu-west-1")
+    (stale,) = ireland.owned_images()
+    ireland.bundles["wsb-held00001"] = Bundle(
+        "wsb-held00001", "p-abc123", "p bundle", stale.image_id, "STANDARD", "80", "10"
+    )
+    # The resource is gone from the template's point of view (a rollback kept the copy).
+    deploy.physical.pop("CopyEu")
+    rebuilt = _rebuild(world, home_image)
+    with pytest.raises(BuildFailed) as failed:
+        deploy.create("CopyEu", dc.COPY_RESOURCE_TYPE, _copy_props(rebuilt))
+    message = str(failed.value)
+    assert stale.image_id in message and home_image in message and rebuilt in message
+    assert "ResourceAssociatedException" in message
+    assert [i.image_id for i in ireland.owned_images()] == [stale.image_id]
+    assert ireland.count("CopyWorkspaceImage") == 1
+
+
 def test_a_new_image_makes_a_new_copy_and_the_old_one_goes_after_the_bundle_moved(
     world: WorkSpacesWorld, home_image: str
 ) -> None:
@@ -782,6 +867,34 @@ def test_the_receiving_account_copies_a_shared_image_and_binds_a_bundle_to_the_c
     assert world.fake(HOME, BUILDER).images[built].state == "AVAILABLE"
 
 
+def test_a_shared_copy_of_an_earlier_shared_image_is_never_adopted(
+    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _builder_shares(world, monkeypatch)
+    props = {
+        dc.SOURCE_ACCOUNT_ID: BUILDER,
+        dc.SOURCE_REGION: HOME,
+        dc.SOURCE_IMAGE_NAME: IMAGE_NAME,
+    }
+    deploy = Deploy(world)
+    first = deploy.create("Copy", dc.SHARED_COPY_RESOURCE_TYPE, props)
+    mine = world.fake(HOME)
+    assert mine.tags[first[dc.ATTR_IMAGE_ID]][dc.SOURCE_TAG_KEY] == built
+    # A rollback leaves the copy; the building account's image is rebuilt (same recipe,
+    # same name, a new id) and shared again.
+    deploy.physical.pop("Copy")
+    builder = world.fake(HOME, BUILDER)
+    builder.permissions.pop(built)
+    del builder.images[built]
+    rebuilt = _builder_shares(world, monkeypatch)
+    assert rebuilt != built
+    second = deploy.create("Copy", dc.SHARED_COPY_RESOURCE_TYPE, props)
+    (copy,) = mine.owned_images()
+    assert second[dc.ATTR_IMAGE_ID] == copy.image_id != first[dc.ATTR_IMAGE_ID]
+    assert mine.tags[copy.image_id][dc.SOURCE_TAG_KEY] == rebuilt
+    assert mine.count("CopyWorkspaceImage") == 2
+
+
 def test_a_shared_copy_trusts_only_the_named_source_account(
     world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -797,3 +910,37 @@ def test_a_shared_copy_trusts_only_the_named_source_account(
             },
         )
     assert world.fake(HOME).owned_images() == []
+
+
+# ----- what the documentation says about a failing copy ---------------------------------------
+def test_the_docs_say_a_failing_copy_rolls_back_the_whole_stack_operation() -> None:
+    from bakery_runtime import copy_resource
+
+    from workspaces_image_bakery.constructs import distribution as constructs
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("## Regions and accounts")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    for where, text in [
+        ("README", section),
+        ("constructs/distribution.py", constructs.__doc__ or ""),
+        ("RegionalCopies", RegionalCopies.__doc__ or ""),
+        ("copy_resource.py", copy_resource.__doc__ or ""),
+    ]:
+        flat = " ".join(text.split())
+        assert "own resource only" not in flat, where
+        assert "whole stack operation" in flat, where
+        assert "later stack" in flat, where
+
+
+def test_tags_added_with_tags_of_leave_room_for_the_source_tag() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "S", env=cdk.Environment(account=ACCOUNT, region=HOME))
+    copy = SharedImageCopy(
+        stack, "Copy", source_account_id=BUILDER, source_image_name=IMAGE_NAME, tags={"a": "b"}
+    )
+    # What Tags.of(stack).add(...) writes at synth, without synthesizing the module again.
+    for index in range(48):
+        copy.cdk_tag_manager.set_tag(f"k{index}", "v", 100)
+    messages = stack.node.validate()
+    assert any("Copy: tags=49 tags is not valid; at most 48 tags" in m for m in messages)

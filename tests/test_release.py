@@ -34,6 +34,8 @@ def office(
     candidate: bool = False,
     retained: int | None = None,
     context: dict[str, Any] | None = None,
+    construct_id: str = "Office",
+    name: str = "office",
     **more: Any,
 ) -> ImageBakeryStack:
     app = cdk.App(context=context or {"workspaces-image-bakery:review": "false"})
@@ -41,8 +43,8 @@ def office(
         app, "Release", tag_defaults={"Project": "desktops", "CostCenter": "cc-1", "Stage": "dev"}
     )
     stack.add_persona(
-        "Office",
-        name="office",
+        construct_id,
+        name=name,
         design=ImageDesign.FULLY_BAKED,
         image_version=version,
         template_workspace_id="ws-off0template1",
@@ -74,6 +76,7 @@ def templates() -> Templates:
         "candidate 1.0 released 1.0": template("1.0", released="1.0", candidate=True),
         "candidate 1.1 released 1.0": template("1.1", released="1.0", candidate=True),
         "candidate 1.1 released 1.1": template("1.1", released="1.1", candidate=True),
+        "another persona": template("1.0", construct_id="Desk", name="desk"),
     }
 
 
@@ -437,3 +440,87 @@ def test_a_build_that_fails_validation_is_not_released(validated_templates: Temp
 def test_validation_needs_a_managed_node() -> None:
     message = _error(validation_commands=["true"])
     assert "validation_commands" in message and "managed_node_id" in message
+
+
+# --- retention through CloudFormation's lifecycle ---------------------------------------------
+
+
+def test_a_removed_persona_takes_its_retained_images_with_it(templates: Templates) -> None:
+    with account(templates["1.0"]) as (w, foreign):
+        w.cloudformation.deploy(templates["1.1"])
+        assert len(images_of_version(w, "1.0") + images_of_version(w, "1.1")) == 2
+        w.cloudformation.deploy(templates["another persona"])  # office removed, desk added
+        assert images_of_version(w, "1.0") == images_of_version(w, "1.1") == []
+        assert [n for n in w.images() if n.startswith("desk-")]
+        invariants.check(w, foreign=foreign, deployed=templates["another persona"])
+
+
+def test_a_rollback_never_deletes_a_retained_image_a_build_adopted(templates: Templates) -> None:
+    with account(templates["1.0"]) as (w, foreign):
+        (v10,) = images_of_version(w, "1.0")
+        w.cloudformation.deploy(templates["1.1"])
+        # Going back to 1.0's recipe adopts the retained image by name and ownership; then
+        # the bundle update fails and CloudFormation rolls back, deleting what it created.
+        w.fake.fail("UpdateWorkspaceBundle", "AccessDeniedException", "denied")
+        with pytest.raises(DeployError, match="AccessDeniedException") as failure:
+            w.cloudformation.deploy(templates["1.0"])
+        assert images_of_version(w, "1.0") == [v10]  # the way back is still there
+        assert served(w) == {"main": images_of_version(w, "1.1")[0]}
+        invariants.check(w, foreign=foreign, failure=str(failure.value))
+
+
+def test_lowering_retained_images_prunes_in_that_deploy(templates: Templates) -> None:
+    with account(templates["1.0"]) as (w, _):
+        w.cloudformation.deploy(templates["1.1"])
+        w.cloudformation.deploy(templates["1.2"])
+        assert len(w.images()) == 3
+        builds = w.fake.count("CreateWorkspaceImage")
+        w.cloudformation.deploy(templates["1.2 keep 2"])  # same recipe: an in-place update
+        assert images_of_version(w, "1.0") == []
+        assert len(w.images()) == 2
+        assert w.fake.count("CreateWorkspaceImage") == builds
+
+
+def test_a_pinned_bundle_carries_the_released_images_version(templates: Templates) -> None:
+    with account(templates["1.0"]) as (w, foreign):
+        w.cloudformation.deploy(templates["1.1"])
+        w.cloudformation.deploy(templates["1.1 pinned to 1.0"])
+        (bundle,) = w.bundles().values()
+        assert bundle["tags"]["Version"] == "1.0"
+        invariants.check(w, foreign=foreign, deployed=templates["1.1 pinned to 1.0"])
+    resources = templates["1.1 pinned to 1.0"]["Resources"]
+    (image,) = [k for k, r in resources.items() if r["Type"] == "Custom::WorkSpacesImage"]
+    (pinned,) = [r for r in resources.values() if r["Type"] == "Custom::WorkSpacesBundle"]
+    assert image in pinned["DependsOn"]  # deleted before the image on a stack delete
+
+
+def test_regional_copies_count_against_each_regions_image_quota() -> None:
+    quota = {"workspaces-image-bakery:review": "false", "workspaces-image-bakery:image-quota": "5"}
+    app = cdk.App(context=quota)
+    tags = {"Project": "p", "CostCenter": "c", "Stage": "dev"}
+
+    def persona(stack: ImageBakeryStack, index: int, **props: Any) -> None:
+        stack.add_persona(
+            f"P{index}",
+            name=f"p-{index}",
+            design=ImageDesign.FULLY_BAKED,
+            image_version="1.0",
+            template_workspace_id=f"ws-region{index:04d}",
+            baked_applications=["firefox"],
+            retained_images=1,
+            tags={"Role": "r", "Confidentiality": "internal"},
+            **props,
+        )
+
+    ireland = ImageBakeryStack(
+        app, "Ireland", env=cdk.Environment(region="eu-west-1"), tag_defaults=tags
+    )
+    persona(ireland, 0)
+    persona(ireland, 1)  # 2 x (1 retained + 1 building) = 4 images in eu-west-1
+    virginia = ImageBakeryStack(
+        app, "Virginia", env=cdk.Environment(region="us-east-1"), tag_defaults=tags
+    )
+    with pytest.raises(BakeryValidationError) as error:
+        persona(virginia, 2, regions=["eu-west-1"])  # its copy: 2 more there
+    assert "6 images in eu-west-1" in str(error.value)
+    assert "regions=" in str(error.value)

@@ -1,14 +1,17 @@
 """The opt-in rollout of a bundle's image to existing WorkSpaces: props checked at synth, the
-template (schedule, workflow, IAM, cdk-nag, cfn-lint), and the synthesized workflow run with
-the project's ASL runner against the WorkSpaces fleet fake and moto's SSM."""
+template (schedule, workflow, record table, IAM, cdk-nag, cfn-lint), and the synthesized
+workflow run with the project's ASL runner against the WorkSpaces fleet fake and moto's
+DynamoDB."""
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +28,16 @@ from moto import mock_aws
 
 from workspaces_image_bakery import BakeryValidationError, ImageBakeryStack, ImageDesign
 from workspaces_image_bakery.constructs.bundle import WorkspaceBundle
-from workspaces_image_bakery.constructs.rollout import (
-    NOT_STARTED_RECORD,
-    RolloutSchedule,
-    WorkspaceRollout,
-)
+from workspaces_image_bakery.constructs.rollout import RolloutSchedule, WorkspaceRollout
 
 from .fakes.workspaces_fleet import FakeWorkSpacesFleet
 from .harness import asl
 
 SHARED_BUNDLE = "wsb-shared0001"
+DEVELOPER_BUNDLE = "wsb-developer01"
+TABLE = "rollout-records"
+# The ASL runner reads paths of the input only: the context object ($$) is put in the input.
+CONTEXT = "__context__"
 BIN = Path(sys.executable).parent
 
 
@@ -74,6 +77,8 @@ def synth() -> Synth:
         batch_size=2,
         batch_pause=Duration.minutes(5),
     )
+    # A tag reaching every resource: it must not reach (and reset) any record.
+    cdk.Tags.of(app).add("Team", "desktops")
     cdk.Aspects.of(app).add(AwsSolutionsChecks())
     template = dict(Template.from_stack(stack).to_json())
     annotations = Annotations.from_stack(stack)
@@ -136,21 +141,29 @@ def test_cdk_nag_finds_nothing(synth: Synth) -> None:
     assert synth.nag == []
 
 
-def test_each_rollout_has_its_schedule_input_and_record(synth: Synth) -> None:
+def _settings_env(template: dict[str, Any]) -> Any:
+    (function,) = [
+        f["Properties"]
+        for f in _of_type(template, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "bakery_runtime.rollout.handler"
+    ]
+    return function["Environment"]["Variables"]
+
+
+def test_each_rollout_has_its_schedule_and_its_settings_in_the_function(synth: Synth) -> None:
     schedules = _schedules(synth.template)
     developer, shared = schedules["Developer"], schedules["Shared"]
     assert developer["ScheduleExpression"] == "cron(0 3 ? * SUN *)"
     assert developer["ScheduleExpressionTimezone"] == "Europe/Berlin"
     assert developer["State"] == "ENABLED"
     assert shared["ScheduleExpression"] == "rate(7 days)"
-    dev_input = _text(developer["Target"]["Input"])
-    assert "<aws.scheduler.execution-id>" in dev_input
-    assert ".BundleId>" in dev_input and ".ImageId>" in dev_input  # the deployed image
-    assert '"CanaryCount":1' in dev_input and '"BatchSize":10' in dev_input
-    shared_input = json.loads(_text(shared["Target"]["Input"]))["Rollout"]
-    assert shared_input["BundleId"] == SHARED_BUNDLE and shared_input["ImageId"] == ""
-    assert shared_input["CanaryPercent"] == 10 and shared_input["BatchSize"] == 2
-    assert shared_input["PauseSeconds"] == 300
+    # The input names the bundle only: no setting an execution could change.
+    assert _text(developer["Target"]["Input"]) == (
+        '{"Rollout":{"BundleId":"<DeveloperBundle.BundleId>"}}'.replace(
+            "DeveloperBundle", _bundle_logical_id(synth.template)
+        )
+    )
+    assert json.loads(shared["Target"]["Input"]) == {"Rollout": {"BundleId": SHARED_BUNDLE}}
     (machine,) = [
         k
         for k in _of_type(synth.template, "AWS::StepFunctions::StateMachine")
@@ -158,26 +171,64 @@ def test_each_rollout_has_its_schedule_input_and_record(synth: Synth) -> None:
     ]
     for schedule in (developer, shared):
         assert schedule["Target"]["Arn"] == {"Ref": machine}
-    records = [p["Properties"] for p in _of_type(synth.template, "AWS::SSM::Parameter").values()]
-    names = sorted(_text(r["Name"]) for r in records)
-    assert names[1] == f"/workspaces-image-bakery/rollout/{SHARED_BUNDLE}"
-    assert names[0].startswith("/workspaces-image-bakery/rollout/<") and "BundleId" in names[0]
-    assert all(r["Value"] == NOT_STARTED_RECORD for r in records)
-    assert all(r["Tier"] == "Intelligent-Tiering" for r in records)
+    settings = json.loads(
+        _resolve_settings(_settings_env(synth.template)[rollout.ENV_ROLLOUT_SETTINGS], "wsi-1")
+    )
+    assert settings[DEVELOPER_BUNDLE] == {
+        "ImageId": "wsi-1", "BatchSize": 10, "PauseSeconds": 600, "WindowSeconds": 14400,
+        "RebuildTimeoutSeconds": 10800, "CanaryCount": 1,
+    }  # fmt: skip
+    assert settings[SHARED_BUNDLE] == {
+        "ImageId": "", "BatchSize": 2, "PauseSeconds": 300, "WindowSeconds": 14400,
+        "RebuildTimeoutSeconds": 10800, "CanaryPercent": 10,
+    }  # fmt: skip
 
 
-def test_one_workflow_serves_every_rollout_and_refuses_other_bundles(synth: Synth) -> None:
+def test_cloudformation_owns_the_table_never_a_record(synth: Synth) -> None:
+    """A deploy (a tag, any property) updates what CloudFormation owns: no record is among
+    it. The records are items of one table per stack, removed with the stack."""
+    assert _of_type(synth.template, "AWS::SSM::Parameter") == {}
+    ((logical, table),) = _of_type(synth.template, "AWS::DynamoDB::Table").items()
+    assert logical.startswith("WorkSpacesImageBakeryRolloutRecords")
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": rollout.KEY, "KeyType": "HASH"}]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert {"Key": "Team", "Value": "desktops"} in props["Tags"]
+    assert table["DeletionPolicy"] == "Delete" and table["UpdateReplacePolicy"] == "Delete"
+    env = _settings_env(synth.template)
+    assert env[rollout.ENV_ROLLOUT_TABLE] == {"Ref": logical}
+
+
+def _bundle_logical_id(template: dict[str, Any]) -> str:
+    (logical,) = [k for k in template["Resources"] if k.startswith("DeveloperBundle")]
+    return str(logical)
+
+
+def _resolve_settings(value: Any, image_id: str) -> str:
+    """The function's ROLLOUT_SETTINGS as deployed: the developer bundle's id and image."""
+    parts = value["Fn::Join"][1] if isinstance(value, dict) else [value]
+    text = ""
+    for part in parts:
+        if isinstance(part, str):
+            text += part
+        else:
+            text += DEVELOPER_BUNDLE if part["Fn::GetAtt"][1] == "BundleId" else image_id
+    return text
+
+
+def test_one_workflow_serves_every_rollout_and_runs_as_its_execution(synth: Synth) -> None:
     functions = [
         f["Properties"]
         for f in _of_type(synth.template, "AWS::Lambda::Function").values()
         if f["Properties"].get("Handler") == "bakery_runtime.rollout.handler"
     ]
     assert len(functions) == 1
-    allowed = _text(functions[0]["Environment"]["Variables"][rollout.ENV_ROLLOUT_BUNDLES])
-    assert allowed.endswith(f",{SHARED_BUNDLE}") and ".BundleId>" in allowed
     definition = asl.definition_from_template(_rollout_machine(synth.template))
     assert definition["StartAt"] == "Advance"
     assert definition["States"]["WaitForRebuilds"]["SecondsPath"] == "$.Advance.WaitSeconds"
+    for step in ("Advance", "RecordFailure"):
+        payload = definition["States"][step]["Parameters"]["Payload"]
+        assert payload["RunId.$"] == "$$.Execution.Id" and payload["Rollout.$"] == "$.Rollout"
     assert _rollout_machine(synth.template)["Properties"]["TracingConfiguration"]["Enabled"]
 
 
@@ -187,25 +238,31 @@ def test_iam_is_scoped(synth: Synth) -> None:
     workspaces = sorted(a for a in by_action if a.startswith("workspaces:"))
     assert workspaces == [
         "workspaces:DescribeWorkspaceBundles",
+        "workspaces:DescribeWorkspaceSnapshots",
         "workspaces:DescribeWorkspaces",
         "workspaces:DescribeWorkspacesConnectionStatus",
         "workspaces:RebuildWorkspaces",
     ]
-    for action in workspaces[:3]:
+    for action in workspaces[:4]:
         assert by_action[action]["Resource"] == "*"
     rebuild = _listify(by_action["workspaces:RebuildWorkspaces"]["Resource"])
     assert [_text(r) for r in rebuild] == [
         "arn:<AWS::Partition>:workspaces:<AWS::Region>:<AWS::AccountId>:workspace/*"
     ]
-    records = [_text(r) for r in _listify(by_action["ssm:PutParameter"]["Resource"])]
-    assert by_action["ssm:GetParameter"] is by_action["ssm:PutParameter"]
-    assert len(records) == 2 and all(
-        r.startswith("arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/"
-                     "workspaces-image-bakery/rollout/")
-        for r in records
-    )  # fmt: skip
-    assert not [a for a in by_action if a.startswith("ssm:") and a not in {
-        "ssm:GetParameter", "ssm:PutParameter"}]  # fmt: skip
+    # The records: get and put (conditional) on the table, the stack's bundles' items only.
+    records = by_action["dynamodb:PutItem"]
+    assert by_action["dynamodb:GetItem"] is records
+    (table,) = _of_type(synth.template, "AWS::DynamoDB::Table")
+    assert records["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
+    keys = records["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+    assert [_text(k) for k in keys] == [
+        f"<{_bundle_logical_id(synth.template)}.BundleId>",
+        SHARED_BUNDLE,
+    ]
+    assert sorted(a for a in by_action if not a.startswith("workspaces:")) == [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+    ]
     scheduler = _role_statements(synth.template, "WorkSpacesImageBakeryRolloutSchedulerRole")
     assert [a for s in scheduler for a in _listify(s["Action"])] == ["states:StartExecution"]
     role = next(
@@ -325,6 +382,22 @@ def test_a_bad_bundle_id_and_a_second_rollout_of_one_bundle_are_refused(
     assert "no other rollout" in problems["bundle"].allowed
 
 
+def test_the_settings_must_fit_the_functions_environment() -> None:
+    """Every rollout's settings are in the function's environment (Lambda: 4 KB in all)."""
+    stack = cdk.Stack(cdk.App(), "Many")
+    with pytest.raises(BakeryValidationError) as raised:
+        for n in range(40):
+            WorkspaceRollout(
+                stack,
+                f"R{n}",
+                bundle=WorkspaceBundle.from_bundle_id(stack, f"B{n}", f"wsb-{n:09d}"),
+                schedule="rate(7 days)",
+            )
+    (problem,) = raised.value.problems
+    assert problem.field == "bundle" and "rollouts per stack" in problem.allowed
+    assert 20 <= n < 40
+
+
 def test_a_secret_in_the_schedule_is_never_shown(stack: cdk.Stack) -> None:
     secret = "AKIAIOSFODNN7EXAMPLE"
     with pytest.raises(BakeryValidationError) as raised:
@@ -338,6 +411,22 @@ def test_a_secret_in_the_schedule_is_never_shown(stack: cdk.Stack) -> None:
 
 
 # ----- the workflow, run -------------------------------------------------------------------
+def _with_context(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition with context paths ($$.x) read from the input's CONTEXT key."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str) and value.startswith("$$."):
+            return f"$.{CONTEXT}.{value[3:]}"
+        return value
+
+    result: dict[str, Any] = walk(copy.deepcopy(definition))
+    return result
+
+
 @dataclass
 class Fleet:
     fake: FakeWorkSpacesFleet
@@ -345,37 +434,64 @@ class Fleet:
     clock: asl.Clock
     definition: dict[str, Any]
     template: dict[str, Any]
+    monkeypatch: pytest.MonkeyPatch
     runs: int = 0
+    # What the Lambda context says is left of each call (ms); tests spend it.
+    budget_per_call: int = 900_000
+    budget: int = 900_000
+    answers: list[dict[str, Any]] = field(default_factory=list)
 
-    def schedule_input(self, persona: str, bundle_id: str, image_id: str = "") -> dict[str, Any]:
-        """The schedule's input as Scheduler sends it, deploy-time values filled in."""
+    def deploy(self, image_id: str) -> None:
+        """The function's configuration as a deploy of the developer bundle on `image_id`
+        sets it."""
+        value = _settings_env(self.template)[rollout.ENV_ROLLOUT_SETTINGS]
+        self.monkeypatch.setenv(rollout.ENV_ROLLOUT_SETTINGS, _resolve_settings(value, image_id))
+
+    def start(self, persona: str, bundle_id: str) -> dict[str, Any]:
+        """A new execution's input as Scheduler sends it, with the execution's context."""
         target = _schedules(self.template)[persona]["Target"]["Input"]
-        parts = target["Fn::Join"][1] if isinstance(target, dict) else [target]
-        text = ""
-        for part in parts:
-            if isinstance(part, str):
-                text += part
-            else:
-                text += bundle_id if part["Fn::GetAtt"][1] == "BundleId" else image_id
+        text = _resolve_settings(target, "")
+        assert json.loads(text)["Rollout"]["BundleId"] == bundle_id
         self.runs += 1
-        text = text.replace("<aws.scheduler.execution-id>", f"run-{self.runs}")
-        text = text.replace("<aws.scheduler.scheduled-time>", "2026-11-29T03:00:00Z")
         parsed: dict[str, Any] = json.loads(text)
+        parsed[CONTEXT] = {
+            "Execution": {
+                "Id": f"arn:aws:states:us-east-1:123456789012:execution:R:run-{self.runs}"
+            }
+        }
         return parsed
 
     def invoke(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.budget = self.budget_per_call
         try:
-            return rollout.run_step(payload, self.clients, now=self.clock.now)
+            answer = rollout.run_step(
+                payload, self.clients, now=self.clock.now, remaining_ms=lambda: self.budget
+            )
         except (rollout.RolloutFailed, TransientError) as error:
             cause = json.dumps({"errorMessage": str(error), "errorType": type(error).__name__})
             raise asl.TaskError(type(error).__name__, cause) from None
+        self.answers.append(answer)
+        return answer
 
-    def run(self, persona: str, bundle_id: str, image_id: str = "") -> asl.Run:
-        execution = self.schedule_input(persona, bundle_id, image_id)
-        return asl.run(self.definition, execution, self.invoke, self.clock)
+    def resume(self, execution: dict[str, Any], pause_at: str | None = None) -> asl.Run:
+        return asl.run(_with_context(self.definition), execution, self.invoke, self.clock, pause_at)
+
+    def run(self, persona: str, bundle_id: str, image_id: str | None = None) -> asl.Run:
+        if image_id is not None:
+            self.deploy(image_id)
+        return self.resume(self.start(persona, bundle_id))
+
+    def step(self, execution: dict[str, Any]) -> dict[str, Any]:
+        """One Advance call of an execution, as the state machine makes it."""
+        payload = {
+            "Step": "Advance",
+            "Rollout": execution["Rollout"],
+            "RunId": execution[CONTEXT]["Execution"]["Id"],
+        }
+        return rollout.run_step(payload, self.clients, now=self.clock.now)
 
     def record(self, bundle_id: str) -> dict[str, Any]:
-        return rollout.load_record(self.clients.ssm, bundle_id)
+        return rollout.load_record(self.clients.records, bundle_id)
 
     def batches(self) -> list[list[str]]:
         """The RebuildWorkspaces calls the service accepted, grouped by the describes between."""
@@ -397,16 +513,27 @@ class Fleet:
 def fleet(synth: Synth, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
     with mock_aws():
         fake = FakeWorkSpacesFleet()
-        ssm = boto3.client("ssm", region_name="us-east-1", config=RETRY_CONFIG)
-        clients = rollout.Clients(workspaces=fake.client(RETRY_CONFIG), ssm=ssm)
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1", config=RETRY_CONFIG)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": rollout.KEY, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": rollout.KEY, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        clients = rollout.Clients(
+            workspaces=fake.client(RETRY_CONFIG), records=rollout.RecordStore(dynamodb, TABLE)
+        )
         definition = asl.definition_from_template(_rollout_machine(synth.template))
-        monkeypatch.setenv(rollout.ENV_ROLLOUT_BUNDLES, f"wsb-developer01,{SHARED_BUNDLE}")
-        yield Fleet(fake, clients, asl.Clock(1_800_000_000.0), definition, synth.template)
+        fleet = Fleet(
+            fake, clients, asl.Clock(1_800_000_000.0), definition, synth.template, monkeypatch
+        )
+        fleet.deploy("wsi-notdeployed")
+        yield fleet
 
 
 def _developer(fleet: Fleet, count: int, **kwargs: Any) -> tuple[str, str, list[str]]:
     """The developer bundle with `count` WorkSpaces on its first image, then a new image."""
-    bundle = fleet.fake.add_bundle(bundle_id="wsb-developer01")
+    bundle = fleet.fake.add_bundle(bundle_id=DEVELOPER_BUNDLE)
     ids = fleet.fake.add_user_workspaces(bundle, count, **kwargs)
     return bundle, fleet.fake.new_image(bundle), ids
 
@@ -425,7 +552,7 @@ def test_a_rollout_rebuilds_the_canary_then_batches_and_records_the_result(fleet
     assert record["image"] == image and record["bundle"] == bundle
     assert record["rebuiltCount"] == 12 and record["pending"] == [] and record["failed"] == []
     assert record["total"] == 12 and record["skippedConnected"] == []
-    assert record["run"] == "run-1" and record["finished"]
+    assert record["run"].endswith(":run-1") and record["finished"]
     # Two pauses of 10 minutes between the three batches, and polls while they rebuilt.
     assert fleet.clock.now - started >= 2 * 600
 
@@ -444,7 +571,7 @@ def test_a_second_run_after_completion_rebuilds_nothing(fleet: Fleet) -> None:
 
 
 def test_connected_users_are_never_rebuilt_and_are_tried_again_next_run(fleet: Fleet) -> None:
-    bundle = fleet.fake.add_bundle(bundle_id="wsb-developer01")
+    bundle = fleet.fake.add_bundle(bundle_id=DEVELOPER_BUNDLE)
     idle = fleet.fake.add_user_workspaces(bundle, 3)
     connected = fleet.fake.add_user_workspaces(bundle, 2, connection="CONNECTED")
     unknown = fleet.fake.add_user_workspaces(bundle, 1, connection="UNKNOWN")
@@ -460,7 +587,7 @@ def test_connected_users_are_never_rebuilt_and_are_tried_again_next_run(fleet: F
     assert sorted(record["skippedConnected"]) == sorted(connected + unknown)
     assert record["skippedState"] == busy
     assert sorted(record["pending"]) == sorted(connected + unknown + busy)
-    # A WorkSpace created after the rollout began comes from the new image: never rebuilt.
+    # A WorkSpace created after the list was taken comes from the image: not in the list.
     (late,) = fleet.fake.add_user_workspaces(bundle, 1)
     for workspace_id in connected + unknown:
         fleet.fake.fleet[workspace_id].connection = "DISCONNECTED"
@@ -471,6 +598,18 @@ def test_connected_users_are_never_rebuilt_and_are_tried_again_next_run(fleet: F
     )
     assert late not in fleet.fake.rebuilt and fleet.fake.count("RebuildWorkspaces") == 8
     assert fleet.record(bundle)["state"] == rollout.STATE_COMPLETED
+
+
+def test_the_first_run_rebuilds_every_workspace_listed_then(fleet: Fleet) -> None:
+    """What the docstrings say: WorkSpaces created between the bundle's update and the first
+    run are listed and rebuilt (the API does not tell which image a WorkSpace runs)."""
+    bundle, image, ids = _developer(fleet, 2)
+    between = fleet.fake.add_user_workspaces(bundle, 1)  # on the new image already
+    assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
+    assert sorted(fleet.fake.rebuilt) == sorted(ids + between)
+    for doc in (rollout.__doc__, WorkspaceRollout.__doc__):
+        assert doc is not None and "never rebuilt" not in doc
+        assert "created between the bundle's update and" in " ".join(doc.split())
 
 
 @pytest.mark.parametrize("how", ["ends in ERROR", "refused"])
@@ -503,9 +642,9 @@ def test_a_rollout_stops_at_the_first_failure(fleet: Fleet, how: str) -> None:
     assert fleet.fake.count("RebuildWorkspaces") == rebuilds
     assert fleet.record(bundle)["state"] == rollout.STATE_FAILED
     fleet.fake.workspaces[broken].state = "AVAILABLE"
-    retry = fleet.schedule_input("Shared", bundle)
+    retry = fleet.start("Shared", bundle)
     retry["Rollout"]["Retry"] = True
-    assert asl.run(fleet.definition, retry, fleet.invoke, fleet.clock).status == "SUCCEEDED"
+    assert fleet.resume(retry).status == "SUCCEEDED"
     assert sorted(fleet.fake.on_image(image)) == sorted(ids)
     assert fleet.record(bundle)["state"] == rollout.STATE_COMPLETED
 
@@ -553,24 +692,201 @@ def test_the_maintenance_window_ends_the_run_and_the_next_goes_on(fleet: Fleet) 
 
 def test_another_bundle_or_a_running_rollout_is_left_alone(fleet: Fleet) -> None:
     bundle, image, _ = _developer(fleet, 2)
-    foreign = fleet.schedule_input("Developer", "wsb-notours0001", image)
+    fleet.deploy(image)
+    foreign = fleet.start("Developer", bundle)
+    foreign["Rollout"]["BundleId"] = "wsb-notours0001"
     with pytest.raises(rollout.RolloutFailed, match="not rolled out by this stack"):
-        rollout.run_step({"Step": "Advance", **foreign}, fleet.clients, now=fleet.clock.now)
+        fleet.step(foreign)
     # A run still going (its record fresh) keeps the bundle: a second one does nothing.
-    first = fleet.schedule_input("Developer", bundle, image)
-    answer = rollout.run_step({"Step": "Advance", **first}, fleet.clients, now=fleet.clock.now)
-    assert answer["Status"] == rollout.STATUS_WAIT
-    second = fleet.schedule_input("Developer", bundle, image)
-    answer = rollout.run_step({"Step": "Advance", **second}, fleet.clients, now=fleet.clock.now)
+    first = fleet.start("Developer", bundle)
+    assert fleet.step(first)["Status"] == rollout.STATUS_WAIT
+    answer = fleet.step(fleet.start("Developer", bundle))
     assert answer["Status"] == rollout.STATUS_DONE and "run-" in answer["Reason"]
-    assert fleet.record(bundle)["run"] == first["Rollout"]["RunId"]
+    assert fleet.record(bundle)["run"] == first[CONTEXT]["Execution"]["Id"]
+    assert fleet.fake.count("RebuildWorkspaces") == 1
 
 
-def test_a_bundle_too_big_for_one_record_fails_before_anything_is_rebuilt(fleet: Fleet) -> None:
-    bundle, image, _ = _developer(fleet, 600)
+# ----- the review's findings, each with the run that showed it ----------------------------
+def test_settings_come_from_the_function_not_from_the_execution_input(fleet: Fleet) -> None:
+    """Whoever may start an execution cannot pick a bigger canary, bigger batches, another
+    window or skip the image check: only the bundle and Retry are read from the input."""
+    bundle, image, ids = _developer(fleet, 12)
+    fleet.deploy(image)
+    execution = fleet.start("Developer", bundle)
+    execution["Rollout"].update(
+        ImageId="", CanaryCount=50, BatchSize=50, PauseSeconds=0, WindowSeconds=86400,
+        RunId="chosen-by-the-caller",
+    )  # fmt: skip
+    assert fleet.resume(execution).status == "SUCCEEDED"
+    assert fleet.batches() == [ids[:1], ids[1:11], ids[11:]]
+    assert fleet.record(bundle)["run"] == execution[CONTEXT]["Execution"]["Id"]
+    # And the image check holds whatever the input says.
+    newer = fleet.fake.new_image(bundle)
+    execution = fleet.start("Developer", bundle)
+    execution["Rollout"]["ImageId"] = newer
+    assert fleet.resume(execution).status == "SUCCEEDED"
+    assert fleet.fake.count("RebuildWorkspaces") == 12
+    assert (
+        newer in fleet.record(bundle)["note"]
+        and "nothing was rebuilt" in fleet.record(bundle)["note"]
+    )
+
+
+def test_an_image_deployed_during_a_rollout_stops_it_before_the_next_batch(fleet: Fleet) -> None:
+    bundle, image, ids = _developer(fleet, 12)
+    fleet.deploy(image)
+    execution = fleet.start("Developer", bundle)
+    # The canary is being rebuilt (onto `image`) when a deploy moves the bundle on.
+    assert fleet.resume(execution, pause_at="WaitForRebuilds").status == "RUNNING"
+    assert fleet.fake.rebuilt == ids[:1]
+    newer = fleet.fake.new_image(bundle, image_name="persona-1.2.0-22222222")
+    run = fleet.resume(execution)  # the same execution goes on
+    assert run.status == "SUCCEEDED"
+    assert fleet.fake.rebuilt == ids[:1]  # no batch onto the newer image without a canary
+    assert fleet.fake.on_image(image) == ids[:1]
+    record = fleet.record(bundle)
+    assert record["state"] == rollout.STATE_SUPERSEDED and record["image"] == image
+    assert newer in record["note"] and "starts over" in record["note"]
+    # The function's configuration follows the deploy; the next run starts over, canary first.
+    fleet.deploy(newer)
+    fleet.fake.calls.clear()
+    fleet.fake.rebuilt.clear()
+    assert fleet.run("Developer", bundle).status == "SUCCEEDED"
+    assert fleet.batches() == [ids[:1], ids[1:11], ids[11:]]
+    assert sorted(fleet.fake.on_image(newer)) == sorted(ids)
+    record = fleet.record(bundle)
+    assert record["state"] == rollout.STATE_COMPLETED and record["image"] == newer
+
+
+def test_a_stack_deploy_ahead_of_the_bundle_also_stops_the_rollout(fleet: Fleet) -> None:
+    bundle, image, ids = _developer(fleet, 4)
+    fleet.deploy(image)
+    execution = fleet.start("Developer", bundle)
+    assert fleet.resume(execution, pause_at="WaitForRebuilds").status == "RUNNING"
+    fleet.deploy("wsi-000000777x")  # the function has the new image; the bundle not yet
+    assert fleet.resume(execution).status == "SUCCEEDED"
+    assert fleet.fake.rebuilt == ids[:1]
+    assert fleet.record(bundle)["state"] == rollout.STATE_SUPERSEDED
+
+
+def test_two_runs_at_once_one_takes_the_bundle_the_other_leaves_it(fleet: Fleet) -> None:
+    """Both read the record before either wrote it (a duplicate start): the conditional
+    write lets one through; the other rebuilds nothing and leaves the record alone."""
+    bundle, image, ids = _developer(fleet, 4)
+    fleet.deploy(image)
+    first, second = fleet.start("Developer", bundle), fleet.start("Developer", bundle)
+    answers: list[dict[str, Any]] = []
+
+    def meanwhile(params: dict[str, Any], **_: Any) -> None:
+        if "BundleId" in params and not answers:  # the first run lists the bundle...
+            answers.append({})
+            answers.append(fleet.step(second))  # ...while the second runs its first step
+
+    fleet.clients.workspaces.meta.events.register(
+        "provide-client-params.workspaces.DescribeWorkspaces", meanwhile
+    )
+    answer = fleet.step(first)
+    assert answers[1]["Status"] == rollout.STATUS_WAIT  # the second took the bundle
+    assert answer["Status"] == rollout.STATUS_DONE and "another run" in answer["Reason"]
+    assert fleet.fake.rebuilt == ids[:1]  # one canary, by the second run
+    record = fleet.record(bundle)
+    assert record["run"] == second[CONTEXT]["Execution"]["Id"]
+    assert record["inFlight"] == ids[:1]
+
+
+def test_each_accepted_rebuild_is_saved_and_a_call_short_of_time_stops_its_batch(
+    fleet: Fleet,
+) -> None:
+    bundle, image, ids = _developer(fleet, 12)
+    seen: list[list[str]] = []
+
+    def spend(workspace_id: str) -> None:
+        # What a Lambda timeout at this moment would leave: the record as saved so far.
+        seen.append(list(fleet.record(bundle).get("inFlight", [])))
+        fleet.budget -= 50_000
+
+    fleet.fake.on_rebuild = spend
+    fleet.budget_per_call = 200_000  # three rebuilds, then under 60 s left
+    assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
+    batches = fleet.batches()
+    assert batches[0] == ids[:1] and max(len(b) for b in batches) == 3
+    assert [w for b in batches for w in b] == ids
+    # Every rebuild found the ones before it in its batch already recorded.
+    assert seen == [[]] + [b[:i] for b in batches[1:] for i in range(len(b))]
+    record = fleet.record(bundle)
+    assert record["state"] == rollout.STATE_COMPLETED and record["rebuiltCount"] == 12
+
+
+def test_a_call_with_no_time_left_rebuilds_nothing_and_goes_on(fleet: Fleet) -> None:
+    bundle, image, ids = _developer(fleet, 2)
+    fleet.budget_per_call = 59_000
+    fleet.deploy(image)
+    execution = fleet.start("Developer", bundle)
+    assert fleet.resume(execution, pause_at="WaitForRebuilds").status == "RUNNING"
+    assert fleet.fake.rebuilt == [] and fleet.answers[-1]["Status"] == rollout.STATUS_WAIT
+    fleet.budget_per_call = 900_000
+    assert fleet.resume(execution).status == "SUCCEEDED"
+    assert fleet.batches() == [ids[:1], ids[1:]]
+
+
+def test_a_user_whose_work_is_newer_than_the_last_snapshot_is_not_rebuilt(fleet: Fleet) -> None:
+    bundle, image, ids = _developer(fleet, 4)
+    after_snapshot, no_snapshot, never_connected, fine = ids
+    user = fleet.fake.fleet
+    user[after_snapshot].last_connected = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+    user[no_snapshot].rebuild_snapshots = []
+    user[never_connected].last_connected = None
+    assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
+    assert sorted(fleet.fake.rebuilt) == sorted([never_connected, fine])
+    record = fleet.record(bundle)
+    assert record["state"] == rollout.STATE_PARTIAL
+    assert sorted(record["skippedSnapshot"]) == sorted([after_snapshot, no_snapshot])
+    assert "snapshot" in record["note"]
+    assert fleet.fake.count("DescribeWorkspaceSnapshots") == 4
+    # A snapshot taken after the user left: the next run rebuilds them.
+    for workspace_id in (after_snapshot, no_snapshot):
+        user[workspace_id].rebuild_snapshots = [dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)]
+    assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
+    assert sorted(fleet.fake.on_image(image)) == sorted(ids)
+    assert fleet.record(bundle)["state"] == rollout.STATE_COMPLETED
+
+
+def test_a_bundle_too_big_for_one_record_fails_before_anything_is_rebuilt(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollout, "MAX_RECORD_BYTES", 600)  # 350 KB in AWS
+    bundle, image, ids = _developer(fleet, 40)
     run = fleet.run("Developer", bundle, image)
     assert run.status == "FAILED" and run.output["Error"] == "RolloutFailed"
     assert fleet.fake.rebuilt == []
     record = fleet.record(bundle)
     assert record["state"] == rollout.STATE_FAILED and record["image"] == image
-    assert "600 to rebuild" in record["note"] and "split its users" in record["note"]
+    assert "40 to rebuild" in record["note"] and "split its users" in record["note"]
+    assert "pending" not in record
+    # A Retry lists the bundle again (nothing was rebuilt yet): still too big, it fails again.
+    retry = fleet.start("Developer", bundle)
+    retry["Rollout"]["Retry"] = True
+    assert fleet.resume(retry).status == "FAILED" and fleet.fake.rebuilt == []
+    # Once it fits, a Retry rolls the image out to all of them (not COMPLETED with none).
+    monkeypatch.setattr(rollout, "MAX_RECORD_BYTES", 350_000)
+    retry = fleet.start("Developer", bundle)
+    retry["Rollout"]["Retry"] = True
+    assert fleet.resume(retry).status == "SUCCEEDED"
+    assert sorted(fleet.fake.rebuilt) == sorted(ids)
+    record = fleet.record(bundle)
+    assert record["state"] == rollout.STATE_COMPLETED and record["rebuiltCount"] == 40
+
+
+def test_a_retry_of_a_record_that_lost_its_list_after_rebuilds_is_refused(fleet: Fleet) -> None:
+    bundle, image, _ = _developer(fleet, 3)
+    lost = {"bundle": bundle, "image": image, "state": rollout.STATE_FAILED, "rebuiltCount": 2,
+            "note": "too big"}  # fmt: skip
+    rollout.save_record(fleet.clients.records, bundle, lost, fleet.clock.now)
+    assert "pending" not in fleet.record(bundle)
+    fleet.deploy(image)
+    retry = fleet.start("Developer", bundle)
+    retry["Rollout"]["Retry"] = True
+    assert fleet.resume(retry).status == "SUCCEEDED"
+    assert fleet.fake.rebuilt == []
+    record = fleet.record(bundle)
+    assert record["state"] == rollout.STATE_FAILED and "lost its list" in record["note"]

@@ -244,3 +244,45 @@ def test_the_build_may_tag_the_image_it_creates_with_this_stack_only(
         == OWNER_IS_STACK
         for s in creates
     )
+
+
+# The modules of the build runtime's two roles (on_event and the workflow step function).
+RUNTIME_MODULES = (
+    "custom_resource",
+    "image_resource",
+    "bundle_resource",
+    "retention",
+    "workspaces",
+    "build_steps",
+    "preparation_steps",
+    "build_watch",
+    "notify",
+    "wait_condition",
+)
+
+
+def test_every_workspaces_call_of_the_runtime_is_granted(template: dict[str, Any]) -> None:
+    """Each WorkSpaces operation the runtime's code calls (directly or through a paginator)
+    is in the roles' policies: a call the fakes answer but IAM would refuse fails here."""
+    import re
+    from pathlib import Path
+
+    import bakery_runtime
+    import boto3
+
+    model = boto3.client("workspaces", region_name="us-east-1")
+    operations = model.meta.method_to_api_mapping
+    folder = Path(bakery_runtime.__file__).parent
+    called: set[str] = set()
+    for module in RUNTIME_MODULES:
+        source = (folder / f"{module}.py").read_text()
+        names = re.findall(r"\.(\w+)\(", source) + re.findall(r'get_paginator\("(\w+)"\)', source)
+        called |= {operations[n] for n in names if n in operations}
+    granted = {
+        action.split(":")[1]
+        for statement in _statements(template)
+        for action in _listify(statement["Action"])
+        if action.startswith("workspaces:")
+    }
+    assert "DescribeImageAssociations" in called  # the scan sees retention's calls
+    assert called - granted == set()

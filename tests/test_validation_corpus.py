@@ -223,7 +223,8 @@ def test_duplicate_bundle_and_image_names_with_the_plain_constructs() -> None:
     WorkspaceBundle(stack, "B1", base_name="shared", description="d", image=first)
     with pytest.raises(BakeryValidationError) as image_error:
         image(stack, "I2")
-    assert image_error.value.fields == ["base_name"]
+    # The same persona too: retention finds a persona's images by it.
+    assert image_error.value.fields == ["base_name", "persona"]
     with pytest.raises(BakeryValidationError) as bundle_error:
         WorkspaceBundle(stack, "B2", base_name="shared", description="d", image=first)
     assert bundle_error.value.fields == ["base_name"]

@@ -5,7 +5,8 @@
     workspaces-image-bakery register-template --workspace ws-... --role ROLE
 
 ``status`` and ``watch`` only read (Describe*, List*, Get*); ``status`` shows each bundle's
-last rollout to existing WorkSpaces from its record (``ssm:GetParameter``). Stacks are found by the
+last rollout to existing WorkSpaces from its record (``dynamodb:GetItem`` on the stack's
+rollout table, found with ``ListStackResources``). Stacks are found by the
 ownership tag ``workspaces-image-bakery:stack`` on WorkSpaces images and bundles, or named
 with ``--stack``. Exit codes: 0 success, 1 failure (an AWS error), 2 usage, 3 nothing found.
 """
@@ -41,6 +42,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_NOTHING_FOUND = 3
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
+TABLE_TYPE = "AWS::DynamoDB::Table"
 # What each state of the build workflow is doing (README: Runbook).
 STEP_MEANINGS = {
     "CheckTemplate": "checking the template WorkSpace",
@@ -66,9 +68,12 @@ STEP_MEANINGS = {
     "CleanupImage": "cleanup: deleting an unfinished image",
 }
 _RETRY = Config(retries={"mode": "standard", "max_attempts": 10})
-# Where a bundle's rollout record lives (a WorkspaceRollout writes it; README: Rolling out to
-# existing WorkSpaces). Kept in step with bakery_runtime/rollout.py.
-ROLLOUT_PARAMETER_PREFIX = "/workspaces-image-bakery/rollout/"
+# Where a bundle's rollout record lives (README: Rolling out to existing WorkSpaces): an item
+# of the stack's rollout table, keyed by bundle id. Kept in step with the rollout construct
+# (its runtime's id and the table's id) and bakery_runtime/rollout.py (key and attribute).
+ROLLOUT_TABLE_PREFIX = "WorkSpacesImageBakeryRolloutRecords"
+ROLLOUT_KEY = "bundleId"
+ROLLOUT_RECORD = "record"
 
 
 def _now() -> dt.datetime:
@@ -84,6 +89,7 @@ class Aws:
     cloudformation: CloudFormationClient | None = None
     stepfunctions: SFNClient | None = None
     ssm: SSMClient | None = None
+    dynamodb: Any = None
     clock: Callable[[], dt.datetime] = _now
     sleep: Callable[[float], None] = time.sleep
     _made: dict[str, Any] = field(default_factory=dict)
@@ -162,14 +168,30 @@ def _persona_of_bundle(name: str) -> str:
     return name.rsplit("-", 1)[0] if "-" in name else name
 
 
-def _state_machines(cloudformation: CloudFormationClient, stack_id: str) -> list[str]:
-    arns = []
-    for resource in _pages(
-        cloudformation.list_stack_resources, "StackResourceSummaries", StackName=stack_id
-    ):
-        if resource["ResourceType"] == STATE_MACHINE_TYPE and resource.get("PhysicalResourceId"):
-            arns.append(resource["PhysicalResourceId"])
-    return arns
+def _stack_resources(cloudformation: CloudFormationClient, stack_id: str) -> list[dict[str, Any]]:
+    return list(
+        _pages(cloudformation.list_stack_resources, "StackResourceSummaries", StackName=stack_id)
+    )
+
+
+def _state_machines(resources: list[dict[str, Any]]) -> list[str]:
+    return [
+        r["PhysicalResourceId"]
+        for r in resources
+        if r["ResourceType"] == STATE_MACHINE_TYPE and r.get("PhysicalResourceId")
+    ]
+
+
+def _rollout_table(resources: list[dict[str, Any]]) -> str | None:
+    """The stack's rollout record table (created with its first WorkspaceRollout)."""
+    for resource in resources:
+        if (
+            resource["ResourceType"] == TABLE_TYPE
+            and resource["LogicalResourceId"].startswith(ROLLOUT_TABLE_PREFIX)
+            and resource.get("PhysicalResourceId")
+        ):
+            return str(resource["PhysicalResourceId"])
+    return None
 
 
 def current_step(stepfunctions: SFNClient, execution_arn: str) -> str:
@@ -214,15 +236,16 @@ def running_builds(aws: Aws, state_machine: str) -> list[dict[str, Any]]:
     return builds
 
 
-def read_rollout(aws: Aws, bundle_id: str) -> dict[str, Any] | None:
-    """The bundle's rollout record (``ssm:GetParameter``), summed up; None when the bundle
-    has no rollout. An error reading it is reported in the summary, never raised."""
-    ssm: SSMClient = aws.client("ssm")
+def read_rollout(aws: Aws, table: str | None, bundle_id: str) -> dict[str, Any] | None:
+    """The bundle's rollout record (``dynamodb:GetItem``, read only), summed up; None when
+    the stack has no rollout table or the bundle no record (no rollout, or it has not run
+    yet). An error reading it is reported in the summary, never raised."""
+    if table is None:
+        return None
+    dynamodb = aws.client("dynamodb")
     try:
-        value = ssm.get_parameter(Name=f"{ROLLOUT_PARAMETER_PREFIX}{bundle_id}")["Parameter"]
+        item = dynamodb.get_item(TableName=table, Key={ROLLOUT_KEY: {"S": bundle_id}}).get("Item")
     except ClientError as error:
-        if error.response["Error"].get("Code") == "ParameterNotFound":
-            return None
         code = error.response["Error"].get("Code", "")
         return {
             "state": "UNREADABLE",
@@ -230,8 +253,10 @@ def read_rollout(aws: Aws, bundle_id: str) -> dict[str, Any] | None:
         }
     except BotoCoreError as error:
         return {"state": "UNREADABLE", "note": str(error)}
+    if not item:
+        return None
     try:
-        record = json.loads(value.get("Value", ""))
+        record = json.loads(item.get(ROLLOUT_RECORD, {}).get("S", ""))
     except json.JSONDecodeError:
         record = None
     if not isinstance(record, dict):
@@ -249,6 +274,7 @@ def read_rollout(aws: Aws, bundle_id: str) -> dict[str, Any] | None:
         "inFlight": list(record.get("inFlight") or []),
         "skippedConnected": list(record.get("skippedConnected") or []),
         "skippedState": list(record.get("skippedState") or []),
+        "skippedSnapshot": list(record.get("skippedSnapshot") or []),
         "failed": [f for f in failed if isinstance(f, dict)],
         "note": str(record.get("note") or ""),
     }
@@ -290,7 +316,7 @@ def stack_report(aws: Aws, stack_id: str, inventory: Inventory) -> dict[str, Any
                 "id": bundle["BundleId"],
                 "imageId": image_id,
                 "imageName": names.get(image_id, ""),
-                "rollout": read_rollout(aws, bundle["BundleId"]),
+                "rollout": None,
             }
         )
         if contract.KEPT_TAG_KEY in tags:
@@ -307,12 +333,17 @@ def stack_report(aws: Aws, stack_id: str, inventory: Inventory) -> dict[str, Any
         "leftBehind": left,
     }
     try:
-        machines = _state_machines(aws.client("cloudformation"), stack_id)
+        resources = _stack_resources(aws.client("cloudformation"), stack_id)
     except ClientError as error:
-        # A deleted stack: its images and bundles may remain (kept or retained).
+        # A deleted stack: its images and bundles may remain (kept or retained); its
+        # rollout table went with it.
         report["note"] = f"no stack resources: {error.response['Error'].get('Message', '')}"
         return report
-    for machine in machines:
+    table = _rollout_table(resources)
+    for persona_report in personas.values():
+        for bundle_report in persona_report["bundles"]:
+            bundle_report["rollout"] = read_rollout(aws, table, bundle_report["id"])
+    for machine in _state_machines(resources):
         report["stateMachine"] = machine
         report["builds"].extend(running_builds(aws, machine))
     for build in report["builds"]:
@@ -396,7 +427,7 @@ def names_of(report: dict[str, Any]) -> dict[str, str]:
 def _rollouts_table(rollouts: list[tuple[str, dict[str, Any]]], names: dict[str, str]) -> Table:
     table = Table(title="Rollouts to existing WorkSpaces (last run)", title_justify="left")
     for column in ("Persona", "Bundle", "State", "Image", "Rebuilt", "Left", "Skipped (connected)",
-                   "Failed", "Updated"):  # fmt: skip
+                   "Skipped (snapshot)", "Failed", "Updated"):  # fmt: skip
         table.add_column(column)
     table.add_column("Note", overflow="fold")
     for persona, bundle in rollouts:
@@ -410,6 +441,7 @@ def _rollouts_table(rollouts: list[tuple[str, dict[str, Any]]], names: dict[str,
             f"{record.get('rebuilt', 0)}/{record.get('total', 0)}",
             str(record.get("pending", 0)),
             str(len(record.get("skippedConnected") or [])),
+            str(len(record.get("skippedSnapshot") or [])),
             ", ".join(str(f.get("workspaceId", "")) for f in failed),
             record.get("updated", ""),
             record.get("note", ""),

@@ -411,19 +411,28 @@ def region_bucket(region: str) -> str:
     return "the stack's Region" if is_token(region) else region
 
 
-def register_images(problems: Problems, stack: Stack, count: int, quota: int) -> None:
-    """Report when the app's personas in one Region could hold more images than the
-    Region's quota: each holds its retained images plus the one being built."""
-    bucket = region_bucket(region_of(stack))
+def register_images(
+    problems: Problems,
+    stack: Stack,
+    count: int,
+    quota: int,
+    region: str | None = None,
+    field_name: str = "retained_images",
+) -> None:
+    """Report when the app's images in one Region (the stack's, or `region` for regional
+    copies) could be more than the Region's quota: each persona holds its retained images
+    plus the one being built, each regional copy two while a new image replaces it."""
+    bucket = region_bucket(region if region is not None else region_of(stack))
     images = _Registry.of(stack).images
     images[bucket] = images.get(bucket, 0) + count
     if images[bucket] > quota:
         problems.add(
-            "retained_images",
-            f"{images[bucket]} images in {bucket} (each persona's retained images + 1 being built)",
+            field_name,
+            f"{images[bucket]} images in {bucket} (each persona's retained images + 1 being "
+            "built, 2 per regional copy)",
             f"at most the Region's image quota, {quota} (context value "
-            "workspaces-image-bakery:image-quota): keep fewer images per persona, or raise the "
-            "quota in Service Quotas and the context value",
+            "workspaces-image-bakery:image-quota): keep fewer images per persona or fewer "
+            "Regions, or raise the quota in Service Quotas and the context value",
         )
 
 

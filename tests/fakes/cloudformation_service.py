@@ -6,6 +6,7 @@ parses, for the one stack whose status the test harness sets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,6 +27,8 @@ class FakeCloudFormation:
         # ListStackResources answers the runtime's state machine (the CLI looks it up).
         self.state_machine_arn: str | None = None
         self.actions: list[str] = []
+        # Logical id -> physical id of the stack's resources (the harness sets it).
+        self.resources: Callable[[], dict[str, str]] = dict
 
     def client(self, config: Any = None) -> Any:
         client = boto3.session.Session(
@@ -45,6 +48,8 @@ class FakeCloudFormation:
         self.actions.append(params["Action"][0])
         if params["Action"] == ["ListStackResources"]:
             return self._list_stack_resources(request.url, params)
+        if params["Action"] == ["DescribeStackResource"]:
+            return self._describe_stack_resource(request.url, params)
         assert params["Action"] == ["DescribeStacks"], params
         if params["StackName"] == [name]:  # by name: the CLI's --stack
             return self._describe(request.url, name)
@@ -61,6 +66,31 @@ class FakeCloudFormation:
             "</member></Stacks></DescribeStacksResult>"
             "<ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>"
             "</DescribeStacksResponse>"
+        ).encode()
+        return response(url, 200, "text/xml", body)
+
+    def _describe_stack_resource(self, url: str, params: dict[str, list[str]]) -> AWSResponse:
+        assert params["StackName"] == [self.stack_id], params
+        (logical,) = params["LogicalResourceId"]
+        physical = self.resources().get(logical)
+        if physical is None:
+            body = (
+                "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code>"
+                f"<Message>Resource {logical} does not exist for stack {self.stack_id}</Message>"
+                "</Error><RequestId>fake</RequestId></ErrorResponse>"
+            ).encode()
+            return response(url, 400, "text/xml", body)
+        body = (
+            f'<DescribeStackResourceResponse xmlns="{NAMESPACE}"><DescribeStackResourceResult>'
+            f"<StackResourceDetail><StackId>{self.stack_id}</StackId>"
+            f"<LogicalResourceId>{logical}</LogicalResourceId>"
+            f"<PhysicalResourceId>{physical}</PhysicalResourceId>"
+            "<ResourceType>Custom::WorkSpacesImage</ResourceType>"
+            "<LastUpdatedTimestamp>2026-11-27T00:00:00Z</LastUpdatedTimestamp>"
+            "<ResourceStatus>UPDATE_COMPLETE</ResourceStatus>"
+            "</StackResourceDetail></DescribeStackResourceResult>"
+            "<ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>"
+            "</DescribeStackResourceResponse>"
         ).encode()
         return response(url, 200, "text/xml", body)
 

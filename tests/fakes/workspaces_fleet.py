@@ -7,18 +7,27 @@ AVAILABLE, ERROR, UNHEALTHY, STOPPED or REBOOTING; any other is answered with a
 ``FailedRequests`` entry (WorkspaceId, ErrorCode, ErrorMessage), not an error. A rebuilt
 WorkSpace is REBUILDING for a few describes, then AVAILABLE (or what the test set).
 ``DescribeWorkspaces`` filters by one of WorkspaceIds, BundleId, DirectoryId or UserName.
-``DescribeWorkspacesConnectionStatus`` takes up to 25 ids.
+``DescribeWorkspacesConnectionStatus`` takes up to 25 ids and answers, per WorkSpace,
+``ConnectionState`` and ``LastKnownUserConnectionTimestamp``. ``DescribeWorkspaceSnapshots``
+takes one ``WorkspaceId`` and answers ``RebuildSnapshots`` and ``RestoreSnapshots``, lists of
+``{"SnapshotTime": timestamp}`` (botocore's model, checked 2026-11-27). When AWS takes the
+snapshots is not modelled: a test sets each WorkSpace's times.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .workspaces_service import Bundle, FakeWorkSpaces, Image, ServiceError
 
 REBUILDABLE = frozenset({"AVAILABLE", "ERROR", "UNHEALTHY", "STOPPED", "REBOOTING"})
 DIRECTORY = "d-1234567890"
+# By default a user last connected before the WorkSpace's latest rebuild snapshot.
+LAST_CONNECTED = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
+SNAPSHOT_TAKEN = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -37,6 +46,9 @@ class UserWorkspace:
     rebuild_outcome: str = "AVAILABLE"
     # A FailedRequests answer for the next rebuild: (ErrorCode, ErrorMessage).
     refuse: tuple[str, str] | None = None
+    # LastKnownUserConnectionTimestamp (None: not answered) and the rebuild snapshots' times.
+    last_connected: datetime | None = LAST_CONNECTED
+    rebuild_snapshots: list[datetime] = field(default_factory=lambda: [SNAPSHOT_TAKEN])
 
 
 class FakeWorkSpacesFleet(FakeWorkSpaces):
@@ -46,6 +58,8 @@ class FakeWorkSpacesFleet(FakeWorkSpaces):
         super().__init__(**kwargs)
         self.fleet: dict[str, UserWorkspace] = {}
         self.rebuilt: list[str] = []  # every WorkSpace id RebuildWorkspaces accepted, in order
+        # Called with the WorkSpace id before each RebuildWorkspaces request is answered.
+        self.on_rebuild: Callable[[str], None] | None = None
 
     # ----- set-up helpers ---------------------------------------------------------------
     def add_bundle(
@@ -151,6 +165,8 @@ class FakeWorkSpacesFleet(FakeWorkSpaces):
         failed = []
         for request in params["RebuildWorkspaceRequests"]:
             workspace_id = request["WorkspaceId"]
+            if self.on_rebuild is not None:
+                self.on_rebuild(workspace_id)
             workspace = self.workspaces.get(workspace_id)
             user = self.fleet.get(workspace_id)
             if workspace is None or user is None:
@@ -188,9 +204,25 @@ class FakeWorkSpacesFleet(FakeWorkSpaces):
 
     def _op_DescribeWorkspacesConnectionStatus(self, params: dict[str, Any]) -> dict[str, Any]:
         wanted = params.get("WorkspaceIds") or list(self.fleet)
-        found = [
-            {"WorkspaceId": w, "ConnectionState": self.fleet[w].connection}
-            for w in wanted
-            if w in self.fleet
-        ]
+        found = []
+        for workspace_id in wanted:
+            user = self.fleet.get(workspace_id)
+            if user is None:
+                continue
+            status: dict[str, Any] = {
+                "WorkspaceId": workspace_id,
+                "ConnectionState": user.connection,
+            }
+            if user.last_connected is not None:
+                status["LastKnownUserConnectionTimestamp"] = user.last_connected
+            found.append(status)
         return self._page(found, params, "WorkspacesConnectionStatus")
+
+    def _op_DescribeWorkspaceSnapshots(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = self.fleet.get(params["WorkspaceId"])
+        if user is None or params["WorkspaceId"] not in self.workspaces:
+            raise ServiceError(
+                "ResourceNotFoundException", f"The WorkSpace {params['WorkspaceId']} was not found."
+            )
+        times = [{"SnapshotTime": t} for t in user.rebuild_snapshots]
+        return {"RebuildSnapshots": times, "RestoreSnapshots": times}

@@ -107,6 +107,8 @@ class CloudFormation:
         self.types: dict[str, str] = {}
         self.paused: set[str] = set()
         self.documents: dict[str, Any] = {}
+        # DescribeStackResource answers from the stack as this stand-in holds it.
+        status.resources = lambda: self.stack.physical
 
     # ----- events -----------------------------------------------------------------------
     def send_event(
@@ -234,7 +236,12 @@ class CloudFormation:
         self.status.status = "CREATE_COMPLETE" if first else "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
         for logical_id, resource_type, physical_id, props in replaced:
             self.send_event("Delete", logical_id, resource_type, props, physical_id=physical_id)
-        for logical_id, resource in old_resources.items():
+        # Removed resources go in reverse dependency order (bundles before their images).
+        removed = sorted(
+            old_resources.items(),
+            key=lambda item: -ORDER.index(item[1]["Type"]) if item[1]["Type"] in ORDER else 0,
+        )
+        for logical_id, resource in removed:
             if logical_id not in new_resources and resource["Type"].startswith("Custom::"):
                 self.send_event(
                     "Delete",

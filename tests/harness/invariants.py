@@ -64,8 +64,18 @@ def check(
         for name, tags in declared(deployed, "Custom::WorkSpacesImage", "ImageName").items():
             assert images[name]["tags"] == tags, name
         bundles = w.bundles()
+        pinned = {
+            r["Properties"]["BundleName"]
+            for r in deployed["Resources"].values()
+            if r["Type"] == "Custom::WorkSpacesBundle" and "ReleasedVersion" in r["Properties"]
+        }
         for name, tags in declared(deployed, "Custom::WorkSpacesBundle", "BundleName").items():
-            assert bundles[name]["tags"] == tags, name
+            expected = dict(tags)
+            if name in pinned:
+                # A bundle serving a released image carries that image's Version and Software.
+                served = w.fake.tags[w.fake.bundles[bundles[name]["id"]].image_id]
+                expected.update({k: served[k] for k in contract.IMAGE_CONTENT_TAG_KEYS})
+            assert bundles[name]["tags"] == expected, name
         # Images beyond the declared ones are retained earlier images: tagged so, and no
         # more per persona than the persona retains.
         declared_images = declared(deployed, "Custom::WorkSpacesImage", "ImageName")

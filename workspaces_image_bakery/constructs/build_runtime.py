@@ -731,9 +731,11 @@ class BuildRuntime(Construct):
             self.on_event_function.add_to_role_policy(statement)
         self.state_machine.grant_start_execution(self.on_event_function)
         # Tells a rollback from an update (a resource deleted out of band is then not an error).
+        # And a replaced image from a removed one (retention keeps only the former).
         self.on_event_function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["cloudformation:DescribeStacks"], resources=[Stack.of(self).stack_id]
+                actions=["cloudformation:DescribeStacks", "cloudformation:DescribeStackResource"],
+                resources=[Stack.of(self).stack_id],
             )
         )
         self.on_event_function.add_to_role_policy(

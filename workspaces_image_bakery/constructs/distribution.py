@@ -12,8 +12,16 @@ and the receiving account's own copy of a shared image.
 One more provider per stack (created on first use) serves all three: the CDK Provider
 framework with an ``is_complete`` handler whose waiter asks every 60 seconds whether a copy
 is AVAILABLE, for at most an hour: CloudFormation waits for a custom resource at most
-``ServiceTimeout`` = 3600 s. A copy still PENDING after 55 minutes fails its own resource
-with that reason and goes on copying; the next deploy adopts it (by name and ownership tag).
+``ServiceTimeout`` = 3600 s. A copy still PENDING after 55 minutes fails its resource with
+that reason and goes on copying; the next deploy adopts it when it is a copy of the same
+source (by name, ownership tag and the ``workspaces-image-bakery:source-image`` tag each copy
+gets), and deletes it once settled when it is not (a rolled-back build's image).
+
+A failing copy fails its own resource and the handler changes nothing else, but
+CloudFormation then rolls the whole stack operation back: an image built in the same update
+is deleted and its bundle returns to the previous image. Put the copies in a later stack or
+pipeline stage (``SharedImageCopy`` + ``RegionalCopies`` there, as examples/pipeline_app.py
+does) to keep the home build when a copy fails.
 """
 
 from __future__ import annotations
@@ -40,16 +48,17 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
-from ..tag_rules import check_tags, tag_strings
+from ..tag_rules import MAX_USER_TAGS, check_tags, tag_strings
 from ..validation import (
     Problems,
     check_no_secrets,
     check_removal_policy,
     is_token,
     register_bundle,
+    register_images,
     register_name,
 )
 from .build_runtime import ASSET_EXCLUDE, LOG_RETENTION, OWNER_REQUEST_TAG, OWNER_TAG_CONDITION
@@ -64,6 +73,7 @@ from .image import (
     IWorkspaceImage,
     WorkspaceImage,
 )
+from .release import image_quota
 from .tagging import TagCheck, tag_manager
 
 if TYPE_CHECKING:
@@ -94,6 +104,12 @@ ACCOUNT_TEXT = "a 12-digit AWS account id (a literal, not a token)"
 MAX_SHARED_ACCOUNTS = 100
 # CloudFormation's longest wait for a custom resource (ServiceTimeout's maximum).
 COPY_SERVICE_TIMEOUT = Duration.seconds(dc.TOTAL_TIMEOUT_SECONDS)
+# A copy carries the ownership tag and the source tag besides its own tags.
+MAX_COPY_TAGS = MAX_USER_TAGS - 1
+COPY_TAGS_TEXT = (
+    f"at most {MAX_COPY_TAGS} tags, none with the key {dc.SOURCE_TAG_KEY} (a copy also "
+    "carries the ownership tag and the source tag)"
+)
 
 
 def _workspaces_arn(region: str, resource: str, account: str = Aws.ACCOUNT_ID) -> str:
@@ -411,6 +427,43 @@ def _is_image(image: Any) -> bool:
     return isinstance(getattr(image, "image_id", None), str) and hasattr(image, "image_name")
 
 
+def _copy_tags_fit(tags: Mapping[str, str]) -> bool:
+    return len(tags) <= MAX_COPY_TAGS and dc.SOURCE_TAG_KEY not in tags
+
+
+def check_copy_tags(problems: Problems, tags: Mapping[str, str]) -> None:
+    """A copy's own tags leave room for the two the library writes on it."""
+    if not _copy_tags_fit(tags):
+        problems.add("tags", f"{len(tags)} tags", COPY_TAGS_TEXT)
+
+
+@jsii.implements(IValidation)
+class _CopyTagCheck:
+    """At synth, after ``Tags.of``: each copy's final tags leave room for the library's two."""
+
+    def __init__(self) -> None:
+        self.copies: list[tuple[str, TagManager]] = []
+
+    @classmethod
+    def register(cls, stack: Stack, path: str, manager: TagManager) -> None:
+        check = _COPY_TAG_CHECKS.get(stack)
+        if check is None:
+            check = _COPY_TAG_CHECKS[stack] = cls()
+            stack.node.add_validation(check)
+        check.copies.append((path, manager))
+
+    def validate(self) -> list[str]:
+        messages = []
+        for path, manager in self.copies:
+            final = dict(manager.tag_values())
+            if not _copy_tags_fit(final):
+                messages.append(f"{path}: tags={len(final)} tags is not valid; {COPY_TAGS_TEXT}")
+        return messages
+
+
+_COPY_TAG_CHECKS: WeakKeyDictionary[Stack, _CopyTagCheck] = WeakKeyDictionary()
+
+
 @jsii.implements(ITaggableV2)
 class RegionalCopy(Construct):
     """One Region of :class:`RegionalCopies`: the copy there and the bundle bound to it."""
@@ -435,6 +488,7 @@ class RegionalCopy(Construct):
         self.region = region
         self._declared_tags = dict(tags)
         self._tag_manager = tag_manager(dc.COPY_RESOURCE_TYPE, self._declared_tags)
+        _CopyTagCheck.register(Stack.of(self), self.node.path, self._tag_manager)
         runtime.allow_region(region)
         name = image.image_name
         self.copy = CustomResource(
@@ -506,10 +560,15 @@ class RegionalCopies(Construct):
 
     The image is built once, in the stack's Region; each listed Region gets a copy
     (``CopyWorkspaceImage``, called in that Region with the stack's Region as source) that
-    carries the stack's ownership tag, and a bundle bound to the copy. A new image makes new
-    copies, the bundles move to them, and the old copies are deleted. Removing a Region
-    deletes its copy and bundle; nothing the stack did not tag as its own is ever deleted.
-    A copy that fails (a full image quota in one Region) fails its own resource only.
+    carries the stack's ownership tag and the source image's id
+    (``workspaces-image-bakery:source-image``), and a bundle bound to the copy. A new image
+    makes new copies, the bundles move to them, and the old copies are deleted. Removing a
+    Region deletes its copy and bundle; nothing the stack did not tag as its own is ever
+    deleted. A copy that fails (a full image quota in one Region) fails its own resource and
+    the handler changes nothing else, but CloudFormation then rolls back the whole stack
+    operation: an image built in the same update is deleted and its bundle returns to the
+    previous image. To keep the home build when a copy fails, declare the copies in a later
+    stack or pipeline stage (``SharedImageCopy`` or an imported image as ``image``).
 
     :param image: the image to distribute: a :class:`WorkspaceImage`, a
         :class:`SharedImageCopy`, or an imported image (checked for account and state only).
@@ -520,12 +579,15 @@ class RegionalCopies(Construct):
     :param bundle_description: 1-255 of ``a-zA-Z0-9_./() -``.
     :param compute_type: default STANDARD; ``root_volume_gib``/``user_volume_gib`` default
         to the smallest valid sizes (as :class:`WorkspaceBundle`).
-    :param tags: tags of the copies and bundles. Default none. ``Tags.of`` reaches them too.
+    :param tags: tags of the copies and bundles (at most 48: a copy also carries the
+        ownership and source tags). Default none. ``Tags.of`` reaches them too.
     :param removal_policy: for removed or replaced copies and bundles. Default DESTROY.
 
     A copy may take long: the deploy waits for it up to an hour (CloudFormation's limit for
-    a custom resource); one still copying then fails with that reason and the next deploy
-    adopts it. The 50-bundle quota is counted per Region at synth.
+    a custom resource); one still copying then fails with that reason, and the next deploy
+    adopts it if the source is still the same image (else deletes it once settled and copies
+    again). The 50-bundle quota is counted per Region at synth; the copies are not counted
+    against the destination Regions' image quotas at synth (a full quota fails the copy).
     """
 
     def __init__(
@@ -583,6 +645,7 @@ class RegionalCopies(Construct):
         )
         root, user = check_compute(problems, compute_type, root_volume_gib, user_volume_gib)
         checked_tags = {} if tags is None else check_tags(problems, "tags", tags)
+        check_copy_tags(problems, checked_tags)
         check_removal_policy(problems, removal_policy)
         check_no_secrets(
             problems,
@@ -595,8 +658,11 @@ class RegionalCopies(Construct):
         shape = f"{bundle_description}|{compute_type}|{root}|{user}"
         digest = hashlib.sha256(shape.encode()).hexdigest()[:SHAPE_CHARS]
         self.bundle_name = f"{bundle_base_name}-{digest}"
+        quota = image_quota(stack)
         for region in checked_regions:
             register_bundle(problems, stack, region)
+            # The copy and, while a new image replaces it, the next one.
+            register_images(problems, stack, 2, quota, region=region, field_name="regions")
             register_name(
                 problems, stack, f"bundle in {region}", "bundle_base_name", self.bundle_name
             )
@@ -702,16 +768,18 @@ class SharedImageCopy(Construct):
     Use it in the receiving account's stack: a bundle uses images of its own account only,
     so ``WorkspaceBundle(..., image=SharedImageCopy(...))`` binds to the copy. The copy is
     made in the stack's Region (``CopyWorkspaceImage`` of the shared image), carries the
-    stack's ownership tag, and is deleted with the construct. Give the image by id or, when
-    the building stack is in the same app (a pipeline), by name: its name is known at synth
-    (``persona.image.image_name``), so a new build is promoted without passing ids around.
+    stack's ownership tag and the shared image's id (``workspaces-image-bakery:source-image``:
+    a same-named copy of another shared image is never adopted), and is deleted with the
+    construct. Give the image by id or, when the building stack is in the same app (a
+    pipeline), by name: its name is known at synth (``persona.image.image_name``), so a new
+    build is promoted without passing ids around.
 
     :param source_account_id: the account that owns and shared the image (12 digits); an
         image shared by any other account is refused (AWS: check a shared image's owner).
     :param source_image_id: the shared image's id (``wsi-...``; may be a token), or
     :param source_image_name: its name (literal). Exactly one of the two.
     :param source_region: where the image was shared. Default: the stack's Region.
-    :param tags: tags of the copy. Default none. ``Tags.of`` reaches them too.
+    :param tags: tags of the copy (at most 48). Default none. ``Tags.of`` reaches them too.
     :param removal_policy: for a removed or replaced copy. Default DESTROY.
     """
 
@@ -759,6 +827,7 @@ class SharedImageCopy(Construct):
         if source_region is not None:
             check_region(problems, "source_region", source_region)
         checked_tags = {} if tags is None else check_tags(problems, "tags", tags)
+        check_copy_tags(problems, checked_tags)
         check_removal_policy(problems, removal_policy)
         check_no_secrets(
             problems,
@@ -773,6 +842,7 @@ class SharedImageCopy(Construct):
         self.source_region = region
         self._declared_tags = dict(checked_tags)
         self._tag_manager = tag_manager(dc.SHARED_COPY_RESOURCE_TYPE, self._declared_tags)
+        _CopyTagCheck.register(stack, self.node.path, self._tag_manager)
         runtime = DistributionRuntime.of(stack)
         runtime.allow_shared_source(region, source_account_id)
         self.resource = CustomResource(

@@ -205,7 +205,9 @@ class WorkspaceImage(Construct):
         part of the recipe and the bundle's shape digest.
     :param template_workspace_id: the prepared WorkSpace to snapshot (``ws-`` + 8-63
         lowercase letters or digits). It must not be encrypted. May be a deploy-time token.
-    :param persona: persona name (1-64 characters), used in messages and stack events.
+    :param persona: persona name (1-64 characters), used in messages and stack events, and
+        tagged on the image: retention and released versions find the persona's images by
+        it, so it is unique in the app. Not a token.
     :param recipe: what the image holds (version, baked software, ...), as JSON data. A
         change to any value builds a new image; the template WorkSpace id and description
         are included.
@@ -273,7 +275,9 @@ class WorkspaceImage(Construct):
             else:
                 problems.add("prepared_by", prepared_by, "a RunCommandPreparation, or None")
         check_template_workspace_id(problems, template_workspace_id)
-        problems.text("persona", persona, max_len=64)
+        # Retention finds a persona's images by this name: one image resource per persona.
+        problems.text("persona", persona, max_len=64, tokens=False)
+        register_name(problems, self.stack, "image persona", "persona", persona)
         recipe_strings = check_json(problems, "recipe", recipe)
         check_tags(problems, "tags", tags)
         if rebuild_token is not None and not isinstance(rebuild_token, str):

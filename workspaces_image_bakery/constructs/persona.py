@@ -369,6 +369,9 @@ class Persona(Construct):
             image=served,
             **shape,
         )
+        if not self.release.serves_build:
+            # Deleted before the image on a stack delete, as a bundle following it would be.
+            self.bundle.resource.node.add_dependency(self.image.resource)
         self.candidate_bundle: WorkspaceBundle | None = None
         if self.release.candidate_bundle:
             self.candidate_bundle = WorkspaceBundle(
@@ -424,6 +427,8 @@ class Persona(Construct):
         RETAIN."""
         for resource in self._resources():
             resource.apply_removal_policy(policy)
+        if self.regional_copies is not None:
+            self.regional_copies.apply_removal_policy(policy)
 
     def _check_preparation_channel(
         self,

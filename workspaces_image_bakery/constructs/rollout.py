@@ -2,33 +2,43 @@
 
 ``UpdateWorkspaceBundle`` reaches only WorkSpaces created or rebuilt later. A rebuild
 (``RebuildWorkspaces``) recreates the root volume from the bundle's current image and
-restores the user volume from its last snapshot, taken every 12 hours: **a rebuild can lose
-up to 12 hours of a user's work.** Nothing is rebuilt unless a :class:`WorkspaceRollout` is
-declared; it then rebuilds, in its maintenance window, only WorkSpaces whose user is
-DISCONNECTED and that are AVAILABLE or STOPPED: a canary share first, then batches, and it
-stops at the first failure.
+restores the user volume from its last rebuild snapshot: **a rebuild loses a user's work
+since that snapshot.** Nothing is rebuilt unless a :class:`WorkspaceRollout` is declared;
+it then rebuilds, in its maintenance window, only WorkSpaces that are AVAILABLE or STOPPED,
+whose user is DISCONNECTED and whose latest rebuild snapshot is newer than the user's last
+connection: a canary share first, then batches, and it stops at the first failure.
 
 Each stack holds one rollout workflow (a Step Functions state machine around one Lambda
-function) however many rollouts it declares; each rollout adds an EventBridge Scheduler
-schedule (its own maintenance window: stagger them per persona) and its record, an SSM
-parameter ``/workspaces-image-bakery/rollout/<bundle id>``.
+function, and a DynamoDB table of records, one item per bundle) however many rollouts it
+declares; each rollout adds an EventBridge Scheduler schedule (its own maintenance window:
+stagger them per persona) and its settings in the function's configuration.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import zoneinfo
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
-from aws_cdk import Arn, ArnComponents, ArnFormat, Aws, Duration, RemovalPolicy, Stack, TimeZone
+from aws_cdk import (
+    Arn,
+    ArnComponents,
+    ArnFormat,
+    Aws,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    TimeZone,
+)
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
-from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -47,15 +57,19 @@ from .bundle import BUNDLE_ID_PATTERN, IWorkspaceBundle, WorkspaceBundle
 
 ROLLOUT_RUNTIME_ID: Final = "WorkSpacesImageBakeryRollout"
 # Kept in step with bakery_runtime/rollout.py (the asset's module; the constructs do not
-# import it): the record's parameter prefix, the steps and the allowed-bundles variable.
-PARAMETER_PREFIX: Final = "/workspaces-image-bakery/rollout/"
-ENV_ROLLOUT_BUNDLES: Final = "ROLLOUT_BUNDLES"
+# import it): the record table's variable and key, the settings variable and the steps.
+ENV_ROLLOUT_TABLE: Final = "ROLLOUT_TABLE"
+ENV_ROLLOUT_SETTINGS: Final = "ROLLOUT_SETTINGS"
+RECORD_KEY: Final = "bundleId"
 STEP_ADVANCE: Final = "Advance"
 STEP_RECORD_FAILURE: Final = "RecordFailure"
 STATUS_WAIT: Final = "WAIT"
 STATUS_FAILED: Final = "FAILED"
 ERROR_TRANSIENT: Final = "TransientError"
-NOT_STARTED_RECORD: Final = '{"state":"NOT_STARTED"}'
+# Lambda's limit for all environment variables together is 4 KB: the settings of every
+# rollout of a stack (an id of 13 characters, as WorkSpaces ids are, per unresolved token).
+MAX_ENVIRONMENT_BYTES: Final = 3800
+TOKEN_ID_LENGTH: Final = 13
 
 MAX_CANARY_COUNT: Final = 100
 MAX_CANARY_PERCENT: Final = 50
@@ -131,13 +145,24 @@ class WorkspaceRollout(Construct):
     """Rebuild the WorkSpaces created from ``bundle`` onto its current image, in a
     maintenance window. Opt-in: without this construct no WorkSpace is ever rebuilt.
 
-    **Data loss:** a rebuild restores the user volume from its last snapshot (taken every 12
-    hours): up to 12 hours of a user's work can be lost. CONNECTED users (and those whose
-    state is UNKNOWN) are never rebuilt; WorkSpaces that are not AVAILABLE or STOPPED are
-    skipped. Skipped WorkSpaces are tried again at the next run.
+    **Data loss:** a rebuild restores the user volume from its latest rebuild snapshot: work
+    done after it is lost. CONNECTED users (and those whose state is UNKNOWN) are never
+    rebuilt, nor are WorkSpaces whose latest rebuild snapshot is not newer than the user's
+    last connection (``DescribeWorkspaceSnapshots``, ``LastKnownUserConnectionTimestamp``);
+    WorkSpaces that are not AVAILABLE or STOPPED are skipped. Skipped WorkSpaces are tried
+    again at the next run.
+
+    **What is rebuilt:** the first run for an image lists every WorkSpace of the bundle at
+    that moment and rebuilds those. The API does not say which image a WorkSpace runs, so
+    the first run after a rollout is declared rebuilds the whole fleet, and WorkSpaces
+    created between the bundle's update and that first run are rebuilt too (once more, onto
+    the image they already run). WorkSpaces created after the list was taken are not in it.
+    If the bundle moves to another image during a rollout, no further batch starts (state
+    ``SUPERSEDED``) and the next run starts over, canary first, for that image.
 
     :param bundle: the bundle whose WorkSpaces are rebuilt (a :class:`WorkspaceBundle`, whose
-        deployed image the run checks the bundle still uses, or an imported bundle).
+        deployed image the run checks the bundle still uses before each batch, or an
+        imported bundle).
     :param schedule: the maintenance window's start, an EventBridge Scheduler expression:
         ``cron(0 3 ? * SUN *)`` (minutes hours day-of-month month day-of-week year; ``?`` in
         day-of-month or day-of-week) or ``rate(N hours|days)``. Not a token.
@@ -157,7 +182,9 @@ class WorkspaceRollout(Construct):
     The run stops at the first failure (a ``FailedRequests`` entry, or a rebuilt WorkSpace
     ending ERROR or UNHEALTHY); later batches are not started, and the schedule does not
     retry that image until an operator starts a run with ``"Retry": true`` or a new image
-    is deployed. Progress and result: the SSM parameter :attr:`parameter_name`.
+    is deployed. Every setting lives in the rollout function's configuration: an execution's
+    input names only the bundle (and ``Retry``). Progress and result: the item
+    :attr:`record_key` of the stack's table :attr:`records` (``GetItem``).
     """
 
     def __init__(
@@ -225,47 +252,24 @@ class WorkspaceRollout(Construct):
 
         self.bundle = bundle
         self.bundle_id = bundle_id
-        self.parameter_name = f"{PARAMETER_PREFIX}{bundle_id}"
         runtime = RolloutRuntime.of(self)
-        # The record: created here (and removed with the stack), written by the workflow.
-        # Its value never changes in the template, so a deploy never resets a record.
-        self.record = ssm.CfnParameter(
-            self,
-            "Record",
-            name=self.parameter_name,
-            type="String",
-            value=NOT_STARTED_RECORD,
-            description="workspaces-image-bakery: the rollout of the bundle's image (JSON)",
-            tier="Intelligent-Tiering",
-        )
-        self.record.apply_removal_policy(RemovalPolicy.DESTROY)
-        self.parameter_arn = Arn.format(
-            ArnComponents(
-                service="ssm",
-                resource="parameter",
-                resource_name=self.parameter_name.lstrip("/"),
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                partition=Aws.PARTITION,
-                region=Aws.REGION,
-                account=Aws.ACCOUNT_ID,
-            )
-        )
-        runtime.allow(bundle_id, self.parameter_arn)
+        # The record: an item CloudFormation never writes (no deploy resets it), in a table
+        # removed with the stack.
+        self.records = runtime.table
+        self.record_key = bundle_id
         expected_image = bundle.image_id if isinstance(bundle, WorkspaceBundle) else ""
-        rollout_input: dict[str, Any] = {
-            "BundleId": bundle_id,
+        settings: dict[str, Any] = {
             "ImageId": expected_image,
-            "RunId": scheduler.ContextAttribute.execution_id,
-            "ScheduledTime": scheduler.ContextAttribute.scheduled_time,
             "BatchSize": int(batch_size),
             "PauseSeconds": int(seconds_of(batch_pause)),
             "WindowSeconds": int(seconds_of(window)),
             "RebuildTimeoutSeconds": int(seconds_of(rebuild_timeout)),
         }
         if canary_percent is not None:
-            rollout_input["CanaryPercent"] = float(canary_percent)
+            settings["CanaryPercent"] = float(canary_percent)
         else:
-            rollout_input["CanaryCount"] = int(canary_count or 1)
+            settings["CanaryCount"] = int(canary_count or 1)
+        runtime.allow(self, bundle_id, settings)
         self.schedule = scheduler.Schedule(
             self,
             "Schedule",
@@ -273,7 +277,11 @@ class WorkspaceRollout(Construct):
             schedule=scheduler.ScheduleExpression.expression(schedule, TimeZone.of(time_zone)),
             target=scheduler_targets.StepFunctionsStartExecution(
                 runtime.state_machine,
-                input=scheduler.ScheduleTargetInput.from_object({"Rollout": rollout_input}),
+                # The bundle only: the settings are the function's, the run is the
+                # execution's id.
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"Rollout": {"BundleId": bundle_id}}
+                ),
                 role=runtime.scheduler_role,
                 retry_attempts=3,
                 max_event_age=Duration.hours(1),
@@ -298,7 +306,18 @@ class RolloutRuntime(Construct):
         super().__init__(scope, id_)
         self._bundles: list[object] = []
         self._bundle_ids: list[str] = []
-        self._parameters: iam.PolicyStatement | None = None
+        self._settings: dict[str, dict[str, Any]] = {}
+        self._records: iam.PolicyStatement | None = None
+        self.table = dynamodb.Table(
+            self,
+            "Records",
+            partition_key=dynamodb.Attribute(name=RECORD_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         self.function = lambda_.Function(
             self,
             "Step",
@@ -313,6 +332,7 @@ class RolloutRuntime(Construct):
                 self, "StepLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
             ),
         )
+        self.function.add_environment(ENV_ROLLOUT_TABLE, self.table.table_name)
         self.state_machine = self._state_machine()
         self.scheduler_role = iam.Role(
             self,
@@ -335,21 +355,50 @@ class RolloutRuntime(Construct):
         else:
             self._bundles.append(bundle)
 
-    def allow(self, bundle_id: str, parameter_arn: str) -> None:
-        """Let the workflow roll out this bundle and read and write its record."""
-        self._bundle_ids.append(bundle_id)
-        self.function.add_environment(ENV_ROLLOUT_BUNDLES, ",".join(self._bundle_ids))
-        if self._parameters is None:
-            self._parameters = iam.PolicyStatement(
-                actions=["ssm:GetParameter", "ssm:PutParameter"],
-                resources=[parameter_arn],
+    def allow(self, scope: Construct, bundle_id: str, settings: dict[str, Any]) -> None:
+        """Let the workflow roll out this bundle with these settings, and read and write its
+        record (its item only: ``dynamodb:LeadingKeys``)."""
+        candidate = {**self._settings, bundle_id: settings}
+
+        def size(value: Any) -> int:
+            return TOKEN_ID_LENGTH + 2 if is_token(value) else len(json.dumps(value))
+
+        estimate = 2 + sum(
+            size(key) + 2 + sum(size(k) + size(v) + 2 for k, v in values.items())
+            for key, values in candidate.items()
+        )
+        if estimate > MAX_ENVIRONMENT_BYTES:
+            problems = Problems.of(scope)
+            problems.add(
+                "bundle",
+                bundle_id,
+                f"at most {len(self._settings)} rollouts per stack: their settings fill the "
+                "rollout function's environment (Lambda's 4 KB); put more in another stack",
             )
-            self.function.add_to_role_policy(self._parameters)
-        else:
-            self._parameters.add_resources(parameter_arn)
+            problems.raise_if_any()
+        self._bundle_ids.append(bundle_id)
+        self._settings = candidate
+        self.function.add_environment(
+            ENV_ROLLOUT_SETTINGS, Stack.of(self).to_json_string(self._settings)
+        )
+        if self._records is None:
+            self._records = iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+                resources=[self.table.table_arn],
+            )
+            self.function.add_to_role_policy(self._records)
+        self._records.add_condition(
+            "ForAllValues:StringEquals", {"dynamodb:LeadingKeys": list(self._bundle_ids)}
+        )
 
     def _step(self, id_: str, step: str, selector: dict[str, str] | None) -> tasks.LambdaInvoke:
-        payload: dict[str, object] = {"Step": step, "Rollout.$": "$.Rollout"}
+        # The run is the execution: a duplicate start is another run, which the record's
+        # lock keeps off the bundle.
+        payload: dict[str, object] = {
+            "Step": step,
+            "Rollout.$": "$.Rollout",
+            "RunId.$": "$$.Execution.Id",
+        }
         if step == STEP_RECORD_FAILURE:
             payload["Error.$"] = "$.Error"
         task = tasks.LambdaInvoke(
@@ -428,6 +477,8 @@ class RolloutRuntime(Construct):
                     "workspaces:DescribeWorkspaceBundles",
                     "workspaces:DescribeWorkspaces",
                     "workspaces:DescribeWorkspacesConnectionStatus",
+                    # Resource types not checked against the Service Authorization Reference.
+                    "workspaces:DescribeWorkspaceSnapshots",
                 ],
                 resources=["*"],
             )
@@ -471,7 +522,8 @@ class RolloutRuntime(Construct):
                     reason=(
                         "Resource * only for what supports no resource types (WorkSpaces "
                         "DescribeWorkspaces, DescribeWorkspaceBundles, "
-                        "DescribeWorkspacesConnectionStatus; Step Functions logging and X-Ray)."
+                        "DescribeWorkspacesConnectionStatus, DescribeWorkspaceSnapshots, read "
+                        "only; Step Functions logging and X-Ray)."
                     ),
                     applies_to=["Resource::*"],
                 ),

@@ -96,6 +96,21 @@ def rolling_back(clients: Clients, stack_id: str) -> bool:
     return stack_status(clients, stack_id).endswith("ROLLBACK_IN_PROGRESS")
 
 
+def replaced_in_stack(clients: Clients, stack_id: str, logical_id: str, physical_id: str) -> bool:
+    """True when the stack's resource `logical_id` now has another physical id: the one being
+    deleted was replaced. False when it was removed from the template (CloudFormation still
+    lists it, being deleted, or no longer does)."""
+    try:
+        detail = clients.cloudformation.describe_stack_resource(
+            StackName=stack_id, LogicalResourceId=logical_id
+        )["StackResourceDetail"]
+    except ClientError as error:
+        if error_code(error) == "ValidationError":
+            return False
+        raise
+    return str(detail.get("PhysicalResourceId", "")) not in ("", physical_id)
+
+
 def stack_status(clients: Clients, stack_id: str) -> str:
     """The stack's status now (e.g. UPDATE_COMPLETE_CLEANUP_IN_PROGRESS); "" if not found."""
     stacks = clients.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]

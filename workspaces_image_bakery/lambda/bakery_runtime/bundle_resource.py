@@ -206,7 +206,16 @@ def resolve_release(
         image.image_id,
         image.name,
     )
-    return replace(props, image_id=image.image_id, expected_image_name=image.name)
+    # The bundle describes what it serves: the released image's own Version and Software.
+    content: dict[str, str] = {
+        k: image.tags[k] for k in c.IMAGE_CONTENT_TAG_KEYS if k in image.tags
+    }
+    return replace(
+        props,
+        image_id=image.image_id,
+        expected_image_name=image.name,
+        tags={**props.tags, **content},
+    )
 
 
 def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:

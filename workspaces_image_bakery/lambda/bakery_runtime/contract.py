@@ -79,6 +79,9 @@ IMAGE_VERSION_TAG_KEY: Final = "workspaces-image-bakery:version"
 RECIPE_TAG_KEY: Final = "workspaces-image-bakery:recipe"
 # Marks a replaced image kept for a way back (value: the time it was replaced, ISO 8601).
 RETAINED_TAG_KEY: Final = "workspaces-image-bakery:retained"
+# The tags that describe an image's content: a bundle serving a released (earlier) image
+# carries the image's own values, not those of the version being built.
+IMAGE_CONTENT_TAG_KEYS: Final = ("Version", "Software")
 # The library's own tags: a tag update in place never removes them.
 LIBRARY_TAG_KEYS: Final = (
     CLEANUP_TAG_KEY,

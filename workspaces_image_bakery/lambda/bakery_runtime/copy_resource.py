@@ -6,9 +6,18 @@ another Region of the same account. A shared copy takes an image another account
 with this one (UpdateWorkspaceImagePermission) into this account, in the stack's Region;
 it is found by id or by name and must be owned by the account the stack names.
 
-on_event starts the copy (or adopts the one this stack started before, found by name and
-ownership tag) and answers at once; is_complete, called by the CDK Provider framework's
-waiter, reports the copy done once it is AVAILABLE. A copy fails only its own resource.
+on_event starts the copy and answers at once; is_complete, called by the CDK Provider
+framework's waiter, reports the copy done once it is AVAILABLE. Every copy is tagged with the
+id of the image it was copied from (distribution_contract.SOURCE_TAG_KEY). A copy this stack
+started before (a retried event, or one a failed deploy left) is adopted only when it carries
+this stack's ownership tag *and* was copied from the very source named now; a same-named copy
+of another source (a rolled-back build's image) is deleted once settled, or fails the resource
+naming both ids while it is still copying or in use: it is never adopted.
+
+A failing copy fails its own resource, and the handler changes nothing else; CloudFormation
+then rolls the whole stack operation back, so an image built in the same update is deleted
+and its bundle returns to the previous image. Keep copies in a later stack or pipeline stage
+to keep the home build when a copy fails (README: Regions and accounts).
 """
 
 from __future__ import annotations
@@ -214,13 +223,83 @@ def _shared_source(
     return image
 
 
-def _adopt(target: Target, image: WorkspaceImageTypeDef) -> None:
-    """A copy this stack started before (a retried event, or a copy a failed deploy left
-    running): clear the mark a delete left on it."""
+def _user_tags(props: CopyProperties) -> dict[str, str]:
+    """The resource's tags, without a key the library writes itself."""
+    return {k: v for k, v in props.tags.items() if k not in (c.OWNER_TAG_KEY, d.SOURCE_TAG_KEY)}
+
+
+def _adopt(target: Target, image: WorkspaceImageTypeDef, tags: Mapping[str, str]) -> None:
+    """A copy this stack started before, of the same source (a retried event, or a copy a
+    failed deploy left running): clear the mark a delete left on it."""
     image_id = image["ImageId"]
     logger.info("adopting copy %s (%s) in %s", image_id, image.get("Name"), target.region)
-    if c.KEPT_TAG_KEY in describe_tags(target.client, image_id):
+    if c.KEPT_TAG_KEY in tags:
         target.client.delete_tags(ResourceId=image_id, TagKeys=[c.KEPT_TAG_KEY])
+
+
+# How long on_event waits for a deleted stale copy to disappear before copying again.
+STALE_GONE_POLLS = 6
+STALE_GONE_SECONDS = 10.0
+
+
+def _stale(
+    event: ResourceEvent, target: Target, stale: WorkspaceImageTypeDef, copied_from: str | None
+) -> str:
+    """How to name a same-named copy of another source in a message."""
+    return (
+        f"{event.where} ({target.region}): the image named {stale.get('Name')} "
+        f"({stale['ImageId']}) that this stack copied earlier is a copy of "
+        f"{copied_from or 'an unrecorded source'}"
+    )
+
+
+def _remove_stale(
+    event: ResourceEvent,
+    target: Target,
+    stale: WorkspaceImageTypeDef,
+    copied_from: str | None,
+    source_id: str,
+) -> None:
+    """A copy this stack owns, with the name the new copy needs, but of another source (a
+    rolled-back build's image): delete it once settled, else fail naming both ids."""
+    stale_id = stale["ImageId"]
+    what = f"{_stale(event, target, stale, copied_from)}, not of {source_id}"
+    if stale_id == event.physical_id:
+        raise BuildFailed(
+            f"{what}, and it is this resource's current copy: it is left and not adopted. "
+            f"Delete it by hand (after moving its bundles), then deploy again to copy {source_id}"
+        )
+    state = stale.get("State", "")
+    if state not in ("AVAILABLE", "ERROR"):
+        raise BuildFailed(
+            f"{what}; it is {state}, so it is neither adopted nor deleted. Deploy again once it "
+            f"is AVAILABLE or ERROR: it is deleted then and {source_id} copied"
+        )
+    try:
+        target.client.delete_workspace_image(ImageId=stale_id)
+    except ClientError as error:
+        code = error_code(error)
+        if code in NOT_FOUND_CODES:
+            return
+        if code in ("ResourceAssociatedException", "InvalidResourceStateException"):
+            raise BuildFailed(
+                f"{what}; it cannot be deleted ({code}: a bundle uses it, or it is shared), so "
+                f"{source_id} cannot be copied under its name. Free it and delete it by hand, "
+                "then deploy again"
+            ) from None
+        raise
+    logger.warning(
+        "deleted %s (%s) in %s: a copy of %s, not of %s",
+        stale_id,
+        stale.get("Name"),
+        target.region,
+        copied_from,
+        source_id,
+    )
+    for _ in range(STALE_GONE_POLLS):
+        if _image(target.client, stale_id) is None:
+            return
+        time.sleep(STALE_GONE_SECONDS)
 
 
 def _start(
@@ -238,16 +317,21 @@ def _start(
     except BuildFailed as foreign:
         raise BuildFailed(f"{event.where} ({target.region}): {foreign}") from None
     if existing is not None:
-        _adopt(target, existing)
-        return _result(existing["ImageId"], name, target, source_id, time.time())
+        tags = describe_tags(target.client, existing["ImageId"])
+        copied_from = tags.get(d.SOURCE_TAG_KEY)
+        if copied_from == source_id:
+            _adopt(target, existing, tags)
+            return _result(existing["ImageId"], name, target, source_id, time.time())
+        _remove_stale(event, target, existing, copied_from, source_id)
     description = source.get("Description") or f"copy of {name}"
+    tags = {**_user_tags(props), d.SOURCE_TAG_KEY: source_id, c.OWNER_TAG_KEY: stack}
     try:
         created = target.client.copy_workspace_image(
             Name=name,
             Description=description,
             SourceImageId=source_id,
             SourceRegion=source_region,
-            Tags=tag_list({**props.tags, c.OWNER_TAG_KEY: stack}),  # type: ignore[arg-type]
+            Tags=tag_list(tags),  # type: ignore[arg-type]
         )
     except ClientError as error:
         code = error_code(error)
@@ -261,8 +345,15 @@ def _start(
         if code == "ResourceAlreadyExistsException":
             existing = owned_image(target.client, name, stack)
             if existing is not None:
-                _adopt(target, existing)
-                return _result(existing["ImageId"], name, target, source_id, time.time())
+                tags = describe_tags(target.client, existing["ImageId"])
+                copied_from = tags.get(d.SOURCE_TAG_KEY)
+                if copied_from == source_id:
+                    _adopt(target, existing, tags)
+                    return _result(existing["ImageId"], name, target, source_id, time.time())
+                raise BuildFailed(
+                    f"{_stale(event, target, existing, copied_from)}, not of {source_id}, and "
+                    "still holds the name; nothing was copied. Deploy again once it is gone"
+                ) from None
         raise
     logger.info(
         "copying %s (%s) from %s to %s as %s",
@@ -315,13 +406,20 @@ def _update(
     target = _target(props, clients)
     image_id = event.physical_id or ""
     image = _image(target.client, image_id) if IMAGE_ID.match(image_id) else None
-    if image is None or describe_tags(target.client, image_id).get(c.OWNER_TAG_KEY) != owner():
+    tags = describe_tags(target.client, image_id) if image is not None else {}
+    if image is None or tags.get(c.OWNER_TAG_KEY) != owner():
         logger.warning("copy %s in %s is gone; copying again", image_id, target.region)
         return _create(event, props, clients, shared=shared)
+    copied_from = tags.get(d.SOURCE_TAG_KEY)
+    if copied_from is not None and props.source_image_id not in (None, copied_from):
+        raise BuildFailed(
+            f"{_stale(event, target, image, copied_from)}, not of {props.source_image_id} as "
+            "the resource says: it is left and not adopted. Delete it by hand (after moving "
+            "its bundles), then deploy again"
+        )
     # Only the tags may have changed: is_complete applies them once the copy is AVAILABLE.
-    return _result(
-        image_id, image.get("Name", ""), target, props.source_image_id or "", time.time()
-    )
+    source = copied_from or props.source_image_id or ""
+    return _result(image_id, image.get("Name", ""), target, source, time.time())
 
 
 def _delete(event: ResourceEvent, clients: DistributionClients, *, shared: bool) -> dict[str, Any]:
@@ -347,8 +445,10 @@ def _delete(event: ResourceEvent, clients: DistributionClients, *, shared: bool)
         mark_kept(
             target.client,
             image_id,
-            "still copying when its stack deleted it: a later deploy adopts it, or delete it "
-            "by hand once AVAILABLE",
+            # A tag value: letters, digits, spaces and _ . : / = + - @ only.
+            "still copying when its stack deleted it: a later deploy of the same source adopts "
+            "it - a deploy of another source deletes it once settled - or delete it by hand "
+            "once AVAILABLE",
         )
         return {"PhysicalResourceId": image_id}
     try:
@@ -361,8 +461,8 @@ def _delete(event: ResourceEvent, clients: DistributionClients, *, shared: bool)
             mark_kept(
                 target.client,
                 image_id,
-                f"{code} when its stack deleted it (a bundle uses it, or it is shared): delete "
-                "by hand once free",
+                f"{code} when its stack deleted it: a bundle uses it or it is shared - delete "
+                "it by hand once free",
             )
             return {"PhysicalResourceId": image_id}
         raise
@@ -385,7 +485,9 @@ def is_complete(
 ) -> dict[str, Any]:
     """The waiter's question: is the copy AVAILABLE? An ERROR copy is deleted and fails the
     resource with the service's reason; one still PENDING near CloudFormation's hour fails
-    it with a reason too (the copy goes on and the next deploy adopts it)."""
+    it with a reason too (the copy goes on, and the next deploy adopts it if it copies the
+    same source then, else deletes it once settled). A failed resource makes CloudFormation
+    roll back the whole stack operation, not this resource only."""
     if event.request_type == "Delete":
         return {"IsComplete": True}
     props = CopyProperties.parse(event.properties, event.where, shared=shared)
@@ -400,7 +502,12 @@ def is_complete(
     name = image.get("Name", "")
     state = image.get("State", "")
     if state == "AVAILABLE":
-        sync_tags(target.client, image_id, props.tags, owner())
+        # The source tag is kept as CopyWorkspaceImage wrote it (never written afterwards).
+        copied_from = describe_tags(target.client, image_id).get(d.SOURCE_TAG_KEY)
+        wanted = _user_tags(props)
+        if copied_from is not None:
+            wanted[d.SOURCE_TAG_KEY] = copied_from
+        sync_tags(target.client, image_id, wanted, owner())
         data = raw.get("Data")
         source_id = data.get(d.ATTR_SOURCE_IMAGE_ID, "") if isinstance(data, Mapping) else ""
         return {"IsComplete": True, **_result(image_id, name, target, str(source_id))}
@@ -417,6 +524,7 @@ def is_complete(
         raise BuildFailed(
             f"{event.where}: the copy {image_id} ({name}) in {target.region} is still {state} "
             f"after {int(waited // 60)} minutes, and CloudFormation waits for a custom resource "
-            "at most an hour. The copy goes on: deploy again later and this stack adopts it"
+            "at most an hour. The copy goes on: deploy again later and this stack adopts it "
+            "(if it still copies the same source)"
         )
     return {"IsComplete": False}

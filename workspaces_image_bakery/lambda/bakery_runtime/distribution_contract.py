@@ -32,6 +32,10 @@ EXPECTED_IMAGE_NAME: Final = "ExpectedImageName"
 ACCOUNT_IDS: Final = "AccountIds"
 # Tags of a copy (the list CloudFormation sends, as contract.TAGS).
 TAGS: Final = "Tags"
+# Written on every copy when CopyWorkspaceImage makes it: the id of the image it was copied
+# from. A copy is adopted (a retried event, a later deploy) only when it is a copy of the
+# very source the resource names now; a same-named copy of another source is never adopted.
+SOURCE_TAG_KEY: Final = "workspaces-image-bakery:source-image"
 
 # Attributes (Fn::GetAtt).
 ATTR_IMAGE_ID: Final = "ImageId"
@@ -47,7 +51,8 @@ STARTED_AT: Final = "BakeryCopyStartedAt"
 # The Provider's waiter: is_complete every POLL_SECONDS for at most TOTAL_TIMEOUT_SECONDS.
 # CloudFormation waits for a custom resource at most ServiceTimeout = 3600 s, so a copy
 # that is still PENDING after COPY_DEADLINE_SECONDS fails the resource with its own reason
-# (before the framework's generic timeout); the copy goes on, and the next deploy adopts it.
+# (before the framework's generic timeout); the copy goes on, and the next deploy adopts it
+# if its source is still the same (SOURCE_TAG_KEY).
 POLL_SECONDS: Final = 60
 TOTAL_TIMEOUT_SECONDS: Final = 3600
 COPY_DEADLINE_SECONDS: Final = 3300

@@ -17,14 +17,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import contract as c
-from .aws import Clients, error_code, owner, rolling_back, stack_status
+from .aws import Clients, error_code, owner, replaced_in_stack, rolling_back, stack_status
 from .build import BuildRequest
 from .build_steps import inspect_template
 from .errors import BuildFailed, InvalidPropertiesError
 from .events import ResourceEvent
 from .properties import ImageProperties
 from .retention import mark_retained, prune
-from .workspaces import mark_kept, owned_image, sync_tags
+from .workspaces import describe_tags, mark_kept, owned_image, sync_tags
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
         data[c.ATTR_EXECUTION_ARN] = start_build(event, props, clients)
         return {"PhysicalResourceId": props.image_name, "Data": data}
 
-    # Same recipe: only tags (or the build bound) changed. Update tags in place.
+    # Same recipe: only tags (or the build bound, or the retained count) changed.
     image = owned_image(clients.workspaces, props.image_name, stack)
     if image is None and rolling_back(clients, stack):
         logger.warning("image %s is gone; nothing to roll back", props.image_name)
@@ -172,17 +172,41 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
             "context value to build it again"
         )
     sync_tags(clients.workspaces, image["ImageId"], props.all_tags(), stack)
+    if event.request_type == "Update" and _retained_count_of(event.old_properties) != (
+        props.retained_images
+    ):
+        # A lower count frees images now, not only when the next image replaces this one.
+        _prune_quietly(clients, props.persona, props.retained_images, stack)
     return {"PhysicalResourceId": props.image_name, "Data": data}
+
+
+def _retained_count_of(raw: Any) -> int:
+    try:
+        return ImageProperties.parse(raw or {}).retained_images
+    except InvalidPropertiesError:
+        return 1
+
+
+def _prune_quietly(clients: Clients, persona: str | None, keep: int, stack: str) -> None:
+    """Prune, never failing the stack operation: what could not be pruned is logged and
+    stays (a later prune, or a person, removes it)."""
+    try:
+        prune(clients.workspaces, persona, keep, stack)
+    except (ClientError, BuildFailed) as error:
+        logger.warning("pruning the images of %s failed and is left for later: %s", persona, error)
 
 
 def retire_image(event: ResourceEvent, image_name: str, clients: Clients) -> None:
     """CloudFormation deletes an image resource: keep the image for a way back, or delete it.
 
-    After a successful update (the image was replaced, or its persona removed) a persona
-    that retains images keeps this one, tagged, and prunes its images beyond the retained
-    count. Anything else (a rollback removing a build that never served, a stack delete, a
-    persona retaining one image) deletes the image; a stack delete also removes the
-    persona's retained images that nothing uses.
+    - After a successful update that *replaced* the image, a persona that retains images
+      keeps it, tagged retained, and prunes its images beyond the retained count.
+    - A persona removed from the template: its image and its retained images that nothing
+      uses are deleted.
+    - A rollback deletes the image of the failed update (it never served), but never an
+      image tagged retained: that one predates the update (a build adopted it by name).
+    - A stack delete deletes the image and every image of this stack that nothing uses.
+    - A persona retaining one image deletes each replaced image.
     """
     try:
         props: ImageProperties | None = ImageProperties.parse(event.properties, event.where)
@@ -191,20 +215,47 @@ def retire_image(event: ResourceEvent, image_name: str, clients: Clients) -> Non
     keep = props.retained_images if props is not None else 1
     stack = owner()
     status = stack_status(clients, stack) if props is not None else ""
-    if props is not None and keep > 1 and status == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS":
-        try:
-            image = owned_image(clients.workspaces, image_name, stack)
-        except BuildFailed as foreign:
-            logger.warning("not retaining: %s", foreign)
+    if props is not None and status == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS":
+        replaced = replaced_in_stack(clients, stack, event.logical_id, image_name)
+        if replaced and keep > 1:
+            retain_image(image_name, props.persona, keep, clients)
             return
-        if image is not None and image.get("State") == "AVAILABLE":
-            mark_retained(clients.workspaces, image["ImageId"])
-            logger.info("image %s (%s) is retained", image["ImageId"], image_name)
-            prune(clients.workspaces, props.persona, keep, stack)
+        if not replaced:
+            delete_image(event, image_name, clients)
+            _prune_quietly(clients, props.persona, 0, stack)
             return
+    if props is not None and "ROLLBACK" in status and _tagged_retained(image_name, clients):
+        logger.info("image %s is a retained earlier image: the rollback keeps it", image_name)
+        return
     delete_image(event, image_name, clients)
     if props is not None and status == "DELETE_IN_PROGRESS":
-        prune(clients.workspaces, props.persona, 0, stack)
+        _prune_quietly(clients, None, 0, stack)
+
+
+def retain_image(image_name: str, persona: str, keep: int, clients: Clients) -> None:
+    """Keep a replaced image (tagged retained) and prune the persona's images beyond `keep`."""
+    stack = owner()
+    try:
+        image = owned_image(clients.workspaces, image_name, stack)
+    except BuildFailed as foreign:
+        logger.warning("not retaining: %s", foreign)
+        return
+    if image is None:
+        logger.info("image %s is already gone", image_name)
+    elif image.get("State") == "AVAILABLE":
+        mark_retained(clients.workspaces, image["ImageId"])
+        logger.info("image %s (%s) is retained", image["ImageId"], image_name)
+    _prune_quietly(clients, persona, keep, stack)
+
+
+def _tagged_retained(image_name: str, clients: Clients) -> bool:
+    try:
+        image = owned_image(clients.workspaces, image_name, owner())
+    except BuildFailed:
+        return False
+    return image is not None and c.RETAINED_TAG_KEY in describe_tags(
+        clients.workspaces, image["ImageId"]
+    )
 
 
 def roll_back_to(event: ResourceEvent, props: ImageProperties, clients: Clients) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class PersonaImage:
     created: datetime
     version: str
     recipe: str
+    tags: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         return f"{self.version or '?'} ({self.image_id}, {self.name}, {self.state})"
@@ -59,12 +60,17 @@ def owned_images(client: WorkSpacesClient) -> list[WorkspaceImageTypeDef]:
     return [image for page in pages for image in page.get("Images", [])]
 
 
-def persona_images(client: WorkSpacesClient, persona: str, owner: str) -> list[PersonaImage]:
-    """The persona's images that this stack created, newest first."""
+def persona_images(client: WorkSpacesClient, persona: str | None, owner: str) -> list[PersonaImage]:
+    """The persona's images that this stack created (every persona's with None), newest
+    first; images marked for cleanup (left by a stopped build) are not among them."""
     found: list[PersonaImage] = []
     for image in owned_images(client):
         tags = describe_tags(client, image["ImageId"])
-        if tags.get(c.OWNER_TAG_KEY) != owner or tags.get(c.PERSONA_TAG_KEY) != persona:
+        if tags.get(c.OWNER_TAG_KEY) != owner or c.PERSONA_TAG_KEY not in tags:
+            continue
+        if (persona is not None and tags[c.PERSONA_TAG_KEY] != persona) or (
+            c.CLEANUP_TAG_KEY in tags
+        ):
             continue
         found.append(
             PersonaImage(
@@ -74,6 +80,7 @@ def persona_images(client: WorkSpacesClient, persona: str, owner: str) -> list[P
                 created=image.get("Created", _EPOCH),
                 version=tags.get(c.IMAGE_VERSION_TAG_KEY, ""),
                 recipe=tags.get(c.RECIPE_TAG_KEY, ""),
+                tags=tags,
             )
         )
     return sorted(found, key=lambda i: (i.created, i.name), reverse=True)
@@ -141,8 +148,9 @@ def shared_with(client: WorkSpacesClient, image_id: str) -> list[str]:
             return accounts
 
 
-def prune(client: WorkSpacesClient, persona: str, keep: int, owner: str) -> PruneResult:
-    """Delete the persona's images beyond the newest `keep` that nothing uses."""
+def prune(client: WorkSpacesClient, persona: str | None, keep: int, owner: str) -> PruneResult:
+    """Delete the persona's images (every persona's of this stack with None) beyond the
+    newest `keep` that nothing uses."""
     result = PruneResult()
     images = persona_images(client, persona, owner)
     older = images[keep:]
@@ -201,6 +209,7 @@ def check_quota(client: WorkSpacesClient, quota: int, owner: str) -> None:
     raise BuildFailed(
         f"the Region holds {len(images)} images and the image quota is {quota} "
         f"(context value workspaces-image-bakery:image-quota): a build needs room for one "
-        f"more, so nothing was started. {hint}. Delete images you no longer need, lower the "
-        "persona's retained_images, or raise the quota in Service Quotas and the context value"
+        f"more, so nothing was started. {hint}. Delete images you no longer need, or deploy "
+        "once with a lower retained_images and no other change to the persona (that deploy "
+        "prunes), or raise the quota in Service Quotas and the context value"
     )

@@ -1,20 +1,36 @@
 """Rolling a bundle's current image out to the WorkSpaces created from it (opt-in).
 
 ``RebuildWorkspaces`` recreates a WorkSpace's root volume from its bundle's current image
-and restores the user volume from its last snapshot (taken every 12 hours): a rebuild can
-lose up to 12 hours of a user's work. So a rollout rebuilds only WorkSpaces whose user is
-DISCONNECTED (never CONNECTED, never UNKNOWN) and that are AVAILABLE or STOPPED, a canary
-share first, then batches, and stops at the first failure.
+and restores the user volume from its last rebuild snapshot: a rebuild loses what the user
+did after that snapshot. So a rollout rebuilds only WorkSpaces that are AVAILABLE or STOPPED,
+whose user is DISCONNECTED (never CONNECTED, never UNKNOWN) and whose latest rebuild snapshot
+(``DescribeWorkspaceSnapshots``) is newer than the user's last connection
+(``LastKnownUserConnectionTimestamp``); a canary share first, then batches; it stops at the
+first failure.
 
 The rollout state machine calls :func:`handler` with ``{"Step": "Advance" | "RecordFailure",
-"Rollout": {...}}`` again and again; waiting happens in the state machine. Each call moves
-the rollout one step on and returns ``{"Status": WAIT | DONE | FAILED, "WaitSeconds": n}``.
+"RunId": <the execution's id>, "Rollout": {"BundleId": ..., "Retry": true?}}`` again and
+again; waiting happens in the state machine. Only the bundle id and ``Retry`` are read from
+the input: the bundle must be one the function's own configuration (``ROLLOUT_SETTINGS``,
+bundle id -> settings) names, and every safety setting (image, canary, batch size, pause,
+window, rebuild timeout) comes from there. Each call moves the rollout one step on and
+returns ``{"Status": WAIT | DONE | FAILED, "WaitSeconds": n}``.
 
-Progress lives in one SSM parameter per bundle, ``/workspaces-image-bakery/rollout/<bundle
-id>``, as JSON (the record): the image, the run, the WorkSpaces still to rebuild onto it
-(``pending``, the bundle's WorkSpaces when the rollout of that image began), the batch being
-rebuilt, the counts and the failure. WorkSpaces created after that moment come from the new
-image already and are never rebuilt. Operators and the CLI read it with ``GetParameter``.
+Progress lives in one DynamoDB item per bundle in the stack's table (``ROLLOUT_TABLE``):
+``bundleId``, ``version`` and ``record``, JSON. CloudFormation creates the table and never
+writes an item, so no deploy resets a record. Every write is conditional on the version
+read (an optimistic lock): a run whose write finds another version leaves the bundle alone.
+The record holds the image, the run, the WorkSpaces still to rebuild onto it (``pending``),
+the batch being rebuilt (``inFlight``, saved after each accepted rebuild), the counts and
+the failure.
+
+``pending`` is listed once, by the first run for an image (the bundle already uses it): every
+WorkSpace of the bundle then, whatever image it runs (the API does not say which). So the
+first run after the rollout is enabled lists the whole fleet, and WorkSpaces created
+between the bundle's update and that first run are listed (and rebuilt) too. WorkSpaces
+created after the list was taken are not in it: they come from the image already, and only
+a later image's rollout rebuilds them. Operators and the CLI read the item with
+``GetItem``.
 """
 
 from __future__ import annotations
@@ -25,9 +41,9 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import boto3
 from botocore.exceptions import ClientError
@@ -36,16 +52,20 @@ from .aws import RETRY_CONFIG, error_code, error_message, raise_if_transient
 from .errors import TransientError
 
 if TYPE_CHECKING:
-    from mypy_boto3_ssm import SSMClient
     from mypy_boto3_workspaces import WorkSpacesClient
 
 logger = logging.getLogger(__name__)
 logging.getLogger().setLevel(logging.INFO)
 
-PARAMETER_PREFIX: Final = "/workspaces-image-bakery/rollout/"
-# The bundles this stack rolls out (comma-separated ids): an input naming another bundle is
+# The function's configuration: the stack's record table, and the bundles it rolls out with
+# each one's settings (JSON: bundle id -> settings). An input naming another bundle is
 # refused, whoever started the execution.
-ENV_ROLLOUT_BUNDLES: Final = "ROLLOUT_BUNDLES"
+ENV_ROLLOUT_TABLE: Final = "ROLLOUT_TABLE"
+ENV_ROLLOUT_SETTINGS: Final = "ROLLOUT_SETTINGS"
+# The table's key and attributes.
+KEY: Final = "bundleId"
+VERSION: Final = "version"
+RECORD: Final = "record"
 
 STEP_ADVANCE: Final = "Advance"
 STEP_RECORD_FAILURE: Final = "RecordFailure"
@@ -53,41 +73,48 @@ STATUS_WAIT: Final = "WAIT"
 STATUS_DONE: Final = "DONE"
 STATUS_FAILED: Final = "FAILED"
 
-# The record's states.
-STATE_NOT_STARTED: Final = "NOT_STARTED"  # the placeholder the stack writes
+# The record's states (no item: the rollout has not run yet).
 STATE_RUNNING: Final = "RUNNING"
-STATE_COMPLETED: Final = "COMPLETED"  # every WorkSpace of the bundle runs the image
+STATE_COMPLETED: Final = "COMPLETED"  # every WorkSpace listed for the image was rebuilt onto it
 STATE_PARTIAL: Final = "PARTIAL"  # the run ended with WorkSpaces skipped: the next run goes on
 STATE_FAILED: Final = "FAILED"  # stopped at a failure: no further rebuild onto this image
+# The bundle moved to another image during the rollout: no further batch was started; the
+# next run starts over (canary first) for the new image.
+STATE_SUPERSEDED: Final = "SUPERSEDED"
 
 # How often a batch being rebuilt is looked at.
 REBUILD_POLL_SECONDS: Final = 300
+# A batch stops (the rest waits for the next step) when the Lambda call has less left.
+MIN_REMAINING_MS: Final = 60_000
 # The API takes one WorkSpace per RebuildWorkspaces request, 25 per describe (botocore).
 DESCRIBE_CHUNK: Final = 25
-# A record above this is refused by SSM (Intelligent-Tiering: 4 KB standard, 8 KB advanced).
-MAX_RECORD_BYTES: Final = 8192
+# DynamoDB's item limit is 400 KB; the record stays well below it (about 10,000 WorkSpaces
+# still to rebuild per bundle).
+MAX_RECORD_BYTES: Final = 350_000
 MAX_FAILURES_KEPT: Final = 10
 # The last WorkSpaces rebuilt, for operators (the count covers them all).
 RECENT_KEPT: Final = 20
+SKIP_LISTS: Final = ("skippedConnected", "skippedState", "skippedSnapshot")
 
 REBUILDABLE: Final = frozenset({"AVAILABLE", "STOPPED"})
 SETTLED: Final = frozenset({"AVAILABLE", "STOPPED"})
 BROKEN: Final = frozenset({"ERROR", "UNHEALTHY", "IMPAIRED"})
 GONE: Final = frozenset({"TERMINATING", "TERMINATED"})
+THROTTLED: Final = frozenset({"ProvisionedThroughputExceededException"})
 
 
 class RolloutFailed(Exception):  # noqa: N818 - the name is the Step Functions error name
     """The rollout cannot go on; the message says why."""
 
 
-def parameter_name(bundle_id: str) -> str:
-    """Where a bundle's rollout record lives."""
-    return f"{PARAMETER_PREFIX}{bundle_id}"
+class LockLost(Exception):  # noqa: N818 - not an error of the workflow: the run ends
+    """Another run wrote the bundle's record since this run read it."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """One rollout's settings, from the schedule's input (checked at synth time)."""
+    """One rollout's settings: the function's configuration for the bundle (checked at synth
+    time), and from the execution only its id and ``Retry``."""
 
     bundle_id: str
     expected_image: str
@@ -101,27 +128,26 @@ class Settings:
     retry: bool = False
 
     @classmethod
-    def from_input(cls, value: Mapping[str, Any]) -> Settings:
+    def configured(
+        cls, bundle_id: str, value: Mapping[str, Any], *, run_id: str, retry: bool
+    ) -> Settings:
         def number(key: str, default: float, low: float, high: float) -> float:
             raw = value.get(key, default)
             if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-                raise RolloutFailed(f"rollout input {key}={raw!r} is not a number")
+                raise RolloutFailed(f"{ENV_ROLLOUT_SETTINGS}: {key}={raw!r} is not a number")
             return min(high, max(low, float(raw)))
 
-        bundle_id = str(value.get("BundleId", ""))
-        if not bundle_id.startswith("wsb-"):
-            raise RolloutFailed(f"rollout input BundleId={bundle_id!r} is not a bundle id")
         return cls(
             bundle_id=bundle_id,
             expected_image=str(value.get("ImageId") or ""),
-            run_id=str(value.get("RunId") or "manual"),
+            run_id=run_id,
             canary_count=int(number("CanaryCount", 0, 0, 100)),
             canary_percent=number("CanaryPercent", 0, 0, 50),
             batch_size=int(number("BatchSize", 10, 1, 50)),
             pause_seconds=int(number("PauseSeconds", 600, 0, 86400)),
             window_seconds=int(number("WindowSeconds", 4 * 3600, 3600, 86400)),
             rebuild_timeout_seconds=int(number("RebuildTimeoutSeconds", 3 * 3600, 60, 43200)),
-            retry=value.get("Retry") is True,
+            retry=retry,
         )
 
     def canary_size(self, total: int) -> int:
@@ -136,6 +162,17 @@ class Settings:
         """A RUNNING record older than this belongs to a run that is over (its state
         machine's timeout): a new run takes over."""
         return self.window_seconds + self.rebuild_timeout_seconds + self.pause_seconds + 3600
+
+
+def configured_bundles() -> dict[str, Any]:
+    """The function's own configuration: bundle id -> settings."""
+    try:
+        value = json.loads(os.environ.get(ENV_ROLLOUT_SETTINGS) or "{}")
+    except json.JSONDecodeError:
+        raise RolloutFailed(f"{ENV_ROLLOUT_SETTINGS} is not JSON") from None
+    if not isinstance(value, dict):
+        raise RolloutFailed(f"{ENV_ROLLOUT_SETTINGS} is not a JSON object")
+    return {str(k): v for k, v in value.items() if isinstance(v, dict)}
 
 
 def _iso(epoch: float) -> str:
@@ -155,62 +192,124 @@ def _chunks(items: list[str], size: int = DESCRIBE_CHUNK) -> Iterable[list[str]]
 
 
 # ----- the record ------------------------------------------------------------------------
-def load_record(ssm: SSMClient, bundle_id: str) -> dict[str, Any]:
-    """The bundle's record; an empty one when there is none yet."""
-    try:
-        value = ssm.get_parameter(Name=parameter_name(bundle_id))["Parameter"].get("Value", "")
-    except ClientError as error:
-        if error_code(error) == "ParameterNotFound":
+class DynamoDBClient(Protocol):
+    """The two calls of a boto3 DynamoDB client the rollout makes."""
+
+    def get_item(self, **kwargs: Any) -> Any: ...
+
+    def put_item(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass
+class RecordStore:
+    """The stack's record table: one item per bundle."""
+
+    client: DynamoDBClient
+    table: str
+
+    def load(self, bundle_id: str) -> dict[str, Any]:
+        """The bundle's record with its ``version`` (0: no item yet); empty when none."""
+        try:
+            item = self.client.get_item(
+                TableName=self.table, Key={KEY: {"S": bundle_id}}, ConsistentRead=True
+            ).get("Item")
+        except ClientError as error:
+            self._transient(error)
+            raise
+        if not item:
             return {}
-        raise
-    try:
-        record = json.loads(value)
-    except json.JSONDecodeError:
-        logger.warning("the rollout record of %s is not JSON; starting afresh", bundle_id)
-        return {}
-    return record if isinstance(record, dict) else {}
+        version = int(item.get(VERSION, {}).get("N", "0"))
+        try:
+            record = json.loads(item.get(RECORD, {}).get("S", ""))
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            logger.warning("the rollout record of %s is not a JSON object", bundle_id)
+            record = {}
+        record[VERSION] = version
+        return record
+
+    def put(self, bundle_id: str, record: dict[str, Any], value: str) -> None:
+        """Write `value` if the item is still at the record's version; the version moves on.
+        Raises :class:`LockLost` when another run wrote since."""
+        expected = int(record.get(VERSION, 0))
+        condition: dict[str, Any] = (
+            {"ConditionExpression": f"attribute_not_exists({KEY})"}
+            if expected == 0
+            else {
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": VERSION},
+                "ExpressionAttributeValues": {":v": {"N": str(expected)}},
+            }
+        )
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    KEY: {"S": bundle_id},
+                    VERSION: {"N": str(expected + 1)},
+                    RECORD: {"S": value},
+                },
+                **condition,
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                raise LockLost(
+                    f"another run wrote the record of bundle {bundle_id} (version {expected} "
+                    "is gone): this run leaves the bundle alone"
+                ) from None
+            self._transient(error)
+            raise
+        record[VERSION] = expected + 1
+
+    @staticmethod
+    def _transient(error: ClientError) -> None:
+        if error_code(error) in THROTTLED:
+            raise TransientError(f"{error_code(error)}: {error_message(error)}") from error
+        raise_if_transient(error)
 
 
-def save_record(ssm: SSMClient, bundle_id: str, record: dict[str, Any], now: float) -> None:
-    """Write the record; one too big for SSM is replaced by a FAILED record saying why."""
-    image = str(record.get("image", ""))
+def load_record(store: RecordStore, bundle_id: str) -> dict[str, Any]:
+    return store.load(bundle_id)
+
+
+def _dump(record: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != VERSION}
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+def save_record(store: RecordStore, bundle_id: str, record: dict[str, Any], now: float) -> None:
+    """Write the record (conditionally: :class:`LockLost` if another run wrote since). One
+    too big for an item is replaced by a FAILED record saying why, without ``pending``."""
     record["updated"] = _iso(now)
     record["rebuiltCount"] = int(record.get("rebuiltCount", 0))
     record["pendingCount"] = len(record.get("pending", []))
     record["failed"] = list(record.get("failed", []))[:MAX_FAILURES_KEPT]
-    value = json.dumps(record, separators=(",", ":"), sort_keys=True)
+    value = _dump(record)
     if len(value.encode()) > MAX_RECORD_BYTES:
         reason = (
             f"the rollout record of bundle {bundle_id} would be {len(value.encode())} bytes, "
-            f"more than SSM's {MAX_RECORD_BYTES}: the bundle has too many WorkSpaces "
+            f"more than {MAX_RECORD_BYTES}: the bundle has too many WorkSpaces "
             f"({record['pendingCount']} to rebuild) for one record; split its users across "
             "bundles (personas)"
         )
-        # What an operator needs to see, in place of the record that does not fit.
+        # What an operator needs to see, in place of the record that does not fit. Without
+        # `pending`: a Retry lists the bundle again only if nothing was rebuilt yet.
+        kept = {k: record.get(k) for k in ("image", "rebuiltCount", "rebuilt", "inFlight", "run")}
+        version = record.get(VERSION, 0)
         record.clear()
         record.update(
+            kept,
             bundle=bundle_id,
-            image=image,
             state=STATE_FAILED,
             updated=_iso(now),
             finished=_iso(now),
             note=reason,
         )
-        ssm.put_parameter(
-            Name=parameter_name(bundle_id),
-            Value=json.dumps(record, separators=(",", ":"), sort_keys=True),
-            Type="String",
-            Overwrite=True,
-            Tier="Intelligent-Tiering",
-        )
+        record[VERSION] = version
+        store.put(bundle_id, record, _dump(record))
         raise RolloutFailed(reason)
-    ssm.put_parameter(
-        Name=parameter_name(bundle_id),
-        Value=value,
-        Type="String",
-        Overwrite=True,
-        Tier="Intelligent-Tiering",
-    )
+    store.put(bundle_id, record, value)
 
 
 # ----- WorkSpaces look-ups -----------------------------------------------------------------
@@ -241,9 +340,15 @@ def workspace_states(client: WorkSpacesClient, ids: list[str]) -> dict[str, str]
     return states
 
 
-def connection_states(client: WorkSpacesClient, ids: list[str]) -> dict[str, str]:
-    """Connection state by id (CONNECTED, DISCONNECTED, UNKNOWN); absent means unknown."""
-    states: dict[str, str] = {}
+@dataclass(frozen=True)
+class Connection:
+    state: str  # CONNECTED, DISCONNECTED, UNKNOWN
+    last_connected: dt.datetime | None  # LastKnownUserConnectionTimestamp
+
+
+def connections(client: WorkSpacesClient, ids: list[str]) -> dict[str, Connection]:
+    """Connection state and the user's last connection by id; absent means unknown."""
+    found: dict[str, Connection] = {}
     for chunk in _chunks(ids):
         token: str | None = None
         while True:
@@ -251,11 +356,34 @@ def connection_states(client: WorkSpacesClient, ids: list[str]) -> dict[str, str
                 WorkspaceIds=chunk, **({"NextToken": token} if token else {})
             )
             for status in answer.get("WorkspacesConnectionStatus", []):
-                states[status.get("WorkspaceId", "")] = str(status.get("ConnectionState", ""))
+                found[status.get("WorkspaceId", "")] = Connection(
+                    str(status.get("ConnectionState", "")),
+                    status.get("LastKnownUserConnectionTimestamp"),
+                )
             token = answer.get("NextToken")
             if not token:
                 break
-    return states
+    return found
+
+
+def unsaved_work(client: WorkSpacesClient, workspace_id: str, connection: Connection) -> str:
+    """Why a rebuild would lose the user's work since the last snapshot ("" when it would
+    not): a rebuild restores the user volume from the latest rebuild snapshot, so that
+    snapshot must be newer than the user's last connection."""
+    snapshots = client.describe_workspace_snapshots(WorkspaceId=workspace_id)
+    times = [
+        s["SnapshotTime"] for s in snapshots.get("RebuildSnapshots", []) if "SnapshotTime" in s
+    ]
+    if not times:
+        return "no rebuild snapshot"
+    latest = max(times)
+    last = connection.last_connected
+    if last is not None and latest <= last:
+        return (
+            f"the latest rebuild snapshot ({latest.isoformat(timespec='seconds')}) is older "
+            f"than the user's last connection ({last.isoformat(timespec='seconds')})"
+        )
+    return ""
 
 
 # ----- the steps ---------------------------------------------------------------------------
@@ -267,6 +395,10 @@ class Outcome:
 
     def answer(self) -> dict[str, Any]:
         return {"Status": self.status, "WaitSeconds": self.wait_seconds, "Reason": self.reason}
+
+
+def _skipped(record: Mapping[str, Any]) -> int:
+    return sum(len(record.get(key) or []) for key in SKIP_LISTS)
 
 
 def _finish(record: dict[str, Any], now: float, note: str) -> Outcome:
@@ -289,6 +421,27 @@ def _fail(record: dict[str, Any], now: float, failures: list[dict[str, str]]) ->
     return Outcome(STATUS_FAILED, 0, record["note"])
 
 
+def _start_over(
+    settings: Settings, clients: Clients, record: dict[str, Any], image: str, now: float
+) -> None:
+    """The rollout of `image` begins: every WorkSpace of the bundle now is to be rebuilt."""
+    pending = workspaces_of_bundle(clients.workspaces, settings.bundle_id)
+    version = record.get(VERSION, 0)
+    record.clear()
+    record.update(
+        bundle=settings.bundle_id,
+        image=image,
+        started=_iso(now),
+        total=len(pending),
+        pending=pending,
+        rebuiltCount=0,
+        canaryDone=False,
+        failed=[],
+        inFlight=[],
+    )
+    record[VERSION] = version
+
+
 def begin(
     settings: Settings, clients: Clients, record: dict[str, Any], now: float
 ) -> Outcome | None:
@@ -305,10 +458,10 @@ def begin(
             checked=_iso(now),
         )
         return Outcome(STATUS_DONE, 0, record["note"])
-    same_image = record.get("image") == image
     state = record.get("state")
+    same_image = record.get("image") == image and state != STATE_SUPERSEDED
     if same_image and state == STATE_COMPLETED:
-        record.update(checked=_iso(now), note="every WorkSpace of the bundle runs the image")
+        record.update(checked=_iso(now), note="every WorkSpace listed for the image runs it")
         return Outcome(STATUS_DONE, 0, record["note"])
     if same_image and state == STATE_FAILED and not settings.retry:
         record["checked"] = _iso(now)
@@ -317,20 +470,21 @@ def begin(
             0,
             "the rollout of this image failed earlier; start a run with Retry to go on",
         )
+    if same_image and "pending" not in record:
+        # A record that lost its list (too big to save). Listing the bundle again is safe
+        # only while nothing was rebuilt onto the image: the list would name those again.
+        if int(record.get("rebuiltCount") or 0) or record.get("inFlight"):
+            note = (
+                f"the record lost its list of WorkSpaces still to rebuild after "
+                f"{int(record.get('rebuiltCount') or 0)} were rebuilt onto {image}; a retry "
+                "would rebuild those again, so nothing was rebuilt. Split the bundle's users "
+                "across bundles, or deploy a new image (its rollout starts over)"
+            )
+            record.update(checked=_iso(now), note=note)
+            return Outcome(STATUS_DONE, 0, note)
+        same_image = False
     if not same_image:
-        pending = workspaces_of_bundle(clients.workspaces, settings.bundle_id)
-        record.clear()
-        record.update(
-            bundle=settings.bundle_id,
-            image=image,
-            started=_iso(now),
-            total=len(pending),
-            pending=pending,
-            rebuiltCount=0,
-            canaryDone=False,
-            failed=[],
-            inFlight=[],
-        )
+        _start_over(settings, clients, record, image, now)
     elif state == STATE_FAILED:
         record["failed"] = []
     record.update(
@@ -339,8 +493,7 @@ def begin(
         runStarted=_iso(now),
         finished=None,
         note="",
-        skippedConnected=[],
-        skippedState=[],
+        **{key: [] for key in SKIP_LISTS},
     )
     record.pop("checked", None)
     return None
@@ -381,14 +534,41 @@ def check_batch(
                 ],
             )
         return Outcome(STATUS_WAIT, REBUILD_POLL_SECONDS)
-    record["canaryDone"] = True
+    # The canary is done once as many as its size settled (a batch cut short goes on).
+    record["canaryDone"] = bool(record.get("canaryDone")) or record[
+        "rebuiltCount"
+    ] >= settings.canary_size(int(record.get("total", 0)))
     return None
 
 
+def superseded(
+    settings: Settings, clients: Clients, record: dict[str, Any], now: float
+) -> Outcome | None:
+    """Before another batch: stop if the bundle (or the stack's deployed image) moved on
+    from the image being rolled out. ``RebuildWorkspaces`` takes the bundle's current image,
+    so a later batch would get the new image with no canary."""
+    image = bundle_image(clients.workspaces, settings.bundle_id)
+    rolling = str(record.get("image", ""))
+    deployed = settings.expected_image or image
+    if image == rolling and deployed == rolling:
+        return None
+    record["state"] = STATE_SUPERSEDED
+    record["finished"] = _iso(now)
+    record["note"] = (
+        f"the bundle now uses {image} (the stack deployed {deployed}) during the rollout of "
+        f"{rolling}: no further batch was started ({int(record.get('rebuiltCount', 0))} "
+        f"WorkSpace(s) were rebuilt onto {rolling}); the next run starts over, canary first, "
+        "for the new image"
+    )
+    logger.warning("rollout of %s superseded: %s", rolling, record["note"])
+    return Outcome(STATUS_DONE, 0, record["note"])
+
+
 def choose_batch(clients: Clients, record: dict[str, Any], size: int) -> list[str]:
-    """The next WorkSpaces to rebuild, in the order of the record: DISCONNECTED users on
-    AVAILABLE or STOPPED WorkSpaces. The others are skipped until the next run."""
-    skipped = set(record["skippedConnected"]) | set(record["skippedState"])
+    """The next WorkSpaces to rebuild, in the order of the record: AVAILABLE or STOPPED,
+    their user DISCONNECTED, and a rebuild snapshot newer than the user's last connection.
+    The others are skipped until the next run."""
+    skipped = {w for key in SKIP_LISTS for w in record[key]}
     candidates = [w for w in record.get("pending", []) if w not in skipped]
     chosen: list[str] = []
     gone: set[str] = set()
@@ -401,24 +581,44 @@ def choose_batch(clients: Clients, record: dict[str, Any], size: int) -> list[st
         record["skippedState"].extend(
             w for w in chunk if w not in gone and states.get(w) not in REBUILDABLE
         )
-        connections = connection_states(clients.workspaces, ready) if ready else {}
+        found = connections(clients.workspaces, ready) if ready else {}
         for workspace_id in ready:
-            if connections.get(workspace_id) != "DISCONNECTED":
+            if len(chosen) >= size:
+                break  # looked at again for the next batch
+            connection = found.get(workspace_id)
+            if connection is None or connection.state != "DISCONNECTED":
                 record["skippedConnected"].append(workspace_id)
-            elif len(chosen) < size:
-                chosen.append(workspace_id)
+                continue
+            why = unsaved_work(clients.workspaces, workspace_id, connection)
+            if why:
+                logger.info("skipping %s: %s", workspace_id, why)
+                record["skippedSnapshot"].append(workspace_id)
+                continue
+            chosen.append(workspace_id)
     record["pending"] = [w for w in record.get("pending", []) if w not in gone]
     return chosen
 
 
 def rebuild(
-    settings: Settings, clients: Clients, record: dict[str, Any], batch: list[str], now: float
+    settings: Settings,
+    clients: Clients,
+    record: dict[str, Any],
+    batch: list[str],
+    now: float,
+    remaining_ms: Callable[[], int],
 ) -> Outcome:
-    """Rebuild the batch, one request per WorkSpace (the API takes one); stop at the first
-    FailedRequests entry or refused call. Throttling that outlives botocore's retries is
-    left to the workflow's retry, with the WorkSpaces rebuilt so far recorded."""
+    """Rebuild the batch, one request per WorkSpace (the API takes one), saving the record
+    after each accepted rebuild; stop at the first FailedRequests entry or refused call, and
+    leave the rest of the batch for the next step when the call has under a minute left.
+    Throttling that outlives botocore's retries is left to the workflow's retry."""
     record["batchStarted"] = _iso(now)
     for workspace_id in batch:
+        if remaining_ms() < MIN_REMAINING_MS:
+            logger.warning(
+                "under %d s left in this call: the batch goes on at the next step",
+                MIN_REMAINING_MS // 1000,
+            )
+            break
         try:
             answer = clients.workspaces.rebuild_workspaces(
                 RebuildWorkspaceRequests=[{"WorkspaceId": workspace_id}]
@@ -452,60 +652,93 @@ def rebuild(
             )
         record["inFlight"] = [*record.get("inFlight", []), workspace_id]
         logger.info("rebuilding %s onto %s", workspace_id, record.get("image"))
+        # Saved at once: a call cut off (a Lambda timeout) must not forget a rebuild.
+        save_record(clients.records, settings.bundle_id, record, now)
+    if not record.get("inFlight"):
+        return Outcome(STATUS_WAIT, 1, "no time left in this call: the next step goes on")
     return Outcome(STATUS_WAIT, REBUILD_POLL_SECONDS)
 
 
-def advance(settings: Settings, clients: Clients, now: float) -> Outcome:
-    """Move the bundle's rollout one step on; the record is saved whatever happens."""
-    record = load_record(clients.ssm, settings.bundle_id)
+def _step(
+    settings: Settings,
+    clients: Clients,
+    record: dict[str, Any],
+    now: float,
+    first_call: bool,
+    remaining_ms: Callable[[], int],
+) -> Outcome:
+    if first_call:
+        ended = begin(settings, clients, record, now)
+        if ended is not None:
+            return ended
+        # The run's starting point is saved before anything is rebuilt: it takes the lock.
+        save_record(clients.records, settings.bundle_id, record, now)
+    if record.get("inFlight"):
+        waiting = check_batch(settings, clients, record, now)
+        if waiting is not None:
+            return waiting
+        if record.get("pending"):
+            return Outcome(STATUS_WAIT, max(1, settings.pause_seconds))
+    if not record.get("pending"):
+        return _finish(record, now, "every WorkSpace listed for the image runs it")
+    if now - _epoch(record.get("runStarted")) > settings.window_seconds:
+        return _finish(record, now, "the maintenance window ended; the next run goes on")
+    if not first_call:  # the first call read the bundle's image just now
+        moved = superseded(settings, clients, record, now)
+        if moved is not None:
+            return moved
+    size = (
+        settings.batch_size
+        if record.get("canaryDone")
+        else max(
+            1,
+            settings.canary_size(int(record.get("total", 0))) - int(record.get("rebuiltCount", 0)),
+        )
+    )
+    batch = choose_batch(clients, record, size)
+    if not batch:
+        return _finish(
+            record,
+            now,
+            f"{_skipped(record)} WorkSpace(s) skipped (user connected, not AVAILABLE/STOPPED, "
+            "or no rebuild snapshot newer than the user's last connection); the next run "
+            "tries them again"
+            if record.get("pending")
+            else "every WorkSpace listed for the image runs it",
+        )
+    return rebuild(settings, clients, record, batch, now, remaining_ms)
+
+
+def advance(
+    settings: Settings,
+    clients: Clients,
+    now: float,
+    remaining_ms: Callable[[], int] = lambda: 900_000,
+) -> Outcome:
+    """Move the bundle's rollout one step on; the record is saved whatever happens, unless
+    another run wrote it since it was read (then this run leaves the bundle alone)."""
+    record = load_record(clients.records, settings.bundle_id)
     first_call = record.get("run") != settings.run_id or record.get("state") != STATE_RUNNING
     if first_call and record.get("state") == STATE_RUNNING:
         age = now - _epoch(record.get("updated"))
         if age < settings.stale_after_seconds:
             return Outcome(STATUS_DONE, 0, f"run {record.get('run')} is rolling out this bundle")
     try:
-        if first_call:
-            ended = begin(settings, clients, record, now)
-            if ended is not None:
-                return ended
-            # The run's starting point is saved before anything is rebuilt.
-            save_record(clients.ssm, settings.bundle_id, record, now)
-        if record.get("inFlight"):
-            waiting = check_batch(settings, clients, record, now)
-            if waiting is not None:
-                return waiting
-            if record.get("pending"):
-                return Outcome(STATUS_WAIT, max(1, settings.pause_seconds))
-        if not record.get("pending"):
-            return _finish(record, now, "every WorkSpace of the bundle runs the image")
-        if now - _epoch(record.get("runStarted")) > settings.window_seconds:
-            return _finish(record, now, "the maintenance window ended; the next run goes on")
-        size = (
-            settings.batch_size
-            if record.get("canaryDone")
-            else settings.canary_size(int(record.get("total", 0)))
-        )
-        batch = choose_batch(clients, record, size)
-        if not batch:
-            skipped = len(record["skippedConnected"]) + len(record["skippedState"])
-            return _finish(
-                record,
-                now,
-                f"{skipped} WorkSpace(s) skipped (user connected, or not AVAILABLE/STOPPED); "
-                "the next run tries them again"
-                if record.get("pending")
-                else "every WorkSpace of the bundle runs the image",
-            )
-        return rebuild(settings, clients, record, batch, now)
-    finally:
-        save_record(clients.ssm, settings.bundle_id, record, now)
+        try:
+            outcome = _step(settings, clients, record, now, first_call, remaining_ms)
+        finally:
+            save_record(clients.records, settings.bundle_id, record, now)
+    except LockLost as lost:
+        logger.warning("%s", lost)
+        return Outcome(STATUS_DONE, 0, str(lost))
+    return outcome
 
 
 def record_failure(
     settings: Settings, clients: Clients, error: Mapping[str, Any], now: float
 ) -> dict[str, Any]:
     """The workflow's catch: mark this run's record FAILED with the step's error."""
-    record = load_record(clients.ssm, settings.bundle_id)
+    record = load_record(clients.records, settings.bundle_id)
     cause = str(error.get("Cause", ""))
     try:
         parsed = json.loads(cause)
@@ -516,7 +749,10 @@ def record_failure(
     reason = f"{error.get('Error', 'Error')}: {cause}"[:500]
     if record.get("run") == settings.run_id and record.get("state") == STATE_RUNNING:
         record.update(state=STATE_FAILED, finished=_iso(now), note=f"the rollout stopped: {reason}")
-        save_record(clients.ssm, settings.bundle_id, record, now)
+        try:
+            save_record(clients.records, settings.bundle_id, record, now)
+        except LockLost as lost:
+            logger.warning("%s", lost)
     return {"Reason": reason}
 
 
@@ -525,35 +761,53 @@ class Clients:
     """The clients a rollout uses (tests pass clients backed by fakes)."""
 
     workspaces: WorkSpacesClient
-    ssm: SSMClient
+    records: RecordStore = field(repr=False)
 
     @classmethod
     def default(cls) -> Clients:
         return cls(
             workspaces=boto3.client("workspaces", config=RETRY_CONFIG),
-            ssm=boto3.client("ssm", config=RETRY_CONFIG),
+            records=RecordStore(
+                boto3.client("dynamodb", config=RETRY_CONFIG), os.environ[ENV_ROLLOUT_TABLE]
+            ),
         )
 
 
-def allowed_bundles() -> set[str]:
-    return {b for b in os.environ.get(ENV_ROLLOUT_BUNDLES, "").split(",") if b}
+def settings_of(event: Mapping[str, Any]) -> Settings:
+    """The bundle's settings from the function's configuration; from the input only the
+    bundle id and ``Retry``, and the execution's id (``$$.Execution.Id``) as the run."""
+    rollout_input = event.get("Rollout") or {}
+    if not isinstance(rollout_input, Mapping):
+        raise RolloutFailed("the rollout input is not an object")
+    bundle_id = str(rollout_input.get("BundleId", ""))
+    configured = configured_bundles()
+    if bundle_id not in configured:
+        raise RolloutFailed(
+            f"bundle {bundle_id!r} is not rolled out by this stack ({ENV_ROLLOUT_SETTINGS})"
+        )
+    run_id = str(event.get("RunId") or "")
+    if not run_id:
+        raise RolloutFailed("the step has no RunId (the execution's id)")
+    return Settings.configured(
+        bundle_id, configured[bundle_id], run_id=run_id, retry=rollout_input.get("Retry") is True
+    )
 
 
 def run_step(
-    event: Mapping[str, Any], clients: Clients, *, now: float | None = None
+    event: Mapping[str, Any],
+    clients: Clients,
+    *,
+    now: float | None = None,
+    remaining_ms: Callable[[], int] | None = None,
 ) -> dict[str, Any]:
     """Run one step. Throttling past botocore's retries comes out as TransientError (the
     workflow retries the step); anything else as RolloutFailed."""
     at = time.time() if now is None else now
-    settings = Settings.from_input(event.get("Rollout") or {})
-    if settings.bundle_id not in allowed_bundles():
-        raise RolloutFailed(
-            f"bundle {settings.bundle_id} is not rolled out by this stack ({ENV_ROLLOUT_BUNDLES})"
-        )
+    settings = settings_of(event)
     step = str(event.get("Step"))
     try:
         if step == STEP_ADVANCE:
-            return advance(settings, clients, at).answer()
+            return advance(settings, clients, at, remaining_ms or (lambda: 900_000)).answer()
         if step == STEP_RECORD_FAILURE:
             return record_failure(settings, clients, event.get("Error") or {}, at)
     except ClientError as error:
@@ -564,13 +818,17 @@ def run_step(
     raise RolloutFailed(f"unknown rollout step {step!r}")
 
 
+class LambdaContext(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
 _clients: Clients | None = None
 
 
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point of the rollout workflow."""
     global _clients  # noqa: PLW0603 - one set of clients per Lambda container
     if _clients is None:
         _clients = Clients.default()
     logger.info("rollout step %s", event.get("Step"))
-    return run_step(event, _clients)
+    return run_step(event, _clients, remaining_ms=context.get_remaining_time_in_millis)
