@@ -170,16 +170,25 @@ def test_include_resource_types_selects_images_or_bundles() -> None:
 # --- Interfaces, imports, attributes ----------------------------------------------------
 
 
-def test_image_id_is_read_from_the_build_signal() -> None:
+def test_image_id_is_an_attribute_of_a_resource_that_reads_the_build_signal() -> None:
+    untouched = cdk.Stack(cdk.App(), "Untouched")
+    persona(untouched)
+    Template.from_stack(untouched).resource_count_is(contract.IMAGE_ID_RESOURCE_TYPE, 0)
+
     stack = cdk.Stack(cdk.App(), "S")
     made = persona(stack)
-    resolved = stack.resolve(made.image.image_id)
-    assert resolved["Fn::Select"][0] == 3
-    split = resolved["Fn::Select"][1]["Fn::Split"]
-    assert split[0] == '"'
-    assert split[1] == {"Fn::GetAtt": [stack.get_logical_id(made.image.wait), "Data"]}
-    # {"image":"wsi-..."} split on the quote: ["{", "image", ":", "wsi-...", "}"]
-    assert ["{", "image", ":", "wsi-abcdefghi", "}"][3] == "wsi-abcdefghi"
+    first, again = made.image.image_id, made.image.image_id
+    assert first == again  # one resource, however often it is read
+    (logical, attribute) = stack.resolve(first)["Fn::GetAtt"]
+    assert attribute == contract.ATTR_IMAGE_ID
+    template = Template.from_stack(stack)
+    template.resource_count_is(contract.IMAGE_ID_RESOURCE_TYPE, 1)
+    resource = template.to_json()["Resources"][logical]
+    assert resource["Type"] == contract.IMAGE_ID_RESOURCE_TYPE
+    assert resource["Properties"][contract.IMAGE_BUILD_RESULT] == {
+        "Fn::GetAtt": [stack.get_logical_id(made.image.wait), "Data"]
+    }
+    assert resource["Properties"][contract.EXPECTED_IMAGE_NAME] == made.image.image_name
 
 
 def test_a_bundle_takes_an_imported_image() -> None:

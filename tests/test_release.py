@@ -524,3 +524,48 @@ def test_regional_copies_count_against_each_regions_image_quota() -> None:
         persona(virginia, 2, regions=["eu-west-1"])  # its copy: 2 more there
     assert "6 images in eu-west-1" in str(error.value)
     assert "regions=" in str(error.value)
+
+
+# --- WorkspaceImage.image_id ------------------------------------------------------------------
+
+
+def test_image_id_answers_the_checked_id_of_the_built_image(tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    stack = office("1.0")
+    persona = next(c for c in stack.node.find_all() if type(c).__name__ == "Persona")
+    cdk.CfnOutput(stack, "OfficeImageId", value=persona.image.image_id)  # type: ignore[attr-defined]
+    made = dict(Template.from_stack(stack).to_json())
+    path = tmp_path / "image-id.template.json"
+    path.write_text(json.dumps(made))
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert [f for f in json.loads(lint.stdout or "[]") if f["Level"] == "Error"] == []
+    (logical,) = [
+        k for k, r in made["Resources"].items() if r["Type"] == "Custom::WorkSpacesImageId"
+    ]
+    with world(made, foreign=True) as w:
+        w.cloudformation.deploy(made)
+        (image,) = images_of_version(w, "1.0")
+        assert w.cloudformation.stack.data[logical]["ImageId"] == w.images()[image]["id"]
+        # A signal naming another image is refused, as a bundle refuses it.
+        foreign_id = next(i for i in w.fake.images if not w.owned(i))
+        forged = dict(w.cloudformation.stack.sent[logical])
+        forged[contract.IMAGE_BUILD_RESULT] = json.dumps({"image": foreign_id})
+        with pytest.raises(Exception, match=f"refusing image {foreign_id}"):
+            w.cloudformation.send_event(
+                "Update",
+                logical,
+                "Custom::WorkSpacesImageId",
+                forged,
+                old_properties=w.cloudformation.stack.sent[logical],
+                physical_id=w.images()[image]["id"],
+            )

@@ -251,6 +251,7 @@ RUNTIME_MODULES = (
     "custom_resource",
     "image_resource",
     "bundle_resource",
+    "image_id_resource",
     "retention",
     "workspaces",
     "build_steps",

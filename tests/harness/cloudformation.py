@@ -44,6 +44,7 @@ ORDER = (
     "AWS::CloudFormation::WaitConditionHandle",
     "Custom::WorkSpacesImage",
     "AWS::CloudFormation::WaitCondition",
+    "Custom::WorkSpacesImageId",
     "Custom::WorkSpacesBundle",
 )
 

@@ -19,7 +19,6 @@ import jsii
 from aws_cdk import (
     CustomResource,
     Duration,
-    Fn,
     ITaggableV2,
     RemovalPolicy,
     Stack,
@@ -316,6 +315,7 @@ class WorkspaceImage(Construct):
         self.image_name = f"{base_name}-{short}"
         self.persona = persona
         self.version = version
+        self._image_id: str | None = None
         self.template_workspace_id = template_workspace_id
 
         runtime = runtime_of(self.stack)
@@ -407,9 +407,23 @@ class WorkspaceImage(Construct):
 
     @property
     def image_id(self) -> str:
-        """The id (wsi-...) of the image this deploy built or kept: read from the build's
-        signal, {"image":"wsi-..."}, with ``Fn::Split`` on the quote and ``Fn::Select``."""
-        return Fn.select(3, Fn.split('"', self.build_result))
+        """The id (wsi-...) of the image this deploy built or kept, as an attribute of a
+        ``Custom::WorkSpacesImageId`` resource (added on first use) that reads the build's
+        signal and checks the image, as a bundle does, before it answers."""
+        if self._image_id is None:
+            resource = CustomResource(
+                self,
+                "ImageId",
+                service_token=runtime_of(self.stack).service_token,
+                resource_type=contract.IMAGE_ID_RESOURCE_TYPE,
+                service_timeout=SERVICE_TIMEOUT,
+                properties={
+                    contract.IMAGE_BUILD_RESULT: self.build_result,
+                    contract.EXPECTED_IMAGE_NAME: self.image_name,
+                },
+            )
+            self._image_id = resource.get_att_string(contract.ATTR_IMAGE_ID)
+        return self._image_id
 
     @property
     def cdk_tag_manager(self) -> TagManager:

@@ -10,6 +10,9 @@ from typing import Final
 
 IMAGE_RESOURCE_TYPE: Final = "Custom::WorkSpacesImage"
 BUNDLE_RESOURCE_TYPE: Final = "Custom::WorkSpacesBundle"
+# The checked id of a built image (WorkspaceImage.image_id): IMAGE_BUILD_RESULT and
+# EXPECTED_IMAGE_NAME in, ATTR_IMAGE_ID out.
+IMAGE_ID_RESOURCE_TYPE: Final = "Custom::WorkSpacesImageId"
 
 # Custom::WorkSpacesImage properties.
 IMAGE_NAME: Final = "ImageName"

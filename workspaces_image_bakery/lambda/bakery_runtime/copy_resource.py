@@ -72,8 +72,10 @@ def source_image_id(props: Mapping[str, Any], key: str, where: str) -> str:
     """An image id, or the build result it is read from ({"image": "wsi-..."}, the image
     build's WaitCondition data, which a copy of this stack's own image is given)."""
     raw = props.get(key)
-    if not isinstance(raw, str):
-        raise InvalidPropertiesError(f"{where}: property {key} must be a string, got {raw!r}")
+    if not isinstance(raw, str | Mapping):
+        raise InvalidPropertiesError(
+            f"{where}: property {key} must be a string or the build's result, got {raw!r}"
+        )
     try:
         return image_id_from_build_result(raw, where)
     except InvalidPropertiesError:

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import bundle_resource, image_resource
+from . import bundle_resource, image_id_resource, image_resource
 from . import contract as c
 from .aws import Clients, error_code, error_message, owner
 from .errors import BuildFailed
@@ -24,6 +24,7 @@ logging.getLogger().setLevel(logging.INFO)
 _HANDLERS = {
     c.IMAGE_RESOURCE_TYPE: image_resource.handle,
     c.BUNDLE_RESOURCE_TYPE: bundle_resource.handle,
+    c.IMAGE_ID_RESOURCE_TYPE: image_id_resource.handle,
 }
 _clients: Clients | None = None
 

@@ -218,7 +218,7 @@ class BundleProperties:
                 released_version=released,
                 persona=_text(props, c.PERSONA, resource),
             )
-        result = _text(props, c.IMAGE_BUILD_RESULT, resource)
+        result = props.get(c.IMAGE_BUILD_RESULT)
         expected = props.get(c.EXPECTED_IMAGE_NAME)
         if expected is not None and (not isinstance(expected, str) or not expected):
             raise InvalidPropertiesError(
@@ -234,7 +234,7 @@ class BundleProperties:
             image_id=image_id_from_build_result(result, resource),
             tags=parse_tags(props, resource),
             expected_image_name=expected,
-            image_from_build=not _IMAGE_ID.match(result),
+            image_from_build=not (isinstance(result, str) and _IMAGE_ID.match(result)),
         )
 
     def replacement_key(self) -> tuple[str, str, str, int, int]:
@@ -248,17 +248,21 @@ class BundleProperties:
         )
 
 
-def image_id_from_build_result(raw: str, resource: str = c.BUNDLE_RESOURCE_TYPE) -> str:
-    """Read the image id from a WaitCondition's Data: {"image": "wsi-..."}.
+def image_id_from_build_result(raw: object, resource: str = c.BUNDLE_RESOURCE_TYPE) -> str:
+    """Read the image id from a WaitCondition's Data: {"image": "wsi-..."}, as JSON text or
+    as the object itself (CloudFormation's resource specification types the attribute as
+    JSON; which of the two a custom resource receives was not observed).
 
     A plain image id is accepted too, for bundles bound to an image built elsewhere.
     """
-    if _IMAGE_ID.match(raw):
+    if isinstance(raw, str) and _IMAGE_ID.match(raw):
         return raw
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        data = None
+    data: object = raw
+    if isinstance(raw, str):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError:
+            data = None
     value = data.get(c.WAIT_SIGNAL_UNIQUE_ID) if isinstance(data, dict) else None
     if not isinstance(value, str) or not _IMAGE_ID.match(value):
         raise InvalidPropertiesError(
