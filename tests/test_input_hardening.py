@@ -552,3 +552,22 @@ def test_tokens_are_refused_where_the_value_is_fingerprinted() -> None:
     assert error_of(build_image, stack=stack, description=token).fields == ["description"]
     assert error_of(build_bundle, base_name=token).fields == ["base_name"]
     assert "name" in error_of(build_persona, name=token).fields
+
+
+def test_the_scan_reads_a_clean_line_once_and_still_finds_every_secret() -> None:
+    """Lines found clean are remembered (a persona's image and bundle repeat its tags and
+    names); a secret is found whatever was scanned before, and a file that held a secret
+    teaches nothing."""
+    from workspaces_image_bakery import secret_scan
+
+    clean = "the office persona bundle 4f2a9c"
+    key = "AKIA" + "QWERTYUIOPASDFGH"  # an access key id's shape
+    assert secret_scan.scan({"a": clean, "b": "another plain value 17"}) == {}
+    assert clean in secret_scan._CLEAN_LINES
+    found = secret_scan.scan({"a": clean, "b": f"aws_access_key_id={key}"})
+    assert set(found) == {"b"} and key in found["b"].secrets
+    assert f"aws_access_key_id={key}" not in secret_scan._CLEAN_LINES
+    # Lines that YAML could join with a neighbour are never remembered.
+    secret_scan.scan({"c": "password:", "d": "  indented value"})
+    assert "password:" not in secret_scan._CLEAN_LINES
+    assert "  indented value" not in secret_scan._CLEAN_LINES

@@ -44,7 +44,7 @@ def test_fifty_personas_share_one_runtime() -> None:
 # Requests to the jsii kernel (Node.js) that declaring one more persona costs: each is a
 # round trip between processes. Deterministic for a CDK version; a change here is a
 # performance change (tests/harness/jsii_calls.py counts them; `make bench` prints them).
-JSII_CALLS_PER_PERSONA = 36
+JSII_CALLS_PER_PERSONA = 19
 
 
 def test_jsii_round_trips_per_persona() -> None:

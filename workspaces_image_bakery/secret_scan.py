@@ -5,6 +5,7 @@ field and the kind of secret, never the secret itself."""
 
 from __future__ import annotations
 
+import atexit
 import re
 import tempfile
 from collections.abc import Mapping
@@ -77,6 +78,17 @@ _REFERENCE: Final = re.compile(r"^(?:[$<-]|\{\{|(?:env|file|fd):|stdin$)", re.IG
 _USER_GROUP_COMMANDS: Final = frozenset({"docker", "podman", "nerdctl", "chown", "chroot"})
 
 
+# Lines of earlier scans in which detect-secrets found nothing (each scan's lines are one
+# file): a persona's image and bundle repeat its tags and names, and personas share keys
+# and defaults. The command-line rules still read every line.
+# Only lines that cannot take part in a YAML structure with their neighbours (no leading
+# space, no ":" or "#", no indicator first) are remembered, and only from files with no
+# allowlist pragma: skipping them changes no other line's context that detect-secrets reads.
+_CLEAN_LINES: set[str] = set()
+MAX_CLEAN_LINES: Final = 100_000
+_INERT_LINE: Final = re.compile(r"^[^\s\-?:,\[\]{}#&*!|>'\"%@`][^:#]*$")
+
+
 @dataclass(frozen=True)
 class SecretHit:
     """What one field holds: the kinds of secret, and the flagged parts (never shown)."""
@@ -121,20 +133,39 @@ def scan(values: Mapping[str, str]) -> dict[str, SecretHit]:
     from detect_secrets.core.secrets_collection import SecretsCollection  # noqa: PLC0415
     from detect_secrets.settings import default_settings  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory() as folder:
+    # detect-secrets reads only the lines it has not found clean before in this process.
+    fresh = [(field, line) for field, line in lines if line not in _CLEAN_LINES]
+    if fresh:
         # YAML lines: detect-secrets then also applies its keyword detector ("password: ...").
-        path = Path(folder) / "inputs.yaml"
-        text = "".join(f"{line}\n" for _, line in lines)
+        path = _scan_folder() / "inputs.yaml"
+        text = "".join(f"{line}\n" for _, line in fresh)
         path.write_text(text, encoding="utf-8", errors="replace")
         with default_settings():
             collection = SecretsCollection()
             collection.scan_file(str(path))
+        found = False
         for _, potential in collection:
-            note(lines[potential.line_number - 1][0], potential.type, potential.secret_value)
+            found = True
+            note(fresh[potential.line_number - 1][0], potential.type, potential.secret_value)
+        if not found and len(_CLEAN_LINES) < MAX_CLEAN_LINES and "pragma" not in text:
+            _CLEAN_LINES.update(line for _, line in fresh if _INERT_LINE.match(line))
     for field, line in lines:
         for kind, secret in command_line_secrets(line):
             note(field, kind, secret)
     return {field: SecretHit(tuple(kinds[field]), tuple(secrets.get(field, ()))) for field in kinds}
+
+
+_SCAN_FOLDER: list[Path] = []
+
+
+def _scan_folder() -> Path:
+    """The process's one private temporary folder for the scanned file (detect-secrets
+    scans files), removed at exit: no folder made and removed per scan."""
+    if not _SCAN_FOLDER:
+        folder = tempfile.TemporaryDirectory()
+        atexit.register(folder.cleanup)
+        _SCAN_FOLDER.append(Path(folder.name))
+    return _SCAN_FOLDER[0]
 
 
 def find_secrets(values: Mapping[str, str]) -> dict[str, list[str]]:

@@ -51,6 +51,51 @@ def is_token(value: Any) -> bool:
     return bool(Token.is_unresolved(value))
 
 
+# Integers JavaScript holds exactly: the kernel resolves them to themselves.
+_SAFE_INTEGER = 2**53
+
+
+def plain_json(value: Any) -> bool:
+    """True when ``stack.resolve(value)`` is `value` without its None values: strings that
+    are no tokens, booleans, None, integers JavaScript holds exactly, and lists and
+    string-keyed mappings of these. No round trip for plain strings."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, str):
+        return not is_token(value)
+    if isinstance(value, int):
+        return abs(value) < _SAFE_INTEGER
+    if isinstance(value, list):
+        return all(plain_json(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and plain_json(v) for k, v in value.items())
+    return False
+
+
+def without_none(value: Any) -> Any:
+    """`value` as ``stack.resolve`` returns plain JSON: None dropped from lists and
+    mappings at any depth."""
+    if isinstance(value, list):
+        return [without_none(v) for v in value if v is not None]
+    if isinstance(value, Mapping):
+        return {k: without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+_STACK_OF: WeakKeyDictionary[IConstruct, Stack] = WeakKeyDictionary()
+
+
+def stack_of(construct: IConstruct, scope: IConstruct) -> Stack:
+    """``Stack.of(construct)`` for a construct (no stack itself) just made in `scope`: the
+    scope when it is a stack, or the stack found for the scope before; else one round
+    trip. Remembered for the construct's own children."""
+    stack = scope if isinstance(scope, Stack) else _STACK_OF.get(scope)
+    if stack is None:
+        stack = Stack.of(construct)
+    _STACK_OF[construct] = stack
+    return stack
+
+
 def literal_text(value: str) -> str:
     """`value` with every token replaced by a line break: what the user wrote literally."""
     return TOKEN_MARKER.sub("\n", value) if is_token(value) else value

@@ -8,7 +8,9 @@ run for hours and reports to CloudFormation through a WaitCondition.
 
 from __future__ import annotations
 
-from aws_cdk import Arn, ArnComponents, ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack
+import functools
+
+from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
@@ -59,20 +61,17 @@ def _arn(resource: str) -> str:
     return _arn_of("workspaces", resource)
 
 
+@functools.cache
+def _pseudo_parameters() -> tuple[str, str, str]:
+    """Aws.PARTITION, Aws.REGION and Aws.ACCOUNT_ID: constant tokens, asked of jsii once."""
+    return Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
+
+
 def _arn_of(service: str, resource: str) -> str:
-    """`service`'s ARN of this account and Region (the CDK's ``Arn.format``)."""
-    kind, slash, name = resource.partition("/")
-    return Arn.format(
-        ArnComponents(
-            service=service,
-            resource=kind,
-            resource_name=name if slash else None,
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME if slash else ArnFormat.NO_RESOURCE_NAME,
-            partition=Aws.PARTITION,
-            region=Aws.REGION,
-            account=Aws.ACCOUNT_ID,
-        )
-    )
+    """`service`'s ARN of this account and Region: the string the CDK's ``Arn.format``
+    joins (``arn:partition:service:region:account:resource``), without a round trip."""
+    partition, region, account = _pseudo_parameters()
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
 
 
 def _finding(resource: str) -> str:
@@ -85,6 +84,8 @@ class BuildRuntime(Construct):
 
     Use :meth:`of` to get the stack's one instance; it is created on first use.
     """
+
+    _service_token: str | None = None
 
     @classmethod
     def of(cls, scope: Construct) -> BuildRuntime:
@@ -149,7 +150,10 @@ class BuildRuntime(Construct):
 
     @property
     def service_token(self) -> str:
-        return self.provider.service_token
+        """The provider's service token (a constant token), asked of jsii once."""
+        if self._service_token is None:
+            self._service_token = self.provider.service_token
+        return self._service_token
 
     def notify(self, topic: sns.ITopic | None = None) -> sns.ITopic:
         """Send every build's end to `topic` (or to a new encrypted topic), and alarm on it

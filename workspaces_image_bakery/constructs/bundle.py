@@ -171,12 +171,15 @@ class WorkspaceBundle(Construct):
             None if isinstance(image, str) else image
         )
         built = image if isinstance(image, WorkspaceImage) else None
+        source: dict[str, object]
         if released is not None:
-            source = released.bundle_properties()
+            source = dict(released.bundle_properties())
         elif built is not None:
             # The handler checks the signalled image against the name it was built under.
             source = {
-                contract.IMAGE_BUILD_RESULT: built.build_result,
+                # The WaitCondition's Data as is: renders as build_result does, one round
+                # trip fewer than its string form.
+                contract.IMAGE_BUILD_RESULT: built.wait.attr_data,
                 contract.EXPECTED_IMAGE_NAME: built.image_name,
             }
         else:

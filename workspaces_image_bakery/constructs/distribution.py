@@ -123,6 +123,8 @@ class DistributionRuntime(Construct):
     constructs ask for it (least privilege; README: IAM).
     """
 
+    _service_token: str | None = None
+
     @classmethod
     def of(cls, scope: Construct) -> DistributionRuntime:
         stack = Stack.of(scope)
@@ -191,7 +193,10 @@ class DistributionRuntime(Construct):
 
     @property
     def service_token(self) -> str:
-        return self.provider.service_token
+        """The provider's service token (a constant token), asked of jsii once."""
+        if self._service_token is None:
+            self._service_token = self.provider.service_token
+        return self._service_token
 
     def _function(
         self, id_: str, code: lambda_.Code, handler: str, timeout: Duration

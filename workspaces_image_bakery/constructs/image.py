@@ -37,9 +37,12 @@ from ..validation import (
     check_no_secrets,
     check_removal_policy,
     context_of,
+    plain_json,
     register_images,
     register_name,
     seconds_of,
+    stack_of,
+    without_none,
 )
 from .build_runtime import IMAGE_TEMPLATE_BYTES, BuildRuntime
 from .release import check_retained_images, check_version, image_quota
@@ -142,8 +145,12 @@ def check_build_timeout(problems: Problems, build_timeout: Any) -> bool:
 def fingerprint(scope: Construct | Stack, recipe: Mapping[str, Any]) -> str:
     """A short, stable digest of everything that changes what the image holds (as the
     stack resolves it: tokens resolved, None values dropped)."""
-    stack = scope if isinstance(scope, Stack) else Stack.of(scope)
-    resolved = stack.resolve(dict(recipe))
+    recipe = dict(recipe)
+    if plain_json(recipe):
+        resolved = without_none(recipe)  # what the kernel returns, without the round trip
+    else:
+        stack = scope if isinstance(scope, Stack) else Stack.of(scope)
+        resolved = stack.resolve(recipe)
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -258,7 +265,7 @@ class WorkspaceImage(Construct):
         retained_images: int = contract.DEFAULT_RETAINED_IMAGES,
     ) -> None:
         super().__init__(scope, id_)
-        self.stack = Stack.of(self)
+        self.stack = stack_of(self, scope)
         problems = Problems.of(self)
         if version is not None:
             check_version(problems, "version", version)
@@ -358,6 +365,7 @@ class WorkspaceImage(Construct):
         TagCheck.register(self.stack, self)
         runtime.count_template_bytes(problems.path, IMAGE_TEMPLATE_BYTES)
         handle = cfn.CfnWaitConditionHandle(self, f"BuildHandle{short}")
+        handle_ref = handle.ref
         self.resource = CustomResource(
             self,
             "Resource",
@@ -373,7 +381,7 @@ class WorkspaceImage(Construct):
                 contract.RECIPE: self.fingerprint,
                 contract.TAGS: self._tag_manager.rendered_tags,
                 contract.BUILD_TIMEOUT_SECONDS: str(int(seconds)),
-                contract.WAIT_HANDLE: handle.ref,
+                contract.WAIT_HANDLE: handle_ref,
                 contract.RETAINED_IMAGES: str(self.retained_images),
                 contract.IMAGE_QUOTA: str(quota),
                 **({contract.IMAGE_VERSION: version} if version is not None else {}),
@@ -387,7 +395,7 @@ class WorkspaceImage(Construct):
         self.wait = cfn.CfnWaitCondition(
             self,
             f"BuildWait{short}",
-            handle=handle.ref,
+            handle=handle_ref,
             timeout=str(MAX_BUILD_TIMEOUT_SECONDS),
             count=1,
         )

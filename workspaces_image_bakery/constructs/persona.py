@@ -28,6 +28,7 @@ from ..validation import (
     context_of,
     register_name,
     register_template,
+    stack_of,
 )
 from .bundle import WorkspaceBundle
 from .compute import check_compute, smallest_volumes
@@ -41,7 +42,7 @@ from .image import (
 from .release import ReleasedImage, check_version, plan_release
 from .rollout import RolloutSchedule
 from .run_command import RunCommandPreparation, check_managed_node_id
-from .tagging import DERIVED_TAG_PRIORITY, TagCheck
+from .tagging import DERIVED_TAG_PRIORITY, TagCheck, pin_tag
 from .tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
 
 DEFAULT_RETAINED_IMAGES = contract.DEFAULT_RETAINED_IMAGES
@@ -173,7 +174,7 @@ class Persona(Construct):
         rollout: RolloutSchedule | None = None,
     ) -> None:
         super().__init__(scope, id_)
-        self.stack = Stack.of(self)
+        self.stack = stack_of(self, scope)
         problems = Problems.of(self)
         problems.text(
             "name",
@@ -406,7 +407,7 @@ class Persona(Construct):
         for resource in [*self._resources(), *copies]:
             manager = resource.cdk_tag_manager
             for key in DERIVED_TAGS:
-                manager.set_tag(key, self.tags[key], DERIVED_TAG_PRIORITY)
+                pin_tag(manager, key, self.tags[key], DERIVED_TAG_PRIORITY)
             TagCheck.register(self.stack, resource, tagging_policy)
         self._warn(compute_type)
         ChecklistGate.ensure(self.stack)

@@ -43,9 +43,67 @@ class Tagged(Protocol):
     def path(self) -> str: ...
 
 
+# The priority the CDK gives a TagManager's initial tags.
+INITIAL_TAG_PRIORITY: Final = 50
+
+
+class _TagManager(TagManager):
+    """A KEY_VALUE TagManager that can pin an initial tag at a priority in Python.
+
+    ``pin(key, value, priority)`` has the effect of ``set_tag(key, value, priority)`` for
+    an initial tag's own value: the tag keeps its value against every ``set_tag`` and
+    ``remove_tag`` (``Tags.of``'s aspects call them) of a lower priority, and one of that
+    priority or above applies as it would. It costs no round trip: the overrides below
+    drop the lower-priority calls before they reach the CDK's manager.
+    """
+
+    def __init__(self, resource_type: str, tags: Mapping[str, str]) -> None:
+        super().__init__(TagType.KEY_VALUE, resource_type, dict(tags))
+        self._initial = dict(tags)
+        self._floors: dict[str, float] = {}
+        self._changed = False
+
+    def pin(self, key: str, value: str, priority: float) -> None:
+        if (
+            not self._changed
+            and self._initial.get(key) == value
+            and priority >= INITIAL_TAG_PRIORITY
+        ):
+            self._floors[key] = max(priority, self._floors.get(key, priority))
+        else:
+            self.set_tag(key, value, priority)
+
+    def set_tag(
+        self,
+        key: str,
+        value: str,
+        priority: float | None = None,
+        apply_to_launched_instances: bool | None = None,
+    ) -> None:
+        if (priority or 0) < self._floors.get(key, 0):
+            return
+        self._changed = True
+        super().set_tag(key, value, priority, apply_to_launched_instances)
+
+    def remove_tag(self, key: str, priority: float) -> None:
+        if priority < self._floors.get(key, 0):
+            return
+        self._changed = True
+        super().remove_tag(key, priority)
+
+
 def tag_manager(resource_type: str, tags: Mapping[str, str]) -> TagManager:
     """A KEY_VALUE tag manager whose initial tags are `tags`."""
-    return TagManager(TagType.KEY_VALUE, resource_type, dict(tags))
+    return _TagManager(resource_type, tags)
+
+
+def pin_tag(manager: TagManager, key: str, value: str, priority: float) -> None:
+    """``manager.set_tag(key, value, priority)``, without a round trip for a manager of
+    :func:`tag_manager` whose initial tag `key` has `value`."""
+    if isinstance(manager, _TagManager):
+        manager.pin(key, value, priority)
+    else:
+        manager.set_tag(key, value, priority)
 
 
 @jsii.implements(IValidation)
