@@ -1,14 +1,14 @@
 """A persona: a group of users with the same application, access and compute needs.
 
 Each persona gets one image (built from its template WorkSpace when its recipe changes)
-and one custom bundle bound to it, tagged by the tagging policy.
+and one custom bundle bound to it, tagged by the tagging policy; when asked, a candidate
+bundle, copies in other Regions, an image share and a rollout. The persona reads as props
+-> a checked, plain :class:`PersonaSpec` (persona_spec.py) -> image -> bundles.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
-from enum import Enum
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from weakref import WeakSet
 
@@ -19,57 +19,41 @@ from constructs import Construct, IValidation
 from ..checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
 from ..preparation import ImagePreparation, render_script
 from ..runtime_assets import contract
-from ..tag_rules import is_tag_mapping, tag_strings
-from ..validation import (
-    Problems,
-    check_no_secrets,
-    check_removal_policy,
-    check_strings,
-    context_of,
-    register_name,
-    register_template,
-    stack_of,
-)
+from ..validation import Problems, stack_of
 from .bundle import WorkspaceBundle
-from .compute import check_compute, smallest_volumes
-from .distribution import ImageShare, RegionalCopies, check_account, check_region
-from .image import (
-    DEFAULT_BUILD_TIMEOUT,
-    WorkspaceImage,
-    check_build_timeout,
-    check_template_workspace_id,
+from .compute import smallest_volumes
+from .distribution import ImageShare, RegionalCopies
+from .image import DEFAULT_BUILD_TIMEOUT, WorkspaceImage
+from .persona_spec import (
+    APPLICATION_PATTERN,
+    APPLICATION_TEXT,
+    LICENSE_REFERENCE,
+    PERSONA_NAME_PATTERN,
+    REQUIRE_AUTOMATED_CONTEXT,
+    ImageDesign,
+    PersonaSpec,
+    check_persona,
 )
-from .release import ReleasedImage, check_version, plan_release
-from .rollout import RolloutSchedule
-from .run_command import RunCommandPreparation, check_managed_node_id
+from .release import ReleasedImage
+from .rollout import RolloutSchedule, WorkspaceRollout
+from .run_command import RunCommandPreparation
 from .tagging import DERIVED_TAG_PRIORITY, TagCheck, pin_tag
 from .tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
 
+__all__ = [
+    "APPLICATION_PATTERN",
+    "APPLICATION_TEXT",
+    "LICENSE_REFERENCE",
+    "PERSONA_NAME_PATTERN",
+    "REQUIRE_AUTOMATED_CONTEXT",
+    "ChecklistGate",
+    "ImageDesign",
+    "Persona",
+]
+
 DEFAULT_RETAINED_IMAGES = contract.DEFAULT_RETAINED_IMAGES
-REQUIRE_AUTOMATED_CONTEXT = "workspaces-image-bakery:require-automated-preparation"
-PERSONA_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,31}"
-# Entries end up in the Software tag: keep to characters every AWS tag value accepts.
-APPLICATION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 ._:/=+@-]{0,63}"
-APPLICATION_TEXT = "1-64 of letters, digits, spaces and . _ : / = + @ -"
-# Licence details live outside the image: an SSM parameter or a Secrets Manager secret.
-LICENSE_REFERENCE = re.compile(
-    r"^(/[A-Za-z0-9_.\-/]{1,1010}"
-    r"|arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9_.\-/]{1,1010}"
-    r"|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512})$"
-)
 # A fully baked image with more applications than this deserves a second look.
 LONG_APPLICATION_LIST = 10
-
-
-class ImageDesign(Enum):
-    """The whitepaper's image design options."""
-
-    FULLY_BAKED = "fully-baked"
-    """Every application is in the image; nothing is delivered at launch."""
-    THIN = "thin"
-    """Some applications (and the config-management agent) are baked; the rest arrive at launch."""
-    ZERO = "zero"
-    """Only the OS and a config-management agent; every application arrives at launch."""
 
 
 class Persona(Construct):
@@ -175,246 +159,151 @@ class Persona(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.stack = stack_of(self, scope)
-        problems = Problems.of(self)
-        problems.text(
-            "name",
-            name,
-            max_len=32,
-            pattern=PERSONA_NAME_PATTERN,
-            pattern_text="lowercase letters, digits and -, starting with a letter or digit",
-            tokens=False,
-        )
-        register_name(problems, self.stack, "persona", "name", name)
-        check_version(problems, "image_version", image_version)
-        self.release = plan_release(
-            problems,
+        spec = check_persona(
+            Problems.of(self),
+            self.stack,
+            name=name,
+            design=design,
             image_version=image_version,
-            released_version=released_version,
-            retained_images=retained_images,
-            candidate_bundle=candidate_bundle,
-        )
-        check_template_workspace_id(problems, template_workspace_id)
-        if not isinstance(tagging_policy, TaggingPolicy):
-            problems.add("tagging_policy", tagging_policy, "a TaggingPolicy")
-        if not isinstance(design, ImageDesign):
-            problems.add("design", design, "ImageDesign.FULLY_BAKED, THIN or ZERO")
-        baked = check_strings(problems, "baked_applications", baked_applications)
-        launch = check_strings(problems, "launch_applications", launch_applications)
-        for field, apps in (("baked_applications", baked), ("launch_applications", launch)):
-            for index, app in enumerate(apps):
-                problems.text(
-                    f"{field}[{index}]",
-                    app,
-                    max_len=64,
-                    pattern=APPLICATION_PATTERN,
-                    pattern_text=APPLICATION_TEXT,
-                )
-        for app in sorted(set(baked) & set(launch)):
-            problems.add("launch_applications", app, "an application not also baked into the image")
-        agent = config_management_agent
-        if agent is not None:
-            problems.text(
-                "config_management_agent",
-                agent,
-                max_len=64,
-                pattern=APPLICATION_PATTERN,
-                pattern_text=APPLICATION_TEXT,
-            )
-            agent = agent if isinstance(agent, str) else None
-        if design is ImageDesign.FULLY_BAKED and launch:
-            problems.add(
-                "launch_applications",
-                launch,
-                "none for a fully baked image: bake them in, or choose THIN",
-            )
-        if design is ImageDesign.ZERO and baked:
-            problems.add(
-                "baked_applications",
-                baked,
-                "none for a zero image: deliver them at launch, or choose THIN",
-            )
-        if design in (ImageDesign.THIN, ImageDesign.ZERO) and not agent:
-            problems.add(
-                "config_management_agent",
-                config_management_agent,
-                f"an agent that delivers the launch applications of a {design.value} image",
-            )
-        licenses = self._check_licenses(problems, license_references, [*baked, *launch])
-        check_compute(problems, compute_type, root_volume_gib, user_volume_gib)
-        if preparation is not None and not isinstance(preparation, ImagePreparation):
-            problems.add("preparation", preparation, "an ImagePreparation")
-            preparation = None
-        malformed = preparation.problems() if preparation is not None else []
-        for field, value, allowed in malformed:
-            # Only the type: a malformed step may still hold a secret.
-            problems.add(field, f"<{type(value).__name__}>", allowed)
-        if malformed:
-            preparation = None
-        if preparation is not None and design in (ImageDesign.THIN, ImageDesign.ZERO):
-            # The image's launch applications need the agent that delivers them.
-            for field, value, allowed in preparation.launch_delivery_problems(design.value):
-                problems.add(field, value, allowed)
-        self._check_preparation_channel(
-            problems, preparation, managed_node_id, template_workspace_id
-        )
-        checks = check_strings(problems, "validation_commands", validation_commands)
-        for index, command in enumerate(checks):
-            problems.text(f"validation_commands[{index}]", command, max_len=1000, tokens=False)
-        if checks and managed_node_id is None:
-            problems.add(
-                "validation_commands",
-                f"<{len(checks)} command(s)>",
-                "checks with a managed node to run them on: give managed_node_id (README: "
-                "Preparing the template in the build)",
-            )
-        check_removal_policy(problems, removal_policy)
-        check_build_timeout(problems, build_timeout)
-        if tags is not None and not is_tag_mapping(tags):
-            problems.add(
-                "tags", f"<{type(tags).__name__}>", "a mapping of string keys to string values"
-            )
-            tags = None
-        # The Software tag: what is baked in, and every agent the preparation installs (the
-        # named config-management agent when the preparation does not install it by name).
-        installed = preparation.installed_software() if preparation is not None else []
-        first_word = agent.split()[:1] if agent else []
-        named = [agent] if agent and not set(first_word) & set(installed) else []
-        software = list(dict.fromkeys([*baked, *named, *installed]))
-        self.tags: dict[str, str] = {}
-        if isinstance(tagging_policy, TaggingPolicy):
-            self.tags = tagging_policy.tags_for(
-                problems,
-                name=name if isinstance(name, str) else "",
-                version=image_version if isinstance(image_version, str) else "",
-                software=software,
-                tags=tags or {},
-            )
-        scanned: dict[str, str] = tag_strings("tags", tags or {})
-        scanned.update({f"license_references[{app}]": app for app in licenses})
-        scanned.update({f"baked_applications[{i}]": a for i, a in enumerate(baked)})
-        scanned.update({f"launch_applications[{i}]": a for i, a in enumerate(launch)})
-        if agent:
-            scanned["config_management_agent"] = agent
-        scanned.update({f"validation_commands[{i}]": v for i, v in enumerate(checks)})
-        if preparation is not None:
-            scanned.update(preparation.user_strings())
-        regions = _check_list(problems, "regions", regions, check_region, "Region names")
-        share_with_accounts = _check_list(
-            problems, "share_with_accounts", share_with_accounts, check_account, "account ids"
-        )
-        if rollout is not None and not isinstance(rollout, RolloutSchedule):
-            problems.add("rollout", rollout, "a RolloutSchedule, or None (no rollout)")
-        if regions and not (self.release.serves_build and not self.release.candidate_bundle):
-            problems.add(
-                "regions",
-                regions,
-                "no other Regions while the bundle is pinned or released through a candidate "
-                "bundle: regional bundles follow the build (README: Regions and accounts)",
-            )
-        check_no_secrets(problems, scanned)
-        problems.raise_if_any()
-
-        self.name = name
-        self.design = design
-        self.image_version = image_version
-        self.baked_applications = tuple(baked)
-        self.launch_applications = tuple(launch)
-        self.config_management_agent = agent
-        self.license_references = licenses
-        self.preparation = preparation
-        self.managed_node_id = managed_node_id
-        description = f"{name} {design.value} image version {image_version}"
-        recipe: dict[str, Any] = {
-            "persona": name,
-            "design": design.value,
-            "version": image_version,
-            "baked_applications": list(baked),
-            "config_management_agent": agent,
-        }
-        if preparation is not None:
-            recipe["preparation"] = preparation.recipe()
-        self.image = WorkspaceImage(
-            self,
-            "Image",
-            base_name=f"{name}-{image_version}",
-            description=description,
             template_workspace_id=template_workspace_id,
-            persona=name,
-            recipe=recipe,
-            tags=self.tags,
+            tagging_policy=tagging_policy,
+            baked_applications=baked_applications,
+            launch_applications=launch_applications,
+            config_management_agent=config_management_agent,
+            license_references=license_references,
+            preparation=preparation,
+            managed_node_id=managed_node_id,
+            compute_type=compute_type,
+            root_volume_gib=root_volume_gib,
+            user_volume_gib=user_volume_gib,
+            tags=tags,
             build_timeout=build_timeout,
             removal_policy=removal_policy,
-            prepared_by=self._run_command(preparation, managed_node_id, software, checks),
-            version=image_version,
-            retained_images=self.release.retained_images,
+            retained_images=retained_images,
+            released_version=released_version,
+            candidate_bundle=candidate_bundle,
+            validation_commands=validation_commands,
+            regions=regions,
+            share_with_accounts=share_with_accounts,
+            rollout=rollout,
         )
-        shape: dict[str, Any] = {
-            "compute_type": compute_type,
-            "root_volume_gib": root_volume_gib,
-            "user_volume_gib": user_volume_gib,
-            "tags": self.tags,
-            "removal_policy": removal_policy,
-        }
-        served: WorkspaceImage | ReleasedImage = (
-            self.image
-            if self.release.serves_build
-            else ReleasedImage(
-                self, "Released", persona=name, version=self.release.released_version
-            )
-        )
-        self.bundle = WorkspaceBundle(
-            self,
-            "Bundle",
-            base_name=name,
-            description=f"{name} persona bundle ({design.value} image)",
-            image=served,
-            **shape,
-        )
-        if not self.release.serves_build:
-            # Deleted before the image on a stack delete, as a bundle following it would be.
-            self.bundle.resource.node.add_dependency(self.image.resource)
-        self.candidate_bundle: WorkspaceBundle | None = None
-        if self.release.candidate_bundle:
-            self.candidate_bundle = WorkspaceBundle(
-                self,
-                "CandidateBundle",
-                base_name=f"{name}-candidate",
-                description=f"{name} persona candidate bundle ({design.value} image)",
-                image=self.image,
-                **shape,
-            )
-        self.regional_copies: RegionalCopies | None = (
-            RegionalCopies(
-                self,
-                "Regions",
-                image=self.image,
-                regions=regions,
-                bundle_base_name=name,
-                bundle_description=f"{name} persona bundle ({design.value} image)",
-                **shape,
-            )
-            if regions
-            else None
-        )
-        self.image_share: ImageShare | None = (
-            ImageShare(self, "Share", image=self.image, account_ids=share_with_accounts)
-            if share_with_accounts
-            else None
-        )
-        self.rollout = None if rollout is None else rollout.apply(self, "Rollout", self.bundle)
-        # Derived tags: above a Tags.of tag given without a priority (README: Tags).
-        copies = self.regional_copies.copies.values() if self.regional_copies else ()
-        for resource in [*self._resources(), *copies]:
-            manager = resource.cdk_tag_manager
-            for key in DERIVED_TAGS:
-                pin_tag(manager, key, self.tags[key], DERIVED_TAG_PRIORITY)
-            TagCheck.register(self.stack, resource, tagging_policy)
-        self._warn(compute_type)
+        self.spec = spec
+        self.name = spec.name
+        self.design = spec.design
+        self.image_version = spec.image_version
+        self.baked_applications = spec.baked_applications
+        self.launch_applications = spec.launch_applications
+        self.config_management_agent = spec.config_management_agent
+        self.license_references = spec.license_references
+        self.preparation = spec.preparation
+        self.managed_node_id = spec.managed_node_id
+        self.tags = dict(spec.tags)
+        self.release = spec.release
+        self.image = self._image(spec)
+        self.bundle, self.candidate_bundle = self._bundles(spec)
+        self.regional_copies, self.image_share, self.rollout = self._distribution(spec)
+        self._tag(spec)
+        self._warn(spec.compute_type)
         ChecklistGate.ensure(self.stack)
         # The review module reads personas, so it is imported here, not at the top.
         from ..review import AutoReview  # noqa: PLC0415
 
         AutoReview.register(self)
+
+    def _image(self, spec: PersonaSpec) -> WorkspaceImage:
+        return WorkspaceImage(
+            self,
+            "Image",
+            base_name=f"{spec.name}-{spec.image_version}",
+            description=spec.image_description,
+            template_workspace_id=spec.template_workspace_id,
+            persona=spec.name,
+            recipe=spec.recipe(),
+            tags=spec.tags,
+            build_timeout=spec.build_timeout,
+            removal_policy=spec.removal_policy,
+            prepared_by=_run_command(spec),
+            version=spec.image_version,
+            retained_images=spec.release.retained_images,
+        )
+
+    def _shape(self, spec: PersonaSpec) -> dict[str, Any]:
+        """What every bundle of the persona has in common."""
+        return {
+            "compute_type": spec.compute_type,
+            "root_volume_gib": spec.root_volume_gib,
+            "user_volume_gib": spec.user_volume_gib,
+            "tags": spec.tags,
+            "removal_policy": spec.removal_policy,
+        }
+
+    def _bundles(self, spec: PersonaSpec) -> tuple[WorkspaceBundle, WorkspaceBundle | None]:
+        """The persona's bundle (on the build, or on the released version) and, when asked,
+        the candidate bundle that follows each build."""
+        served: WorkspaceImage | ReleasedImage = (
+            self.image
+            if spec.release.serves_build
+            else ReleasedImage(
+                self, "Released", persona=spec.name, version=spec.release.released_version
+            )
+        )
+        bundle = WorkspaceBundle(
+            self,
+            "Bundle",
+            base_name=spec.name,
+            description=spec.bundle_description,
+            image=served,
+            **self._shape(spec),
+        )
+        if not spec.release.serves_build:
+            # Deleted before the image on a stack delete, as a bundle following it would be.
+            bundle.resource.node.add_dependency(self.image.resource)
+        if not spec.release.candidate_bundle:
+            return bundle, None
+        candidate = WorkspaceBundle(
+            self,
+            "CandidateBundle",
+            base_name=f"{spec.name}-candidate",
+            description=f"{spec.name} persona candidate bundle ({spec.design.value} image)",
+            image=self.image,
+            **self._shape(spec),
+        )
+        return bundle, candidate
+
+    def _distribution(
+        self, spec: PersonaSpec
+    ) -> tuple[RegionalCopies | None, ImageShare | None, WorkspaceRollout | None]:
+        """Copies in other Regions, the image share and the rollout, each when asked for."""
+        copies = (
+            RegionalCopies(
+                self,
+                "Regions",
+                image=self.image,
+                regions=spec.regions,
+                bundle_base_name=spec.name,
+                bundle_description=spec.bundle_description,
+                **self._shape(spec),
+            )
+            if spec.regions
+            else None
+        )
+        share = (
+            ImageShare(self, "Share", image=self.image, account_ids=spec.share_with_accounts)
+            if spec.share_with_accounts
+            else None
+        )
+        rollout = None if spec.rollout is None else spec.rollout.apply(self, "Rollout", self.bundle)
+        return copies, share, rollout
+
+    def _tag(self, spec: PersonaSpec) -> None:
+        """Derived tags above a ``Tags.of`` tag given without a priority (README: Tags), and
+        every tagged resource checked by the policy at synth."""
+        copies = self.regional_copies.copies.values() if self.regional_copies else ()
+        for resource in [*self._resources(), *copies]:
+            manager = resource.cdk_tag_manager
+            for key in DERIVED_TAGS:
+                pin_tag(manager, key, spec.tags[key], DERIVED_TAG_PRIORITY)
+            TagCheck.register(self.stack, resource, spec.tagging_policy)
 
     def _resources(self) -> list[WorkspaceImage | WorkspaceBundle]:
         """The image and the bundles (the candidate too, when there is one)."""
@@ -430,63 +319,6 @@ class Persona(Construct):
             resource.apply_removal_policy(policy)
         if self.regional_copies is not None:
             self.regional_copies.apply_removal_policy(policy)
-
-    def _check_preparation_channel(
-        self,
-        problems: Problems,
-        preparation: ImagePreparation | None,
-        managed_node_id: str | None,
-        template_workspace_id: str,
-    ) -> None:
-        """The managed node needs a preparation to run; a team may require one for all."""
-        if managed_node_id is not None:
-            check_managed_node_id(problems, managed_node_id)
-            if preparation is None:
-                problems.add(
-                    "managed_node_id",
-                    managed_node_id,
-                    "a managed node with a preparation to run: give preparation=ImagePreparation()",
-                )
-        elif _truthy(context_of(self.stack, REQUIRE_AUTOMATED_CONTEXT)):
-            problems.add(
-                "managed_node_id",
-                None,
-                "a managed node: this app requires every template to be prepared in the build "
-                f"({REQUIRE_AUTOMATED_CONTEXT}); register the template WorkSpace (README: "
-                "Preparing the template in the build)",
-            )
-        register_template(
-            problems,
-            self.stack,
-            template_workspace_id,
-            prepared_in_build=managed_node_id is not None,
-        )
-
-    def _run_command(
-        self,
-        preparation: ImagePreparation | None,
-        managed_node_id: str | None,
-        software: Sequence[str],
-        validation_commands: Sequence[str] = (),
-    ) -> RunCommandPreparation | None:
-        if preparation is None or managed_node_id is None:
-            return None
-        name, version = self.name, self.image_version
-
-        def script(fingerprint: str) -> str:
-            return render_script(
-                preparation,
-                persona=name,
-                version=version,
-                fingerprint=fingerprint,
-                software=software,
-            )
-
-        return RunCommandPreparation(
-            managed_node_id=managed_node_id,
-            script=script,
-            validation_commands=tuple(validation_commands),
-        )
 
     @property
     def prepared_in_build(self) -> bool:
@@ -520,28 +352,6 @@ class Persona(Construct):
                 self.candidate_bundle.bundle_name if self.candidate_bundle is not None else None
             ),
         )
-
-    def _check_licenses(
-        self, problems: Problems, references: Mapping[str, str] | None, apps: list[str]
-    ) -> dict[str, str]:
-        if references is None:
-            return {}
-        if not isinstance(references, Mapping):
-            problems.add("license_references", references, "a mapping of application to reference")
-            return {}
-        for app, reference in references.items():
-            if app not in apps:
-                problems.add(
-                    f"license_references[{app}]", app, "an application the persona declares"
-                )
-            if not isinstance(reference, str) or not LICENSE_REFERENCE.match(reference):
-                problems.add(
-                    f"license_references[{app}]",
-                    "<redacted>" if isinstance(reference, str) else reference,
-                    "an SSM parameter name (/path) or ARN, or a Secrets Manager secret ARN; "
-                    "never the licence itself",
-                )
-        return dict(references)
 
     def _warn(self, compute_type: str) -> None:
         """Lesser problems: CDK warnings, shown by cdk synth and in the review."""
@@ -609,19 +419,21 @@ class ChecklistGate:
         return Scorecard.of(personas).below(minimum)
 
 
-def _check_list(
-    problems: Problems,
-    field_name: str,
-    values: Any,
-    check: Callable[[Problems, str, Any], bool],
-    what: str,
-) -> list[str]:
-    """A list of strings, each checked; the valid ones (none when the list is not a list)."""
-    if isinstance(values, str) or not isinstance(values, Sequence):
-        problems.add(field_name, values, f"a list of {what}")
-        return []
-    return [v for i, v in enumerate(values) if check(problems, f"{field_name}[{i}]", v)]
+def _run_command(spec: PersonaSpec) -> RunCommandPreparation | None:
+    """How the build prepares (and validates) the template, when it has a managed node."""
+    preparation, node = spec.preparation, spec.managed_node_id
+    if preparation is None or node is None:
+        return None
 
+    def script(fingerprint: str) -> str:
+        return render_script(
+            preparation,
+            persona=spec.name,
+            version=spec.image_version,
+            fingerprint=fingerprint,
+            software=spec.software,
+        )
 
-def _truthy(value: object) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return RunCommandPreparation(
+        managed_node_id=node, script=script, validation_commands=spec.validation_commands
+    )
