@@ -16,6 +16,14 @@ import jsii
 from aws_cdk import CustomResource, ITaggableV2, RemovalPolicy, Stack, TagManager
 from constructs import Construct
 
+from ..naming import (
+    BUNDLE_ID_PATTERN,
+    BUNDLE_ID_TEXT,
+    IMAGE_ID_PATTERN,
+    IMAGE_ID_TEXT,
+    MAX_NAME_LENGTH,
+    check_name_and_description,
+)
 from ..runtime_assets import contract
 from ..tag_rules import check_tags, tag_strings
 from ..validation import (
@@ -27,13 +35,9 @@ from ..validation import (
 )
 from .compute import check_compute
 from .image import (
-    IMAGE_ID_PATTERN,
-    IMAGE_ID_TEXT,
-    MAX_NAME_LENGTH,
     SERVICE_TIMEOUT,
     IWorkspaceImage,
     WorkspaceImage,
-    check_name_and_description,
     resync_property,
     runtime_of,
 )
@@ -43,7 +47,6 @@ from .tagging import TagCheck, tag_manager
 SHAPE_CHARS = 6
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - SHAPE_CHARS - 1
 IMAGE = "a WorkspaceImage, a ReleasedImage, an imported image, or an image id: " + IMAGE_ID_TEXT
-BUNDLE_ID_PATTERN = r"wsb-[0-9a-z]{8,63}"  # botocore's BundleId
 
 
 class IWorkspaceBundle(Protocol):
@@ -68,7 +71,7 @@ class ImportedBundle(Construct):
             min_len=12,
             max_len=67,
             pattern=BUNDLE_ID_PATTERN,
-            pattern_text="wsb- and 8-63 lowercase letters or digits",
+            pattern_text=BUNDLE_ID_TEXT,
         )
         check_no_secrets(problems, {"bundle_id": bundle_id})
         problems.raise_if_any()

@@ -50,6 +50,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IValidation
 
+from ..naming import DESCRIPTION_PATTERN, IMAGE_ID_PATTERN, IMAGE_ID_TEXT, NAME_PATTERN
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
 from ..tag_rules import MAX_USER_TAGS, check_tags, tag_strings
 from ..validation import (
@@ -64,15 +65,7 @@ from ..validation import (
 from .build_runtime import ASSET_EXCLUDE, LOG_RETENTION, OWNER_REQUEST_TAG, OWNER_TAG_CONDITION
 from .bundle import MAX_BASE_NAME_LENGTH, SHAPE_CHARS
 from .compute import check_compute
-from .image import (
-    DESCRIPTION_PATTERN,
-    IMAGE_ID_PATTERN,
-    IMAGE_ID_TEXT,
-    NAME_PATTERN,
-    SERVICE_TIMEOUT,
-    IWorkspaceImage,
-    WorkspaceImage,
-)
+from .image import SERVICE_TIMEOUT, IWorkspaceImage, WorkspaceImage
 from .release import image_quota
 from .tagging import TagCheck, tag_manager
 

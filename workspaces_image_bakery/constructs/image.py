@@ -28,6 +28,13 @@ from aws_cdk import (
 from aws_cdk import aws_cloudformation as cfn
 from constructs import Construct
 
+from ..naming import (
+    IMAGE_ID_PATTERN,
+    IMAGE_ID_TEXT,
+    MAX_NAME_LENGTH,
+    check_name_and_description,
+    check_template_workspace_id,
+)
 from ..runtime_assets import contract
 from ..tag_rules import check_tags, tag_strings
 from ..validation import (
@@ -62,15 +69,9 @@ DEFAULT_BUILD_TIMEOUT = Duration.hours(6)
 MIN_BUILD_TIMEOUT_SECONDS = 1800
 MAX_BUILD_TIMEOUT_SECONDS = 43_200  # the longest a WaitCondition can wait
 FINGERPRINT_CHARS = 8
-NAME_PATTERN = r"[a-zA-Z0-9_./()\\-]+"
-DESCRIPTION_PATTERN = r"[a-zA-Z0-9_./() -]+"
-WORKSPACE_ID_PATTERN = r"ws-[0-9a-z]{8,63}"
-MAX_NAME_LENGTH = 64
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - FINGERPRINT_CHARS - 1
 # How long CloudFormation waits for the provider's answer to one event.
 SERVICE_TIMEOUT = Duration.minutes(10)
-IMAGE_ID_PATTERN = r"wsi-[0-9a-z]{9,63}"  # botocore's WorkspaceImageId
-IMAGE_ID_TEXT = "wsi- and 9-63 lowercase letters or digits"
 
 
 class IWorkspaceImage(Protocol):
@@ -86,48 +87,6 @@ class IWorkspaceImage(Protocol):
     def image_name(self) -> str | None:
         """The image's name; None for an imported image."""
         ...
-
-
-def check_name_and_description(
-    problems: Problems,
-    scope: Construct,
-    kind: str,
-    base_name: str,
-    max_base_name: int,
-    description: str,
-    max_description: int,
-) -> None:
-    """The API's rules for image and bundle names and descriptions; names unique in the app.
-    Neither may be a deploy-time token: both go into names and digests made at synth time."""
-    problems.text(
-        "base_name",
-        base_name,
-        max_len=max_base_name,
-        pattern=NAME_PATTERN,
-        pattern_text="letters, digits and _ . / ( ) -",
-        tokens=False,
-    )
-    problems.text(
-        "description",
-        description,
-        max_len=max_description,
-        pattern=DESCRIPTION_PATTERN,
-        pattern_text="letters, digits, spaces and _ . / ( ) -",
-        tokens=False,
-    )
-    register_name(problems, scope, kind, "base_name", base_name)
-
-
-def check_template_workspace_id(problems: Problems, workspace_id: Any) -> None:
-    """``ws-`` + 8-63 lowercase letters or digits; a deploy-time token is accepted."""
-    problems.text(
-        "template_workspace_id",
-        workspace_id,
-        min_len=11,
-        max_len=66,
-        pattern=WORKSPACE_ID_PATTERN,
-        pattern_text="ws- followed by 8-63 lowercase letters or digits",
-    )
 
 
 def check_build_timeout(problems: Problems, build_timeout: Any) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 
+from ..naming import check_template_workspace_id
 from ..preparation import ImagePreparation
 from ..tag_rules import is_tag_mapping, tag_strings
 from ..validation import (
@@ -28,7 +29,7 @@ from ..validation import (
 )
 from .compute import check_compute
 from .distribution import check_account, check_region
-from .image import check_build_timeout, check_template_workspace_id
+from .image import check_build_timeout
 from .release import ReleasePlan, check_version, plan_release
 from .rollout import RolloutSchedule
 from .run_command import check_managed_node_id

@@ -43,6 +43,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from ..naming import BUNDLE_ID_PATTERN
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE
 from ..validation import (
     Problems,
@@ -53,7 +54,7 @@ from ..validation import (
     seconds_of,
 )
 from .build_runtime import ASSET_EXCLUDE, LOG_RETENTION
-from .bundle import BUNDLE_ID_PATTERN, IWorkspaceBundle, WorkspaceBundle
+from .bundle import IWorkspaceBundle, WorkspaceBundle
 
 ROLLOUT_RUNTIME_ID: Final = "WorkSpacesImageBakeryRollout"
 # Kept in step with bakery_runtime/rollout.py (the asset's module; the constructs do not
