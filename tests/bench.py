@@ -109,7 +109,7 @@ def main() -> None:
         " handle; library: personas prepared by hand; prepared: prepared in the build."
     )
     print(
-        "kind      personas  seconds  vs plain  py MB  jsii calls  jsii/persona"
+        "kind      personas  seconds  vs plain  py MB  node MB  jsii calls  jsii/persona"
         "  resources  bytes/persona"
     )
     for personas in SIZES:
@@ -119,7 +119,8 @@ def main() -> None:
             count = min(personas, LARGEST.get(kind, personas))
             print(
                 f"{kind:9s} {count:8d}  {seconds:7.2f}  {seconds / plain_seconds:7.2f}x"
-                f"  {facts['peak_mb']:5d}  {facts['jsii']:10d}  {facts['jsii'] / count:12.1f}"
+                f"  {facts['peak_mb']:5d}  {facts['node_mb']:7d}  {facts['jsii']:10d}"
+                f"  {facts['jsii'] / count:12.1f}"
                 f"  {facts['resources']:9d}  {facts['bytes'] // count:13d}"
             )
     print("\nLargest persona count in one stack (500 resources, 1 MB template):")

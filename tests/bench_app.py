@@ -9,6 +9,7 @@ template bytes, jsii round trips and the process's peak memory.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 from pathlib import Path
@@ -70,6 +71,21 @@ CONTEXT = {
 }
 
 
+def kernel_peak_mb() -> int:
+    """The peak resident memory (VmHWM) of this process's descendants, summed: the jsii
+    kernel (a Node.js launcher and the Node.js program it starts), still running at this
+    point. 0 where /proc is not there."""
+    total, pending = 0, [os.getpid()]
+    while pending:
+        for children in Path(f"/proc/{pending.pop()}/task").glob("*/children"):
+            for pid in children.read_text().split():
+                pending.append(int(pid))
+                status = Path(f"/proc/{pid}/status")
+                lines = status.read_text().splitlines() if status.exists() else []
+                total += sum(int(x.split()[1]) for x in lines if x.startswith("VmHWM:"))
+    return total // 1024
+
+
 def main() -> None:
     kind, personas, outdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     with jsii_calls() as calls:
@@ -88,6 +104,7 @@ def main() -> None:
                 "bytes": template.stat().st_size,
                 "jsii": sum(calls.values()),
                 "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                "node_mb": kernel_peak_mb(),
             }
         )
     )
