@@ -3,6 +3,7 @@ retention and pruning, and the Region's image quota checked before a build."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,7 @@ def office(
     context: dict[str, Any] | None = None,
     construct_id: str = "Office",
     name: str = "office",
+    tags_extra: dict[str, str] | None = None,
     **more: Any,
 ) -> ImageBakeryStack:
     app = cdk.App(context=context or {"workspaces-image-bakery:review": "false"})
@@ -49,7 +51,7 @@ def office(
         image_version=version,
         template_workspace_id="ws-off0template1",
         baked_applications=["libreoffice 7.6"],
-        tags={"Role": "office", "Confidentiality": "internal"},
+        tags={"Role": "office", "Confidentiality": "internal", **(tags_extra or {})},
         **({"released_version": released} if released is not None else {}),
         **({"candidate_bundle": True} if candidate else {}),
         **({"retained_images": retained} if retained is not None else {}),
@@ -569,3 +571,38 @@ def test_image_id_answers_the_checked_id_of_the_built_image(tmp_path: Any) -> No
                 old_properties=w.cloudformation.stack.sent[logical],
                 physical_id=w.images()[image]["id"],
             )
+
+
+def test_the_quota_is_checked_once_per_build_before_the_template() -> None:
+    machine = template("1.0")["Resources"]
+    (definition,) = [
+        r["Properties"]["DefinitionString"]
+        for r in machine.values()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    text = json.dumps(definition)
+    assert text.count(f'\\"Step\\":\\"{contract.STEP_CHECK_QUOTA}\\"') == 1
+    with account(template("1.0")) as (w, _):
+        run = w.cloudformation.runs[0]
+        assert run.visited[:2] == ["CleanupOrBuild?", "CheckImageQuota"]
+        assert run.visited.count("CheckImageQuota") == 1
+
+
+def test_pruning_never_deletes_the_image_the_stack_declares(templates: Templates) -> None:
+    from bakery_runtime.retention import prune
+
+    with account(templates["1.0"]) as (w, _):
+        w.cloudformation.deploy(templates["1.1"])
+        w.cloudformation.deploy(templates["1.2"])
+        (oldest,) = images_of_version(w, "1.0")
+        # As after a build adopted 1.0's image again: it is the one declared, and the oldest.
+        result = prune(w.clients.workspaces, "office", 1, w.cloudformation.stack_id, current=oldest)
+        assert w.images()[oldest]["id"] not in result.deleted
+        assert oldest in w.images()
+
+
+def test_tags_leave_room_for_the_librarys_own() -> None:
+    many = {f"Key{i}": "v" for i in range(41)}  # with the persona's Role and Confidentiality
+    with pytest.raises(BakeryValidationError) as error:
+        office("1.0", tags_extra=many)
+    assert "at most 43" in str(error.value)

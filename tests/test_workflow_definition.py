@@ -24,6 +24,7 @@ def tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_every_step_invokes_the_step_function_with_a_known_step(definition: dict[str, Any]) -> None:
     steps = {s["Parameters"]["Payload"]["Step"] for s in tasks(definition).values()}
     assert steps == {
+        contract.STEP_CHECK_QUOTA,
         contract.STEP_CHECK_TEMPLATE,
         contract.STEP_CREATE_IMAGE,
         contract.STEP_POLL_IMAGE,
@@ -58,7 +59,7 @@ def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str
     }
     # Check, prepare, poll the preparation, reboot, check rebooted, verify the marker, poll
     # it, image, poll the image, signal success.
-    assert len(build_steps) == 12
+    assert len(build_steps) == 13
     for name, state in build_steps.items():
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name

@@ -23,7 +23,15 @@ from .runtime_assets import contract
 from .validation import Problems, is_token
 
 MAX_TAGS_PER_RESOURCE: Final = 50
-MAX_USER_TAGS: Final = MAX_TAGS_PER_RESOURCE - 1  # one is the ownership tag
+# The library's own tags on an image: ownership, persona, version, recipe, retained, build
+# time, and kept or cleanup. Every resource keeps room for them.
+LIBRARY_TAGS: Final = 7
+MAX_USER_TAGS: Final = MAX_TAGS_PER_RESOURCE - LIBRARY_TAGS
+USER_TAGS_TEXT: Final = (
+    f"at most {MAX_USER_TAGS} (WorkSpaces allows {MAX_TAGS_PER_RESOURCE}; the library writes up "
+    f"to {LIBRARY_TAGS} of its own: ownership, persona, version, recipe, retained, build time, "
+    "kept or cleanup)"
+)
 MAX_KEY_LENGTH: Final = 127
 MAX_VALUE_LENGTH: Final = 255
 RESERVED_PREFIX: Final = "aws:"
@@ -120,9 +128,7 @@ def check_tags(
         check_tag_key(problems, key_field, key)
         check_tag_value(problems, f"{field_name}[{key}]", value)
     if len(tags) > MAX_USER_TAGS:
-        problems.add(
-            field_name, f"{len(tags)} tags", f"at most {MAX_USER_TAGS} (one is the ownership tag)"
-        )
+        problems.add(field_name, f"{len(tags)} tags", USER_TAGS_TEXT)
     return dict(tags)
 
 

@@ -431,6 +431,7 @@ class BuildRuntime(Construct):
         c = contract
         status = {"Status.$": "$.Payload.Status"}
         sent = {"Status.$": "$.Payload.Status", "CommandId.$": "$.Payload.CommandId"}
+        quota = self._step("CheckImageQuota", c.STEP_CHECK_QUOTA, None)
         check = self._step("CheckTemplate", c.STEP_CHECK_TEMPLATE, status)
         prepare = self._step("PrepareTemplate", c.STEP_PREPARE_TEMPLATE, sent)
         poll_preparation = self._step(
@@ -471,6 +472,7 @@ class BuildRuntime(Construct):
             sfn.Fail(self, "BuildFailed", error=c.ERROR_BUILD_REPORTED, cause="see the stack event")
         )
         for task in (
+            quota,
             check,
             prepare,
             poll_preparation,
@@ -596,7 +598,7 @@ class BuildRuntime(Construct):
         definition = (
             sfn.Choice(self, "CleanupOrBuild?")
             .when(sfn.Condition.is_present("$.Cleanup"), self._cleanup_branch(status))
-            .otherwise(check)
+            .otherwise(quota.next(check))
         )
         return sfn.StateMachine(
             self,

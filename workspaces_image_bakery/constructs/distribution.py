@@ -98,7 +98,7 @@ MAX_SHARED_ACCOUNTS = 100
 # CloudFormation's longest wait for a custom resource (ServiceTimeout's maximum).
 COPY_SERVICE_TIMEOUT = Duration.seconds(dc.TOTAL_TIMEOUT_SECONDS)
 # A copy carries the ownership tag and the source tag besides its own tags.
-MAX_COPY_TAGS = MAX_USER_TAGS - 1
+MAX_COPY_TAGS = MAX_USER_TAGS  # the room kept for the library's tags covers the source tag
 COPY_TAGS_TEXT = (
     f"at most {MAX_COPY_TAGS} tags, none with the key {dc.SOURCE_TAG_KEY} (a copy also "
     "carries the ownership tag and the source tag)"
@@ -577,8 +577,8 @@ class RegionalCopies(Construct):
     :param bundle_description: 1-255 of ``a-zA-Z0-9_./() -``.
     :param compute_type: default STANDARD; ``root_volume_gib``/``user_volume_gib`` default
         to the smallest valid sizes (as :class:`WorkspaceBundle`).
-    :param tags: tags of the copies and bundles (at most 48: a copy also carries the
-        ownership and source tags). Default none. ``Tags.of`` reaches them too.
+    :param tags: tags of the copies and bundles (at most 43: the library keeps room for its
+        own, the ownership and source tags among them). Default none. ``Tags.of`` reaches them too.
     :param removal_policy: for removed or replaced copies and bundles. Default DESTROY.
 
     A copy may take long: the deploy waits for it up to an hour (CloudFormation's limit for
@@ -777,7 +777,7 @@ class SharedImageCopy(Construct):
     :param source_image_id: the shared image's id (``wsi-...``; may be a token), or
     :param source_image_name: its name (literal). Exactly one of the two.
     :param source_region: where the image was shared. Default: the stack's Region.
-    :param tags: tags of the copy (at most 48). Default none. ``Tags.of`` reaches them too.
+    :param tags: tags of the copy (at most 43). Default none. ``Tags.of`` reaches them too.
     :param removal_policy: for a removed or replaced copy. Default DESTROY.
     """
 

@@ -100,7 +100,8 @@ class Persona(Construct):
         to it: the deploy moves the bundle back in place, in seconds, with no build (a
         version that is not retained fails the deploy, naming those that are). Needs
         ``retained_images`` of 2 or more. Not a token.
-    :param candidate_bundle: release through a candidate bundle (``<name>-candidate``):
+    :param candidate_bundle: release through a candidate bundle
+        (``<name>-candidate-<digest>``):
         each new image goes to it first, for testers, and the persona's bundle moves to it
         only when ``released_version`` names its version (promotion, reviewed like any
         change). Default False. Needs ``released_version``.

@@ -13,7 +13,13 @@ from typing import Any, Final
 
 from constructs import Construct
 
-from ..tag_rules import MAX_USER_TAGS, check_tag_key, check_tag_value, is_tag_mapping
+from ..tag_rules import (
+    MAX_USER_TAGS,
+    USER_TAGS_TEXT,
+    check_tag_key,
+    check_tag_value,
+    is_tag_mapping,
+)
 from ..validation import Problems, check_no_secrets, is_token
 
 NAME: Final = "Name"
@@ -55,10 +61,10 @@ class TaggingPolicy(Construct):
         other defaults stay; ``None`` for a key lifts its restriction. Default None: the
         defaults. A token value is not checked against them (only known at deploy time).
 
-    Limits enforced (see ``tag_rules``): at most 49 tags per persona (WorkSpaces allows 50
-    per resource and the library adds one ownership tag), keys 1-127 characters without
-    the ``aws:`` prefix, values at most 255 characters, both of the characters AWS tags
-    allow. Every key and value is scanned for secrets.
+    Limits enforced (see ``tag_rules``): at most 43 tags per persona (WorkSpaces allows 50
+    per resource and the library writes up to 7 of its own on an image), keys 1-127
+    characters without the ``aws:`` prefix, values at most 255 characters, both of the
+    characters AWS tags allow. Every key and value is scanned for secrets.
     """
 
     def __init__(
@@ -117,9 +123,7 @@ class TaggingPolicy(Construct):
             check_tag_key(problems, "tag key", key)
             check_tag_value(problems, f"tags[{key}]", value)
         if len(merged) > MAX_USER_TAGS:
-            problems.add(
-                "tags", f"{len(merged)} tags", f"at most {MAX_USER_TAGS} (one is the ownership tag)"
-            )
+            problems.add("tags", f"{len(merged)} tags", USER_TAGS_TEXT)
         return merged
 
     def check_values(self, problems: Problems, tags: Mapping[str, str]) -> None:

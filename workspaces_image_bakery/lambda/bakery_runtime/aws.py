@@ -96,19 +96,22 @@ def rolling_back(clients: Clients, stack_id: str) -> bool:
     return stack_status(clients, stack_id).endswith("ROLLBACK_IN_PROGRESS")
 
 
-def replaced_in_stack(clients: Clients, stack_id: str, logical_id: str, physical_id: str) -> bool:
-    """True when the stack's resource `logical_id` now has another physical id: the one being
-    deleted was replaced. False when it was removed from the template (CloudFormation still
-    lists it, being deleted, or no longer does)."""
+def replaced_in_stack(
+    clients: Clients, stack_id: str, logical_id: str, physical_id: str
+) -> str | None:
+    """The new physical id when the stack's resource `logical_id` now has another one (the
+    one being deleted was replaced); None when it was removed from the template
+    (CloudFormation still lists it, being deleted, or no longer does)."""
     try:
         detail = clients.cloudformation.describe_stack_resource(
             StackName=stack_id, LogicalResourceId=logical_id
         )["StackResourceDetail"]
     except ClientError as error:
         if error_code(error) == "ValidationError":
-            return False
+            return None
         raise
-    return str(detail.get("PhysicalResourceId", "")) not in ("", physical_id)
+    current = str(detail.get("PhysicalResourceId", ""))
+    return None if current in ("", physical_id) else current
 
 
 def stack_status(clients: Clients, stack_id: str) -> str:

@@ -46,6 +46,7 @@ WAIT_STATES = frozenset(
     }
 )
 STEP_TITLES = {
+    c.STEP_CHECK_QUOTA: "checking the Region's image quota",
     c.STEP_CHECK_TEMPLATE: "checking the template WorkSpace",
     c.STEP_CREATE_IMAGE: "creating the image",
     c.STEP_POLL_IMAGE: "waiting for the image",
@@ -140,11 +141,15 @@ def inspect_template(client: WorkSpacesClient, workspace_id: str) -> str:
     )
 
 
-def check_template(build: BuildRequest, clients: Clients, now: float) -> dict[str, Any]:
+def check_image_quota(build: BuildRequest, clients: Clients) -> dict[str, Any]:
     """The workflow's first step, before anything changes: the Region must have room for the
-    image (else the build fails naming what could go), and the template must be usable."""
-    _check_deadline(build, now, f"waiting for template WorkSpace {build.template_workspace_id}")
+    image, else the build fails naming this stack's images that nothing uses."""
     check_quota(clients.workspaces, build.image_quota, owner())
+    return {"Status": c.STATUS_READY}
+
+
+def check_template(build: BuildRequest, clients: Clients, now: float) -> dict[str, Any]:
+    _check_deadline(build, now, f"waiting for template WorkSpace {build.template_workspace_id}")
     return {"Status": inspect_template(clients.workspaces, build.template_workspace_id)}
 
 
@@ -372,6 +377,7 @@ def run_step(
     build = BuildRequest.from_input(event["Build"])
     at = time.time() if now is None else now
     actions: dict[str, Callable[[], dict[str, Any]]] = {
+        c.STEP_CHECK_QUOTA: lambda: check_image_quota(build, clients),
         c.STEP_CHECK_TEMPLATE: lambda: check_template(build, clients, at),
         c.STEP_CREATE_IMAGE: lambda: create_image(build, clients, at),
         c.STEP_POLL_IMAGE: lambda: poll_image(build, clients, at, str(event.get("ImageId"))),

@@ -118,6 +118,7 @@ STEP_MARKER: Final = "==> bakery step: "
 FAILED_MARKER: Final = "==> bakery failed: "
 
 # Step names the state machine passes to the workflow Lambda.
+STEP_CHECK_QUOTA: Final = "check_quota"
 STEP_CHECK_TEMPLATE: Final = "check_template"
 STEP_CREATE_IMAGE: Final = "create_image"
 STEP_POLL_IMAGE: Final = "poll_image"

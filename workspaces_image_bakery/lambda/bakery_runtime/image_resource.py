@@ -176,7 +176,7 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
         props.retained_images
     ):
         # A lower count frees images now, not only when the next image replaces this one.
-        _prune_quietly(clients, props.persona, props.retained_images, stack)
+        _prune_quietly(clients, props.persona, props.retained_images, stack, props.image_name)
     return {"PhysicalResourceId": props.image_name, "Data": data}
 
 
@@ -187,11 +187,13 @@ def _retained_count_of(raw: Any) -> int:
         return 1
 
 
-def _prune_quietly(clients: Clients, persona: str | None, keep: int, stack: str) -> None:
+def _prune_quietly(
+    clients: Clients, persona: str | None, keep: int, stack: str, current: str | None = None
+) -> None:
     """Prune, never failing the stack operation: what could not be pruned is logged and
     stays (a later prune, or a person, removes it)."""
     try:
-        prune(clients.workspaces, persona, keep, stack)
+        prune(clients.workspaces, persona, keep, stack, current)
     except (ClientError, BuildFailed) as error:
         logger.warning("pruning the images of %s failed and is left for later: %s", persona, error)
 
@@ -214,13 +216,20 @@ def retire_image(event: ResourceEvent, image_name: str, clients: Clients) -> Non
         props = None
     keep = props.retained_images if props is not None else 1
     stack = owner()
-    status = stack_status(clients, stack) if props is not None else ""
+    status, replaced = "", None
+    try:
+        status = stack_status(clients, stack) if props is not None else ""
+        if props is not None and status == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS":
+            replaced = replaced_in_stack(clients, stack, event.logical_id, image_name)
+    except ClientError as error:
+        # Without the stack's state the image is deleted as before retention existed.
+        logger.warning("could not read the stack's state (%s); deleting the image", error)
+        status = ""
     if props is not None and status == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS":
-        replaced = replaced_in_stack(clients, stack, event.logical_id, image_name)
-        if replaced and keep > 1:
-            retain_image(image_name, props.persona, keep, clients)
+        if replaced is not None and keep > 1:
+            retain_image(image_name, props.persona, keep, clients, current=replaced)
             return
-        if not replaced:
+        if replaced is None:
             delete_image(event, image_name, clients)
             _prune_quietly(clients, props.persona, 0, stack)
             return
@@ -232,8 +241,11 @@ def retire_image(event: ResourceEvent, image_name: str, clients: Clients) -> Non
         _prune_quietly(clients, None, 0, stack)
 
 
-def retain_image(image_name: str, persona: str, keep: int, clients: Clients) -> None:
-    """Keep a replaced image (tagged retained) and prune the persona's images beyond `keep`."""
+def retain_image(
+    image_name: str, persona: str, keep: int, clients: Clients, current: str | None = None
+) -> None:
+    """Keep a replaced image (tagged retained) and prune the persona's images beyond `keep`,
+    never the one now declared (`current`)."""
     stack = owner()
     try:
         image = owned_image(clients.workspaces, image_name, stack)
@@ -243,9 +255,13 @@ def retain_image(image_name: str, persona: str, keep: int, clients: Clients) -> 
     if image is None:
         logger.info("image %s is already gone", image_name)
     elif image.get("State") == "AVAILABLE":
-        mark_retained(clients.workspaces, image["ImageId"])
-        logger.info("image %s (%s) is retained", image["ImageId"], image_name)
-    _prune_quietly(clients, persona, keep, stack)
+        try:
+            mark_retained(clients.workspaces, image["ImageId"])
+            logger.info("image %s (%s) is retained", image["ImageId"], image_name)
+        except ClientError as error:
+            # Kept all the same (a delete must not fail here); pruning still counts it.
+            logger.warning("could not tag image %s as retained: %s", image["ImageId"], error)
+    _prune_quietly(clients, persona, keep, stack, current)
 
 
 def _tagged_retained(image_name: str, clients: Clients) -> bool:

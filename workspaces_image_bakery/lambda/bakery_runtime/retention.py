@@ -148,12 +148,21 @@ def shared_with(client: WorkSpacesClient, image_id: str) -> list[str]:
             return accounts
 
 
-def prune(client: WorkSpacesClient, persona: str | None, keep: int, owner: str) -> PruneResult:
+def prune(
+    client: WorkSpacesClient,
+    persona: str | None,
+    keep: int,
+    owner: str,
+    current: str | None = None,
+) -> PruneResult:
     """Delete the persona's images (every persona's of this stack with None) beyond the
-    newest `keep` that nothing uses."""
+    newest `keep` that nothing uses. The image named `current` (the one the stack now
+    declares) counts first and is never deleted, however old: a build may have adopted an
+    earlier image by name."""
     result = PruneResult()
-    images = persona_images(client, persona, owner)
-    older = images[keep:]
+    found = persona_images(client, persona, owner)
+    images = [i for i in found if i.name == current] + [i for i in found if i.name != current]
+    older = images[max(keep, 1 if current else 0) :]
     if not older:
         return result
     used = bundle_images(client)
