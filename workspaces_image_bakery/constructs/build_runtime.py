@@ -28,6 +28,7 @@ from constructs import Construct
 
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
 from ..validation import BakeryValidationError, Problem, is_token
+from .nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 
 RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
 # CloudFormation's template limit is 1 MB (uploaded through S3). What the library adds to
@@ -308,23 +309,19 @@ class BuildRuntime(Construct):
                     iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
                 ],
             )
-            from cdk_nag import NagPackSuppression, NagSuppressions  # noqa: PLC0415
-
-            NagSuppressions.add_resource_suppressions(
+            suppress(
                 self._node_role,
                 [
-                    NagPackSuppression(
-                        id="AwsSolutions-IAM4",
-                        reason=(
-                            "Systems Manager's setup for hybrid nodes asks for "
-                            "AmazonSSMManagedInstanceCore on the activation's service role."
-                        ),
-                        applies_to=[
-                            "Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                            "AmazonSSMManagedInstanceCore"
+                    Finding(
+                        "AwsSolutions-IAM4",
+                        "Systems Manager's setup for hybrid nodes asks for "
+                        "AmazonSSMManagedInstanceCore on the activation's service role.",
+                        [
+                            "Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"
                         ],
                     )
                 ],
+                children=False,
             )
             CfnOutput(
                 stack,
@@ -779,60 +776,37 @@ class BuildRuntime(Construct):
                 function.add_to_role_policy(statement)
 
     def _suppress_nag(self) -> None:
-        # cdk-nag is imported when used, not with the package (its jsii assembly is large).
-        from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo  # noqa: PLC0415
-
-        NagSuppressions.add_resource_suppressions(
+        suppress(
             self,
             [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM4",
-                    reason="AWSLambdaBasicExecutionRole only lets the functions write their logs.",
-                    applies_to=[
-                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        "AWSLambdaBasicExecutionRole"
-                    ],
+                basic_execution_role("the functions"),
+                star_resource(
+                    "Resource * only for what supports no resource types (WorkSpaces "
+                    "Describe*, and CreateTags/DeleteTags, limited by request-tag "
+                    "conditions instead; Step Functions logging and X-Ray; CloudWatch "
+                    "PutMetricData, limited to the bakery's namespace)."
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "Resource * only for what supports no resource types (WorkSpaces "
-                        "Describe*, and CreateTags/DeleteTags, limited by request-tag "
-                        "conditions instead; Step Functions logging and X-Ray; CloudWatch "
-                        "PutMetricData, limited to the bakery's namespace)."
-                    ),
-                    applies_to=["Resource::*"],
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "New image and bundle ids are unknown until created: actions are "
+                    "limited to images and bundles of this account and Region, and by "
+                    "the ownership tag where the service supports it.",
+                    [_finding("workspaceimage/*"), _finding("workspacebundle/*")],
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "New image and bundle ids are unknown until created: actions are "
-                        "limited to images and bundles of this account and Region, and by "
-                        "the ownership tag where the service supports it."
-                    ),
-                    applies_to=[_finding("workspaceimage/*"), _finding("workspacebundle/*")],
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "A template WorkSpace id given as a token is only known at deploy time.",
+                    [_finding("workspace/*")],
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "A template WorkSpace id given as a token is only known at deploy time."
-                    ),
-                    applies_to=[_finding("workspace/*")],
-                ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "Executions of the one build state machine are created per build; the "
-                        "state machine and the Provider invoke their function's versions."
-                    ),
-                    applies_to=[
-                        RegexAppliesTo(regex=r"/^Resource::<[A-Za-z0-9]+\.Arn>:\*$/"),
-                        RegexAppliesTo(
-                            regex=r"/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-                            r"<AWS::AccountId>:execution:<[A-Za-z0-9]+\.Name>:\*$/"
-                        ),
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "Executions of the one build state machine are created per build; the "
+                    "state machine and the Provider invoke their function's versions.",
+                    [
+                        VERSIONS_OF_AN_ARN,
+                        r"/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                        r"<AWS::AccountId>:execution:<[A-Za-z0-9]+\.Name>:\*$/",
                     ],
                 ),
             ],
-            apply_to_children=True,
         )

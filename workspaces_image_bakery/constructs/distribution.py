@@ -66,6 +66,7 @@ from .build_runtime import ASSET_EXCLUDE, LOG_RETENTION, OWNER_REQUEST_TAG, OWNE
 from .bundle import MAX_BASE_NAME_LENGTH, SHAPE_CHARS
 from .compute import check_compute
 from .image import SERVICE_TIMEOUT, IWorkspaceImage, WorkspaceImage
+from .nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 from .release import image_quota
 from .tagging import TagCheck, tag_manager
 
@@ -319,68 +320,43 @@ class DistributionRuntime(Construct):
         )
 
     def _suppress_nag(self) -> None:
-        # cdk-nag is imported when used, not with the package (its jsii assembly is large).
-        from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo  # noqa: PLC0415
-
-        NagSuppressions.add_resource_suppressions(
+        suppress(
             self,
             [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM4",
-                    reason="AWSLambdaBasicExecutionRole only lets the functions write their logs.",
-                    applies_to=[
-                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        "AWSLambdaBasicExecutionRole"
+                basic_execution_role("the functions"),
+                star_resource(
+                    "Resource * only for what supports no resource types (WorkSpaces "
+                    "Describe*, and CreateTags/DeleteTags, limited by request-tag "
+                    "conditions instead) and the Provider waiter's logging."
+                ),
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "Copies, bundles and shared sources get their ids only when created or "
+                    "shared: actions are limited to images and bundles of the listed "
+                    "Regions and accounts, and by the ownership tag where supported.",
+                    [
+                        r"/^Resource::arn:<AWS::Partition>:workspaces:"
+                        r"([a-z0-9-]+|<AWS::Region>):(<AWS::AccountId>|\d{12}|\*):"
+                        r"workspace(image|bundle)\/\*$/"
                     ],
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "Resource * only for what supports no resource types (WorkSpaces "
-                        "Describe*, and CreateTags/DeleteTags, limited by request-tag "
-                        "conditions instead) and the Provider waiter's logging."
-                    ),
-                    applies_to=["Resource::*"],
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "The Provider framework invokes its handler functions' versions and "
+                    "starts executions of its own waiter state machine.",
+                    [VERSIONS_OF_AN_ARN],
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "Copies, bundles and shared sources get their ids only when created or "
-                        "shared: actions are limited to images and bundles of the listed "
-                        "Regions and accounts, and by the ownership tag where supported."
-                    ),
-                    applies_to=[
-                        RegexAppliesTo(
-                            regex=r"/^Resource::arn:<AWS::Partition>:workspaces:"
-                            r"([a-z0-9-]+|<AWS::Region>):(<AWS::AccountId>|\d{12}|\*):"
-                            r"workspace(image|bundle)\/\*$/"
-                        )
-                    ],
+                Finding(
+                    "AwsSolutions-SF2",
+                    "The CDK Provider framework's waiter state machine offers no X-Ray "
+                    "setting; it only calls is_complete, whose logs are kept a year.",
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "The Provider framework invokes its handler functions' versions and "
-                        "starts executions of its own waiter state machine."
-                    ),
-                    applies_to=[RegexAppliesTo(regex=r"/^Resource::<[A-Za-z0-9]+\.Arn>:\*$/")],
-                ),
-                NagPackSuppression(
-                    id="AwsSolutions-SF2",
-                    reason=(
-                        "The CDK Provider framework's waiter state machine offers no X-Ray "
-                        "setting; it only calls is_complete, whose logs are kept a year."
-                    ),
-                ),
-                NagPackSuppression(
-                    id="AwsSolutions-L1",
-                    reason=(
-                        "The Provider framework's own functions use the Node.js runtime the "
-                        "CDK release pins; the bakery's handlers use the latest Python."
-                    ),
+                Finding(
+                    "AwsSolutions-L1",
+                    "The Provider framework's own functions use the Node.js runtime the "
+                    "CDK release pins; the bakery's handlers use the latest Python.",
                 ),
             ],
-            apply_to_children=True,
         )
 
 

@@ -55,6 +55,7 @@ from ..validation import (
 )
 from .build_runtime import ASSET_EXCLUDE, LOG_RETENTION
 from .bundle import IWorkspaceBundle, WorkspaceBundle
+from .nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 
 ROLLOUT_RUNTIME_ID: Final = "WorkSpacesImageBakeryRollout"
 # Kept in step with bakery_runtime/rollout.py (the asset's module; the constructs do not
@@ -505,47 +506,31 @@ class RolloutRuntime(Construct):
         self.state_machine.grant_start_execution(self.scheduler_role)
 
     def _suppress_nag(self) -> None:
-        from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo  # noqa: PLC0415
-
-        NagSuppressions.add_resource_suppressions(
+        suppress(
             self,
             [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM4",
-                    reason="AWSLambdaBasicExecutionRole only lets the function write its logs.",
-                    applies_to=[
-                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        "AWSLambdaBasicExecutionRole"
-                    ],
+                basic_execution_role("the function"),
+                star_resource(
+                    "Resource * only for what supports no resource types (WorkSpaces "
+                    "DescribeWorkspaces, DescribeWorkspaceBundles, "
+                    "DescribeWorkspacesConnectionStatus, DescribeWorkspaceSnapshots, read "
+                    "only; Step Functions logging and X-Ray)."
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "Resource * only for what supports no resource types (WorkSpaces "
-                        "DescribeWorkspaces, DescribeWorkspaceBundles, "
-                        "DescribeWorkspacesConnectionStatus, DescribeWorkspaceSnapshots, read "
-                        "only; Step Functions logging and X-Ray)."
-                    ),
-                    applies_to=["Resource::*"],
-                ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "The WorkSpaces created from a bundle are the users' own and unknown at "
-                        "deploy time: RebuildWorkspaces is limited to WorkSpaces of this account "
-                        "and Region, and the function rebuilds only those DescribeWorkspaces "
-                        "lists for the stack's bundles."
-                    ),
-                    applies_to=[
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "The WorkSpaces created from a bundle are the users' own and unknown at "
+                    "deploy time: RebuildWorkspaces is limited to WorkSpaces of this account "
+                    "and Region, and the function rebuilds only those DescribeWorkspaces "
+                    "lists for the stack's bundles.",
+                    [
                         "Resource::arn:<AWS::Partition>:workspaces:<AWS::Region>:"
                         "<AWS::AccountId>:workspace/*"
                     ],
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="The state machine invokes its function's versions.",
-                    applies_to=[RegexAppliesTo(regex=r"/^Resource::<[A-Za-z0-9]+\.Arn>:\*$/")],
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "The state machine invokes its function's versions.",
+                    [VERSIONS_OF_AN_ARN],
                 ),
             ],
-            apply_to_children=True,
         )

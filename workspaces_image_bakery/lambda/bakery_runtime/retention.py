@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from . import contract as c
 from .aws import error_code, raise_if_transient
 from .errors import BuildFailed
-from .workspaces import describe_tags
+from .workspaces import describe_tags, shared_with
 
 if TYPE_CHECKING:
     from mypy_boto3_workspaces import WorkSpacesClient
@@ -129,23 +129,6 @@ def why_in_use(client: WorkSpacesClient, image_id: str, used_by_bundles: set[str
     if shared:
         return f"shared with account(s) {', '.join(sorted(shared))}"
     return None
-
-
-def shared_with(client: WorkSpacesClient, image_id: str) -> list[str]:
-    """The accounts the image is shared with, across every page (botocore has no paginator
-    for this call)."""
-    accounts: list[str] = []
-    token = ""
-    while True:
-        page = (
-            client.describe_workspace_image_permissions(ImageId=image_id, NextToken=token)
-            if token
-            else client.describe_workspace_image_permissions(ImageId=image_id)
-        )
-        accounts += [p["SharedAccountId"] for p in page.get("ImagePermissions", [])]
-        token = page.get("NextToken", "")
-        if not token:
-            return accounts
 
 
 def prune(

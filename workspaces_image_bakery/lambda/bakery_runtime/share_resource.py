@@ -21,7 +21,7 @@ from .aws import owner
 from .copy_resource import ACCOUNT_ID, IMAGE_ID, IMAGE_NAME, source_image_id
 from .errors import BuildFailed, InvalidPropertiesError
 from .events import ResourceEvent
-from .workspaces import describe_tags, verify_image
+from .workspaces import describe_tags, shared_with, verify_image
 
 if TYPE_CHECKING:
     from mypy_boto3_workspaces import WorkSpacesClient
@@ -60,31 +60,13 @@ class ShareProperties:
         return cls(image_id, tuple(sorted(set(raw))), name)
 
 
-def shared_with(client: WorkSpacesClient, image_id: str) -> set[str]:
-    """The accounts the image is shared with, across every page."""
-    accounts: set[str] = set()
-    token: str | None = None
-    while True:
-        page = (
-            client.describe_workspace_image_permissions(ImageId=image_id, NextToken=token)
-            if token
-            else client.describe_workspace_image_permissions(ImageId=image_id)
-        )
-        accounts.update(
-            p["SharedAccountId"] for p in page.get("ImagePermissions", []) if "SharedAccountId" in p
-        )
-        token = page.get("NextToken")
-        if not token:
-            return accounts
-
-
 def _owned(client: WorkSpacesClient, image_id: str) -> bool:
     return describe_tags(client, image_id).get(c.OWNER_TAG_KEY) == owner()
 
 
 def _set(client: WorkSpacesClient, image_id: str, wanted: set[str]) -> tuple[list[str], list[str]]:
     """Share with exactly `wanted`: returns the accounts added and removed."""
-    current = shared_with(client, image_id)
+    current = set(shared_with(client, image_id))
     added, removed = sorted(wanted - current), sorted(current - wanted)
     for account in added:
         client.update_workspace_image_permission(

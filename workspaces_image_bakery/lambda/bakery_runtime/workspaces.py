@@ -117,6 +117,25 @@ def verify_image(
     return image
 
 
+def shared_with(client: WorkSpacesClient, image_id: str) -> list[str]:
+    """The accounts the image is shared with, across every page (botocore has no paginator
+    for DescribeWorkspaceImagePermissions)."""
+    accounts: list[str] = []
+    token = ""
+    while True:
+        page = (
+            client.describe_workspace_image_permissions(ImageId=image_id, NextToken=token)
+            if token
+            else client.describe_workspace_image_permissions(ImageId=image_id)
+        )
+        accounts += [
+            p["SharedAccountId"] for p in page.get("ImagePermissions", []) if "SharedAccountId" in p
+        ]
+        token = page.get("NextToken", "")
+        if not token:
+            return accounts
+
+
 def bundles_named(client: WorkSpacesClient, name: str) -> list[WorkspaceBundleTypeDef]:
     """The account's own custom bundles whose name is `name`, across every page (botocore's
     paginator)."""
