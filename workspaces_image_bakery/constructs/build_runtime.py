@@ -80,6 +80,34 @@ def _finding(resource: str) -> str:
     return "Resource::arn:<AWS::Partition>:workspaces:<AWS::Region>:<AWS::AccountId>:" + resource
 
 
+def runtime_function(
+    scope: Construct,
+    id_: str,
+    *,
+    code: lambda_.Code,
+    handler: str,
+    timeout: Duration,
+    role: iam.IRole | None = None,
+) -> lambda_.Function:
+    """One of the bakery's Lambda functions (Python, ARM, a year of logs); each acts only
+    for the stack in its environment (OWNER_STACK_ID)."""
+    return lambda_.Function(
+        scope,
+        id_,
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        architecture=lambda_.Architecture.ARM_64,
+        code=code,
+        handler=handler,
+        timeout=timeout,
+        memory_size=256,
+        role=role,
+        environment={contract.ENV_OWNER_STACK_ID: Aws.STACK_ID},
+        log_group=logs.LogGroup(
+            scope, f"{id_}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        ),
+    )
+
+
 class BuildRuntime(Construct):
     """Handlers, state machine and provider shared by every image and bundle of a stack.
 
@@ -357,21 +385,7 @@ class BuildRuntime(Construct):
     def _function(
         self, id_: str, code: lambda_.Code, handler: str, timeout: Duration
     ) -> lambda_.Function:
-        """One of the runtime's functions; each acts only for the stack in its environment."""
-        return lambda_.Function(
-            self,
-            id_,
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            code=code,
-            handler=handler,
-            timeout=timeout,
-            memory_size=256,
-            environment={contract.ENV_OWNER_STACK_ID: Aws.STACK_ID},
-            log_group=logs.LogGroup(
-                self, f"{id_}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
-            ),
-        )
+        return runtime_function(self, id_, code=code, handler=handler, timeout=timeout)
 
     def _step(
         self,

@@ -62,7 +62,13 @@ from ..validation import (
     register_images,
     register_name,
 )
-from .build_runtime import ASSET_EXCLUDE, LOG_RETENTION, OWNER_REQUEST_TAG, OWNER_TAG_CONDITION
+from .build_runtime import (
+    ASSET_EXCLUDE,
+    LOG_RETENTION,
+    OWNER_REQUEST_TAG,
+    OWNER_TAG_CONDITION,
+    runtime_function,
+)
 from .bundle import MAX_BASE_NAME_LENGTH, SHAPE_CHARS
 from .compute import check_compute
 from .image import SERVICE_TIMEOUT, IWorkspaceImage, WorkspaceImage
@@ -195,21 +201,8 @@ class DistributionRuntime(Construct):
     def _function(
         self, id_: str, code: lambda_.Code, handler: str, timeout: Duration
     ) -> lambda_.Function:
-        """Like the build runtime's functions; each acts only for the stack in its environment."""
-        return lambda_.Function(
-            self,
-            id_,
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            code=code,
-            handler=handler,
-            timeout=timeout,
-            memory_size=256,
-            role=self.role,
-            environment={contract.ENV_OWNER_STACK_ID: Aws.STACK_ID},
-            log_group=logs.LogGroup(
-                self, f"{id_}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
-            ),
+        return runtime_function(
+            self, id_, code=code, handler=handler, timeout=timeout, role=self.role
         )
 
     def _add(self, *statements: iam.PolicyStatement) -> None:
