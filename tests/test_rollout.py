@@ -20,7 +20,7 @@ import boto3
 import pytest
 from aws_cdk import Duration
 from aws_cdk.assertions import Annotations, Match, Template
-from bakery_runtime import rollout
+from bakery_runtime import rollout, rollout_contract
 from bakery_runtime.aws import RETRY_CONFIG
 from bakery_runtime.errors import TransientError
 from cdk_nag import AwsSolutionsChecks
@@ -172,7 +172,9 @@ def test_each_rollout_has_its_schedule_and_its_settings_in_the_function(synth: S
     for schedule in (developer, shared):
         assert schedule["Target"]["Arn"] == {"Ref": machine}
     settings = json.loads(
-        _resolve_settings(_settings_env(synth.template)[rollout.ENV_ROLLOUT_SETTINGS], "wsi-1")
+        _resolve_settings(
+            _settings_env(synth.template)[rollout_contract.ENV_ROLLOUT_SETTINGS], "wsi-1"
+        )
     )
     assert settings[DEVELOPER_BUNDLE] == {
         "ImageId": "wsi-1", "BatchSize": 10, "PauseSeconds": 600, "WindowSeconds": 14400,
@@ -196,7 +198,7 @@ def test_cloudformation_owns_the_table_never_a_record(synth: Synth) -> None:
     assert {"Key": "Team", "Value": "desktops"} in props["Tags"]
     assert table["DeletionPolicy"] == "Delete" and table["UpdateReplacePolicy"] == "Delete"
     env = _settings_env(synth.template)
-    assert env[rollout.ENV_ROLLOUT_TABLE] == {"Ref": logical}
+    assert env[rollout_contract.ENV_ROLLOUT_TABLE] == {"Ref": logical}
 
 
 def _bundle_logical_id(template: dict[str, Any]) -> str:
@@ -444,8 +446,10 @@ class Fleet:
     def deploy(self, image_id: str) -> None:
         """The function's configuration as a deploy of the developer bundle on `image_id`
         sets it."""
-        value = _settings_env(self.template)[rollout.ENV_ROLLOUT_SETTINGS]
-        self.monkeypatch.setenv(rollout.ENV_ROLLOUT_SETTINGS, _resolve_settings(value, image_id))
+        value = _settings_env(self.template)[rollout_contract.ENV_ROLLOUT_SETTINGS]
+        self.monkeypatch.setenv(
+            rollout_contract.ENV_ROLLOUT_SETTINGS, _resolve_settings(value, image_id)
+        )
 
     def start(self, persona: str, bundle_id: str) -> dict[str, Any]:
         """A new execution's input as Scheduler sends it, with the execution's context."""
@@ -548,7 +552,7 @@ def test_a_rollout_rebuilds_the_canary_then_batches_and_records_the_result(fleet
     assert sorted(fleet.fake.on_image(image)) == sorted(ids)
     assert all(fleet.fake.workspaces[w].state == "AVAILABLE" for w in ids)
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_COMPLETED
+    assert record["state"] == rollout_contract.STATE_COMPLETED
     assert record["image"] == image and record["bundle"] == bundle
     assert record["rebuiltCount"] == 12 and record["pending"] == [] and record["failed"] == []
     assert record["total"] == 12 and record["skippedConnected"] == []
@@ -566,7 +570,7 @@ def test_a_second_run_after_completion_rebuilds_nothing(fleet: Fleet) -> None:
     assert run.status == "SUCCEEDED"
     assert fleet.fake.count("RebuildWorkspaces") == rebuilds
     second = fleet.record(bundle)
-    assert second["state"] == rollout.STATE_COMPLETED
+    assert second["state"] == rollout_contract.STATE_COMPLETED
     assert second["started"] == first["started"] and second["rebuiltCount"] == 3
 
 
@@ -583,7 +587,7 @@ def test_connected_users_are_never_rebuilt_and_are_tried_again_next_run(fleet: F
     assert sorted(fleet.fake.rebuilt) == sorted(idle + stopped)
     assert not set(fleet.fake.rebuilt) & set(connected + unknown + busy)
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_PARTIAL
+    assert record["state"] == rollout_contract.STATE_PARTIAL
     assert sorted(record["skippedConnected"]) == sorted(connected + unknown)
     assert record["skippedState"] == busy
     assert sorted(record["pending"]) == sorted(connected + unknown + busy)
@@ -597,7 +601,7 @@ def test_connected_users_are_never_rebuilt_and_are_tried_again_next_run(fleet: F
         idle + stopped + connected + unknown + busy + [late]
     )
     assert late not in fleet.fake.rebuilt and fleet.fake.count("RebuildWorkspaces") == 8
-    assert fleet.record(bundle)["state"] == rollout.STATE_COMPLETED
+    assert fleet.record(bundle)["state"] == rollout_contract.STATE_COMPLETED
 
 
 def test_the_first_run_rebuilds_every_workspace_listed_then(fleet: Fleet) -> None:
@@ -630,7 +634,7 @@ def test_a_rollout_stops_at_the_first_failure(fleet: Fleet, how: str) -> None:
         assert fleet.batches() == [ids[:1], ids[1:3], ids[3:5]]
     assert not set(fleet.fake.rebuilt) & set(ids[5:])  # later batches untouched
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_FAILED
+    assert record["state"] == rollout_contract.STATE_FAILED
     assert record["failed"][0]["workspaceId"] == broken
     assert ("ERROR" if how == "ends in ERROR" else "InvalidResourceState") in record["failed"][0][
         "reason"
@@ -640,13 +644,13 @@ def test_a_rollout_stops_at_the_first_failure(fleet: Fleet, how: str) -> None:
     rebuilds = fleet.fake.count("RebuildWorkspaces")
     assert fleet.run("Shared", bundle).status == "SUCCEEDED"
     assert fleet.fake.count("RebuildWorkspaces") == rebuilds
-    assert fleet.record(bundle)["state"] == rollout.STATE_FAILED
+    assert fleet.record(bundle)["state"] == rollout_contract.STATE_FAILED
     fleet.fake.workspaces[broken].state = "AVAILABLE"
     retry = fleet.start("Shared", bundle)
     retry["Rollout"]["Retry"] = True
     assert fleet.resume(retry).status == "SUCCEEDED"
     assert sorted(fleet.fake.on_image(image)) == sorted(ids)
-    assert fleet.record(bundle)["state"] == rollout.STATE_COMPLETED
+    assert fleet.record(bundle)["state"] == rollout_contract.STATE_COMPLETED
 
 
 def test_throttled_rebuilds_are_retried(fleet: Fleet) -> None:
@@ -666,7 +670,7 @@ def test_throttled_rebuilds_are_retried(fleet: Fleet) -> None:
     assert run.status == "SUCCEEDED", run.output
     assert run.retries == 1
     assert sorted(fleet.fake.rebuilt) == sorted(ids + more)
-    assert fleet.record(bundle2)["state"] == rollout.STATE_COMPLETED
+    assert fleet.record(bundle2)["state"] == rollout_contract.STATE_COMPLETED
 
 
 def test_nothing_is_rebuilt_when_the_bundle_is_not_on_the_deployed_image(fleet: Fleet) -> None:
@@ -684,7 +688,7 @@ def test_the_maintenance_window_ends_the_run_and_the_next_goes_on(fleet: Fleet) 
         fleet.fake.fleet[workspace_id].rebuild_polls = 25  # 25 polls of 5 minutes
     assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_PARTIAL and "window" in record["note"]
+    assert record["state"] == rollout_contract.STATE_PARTIAL and "window" in record["note"]
     assert 0 < record["rebuiltCount"] < 12 and len(record["pending"]) == 12 - record["rebuiltCount"]
     assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
     assert sorted(fleet.fake.on_image(image)) == sorted(ids)
@@ -699,9 +703,9 @@ def test_another_bundle_or_a_running_rollout_is_left_alone(fleet: Fleet) -> None
         fleet.step(foreign)
     # A run still going (its record fresh) keeps the bundle: a second one does nothing.
     first = fleet.start("Developer", bundle)
-    assert fleet.step(first)["Status"] == rollout.STATUS_WAIT
+    assert fleet.step(first)["Status"] == rollout_contract.STATUS_WAIT
     answer = fleet.step(fleet.start("Developer", bundle))
-    assert answer["Status"] == rollout.STATUS_DONE and "run-" in answer["Reason"]
+    assert answer["Status"] == rollout_contract.STATUS_DONE and "run-" in answer["Reason"]
     assert fleet.record(bundle)["run"] == first[CONTEXT]["Execution"]["Id"]
     assert fleet.fake.count("RebuildWorkspaces") == 1
 
@@ -745,7 +749,7 @@ def test_an_image_deployed_during_a_rollout_stops_it_before_the_next_batch(fleet
     assert fleet.fake.rebuilt == ids[:1]  # no batch onto the newer image without a canary
     assert fleet.fake.on_image(image) == ids[:1]
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_SUPERSEDED and record["image"] == image
+    assert record["state"] == rollout_contract.STATE_SUPERSEDED and record["image"] == image
     assert newer in record["note"] and "starts over" in record["note"]
     # The function's configuration follows the deploy; the next run starts over, canary first.
     fleet.deploy(newer)
@@ -755,7 +759,7 @@ def test_an_image_deployed_during_a_rollout_stops_it_before_the_next_batch(fleet
     assert fleet.batches() == [ids[:1], ids[1:11], ids[11:]]
     assert sorted(fleet.fake.on_image(newer)) == sorted(ids)
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_COMPLETED and record["image"] == newer
+    assert record["state"] == rollout_contract.STATE_COMPLETED and record["image"] == newer
 
 
 def test_a_stack_deploy_ahead_of_the_bundle_also_stops_the_rollout(fleet: Fleet) -> None:
@@ -766,7 +770,7 @@ def test_a_stack_deploy_ahead_of_the_bundle_also_stops_the_rollout(fleet: Fleet)
     fleet.deploy("wsi-000000777x")  # the function has the new image; the bundle not yet
     assert fleet.resume(execution).status == "SUCCEEDED"
     assert fleet.fake.rebuilt == ids[:1]
-    assert fleet.record(bundle)["state"] == rollout.STATE_SUPERSEDED
+    assert fleet.record(bundle)["state"] == rollout_contract.STATE_SUPERSEDED
 
 
 def test_two_runs_at_once_one_takes_the_bundle_the_other_leaves_it(fleet: Fleet) -> None:
@@ -786,8 +790,8 @@ def test_two_runs_at_once_one_takes_the_bundle_the_other_leaves_it(fleet: Fleet)
         "provide-client-params.workspaces.DescribeWorkspaces", meanwhile
     )
     answer = fleet.step(first)
-    assert answers[1]["Status"] == rollout.STATUS_WAIT  # the second took the bundle
-    assert answer["Status"] == rollout.STATUS_DONE and "another run" in answer["Reason"]
+    assert answers[1]["Status"] == rollout_contract.STATUS_WAIT  # the second took the bundle
+    assert answer["Status"] == rollout_contract.STATUS_DONE and "another run" in answer["Reason"]
     assert fleet.fake.rebuilt == ids[:1]  # one canary, by the second run
     record = fleet.record(bundle)
     assert record["run"] == second[CONTEXT]["Execution"]["Id"]
@@ -814,7 +818,7 @@ def test_each_accepted_rebuild_is_saved_and_a_call_short_of_time_stops_its_batch
     # Every rebuild found the ones before it in its batch already recorded.
     assert seen == [[]] + [b[:i] for b in batches[1:] for i in range(len(b))]
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_COMPLETED and record["rebuiltCount"] == 12
+    assert record["state"] == rollout_contract.STATE_COMPLETED and record["rebuiltCount"] == 12
 
 
 def test_a_call_with_no_time_left_rebuilds_nothing_and_goes_on(fleet: Fleet) -> None:
@@ -823,7 +827,7 @@ def test_a_call_with_no_time_left_rebuilds_nothing_and_goes_on(fleet: Fleet) -> 
     fleet.deploy(image)
     execution = fleet.start("Developer", bundle)
     assert fleet.resume(execution, pause_at="WaitForRebuilds").status == "RUNNING"
-    assert fleet.fake.rebuilt == [] and fleet.answers[-1]["Status"] == rollout.STATUS_WAIT
+    assert fleet.fake.rebuilt == [] and fleet.answers[-1]["Status"] == rollout_contract.STATUS_WAIT
     fleet.budget_per_call = 900_000
     assert fleet.resume(execution).status == "SUCCEEDED"
     assert fleet.batches() == [ids[:1], ids[1:]]
@@ -839,7 +843,7 @@ def test_a_user_whose_work_is_newer_than_the_last_snapshot_is_not_rebuilt(fleet:
     assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
     assert sorted(fleet.fake.rebuilt) == sorted([never_connected, fine])
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_PARTIAL
+    assert record["state"] == rollout_contract.STATE_PARTIAL
     assert sorted(record["skippedSnapshot"]) == sorted([after_snapshot, no_snapshot])
     assert "snapshot" in record["note"]
     assert fleet.fake.count("DescribeWorkspaceSnapshots") == 4
@@ -848,7 +852,7 @@ def test_a_user_whose_work_is_newer_than_the_last_snapshot_is_not_rebuilt(fleet:
         user[workspace_id].rebuild_snapshots = [dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)]
     assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
     assert sorted(fleet.fake.on_image(image)) == sorted(ids)
-    assert fleet.record(bundle)["state"] == rollout.STATE_COMPLETED
+    assert fleet.record(bundle)["state"] == rollout_contract.STATE_COMPLETED
 
 
 def test_a_bundle_too_big_for_one_record_fails_before_anything_is_rebuilt(
@@ -860,7 +864,7 @@ def test_a_bundle_too_big_for_one_record_fails_before_anything_is_rebuilt(
     assert run.status == "FAILED" and run.output["Error"] == "RolloutFailed"
     assert fleet.fake.rebuilt == []
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_FAILED and record["image"] == image
+    assert record["state"] == rollout_contract.STATE_FAILED and record["image"] == image
     assert "40 to rebuild" in record["note"] and "split its users" in record["note"]
     assert "pending" not in record
     # A Retry lists the bundle again (nothing was rebuilt yet): still too big, it fails again.
@@ -874,13 +878,18 @@ def test_a_bundle_too_big_for_one_record_fails_before_anything_is_rebuilt(
     assert fleet.resume(retry).status == "SUCCEEDED"
     assert sorted(fleet.fake.rebuilt) == sorted(ids)
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_COMPLETED and record["rebuiltCount"] == 40
+    assert record["state"] == rollout_contract.STATE_COMPLETED and record["rebuiltCount"] == 40
 
 
 def test_a_retry_of_a_record_that_lost_its_list_after_rebuilds_is_refused(fleet: Fleet) -> None:
     bundle, image, _ = _developer(fleet, 3)
-    lost = {"bundle": bundle, "image": image, "state": rollout.STATE_FAILED, "rebuiltCount": 2,
-            "note": "too big"}  # fmt: skip
+    lost = {
+        "bundle": bundle,
+        "image": image,
+        "state": rollout_contract.STATE_FAILED,
+        "rebuiltCount": 2,
+        "note": "too big",
+    }
     rollout.save_record(fleet.clients.records, bundle, lost, fleet.clock.now)
     assert "pending" not in fleet.record(bundle)
     fleet.deploy(image)
@@ -889,4 +898,4 @@ def test_a_retry_of_a_record_that_lost_its_list_after_rebuilds_is_refused(fleet:
     assert fleet.resume(retry).status == "SUCCEEDED"
     assert fleet.fake.rebuilt == []
     record = fleet.record(bundle)
-    assert record["state"] == rollout.STATE_FAILED and "lost its list" in record["note"]
+    assert record["state"] == rollout_contract.STATE_FAILED and "lost its list" in record["note"]

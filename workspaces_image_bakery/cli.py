@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import registration
-from .runtime_assets import contract
+from .runtime_assets import contract, rollout_contract
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -69,11 +69,10 @@ STEP_MEANINGS = {
 }
 _RETRY = Config(retries={"mode": "standard", "max_attempts": 10})
 # Where a bundle's rollout record lives (README: Rolling out to existing WorkSpaces): an item
-# of the stack's rollout table, keyed by bundle id. Kept in step with the rollout construct
-# (its runtime's id and the table's id) and bakery_runtime/rollout.py (key and attribute).
-ROLLOUT_TABLE_PREFIX = "WorkSpacesImageBakeryRolloutRecords"
-ROLLOUT_KEY = "bundleId"
-ROLLOUT_RECORD = "record"
+# of the stack's rollout table, keyed by bundle id (bakery_runtime/rollout_contract.py).
+ROLLOUT_TABLE_PREFIX = rollout_contract.TABLE_LOGICAL_ID_START
+ROLLOUT_KEY = rollout_contract.KEY
+ROLLOUT_RECORD = rollout_contract.RECORD
 
 
 def _now() -> dt.datetime:

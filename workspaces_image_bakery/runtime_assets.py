@@ -16,20 +16,31 @@ LAMBDA_ASSET_DIR = Path(__file__).resolve().parent / "lambda"
 RUNTIME_PACKAGE = "bakery_runtime"
 
 if TYPE_CHECKING:
-    from bakery_runtime import contract
+    from bakery_runtime import contract, distribution_contract, rollout_contract
 else:
 
-    def _load_contract():  # type: ignore[no-untyped-def]
-        name = "_workspaces_image_bakery_contract"
+    def runtime_module(module: str):  # type: ignore[no-untyped-def]
+        """A module of the runtime folder (``contract`` and the like, standard library only),
+        loaded once by file path, so that the constructs and the handlers read the very same
+        names."""
+        name = f"_workspaces_image_bakery_{module}"
         if name in sys.modules:
             return sys.modules[name]
-        path = LAMBDA_ASSET_DIR / RUNTIME_PACKAGE / "contract.py"
+        path = LAMBDA_ASSET_DIR / RUNTIME_PACKAGE / f"{module}.py"
         spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        spec.loader.exec_module(loaded)
+        return loaded
 
-    contract = _load_contract()
+    contract = runtime_module("contract")
+    distribution_contract = runtime_module("distribution_contract")
+    rollout_contract = runtime_module("rollout_contract")
 
-__all__ = ["LAMBDA_ASSET_DIR", "RUNTIME_PACKAGE", "contract"]
+__all__ = [
+    "LAMBDA_ASSET_DIR",
+    "RUNTIME_PACKAGE",
+    "contract",
+    "distribution_contract",
+    "rollout_contract",
+]

@@ -27,10 +27,8 @@ does) to keep the home build when a copy fails.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import jsii
@@ -52,6 +50,7 @@ from constructs import Construct, IValidation
 
 from ..naming import DESCRIPTION_PATTERN, IMAGE_ID_PATTERN, IMAGE_ID_TEXT, NAME_PATTERN
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
+from ..runtime_assets import distribution_contract as dc
 from ..tag_rules import MAX_USER_TAGS, check_tags, tag_strings
 from ..validation import (
     Problems,
@@ -75,25 +74,6 @@ from .image import SERVICE_TIMEOUT, IWorkspaceImage, WorkspaceImage
 from .nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 from .release import image_quota
 from .tagging import TagCheck, tag_manager
-
-if TYPE_CHECKING:
-    from bakery_runtime import distribution_contract as dc
-else:
-
-    def _load_distribution_contract():  # type: ignore[no-untyped-def]
-        """The handlers' property names, read from the runtime folder by file path (as
-        ``runtime_assets.contract`` is), so both sides use the very same module."""
-        name = "_workspaces_image_bakery_distribution_contract"
-        if name in sys.modules:
-            return sys.modules[name]
-        path = LAMBDA_ASSET_DIR / RUNTIME_PACKAGE / "distribution_contract.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    dc = _load_distribution_contract()
 
 DISTRIBUTION_ID = "WorkSpacesImageBakeryRuntimeDistribution"
 # Region names as AWS writes them (eu-west-1, us-gov-west-1, ap-southeast-5).

@@ -44,7 +44,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ..naming import BUNDLE_ID_PATTERN
-from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE
+from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, rollout_contract
 from ..validation import (
     Problems,
     check_duration,
@@ -58,16 +58,16 @@ from .bundle import IWorkspaceBundle, WorkspaceBundle
 from .nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 
 ROLLOUT_RUNTIME_ID: Final = "WorkSpacesImageBakeryRollout"
-# Kept in step with bakery_runtime/rollout.py (the asset's module; the constructs do not
-# import it): the record table's variable and key, the settings variable and the steps.
-ENV_ROLLOUT_TABLE: Final = "ROLLOUT_TABLE"
-ENV_ROLLOUT_SETTINGS: Final = "ROLLOUT_SETTINGS"
-RECORD_KEY: Final = "bundleId"
-STEP_ADVANCE: Final = "Advance"
-STEP_RECORD_FAILURE: Final = "RecordFailure"
-STATUS_WAIT: Final = "WAIT"
-STATUS_FAILED: Final = "FAILED"
-ERROR_TRANSIENT: Final = "TransientError"
+# Shared with the rollout's step and the command line (bakery_runtime/rollout_contract.py).
+ENV_ROLLOUT_TABLE: Final = rollout_contract.ENV_ROLLOUT_TABLE
+ENV_ROLLOUT_SETTINGS: Final = rollout_contract.ENV_ROLLOUT_SETTINGS
+RECORD_KEY: Final = rollout_contract.KEY
+RECORDS_ID: Final = rollout_contract.TABLE_LOGICAL_ID_START.removeprefix(ROLLOUT_RUNTIME_ID)
+STEP_ADVANCE: Final = rollout_contract.STEP_ADVANCE
+STEP_RECORD_FAILURE: Final = rollout_contract.STEP_RECORD_FAILURE
+STATUS_WAIT: Final = rollout_contract.STATUS_WAIT
+STATUS_FAILED: Final = rollout_contract.STATUS_FAILED
+ERROR_TRANSIENT: Final = contract.ERROR_TRANSIENT
 # Lambda's limit for all environment variables together is 4 KB: the settings of every
 # rollout of a stack (an id of 13 characters, as WorkSpaces ids are, per unresolved token).
 MAX_ENVIRONMENT_BYTES: Final = 3800
@@ -312,7 +312,7 @@ class RolloutRuntime(Construct):
         self._records: iam.PolicyStatement | None = None
         self.table = dynamodb.Table(
             self,
-            "Records",
+            RECORDS_ID,
             partition_key=dynamodb.Attribute(name=RECORD_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

@@ -48,8 +48,23 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import boto3
 from botocore.exceptions import ClientError
 
+from . import rollout_contract as rc
 from .aws import RETRY_CONFIG, error_code, error_message, raise_if_transient
 from .errors import TransientError
+from .rollout_contract import (
+    ENV_ROLLOUT_SETTINGS,
+    ENV_ROLLOUT_TABLE,
+    STATE_COMPLETED,
+    STATE_FAILED,
+    STATE_PARTIAL,
+    STATE_RUNNING,
+    STATE_SUPERSEDED,
+    STATUS_DONE,
+    STATUS_FAILED,
+    STATUS_WAIT,
+    STEP_ADVANCE,
+    STEP_RECORD_FAILURE,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_workspaces import WorkSpacesClient
@@ -57,30 +72,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 logging.getLogger().setLevel(logging.INFO)
 
-# The function's configuration: the stack's record table, and the bundles it rolls out with
-# each one's settings (JSON: bundle id -> settings). An input naming another bundle is
-# refused, whoever started the execution.
-ENV_ROLLOUT_TABLE: Final = "ROLLOUT_TABLE"
-ENV_ROLLOUT_SETTINGS: Final = "ROLLOUT_SETTINGS"
-# The table's key and attributes.
-KEY: Final = "bundleId"
-VERSION: Final = "version"
-RECORD: Final = "record"
-
-STEP_ADVANCE: Final = "Advance"
-STEP_RECORD_FAILURE: Final = "RecordFailure"
-STATUS_WAIT: Final = "WAIT"
-STATUS_DONE: Final = "DONE"
-STATUS_FAILED: Final = "FAILED"
-
-# The record's states (no item: the rollout has not run yet).
-STATE_RUNNING: Final = "RUNNING"
-STATE_COMPLETED: Final = "COMPLETED"  # every WorkSpace listed for the image was rebuilt onto it
-STATE_PARTIAL: Final = "PARTIAL"  # the run ended with WorkSpaces skipped: the next run goes on
-STATE_FAILED: Final = "FAILED"  # stopped at a failure: no further rebuild onto this image
-# The bundle moved to another image during the rollout: no further batch was started; the
-# next run starts over (canary first) for the new image.
-STATE_SUPERSEDED: Final = "SUPERSEDED"
+# The function's configuration (ENV_ROLLOUT_TABLE, ENV_ROLLOUT_SETTINGS): an input naming
+# a bundle that is not in it is refused, whoever started the execution.
+KEY: Final = rc.KEY
+VERSION: Final = rc.VERSION
+RECORD: Final = rc.RECORD
 
 # How often a batch being rebuilt is looked at.
 REBUILD_POLL_SECONDS: Final = 300
