@@ -1,15 +1,29 @@
 """cdk-nag suppressions, each with its reason, written the same way by every construct.
 
-cdk-nag is imported when a suppression is added, not with the package: its jsii assembly
-is large, and an app that never declares a construct with findings does not load it.
+A suppression is the ``cdk_nag`` metadata entry of a CloudFormation resource
+(``rules_to_suppress``), the format cdk-nag's ``NagSuppressions.addResourceSuppressions``
+writes and its rule packs read. The library writes that entry itself, exactly as cdk-nag
+would (same keys, order, de-duplication and encoding), so that an app does not load
+cdk-nag's jsii assembly (about 0.2 s) only to attach metadata; an app that runs cdk-nag's
+checks reads these suppressions like its own (tests/test_reference_app.py runs
+AwsSolutions on every template, and tests/test_nag.py compares the metadata with cdk-nag's).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from aws_cdk import CfnResource
 from constructs import IConstruct
+
+METADATA_KEY = "cdk_nag"
+# cdk-nag refuses a suppression whose reason is shorter (NagSuppressionHelper).
+MIN_REASON = 10
+# cdk-nag base64-encodes a reason with a character beyond Latin-1.
+LATIN_1 = 255
 
 BASIC_EXECUTION_ROLE = (
     "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -42,21 +56,36 @@ def star_resource(reason: str) -> Finding:
 
 
 def suppress(scope: IConstruct, findings: Sequence[Finding], *, children: bool = True) -> None:
-    """Suppress `findings` on `scope` (and its children)."""
-    from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo  # noqa: PLC0415
+    """Suppress `findings` on `scope`'s resource, or on every resource under `scope`."""
+    rules = [_rule(f) for f in findings]
+    if children:
+        resources = [c for c in scope.node.find_all() if isinstance(c, CfnResource)]
+    else:
+        target = scope if isinstance(scope, CfnResource) else scope.node.default_child
+        resources = [target] if isinstance(target, CfnResource) else []
+    for resource in resources:
+        resource.add_metadata(METADATA_KEY, _merged(resource.get_metadata(METADATA_KEY), rules))
 
-    def target(entry: str) -> str | RegexAppliesTo:
-        return RegexAppliesTo(regex=entry) if entry.startswith("/") else entry
 
-    NagSuppressions.add_resource_suppressions(
-        scope,
-        [
-            NagPackSuppression(
-                id=f.rule,
-                reason=f.reason,
-                applies_to=[target(a) for a in f.applies_to] if f.applies_to else None,
-            )
-            for f in findings
-        ],
-        apply_to_children=children,
-    )
+def _rule(finding: Finding) -> dict[str, Any]:
+    """A finding as cdk-nag writes it in the template (NagSuppressionHelper.toCfnFormat):
+    reason, id, applies_to (an entry written ``/.../`` as a regex), and a reason with
+    characters beyond Latin-1 base64-encoded and flagged."""
+    if len(finding.reason) < MIN_REASON or "[" in finding.rule:
+        raise ValueError(f"cdk-nag refuses the suppression of {finding.rule}: {finding.reason!r}")
+    rule: dict[str, Any] = {"id": finding.rule}
+    if finding.applies_to:
+        rule["applies_to"] = [
+            {"regex": entry} if entry.startswith("/") else entry for entry in finding.applies_to
+        ]
+    if any(ord(c) > LATIN_1 for c in finding.reason):
+        rule["is_reason_encoded"] = True
+        return {"reason": base64.b64encode(finding.reason.encode()).decode(), **rule}
+    return {"reason": finding.reason, **rule}
+
+
+def _merged(existing: Any, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """cdk-nag's addRulesToMetadata: the rules already there, then the new ones, each once."""
+    before = existing.get("rules_to_suppress", []) if isinstance(existing, dict) else []
+    serialised = dict.fromkeys(json.dumps(r, separators=(",", ":")) for r in [*before, *rules])
+    return {"rules_to_suppress": [json.loads(r) for r in serialised]}

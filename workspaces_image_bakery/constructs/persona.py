@@ -265,7 +265,7 @@ class Persona(Construct):
             self,
             "CandidateBundle",
             base_name=f"{spec.name}-candidate",
-            description=f"{spec.name} persona candidate bundle ({spec.design.value} image)",
+            description=spec.candidate_bundle_description,
             image=self.image,
             **self._shape(spec),
         )

@@ -98,6 +98,23 @@ class PersonaSpec:
     def bundle_description(self) -> str:
         return f"{self.name} persona bundle ({self.design.value} image)"
 
+    @property
+    def candidate_bundle_description(self) -> str:
+        return f"{self.name} persona candidate bundle ({self.design.value} image)"
+
+    def derived_strings(self) -> dict[str, str]:
+        """The names, descriptions and full tag set the persona gives its image and bundles,
+        for the secret scan: scanned with the props, they are found clean once (the scan
+        keeps clean lines), and the image and bundles, which scan their own props, need no
+        scan of their own."""
+        return {
+            "image name (name, image_version)": f"{self.name}-{self.image_version}",
+            "image description (name, design, image_version)": self.image_description,
+            "bundle description (name, design)": self.bundle_description,
+            "candidate bundle description (name, design)": self.candidate_bundle_description,
+            **tag_strings("tags", self.tags),
+        }
+
     def recipe(self) -> dict[str, Any]:
         """What the image holds; a change builds a new image."""
         recipe: dict[str, Any] = {
@@ -209,9 +226,7 @@ def check_persona(
     scanned.update({f"validation_commands[{i}]": v for i, v in enumerate(checks)})
     if preparation is not None:
         scanned.update(preparation.user_strings())
-    check_no_secrets(problems, scanned)
-    problems.raise_if_any()
-    return PersonaSpec(
+    spec = PersonaSpec(
         name=name,
         design=design,
         image_version=image_version,
@@ -236,6 +251,14 @@ def check_persona(
         rollout=rollout,
         software=tuple(software),
     )
+    if all(isinstance(v, str) for v in (name, image_version, template_workspace_id)) and (
+        isinstance(design, ImageDesign)
+    ):
+        scanned.update({"name": name, "template_workspace_id": template_workspace_id})
+        scanned.update(spec.derived_strings())
+    check_no_secrets(problems, scanned)
+    problems.raise_if_any()
+    return spec
 
 
 def _check_applications(
