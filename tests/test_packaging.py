@@ -99,3 +99,40 @@ def test_the_constructs_need_no_aws_sdk_nor_cli_packages() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_public_name_loads_from_the_module_that_defines_it() -> None:
+    """The package's names load on first use (PEP 562); each is the object its module
+    defines, and dir() and __all__ list them all."""
+    import importlib
+
+    import workspaces_image_bakery as bakery
+
+    exports: dict[str, str] = bakery._EXPORTS
+    assert sorted(exports) == sorted(bakery.__all__)
+    for name, module in exports.items():
+        defined = getattr(importlib.import_module(module, "workspaces_image_bakery"), name)
+        assert getattr(bakery, name) is defined, name
+        assert name in dir(bakery)
+    missing = "NotAName"
+    try:
+        getattr(bakery, missing)
+    except AttributeError as error:
+        assert missing in str(error)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
+
+
+def test_the_command_line_tool_does_not_load_the_cdk() -> None:
+    """`workspaces-image-bakery status` needs boto3 only: importing the package and the
+    command line starts no jsii kernel (no Node.js process) and loads no CDK module."""
+    program = (
+        "import sys\n"
+        "import workspaces_image_bakery, workspaces_image_bakery.cli\n"
+        "print(sorted(m for m in ('aws_cdk', 'jsii', 'constructs', 'detect_secrets')"
+        " if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

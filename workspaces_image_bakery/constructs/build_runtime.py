@@ -108,6 +108,22 @@ def runtime_function(
     )
 
 
+class _StateConstants:
+    """Values the workflow's states share, each fetched from the CDK once (every static
+    property or Duration is a round trip to the jsii kernel)."""
+
+    def __init__(self) -> None:
+        self.discard = sfn.JsonPath.DISCARD
+        self.retry_interval = Duration.seconds(20)
+        self.all_errors = [sfn.Errors.ALL]
+        self._waits: dict[int, sfn.WaitTime] = {}
+
+    def wait(self, seconds: int) -> sfn.WaitTime:
+        if seconds not in self._waits:
+            self._waits[seconds] = sfn.WaitTime.duration(Duration.seconds(seconds))
+        return self._waits[seconds]
+
+
 class BuildRuntime(Construct):
     """Handlers, state machine and provider shared by every image and bundle of a stack.
 
@@ -138,6 +154,7 @@ class BuildRuntime(Construct):
             "WorkflowStep", code, f"{RUNTIME_PACKAGE}.build_steps.handler", Duration.minutes(2)
         )
         self.step_function.add_environment(contract.ENV_MARKER_DOCUMENT, self.marker_document.ref)
+        self._constants = _StateConstants()
         self.state_machine = self._state_machine()
         self.on_event_function = self._function(
             "OnEvent", code, f"{RUNTIME_PACKAGE}.custom_resource.on_event", Duration.minutes(5)
@@ -407,14 +424,14 @@ class BuildRuntime(Construct):
             lambda_function=self.step_function,
             payload=sfn.TaskInput.from_object(payload),
             result_selector=result_selector,
-            result_path=f"$.{id_}" if result_selector else sfn.JsonPath.DISCARD,
+            result_path=f"$.{id_}" if result_selector else self._constants.discard,
             retry_on_service_exceptions=True,
         )
         task.add_retry(
             # Our own TransientError (throttling that outlived botocore's retries) and Lambda
             # throttling, which the CDK's default Lambda retry does not cover.
             errors=[contract.ERROR_TRANSIENT, "Lambda.TooManyRequestsException"],
-            interval=Duration.seconds(20),
+            interval=self._constants.retry_interval,
             backoff_rate=2,
             max_attempts=6,
             jitter_strategy=sfn.JitterType.FULL,
@@ -422,7 +439,7 @@ class BuildRuntime(Construct):
         return task
 
     def _wait(self, id_: str, seconds: int, then: sfn.IChainable) -> sfn.Wait:
-        wait = sfn.Wait(self, id_, time=sfn.WaitTime.duration(Duration.seconds(seconds)))
+        wait = sfn.Wait(self, id_, time=self._constants.wait(seconds))
         wait.next(then)
         return wait
 
@@ -497,7 +514,7 @@ class BuildRuntime(Construct):
             poll,
             succeed,
         ):
-            task.add_catch(report, errors=[sfn.Errors.ALL], result_path="$.Error")
+            task.add_catch(report, errors=self._constants.all_errors, result_path="$.Error")
 
         wait_template = self._wait("WaitForTemplate", c.TEMPLATE_POLL_SECONDS, check)
         # The image waits come from the steps (a long first wait, then short polls, both cut
@@ -636,12 +653,12 @@ class BuildRuntime(Construct):
         wait = sfn.Wait(
             self,
             "WaitForUnfinishedImage",
-            time=sfn.WaitTime.duration(Duration.seconds(contract.CLEANUP_POLL_SECONDS)),
+            time=self._constants.wait(contract.CLEANUP_POLL_SECONDS),
         )
         cleanup = self._step("CleanupImage", contract.STEP_CLEANUP_IMAGE, status)
         cleanup.add_catch(
             sfn.Fail(self, "CleanupFailed", error="CleanupFailed", cause="see the logs"),
-            errors=[sfn.Errors.ALL],
+            errors=self._constants.all_errors,
             result_path="$.Error",
         )
         wait.next(cleanup)
