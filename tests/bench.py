@@ -7,7 +7,9 @@ the tests (test_scale.py, test_lifecycle.py).
 
 from __future__ import annotations
 
+import compileall
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,32 +38,89 @@ RESOURCE_LIMIT = 500
 TEMPLATE_LIMIT = 1_000_000
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# Import steps: (what is timed, what runs before it in the same fresh process).
+CONSTRUCTS = (
+    "from workspaces_image_bakery import ImageBakeryStack, ImageDesign, Persona, TaggingPolicy"
+)
+PLAIN_MODULES = (
+    "from aws_cdk import aws_cloudformation, aws_lambda, aws_stepfunctions, custom_resources"
+)
+IMPORTS = {
+    "import aws_cdk": ("import aws_cdk", ""),
+    "then import workspaces_image_bakery": ("import workspaces_image_bakery", "import aws_cdk"),
+    "then the constructs an app uses": (CONSTRUCTS, "import aws_cdk"),
+    "(plain app: then its CDK modules)": (PLAIN_MODULES, "import aws_cdk"),
+}
+
+
+def compile_bytecode() -> None:
+    """Compile the package's and the benchmark's bytecode first, as pip does when it
+    installs a wheel: an editable install (and PYTHONDONTWRITEBYTECODE) would otherwise
+    compile the library's sources in every run, and the CDK's never."""
+    for folder in ("workspaces_image_bakery", "tests"):
+        compileall.compile_dir(str(ROOT / folder), quiet=1)
+
+
+def cpu_seconds() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def run_once(kind: str, personas: int) -> tuple[float, dict[str, Any]]:
-    """Wall time of a whole process that declares and synthesizes, and what it reports."""
+    """Wall time of a whole process that declares and synthesizes, and what it reports
+    (with the CPU time of the process and its jsii kernel, steadier on a shared machine)."""
     with tempfile.TemporaryDirectory() as outdir:
-        start = time.perf_counter()
+        cpu, start = cpu_seconds(), time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "tests.bench_app", kind, str(personas), outdir],
             capture_output=True,
             text=True,
             check=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=ROOT,
         )
         seconds = time.perf_counter() - start
-    return seconds, json.loads(done.stdout.strip().splitlines()[-1])
+    reported = json.loads(done.stdout.strip().splitlines()[-1])
+    reported["cpu"] = cpu_seconds() - cpu
+    return seconds, reported
+
+
+def import_seconds() -> dict[str, float]:
+    """Median time of each import step, each in fresh processes."""
+    timed: dict[str, list[float]] = {name: [] for name in IMPORTS}
+    for _ in range(RUNS * 2):
+        for name, (step, before) in IMPORTS.items():
+            program = (
+                f"import time\n{before}\nstart = time.perf_counter()\n{step}\n"
+                "print(time.perf_counter() - start)\n"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", program],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
+            timed[name].append(float(done.stdout.strip()))
+    return {name: statistics.median(values) for name, values in timed.items()}
 
 
 def measure() -> dict[tuple[str, int], tuple[float, dict[str, Any]]]:
-    """Median wall time of paired runs (the kinds alternate within each round)."""
+    """Median wall and CPU time of paired runs (the kinds alternate within each round)."""
     times: dict[tuple[str, int], list[float]] = {}
+    cpu: dict[tuple[str, int], list[float]] = {}
     facts: dict[tuple[str, int], dict[str, Any]] = {}
     for personas in SIZES:
         for _ in range(RUNS):
             for kind in KINDS:
                 seconds, reported = run_once(kind, min(personas, LARGEST.get(kind, personas)))
                 times.setdefault((kind, personas), []).append(seconds)
+                cpu.setdefault((kind, personas), []).append(reported["cpu"])
                 facts[(kind, personas)] = reported
-    return {key: (statistics.median(t), facts[key]) for key, t in times.items()}
+    return {
+        key: (statistics.median(t), {**facts[key], "cpu": statistics.median(cpu[key])})
+        for key, t in times.items()
+    }
 
 
 def largest(results: dict[tuple[str, int], tuple[float, dict[str, Any]]], kind: str) -> str:
@@ -102,6 +161,7 @@ def scenario_calls() -> dict[str, dict[str, int]]:
 
 
 def main() -> None:
+    compile_bytecode()
     results = measure()
     print(
         f"Whole process, median of {RUNS} paired runs. plain: a CDK app with one Provider, one"
@@ -109,20 +169,24 @@ def main() -> None:
         " handle; library: personas prepared by hand; prepared: prepared in the build."
     )
     print(
-        "kind      personas  seconds  vs plain  py MB  node MB  jsii calls  jsii/persona"
-        "  resources  bytes/persona"
+        "kind      personas  seconds  vs plain  cpu s  vs plain  py MB  node MB  jsii calls"
+        "  jsii/persona  resources  bytes/persona"
     )
     for personas in SIZES:
-        plain_seconds = results[("plain", personas)][0]
+        plain_seconds, plain_facts = results[("plain", personas)]
         for kind in KINDS:
             seconds, facts = results[(kind, personas)]
             count = min(personas, LARGEST.get(kind, personas))
             print(
                 f"{kind:9s} {count:8d}  {seconds:7.2f}  {seconds / plain_seconds:7.2f}x"
+                f"  {facts['cpu']:5.2f}  {facts['cpu'] / plain_facts['cpu']:7.2f}x"
                 f"  {facts['peak_mb']:5d}  {facts['node_mb']:7d}  {facts['jsii']:10d}"
                 f"  {facts['jsii'] / count:12.1f}"
                 f"  {facts['resources']:9d}  {facts['bytes'] // count:13d}"
             )
+    print("\nImport, each step after the ones above it (median of fresh processes):")
+    for name, seconds in import_seconds().items():
+        print(f"  {name:34s} {seconds:5.2f} s")
     print("\nLargest persona count in one stack (500 resources, 1 MB template):")
     for kind in ("library", "prepared"):
         print(f"  {kind:9s} {largest(results, kind)}")

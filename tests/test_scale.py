@@ -7,9 +7,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import pytest
 
 from workspaces_image_bakery import ImageDesign
 
@@ -77,6 +79,38 @@ def test_jsii_round_trips_of_a_stack_with_its_first_persona() -> None:
     with jsii_calls() as calls:
         many_personas_stack(1, app=cdk.App(context=SCALE_CONTEXT))
     assert sum(calls.values()) == JSII_CALLS_FIRST_PERSONA
+
+
+def test_one_detect_secrets_run_per_persona(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The persona scans the names, descriptions and tags it gives its image and bundles;
+    the image and the bundle then find every line clean and run no scan of their own."""
+    from detect_secrets.core.secrets_collection import SecretsCollection
+
+    stack = many_personas_stack(1)
+    runs: list[str] = []
+    scan_file = SecretsCollection.scan_file
+
+    def counted(self: SecretsCollection, *filenames: str, **kwargs: Any) -> None:
+        runs.append(Path(filenames[0]).read_text())
+        scan_file(self, *filenames, **kwargs)
+
+    monkeypatch.setattr(SecretsCollection, "scan_file", counted)
+    stack.add_persona(
+        "Scanned",
+        name="scanned-once",
+        design=ImageDesign.THIN,
+        image_version="2.0.0",
+        template_workspace_id="ws-scanned001",
+        baked_applications=["firefox"],
+        launch_applications=["gimp"],
+        config_management_agent="puppet-agent",
+        tags={"Role": "r", "Confidentiality": "internal"},
+        candidate_bundle=True,
+        released_version="2.0.0",
+    )
+    assert len(runs) == 1, runs
+    assert "scanned-once thin image version 2.0.0" in runs[0]
+    assert "scanned-once persona candidate bundle (thin image)" in runs[0]
 
 
 def test_importing_the_library_loads_neither_cdk_nag_nor_detect_secrets() -> None:

@@ -264,7 +264,7 @@ class Persona(Construct):
         candidate = WorkspaceBundle(
             self,
             "CandidateBundle",
-            base_name=f"{spec.name}-candidate",
+            base_name=spec.candidate_bundle_base_name,
             description=spec.candidate_bundle_description,
             image=self.image,
             **self._shape(spec),

@@ -99,6 +99,10 @@ class PersonaSpec:
         return f"{self.name} persona bundle ({self.design.value} image)"
 
     @property
+    def candidate_bundle_base_name(self) -> str:
+        return f"{self.name}-candidate"
+
+    @property
     def candidate_bundle_description(self) -> str:
         return f"{self.name} persona candidate bundle ({self.design.value} image)"
 
@@ -108,7 +112,9 @@ class PersonaSpec:
         keeps clean lines), and the image and bundles, which scan their own props, need no
         scan of their own."""
         return {
+            "design": self.design.value,
             "image name (name, image_version)": f"{self.name}-{self.image_version}",
+            "candidate bundle name (name)": self.candidate_bundle_base_name,
             "image description (name, design, image_version)": self.image_description,
             "bundle description (name, design)": self.bundle_description,
             "candidate bundle description (name, design)": self.candidate_bundle_description,
