@@ -14,6 +14,7 @@ Deploy-time tokens are skipped: they cannot be judged at synth time.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -61,8 +62,10 @@ def _translate(pattern: str) -> tuple[frozenset[str], frozenset[str]]:
 TAG_CATEGORIES, TAG_CHARACTERS = _translate(TAG_CHARACTERS_PATTERN)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_tag_text(text: str) -> bool:
-    """True when every character is one the tag pattern allows."""
+    """True when every character is one the tag pattern allows (remembered: personas repeat
+    the same keys and values)."""
     return all(
         char in TAG_CHARACTERS
         or any(unicodedata.category(char).startswith(c) for c in TAG_CATEGORIES)
