@@ -53,7 +53,7 @@ ASSET_EXCLUDE = [
 OWNER_TAG_CONDITION = f"aws:ResourceTag/{contract.OWNER_TAG_KEY}"
 OWNER_REQUEST_TAG = f"aws:RequestTag/{contract.OWNER_TAG_KEY}"
 # The state machine's own backstop; each build stops itself at its persona's bound.
-WORKFLOW_TIMEOUT = Duration.hours(13)
+WORKFLOW_TIMEOUT_HOURS = 13
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 
 
@@ -633,7 +633,7 @@ class BuildRuntime(Construct):
             "ImageBuild",
             comment="Builds one WorkSpaces image and signals its CloudFormation WaitCondition",
             definition_body=sfn.DefinitionBody.from_chainable(definition),
-            timeout=WORKFLOW_TIMEOUT,
+            timeout=Duration.hours(WORKFLOW_TIMEOUT_HOURS),
             tracing_enabled=True,
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(

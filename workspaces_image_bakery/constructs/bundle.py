@@ -35,11 +35,11 @@ from ..validation import (
 )
 from .compute import check_compute
 from .image import (
-    SERVICE_TIMEOUT,
     IWorkspaceImage,
     WorkspaceImage,
     resync_property,
     runtime_of,
+    service_timeout,
 )
 from .release import ReleasedImage
 from .tagging import TagCheck, tag_manager
@@ -194,7 +194,7 @@ class WorkspaceBundle(Construct):
             service_token=runtime_of(self.stack).service_token,
             resource_type=contract.BUNDLE_RESOURCE_TYPE,
             removal_policy=removal_policy,
-            service_timeout=SERVICE_TIMEOUT,
+            service_timeout=service_timeout(),
             properties={
                 contract.BUNDLE_NAME: self.bundle_name,
                 contract.BUNDLE_DESCRIPTION: description,

@@ -26,6 +26,7 @@ does) to keep the home build when a copy fails.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -70,7 +71,7 @@ from .build_runtime import (
 )
 from .bundle import MAX_BASE_NAME_LENGTH, SHAPE_CHARS
 from .compute import check_compute
-from .image import SERVICE_TIMEOUT, IWorkspaceImage, WorkspaceImage
+from .image import IWorkspaceImage, WorkspaceImage, service_timeout
 from .nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 from .release import image_quota
 from .tagging import TagCheck, tag_manager
@@ -83,7 +84,14 @@ ACCOUNT_PATTERN = r"\d{12}"
 ACCOUNT_TEXT = "a 12-digit AWS account id (a literal, not a token)"
 MAX_SHARED_ACCOUNTS = 100
 # CloudFormation's longest wait for a custom resource (ServiceTimeout's maximum).
-COPY_SERVICE_TIMEOUT = Duration.seconds(dc.TOTAL_TIMEOUT_SECONDS)
+
+
+@functools.cache
+def copy_service_timeout() -> Duration:
+    """A copy's ServiceTimeout (the copy's whole bound), made once on first use."""
+    return Duration.seconds(dc.TOTAL_TIMEOUT_SECONDS)
+
+
 # A copy carries the ownership tag and the source tag besides its own tags.
 MAX_COPY_TAGS = MAX_USER_TAGS  # the room kept for the library's tags covers the source tag
 COPY_TAGS_TEXT = (
@@ -92,8 +100,9 @@ COPY_TAGS_TEXT = (
 )
 
 
-def _workspaces_arn(region: str, resource: str, account: str = Aws.ACCOUNT_ID) -> str:
-    return f"arn:{Aws.PARTITION}:workspaces:{region}:{account}:{resource}"
+def _workspaces_arn(region: str, resource: str, account: str | None = None) -> str:
+    """A WorkSpaces ARN in `region`, of this account unless `account` is given."""
+    return f"arn:{Aws.PARTITION}:workspaces:{region}:{account or Aws.ACCOUNT_ID}:{resource}"
 
 
 class DistributionRuntime(Construct):
@@ -444,7 +453,7 @@ class RegionalCopy(Construct):
             service_token=runtime.service_token,
             resource_type=dc.COPY_RESOURCE_TYPE,
             removal_policy=removal_policy,
-            service_timeout=COPY_SERVICE_TIMEOUT,
+            service_timeout=copy_service_timeout(),
             properties={
                 dc.REGION: region,
                 dc.SOURCE_IMAGE_ID: _image_reference(image),
@@ -458,7 +467,7 @@ class RegionalCopy(Construct):
             service_token=runtime.service_token,
             resource_type=dc.REGIONAL_BUNDLE_RESOURCE_TYPE,
             removal_policy=removal_policy,
-            service_timeout=SERVICE_TIMEOUT,
+            service_timeout=service_timeout(),
             properties={
                 dc.REGION: region,
                 contract.BUNDLE_NAME: bundle_name,
@@ -699,7 +708,7 @@ class ImageShare(Construct):
             "Resource",
             service_token=runtime.service_token,
             resource_type=dc.SHARE_RESOURCE_TYPE,
-            service_timeout=SERVICE_TIMEOUT,
+            service_timeout=service_timeout(),
             properties={
                 dc.IMAGE_ID: _image_reference(image),
                 dc.ACCOUNT_IDS: list(self.account_ids),
@@ -798,7 +807,7 @@ class SharedImageCopy(Construct):
             service_token=runtime.service_token,
             resource_type=dc.SHARED_COPY_RESOURCE_TYPE,
             removal_policy=removal_policy,
-            service_timeout=COPY_SERVICE_TIMEOUT,
+            service_timeout=copy_service_timeout(),
             properties={
                 dc.SOURCE_ACCOUNT_ID: source_account_id,
                 dc.SOURCE_REGION: region,

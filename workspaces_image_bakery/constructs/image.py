@@ -9,6 +9,7 @@ unchanged recipe leaves the template, and the image, untouched.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -65,13 +66,27 @@ from .tagging import TagCheck, tag_manager
 
 REBUILD_CONTEXT = "workspaces-image-bakery:rebuild"
 RESYNC_CONTEXT = "workspaces-image-bakery:resync"
-DEFAULT_BUILD_TIMEOUT = Duration.hours(6)
+DEFAULT_BUILD_TIMEOUT_HOURS = 6
 MIN_BUILD_TIMEOUT_SECONDS = 1800
 MAX_BUILD_TIMEOUT_SECONDS = 43_200  # the longest a WaitCondition can wait
 FINGERPRINT_CHARS = 8
 MAX_BASE_NAME_LENGTH = MAX_NAME_LENGTH - FINGERPRINT_CHARS - 1
 # How long CloudFormation waits for the provider's answer to one event.
-SERVICE_TIMEOUT = Duration.minutes(10)
+SERVICE_TIMEOUT_MINUTES = 10
+
+
+# Durations are made on first use, once per process (each is a round trip to the jsii
+# kernel): importing the library makes no call to the kernel.
+@functools.cache
+def default_build_timeout() -> Duration:
+    """The build timeout when none is given: 6 hours."""
+    return Duration.hours(DEFAULT_BUILD_TIMEOUT_HOURS)
+
+
+@functools.cache
+def service_timeout() -> Duration:
+    """The ServiceTimeout of the Lambda-backed resources: 10 minutes."""
+    return Duration.minutes(SERVICE_TIMEOUT_MINUTES)
 
 
 class IWorkspaceImage(Protocol):
@@ -216,7 +231,7 @@ class WorkspaceImage(Construct):
         persona: str,
         recipe: Mapping[str, Any],
         tags: Mapping[str, str],
-        build_timeout: Duration = DEFAULT_BUILD_TIMEOUT,
+        build_timeout: Duration | None = None,
         rebuild_token: str | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
         prepared_by: RunCommandPreparation | None = None,
@@ -226,6 +241,7 @@ class WorkspaceImage(Construct):
         super().__init__(scope, id_)
         self.stack = stack_of(self, scope)
         problems = Problems.of(self)
+        build_timeout = default_build_timeout() if build_timeout is None else build_timeout
         if version is not None:
             check_version(problems, "version", version)
         self.retained_images = check_retained_images(problems, retained_images)
@@ -331,7 +347,7 @@ class WorkspaceImage(Construct):
             service_token=runtime.service_token,
             resource_type=contract.IMAGE_RESOURCE_TYPE,
             removal_policy=removal_policy,
-            service_timeout=SERVICE_TIMEOUT,
+            service_timeout=service_timeout(),
             properties={
                 contract.IMAGE_NAME: self.image_name,
                 contract.IMAGE_DESCRIPTION: description,
@@ -383,7 +399,7 @@ class WorkspaceImage(Construct):
                 "ImageId",
                 service_token=runtime_of(self.stack).service_token,
                 resource_type=contract.IMAGE_ID_RESOURCE_TYPE,
-                service_timeout=SERVICE_TIMEOUT,
+                service_timeout=service_timeout(),
                 properties={
                     contract.IMAGE_BUILD_RESULT: self.build_result,
                     contract.EXPECTED_IMAGE_NAME: self.image_name,

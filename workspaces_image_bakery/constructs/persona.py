@@ -23,7 +23,7 @@ from ..validation import Problems, stack_of
 from .bundle import WorkspaceBundle
 from .compute import smallest_volumes
 from .distribution import ImageShare, RegionalCopies
-from .image import DEFAULT_BUILD_TIMEOUT, WorkspaceImage
+from .image import WorkspaceImage
 from .persona_spec import (
     APPLICATION_PATTERN,
     APPLICATION_TEXT,
@@ -148,7 +148,7 @@ class Persona(Construct):
         root_volume_gib: int | None = None,
         user_volume_gib: int | None = None,
         tags: Mapping[str, str] | None = None,
-        build_timeout: Duration = DEFAULT_BUILD_TIMEOUT,
+        build_timeout: Duration | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
         retained_images: int = DEFAULT_RETAINED_IMAGES,
         released_version: str | None = None,

@@ -29,7 +29,7 @@ from ..validation import (
 )
 from .compute import check_compute
 from .distribution import check_account, check_region
-from .image import check_build_timeout
+from .image import check_build_timeout, default_build_timeout
 from .release import ReleasePlan, check_version, plan_release
 from .rollout import RolloutSchedule
 from .run_command import check_managed_node_id
@@ -165,6 +165,7 @@ def check_persona(
     rollout: Any,
 ) -> PersonaSpec:
     """Every prop checked (all problems reported together); the spec when none is wrong."""
+    build_timeout = default_build_timeout() if build_timeout is None else build_timeout
     problems.text(
         "name",
         name,

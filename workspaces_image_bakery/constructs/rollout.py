@@ -87,7 +87,7 @@ SCHEDULE_TEXT: Final = (
     "days)"
 )
 # Lambda's own bound per call: a batch's rebuild calls and describes fit well within it.
-STEP_TIMEOUT: Final = Duration.minutes(5)
+STEP_TIMEOUT_MINUTES: Final = 5
 
 
 @cache
@@ -327,7 +327,7 @@ class RolloutRuntime(Construct):
             architecture=lambda_.Architecture.ARM_64,
             code=lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=ASSET_EXCLUDE),
             handler=f"{RUNTIME_PACKAGE}.rollout.handler",
-            timeout=STEP_TIMEOUT,
+            timeout=Duration.minutes(STEP_TIMEOUT_MINUTES),
             memory_size=256,
             description="workspaces-image-bakery: one step of a rollout to existing WorkSpaces",
             log_group=logs.LogGroup(
