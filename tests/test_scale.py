@@ -1,6 +1,6 @@
 """Adding a persona adds 4 resources and 19 jsii round trips; a stack with its first persona
 (the shared runtime) costs 360; 50 personas (the bundle quota) fit one stack; importing the
-library loads neither cdk-nag nor detect-secrets."""
+library loads neither cdk-nag, nor detect-secrets, nor the CDK modules of unused features."""
 
 from __future__ import annotations
 
@@ -113,10 +113,22 @@ def test_one_detect_secrets_run_per_persona(monkeypatch: pytest.MonkeyPatch) -> 
     assert "scanned-once persona candidate bundle (thin image)" in runs[0]
 
 
-def test_importing_the_library_loads_neither_cdk_nag_nor_detect_secrets() -> None:
+def test_importing_the_library_loads_only_what_every_app_needs() -> None:
+    """Every public name imported: no cdk-nag, no detect-secrets (the first persona loads it),
+    and none of the CDK modules only a rollout or notify() uses."""
+    unused = (
+        "cdk_nag",
+        "detect_secrets",
+        "aws_cdk.aws_dynamodb",
+        "aws_cdk.aws_scheduler",
+        "aws_cdk.aws_scheduler_targets",
+        "aws_cdk.aws_kms",
+        "aws_cdk.aws_cloudwatch_actions",
+    )
     program = (
-        "import sys, workspaces_image_bakery\n"
-        "print(sorted(m for m in ('cdk_nag', 'detect_secrets') if m in sys.modules))"
+        "import sys\n"
+        "from workspaces_image_bakery import *\n"
+        f"print(sorted(m for m in {unused!r} if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120

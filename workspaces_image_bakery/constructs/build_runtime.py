@@ -9,14 +9,12 @@ run for hours and reports to CloudFormation through a WaitCondition.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -25,6 +23,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
 from constructs import Construct
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_cloudwatch as cloudwatch
 
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
 from ..validation import BakeryValidationError, Problem, is_token
@@ -211,6 +212,11 @@ class BuildRuntime(Construct):
         """
         if self.notification_topic is not None:
             return self.notification_topic
+        # Imported by the first notify(), not with the package.
+        from aws_cdk import aws_cloudwatch as cloudwatch  # noqa: PLC0415
+        from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions  # noqa: PLC0415
+        from aws_cdk import aws_kms as kms  # noqa: PLC0415
+
         if topic is None:
             key = kms.Key(
                 self,
