@@ -14,6 +14,8 @@ from cdk_nag import AwsSolutionsChecks, NagPackSuppression, NagSuppressions, Reg
 
 from workspaces_image_bakery.constructs.nag import Finding, suppress
 
+from .harness.fresh_process import last_line
+
 FINDINGS = [
     Finding("AwsSolutions-IAM5", "Every action on this topic is needed here.", ["Resource::*"]),
     Finding("AwsSolutions-SNS3", "Encryption in transit is enforced elsewhere."),
@@ -130,9 +132,6 @@ def test_a_reason_cdk_nag_would_refuse_is_refused_before_it_is_written() -> None
 
 
 def test_the_package_does_not_load_cdk_nag() -> None:
-    import subprocess
-    import sys
-
     code = (
         "import sys, aws_cdk as cdk\n"
         "from tests.harness.stacks import many_personas_stack\n"
@@ -140,7 +139,4 @@ def test_the_package_does_not_load_cdk_nag() -> None:
         "many_personas_stack(1, in_build=True)\n"
         "print('cdk_nag' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
-    )
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert last_line(code) == "False"

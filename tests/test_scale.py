@@ -4,8 +4,6 @@ library loads neither cdk-nag, nor detect-secrets, nor the CDK modules of unused
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import pytest
 
 from workspaces_image_bakery import ImageDesign
 
+from .harness.fresh_process import last_line
 from .harness.jsii_calls import jsii_calls
 from .harness.stacks import SCALE_CONTEXT, many_personas, many_personas_stack
 
@@ -130,10 +129,7 @@ def test_importing_the_library_loads_only_what_every_app_needs() -> None:
         "from workspaces_image_bakery import *\n"
         f"print(sorted(m for m in {unused!r} if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert last_line(program) == "[]"
 
 
 def test_importing_the_constructs_makes_no_call_to_the_jsii_kernel() -> None:
@@ -152,10 +148,7 @@ def test_importing_the_constructs_makes_no_call_to_the_jsii_kernel() -> None:
         "from workspaces_image_bakery import *\n"
         "print(calls)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert last_line(program) == "[]"
 
 
 def test_workspaces_calls_per_deploy_scenario() -> None:
