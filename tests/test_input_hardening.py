@@ -571,3 +571,8 @@ def test_the_scan_reads_a_clean_line_once_and_still_finds_every_secret() -> None
     secret_scan.scan({"c": "password:", "d": "  indented value"})
     assert "password:" not in secret_scan._CLEAN_LINES
     assert "  indented value" not in secret_scan._CLEAN_LINES
+    # A line in several fields is scanned once and reported in each of them.
+    twice = f"aws_access_key_id={key}"
+    found = secret_scan.scan({"name": twice, "tags[Name]": twice, "other": clean})
+    assert set(found) == {"name", "tags[Name]"}
+    assert all(key in hit.secrets for hit in found.values())

@@ -134,21 +134,27 @@ def scan(values: Mapping[str, str]) -> dict[str, SecretHit]:
     from detect_secrets.settings import default_settings  # noqa: PLC0415
 
     # detect-secrets reads only the lines it has not found clean before in this process.
-    fresh = [(field, line) for field, line in lines if line not in _CLEAN_LINES]
+    # Each fresh line once (a persona's name is also its Name tag), with every field it is in.
+    fresh: dict[str, list[str]] = {}
+    for field, line in lines:
+        if line not in _CLEAN_LINES:
+            fresh.setdefault(line, []).append(field)
     if fresh:
         # YAML lines: detect-secrets then also applies its keyword detector ("password: ...").
         path = _scan_folder() / "inputs.yaml"
-        text = "".join(f"{line}\n" for _, line in fresh)
+        text = "".join(f"{line}\n" for line in fresh)
         path.write_text(text, encoding="utf-8", errors="replace")
         with default_settings():
             collection = SecretsCollection()
             collection.scan_file(str(path))
+        fields = list(fresh.values())
         found = False
         for _, potential in collection:
             found = True
-            note(fresh[potential.line_number - 1][0], potential.type, potential.secret_value)
+            for field in fields[potential.line_number - 1]:
+                note(field, potential.type, potential.secret_value)
         if not found and len(_CLEAN_LINES) < MAX_CLEAN_LINES and "pragma" not in text:
-            _CLEAN_LINES.update(line for _, line in fresh if _INERT_LINE.match(line))
+            _CLEAN_LINES.update(line for line in fresh if _INERT_LINE.match(line))
     for field, line in lines:
         for kind, secret in command_line_secrets(line):
             note(field, kind, secret)
