@@ -186,7 +186,7 @@ def main() -> None:
             )
     print("\nImport, each step after the ones above it (median of fresh processes):")
     for name, seconds in import_seconds().items():
-        print(f"  {name:34s} {seconds:5.2f} s")
+        print(f"  {name:36s} {seconds:5.2f} s")
     print("\nLargest persona count in one stack (500 resources, 1 MB template):")
     for kind in ("library", "prepared"):
         print(f"  {kind:9s} {largest(results, kind)}")
