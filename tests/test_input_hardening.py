@@ -576,3 +576,8 @@ def test_the_scan_reads_a_clean_line_once_and_still_finds_every_secret() -> None
     found = secret_scan.scan({"name": twice, "tags[Name]": twice, "other": clean})
     assert set(found) == {"name", "tags[Name]"}
     assert all(key in hit.secrets for hit in found.values())
+    # A repeated line that YAML reads with its neighbour keeps its place: the second
+    # "password:" block is still read as a keyword and its value.
+    value = "  Xk9#qLm2vR7wT4z"
+    found = secret_scan.scan({"a": f"name:\n{value}", "b": f"password:\n{value}"})
+    assert set(found) == {"b"} and found["b"].kinds == ("Secret Keyword",)

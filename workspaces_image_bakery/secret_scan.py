@@ -134,31 +134,45 @@ def scan(values: Mapping[str, str]) -> dict[str, SecretHit]:
     from detect_secrets.settings import default_settings  # noqa: PLC0415
 
     # detect-secrets reads only the lines it has not found clean before in this process.
-    # Each fresh line once (a persona's name is also its Name tag), with every field it is in.
-    fresh: dict[str, list[str]] = {}
-    for field, line in lines:
-        if line not in _CLEAN_LINES:
-            fresh.setdefault(line, []).append(field)
+    fresh = _fresh_lines(lines)
     if fresh:
         # YAML lines: detect-secrets then also applies its keyword detector ("password: ...").
         path = _scan_folder() / "inputs.yaml"
-        text = "".join(f"{line}\n" for line in fresh)
+        text = "".join(f"{line}\n" for line, _ in fresh)
         path.write_text(text, encoding="utf-8", errors="replace")
         with default_settings():
             collection = SecretsCollection()
             collection.scan_file(str(path))
-        fields = list(fresh.values())
         found = False
         for _, potential in collection:
             found = True
-            for field in fields[potential.line_number - 1]:
+            for field in fresh[potential.line_number - 1][1]:
                 note(field, potential.type, potential.secret_value)
         if not found and len(_CLEAN_LINES) < MAX_CLEAN_LINES and "pragma" not in text:
-            _CLEAN_LINES.update(line for line in fresh if _INERT_LINE.match(line))
+            _CLEAN_LINES.update(line for line, _ in fresh if _INERT_LINE.match(line))
     for field, line in lines:
         for kind, secret in command_line_secrets(line):
             note(field, kind, secret)
     return {field: SecretHit(tuple(kinds[field]), tuple(secrets.get(field, ()))) for field in kinds}
+
+
+def _fresh_lines(lines: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """The lines detect-secrets has to read, in order, each with the fields it is in. A line
+    found clean before is left out, and an inert line (see _INERT_LINE) is written once
+    however many fields hold it (a persona's name is also its Name tag); any other line
+    keeps its place, so YAML reads the same structure."""
+    fresh: list[tuple[str, list[str]]] = []
+    inert: dict[str, list[str]] = {}
+    for field, line in lines:
+        if line in _CLEAN_LINES:
+            continue
+        if line in inert:
+            inert[line].append(field)
+            continue
+        fresh.append((line, [field]))
+        if _INERT_LINE.match(line):
+            inert[line] = fresh[-1][1]
+    return fresh
 
 
 _SCAN_FOLDER: list[Path] = []
