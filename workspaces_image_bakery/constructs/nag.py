@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -24,6 +25,8 @@ METADATA_KEY = "cdk_nag"
 MIN_REASON = 10
 # cdk-nag base64-encodes a reason with a character beyond Latin-1.
 LATIN_1 = 255
+# cdk-nag refuses a rule id that names a finding ("AwsSolutions-IAM5[Resource::*]").
+FINDING_IN_ID = re.compile(r"\[.*\]")
 
 BASIC_EXECUTION_ROLE = (
     "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -71,7 +74,7 @@ def _rule(finding: Finding) -> dict[str, Any]:
     """A finding as cdk-nag writes it in the template (NagSuppressionHelper.toCfnFormat):
     reason, id, applies_to (an entry written ``/.../`` as a regex), and a reason with
     characters beyond Latin-1 base64-encoded and flagged."""
-    if len(finding.reason) < MIN_REASON or "[" in finding.rule:
+    if len(finding.reason) < MIN_REASON or FINDING_IN_ID.search(finding.rule):
         raise ValueError(f"cdk-nag refuses the suppression of {finding.rule}: {finding.reason!r}")
     rule: dict[str, Any] = {"id": finding.rule}
     if finding.applies_to:
