@@ -24,12 +24,12 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-if TYPE_CHECKING:
-    from aws_cdk import aws_cloudwatch as cloudwatch
-
 from ..runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
 from ..validation import BakeryValidationError, Problem, is_token
 from .nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_cloudwatch as cloudwatch  # loaded by notify()
 
 RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
 # CloudFormation's template limit is 1 MB (uploaded through S3). What the library adds to

@@ -83,21 +83,19 @@ REGION_TEXT = "a Region name such as eu-west-1 (a literal, not a token)"
 ACCOUNT_PATTERN = r"\d{12}"
 ACCOUNT_TEXT = "a 12-digit AWS account id (a literal, not a token)"
 MAX_SHARED_ACCOUNTS = 100
-# CloudFormation's longest wait for a custom resource (ServiceTimeout's maximum).
-
-
-@functools.cache
-def copy_service_timeout() -> Duration:
-    """A copy's ServiceTimeout (the copy's whole bound), made once on first use."""
-    return Duration.seconds(dc.TOTAL_TIMEOUT_SECONDS)
-
-
 # A copy carries the ownership tag and the source tag besides its own tags.
 MAX_COPY_TAGS = MAX_USER_TAGS  # the room kept for the library's tags covers the source tag
 COPY_TAGS_TEXT = (
     f"at most {MAX_COPY_TAGS} tags, none with the key {dc.SOURCE_TAG_KEY} (a copy also "
     "carries the ownership tag and the source tag)"
 )
+
+
+@functools.cache
+def copy_service_timeout() -> Duration:
+    """A copy's ServiceTimeout: the copy's whole bound, CloudFormation's longest wait for a
+    custom resource (ServiceTimeout's maximum). Made once, on first use."""
+    return Duration.seconds(dc.TOTAL_TIMEOUT_SECONDS)
 
 
 def _workspaces_arn(region: str, resource: str, account: str | None = None) -> str:
