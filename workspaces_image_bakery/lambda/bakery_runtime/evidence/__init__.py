@@ -1,0 +1,1 @@
+"""The as-built evidence of an image: its record and its SBOM."""
