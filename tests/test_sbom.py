@@ -225,6 +225,8 @@ def test_the_rpm_query_format_on_a_real_rpm_database(tmp_path: Path) -> None:
         ("deb", "installed\tBash\t5.1-6\tamd64\n", 1),
         ("deb", "installed\tbash\t5.1 6\tamd64\n", 1),
         ("deb", "installed\tbash\t5.1-6\t\n", 1),
+        ("deb", "installed\tbash\t5.1-\tamd64\n", 1),
+        ("deb", "installed\tbash\t1.0:2\tamd64\n", 1),
         ("rpm", "bash\t0:5.1.8-9.el9\tx86_64\nbash\t0:5.1.8\tx86_64\n", 2),
         ("rpm", "bash\t0:5.1.8-9.el9\n", 1),
         ("rpm", "bash\t0:5.1.8-9.el9\tx86_64\textra\n", 1),
@@ -602,6 +604,12 @@ def test_the_layer_is_cached_by_distribution_versions_and_holds_only_sources(
     assert not [p for p in files if p.name in {"RECORD", "INSTALLER", "direct_url.json"}]
     assert (first / "python" / "cyclonedx" / "__init__.py").is_file()
     assert list(tmp_path.glob("*/.staging-*")) == []
+    # Whatever imported from the folder (and left bytecode there) does not change it.
+    cached = first / "python" / "cyclonedx" / "__pycache__"
+    cached.mkdir()
+    (cached / "__init__.cpython-312.pyc").write_bytes(b"stale")
+    assert sbom_layer.sbom_layer_folder(tmp_path / "a") == first
+    assert _tree_digest(first) == _tree_digest(second)
 
 
 def test_the_layer_refuses_missing_or_compiled_distributions(tmp_path: Path) -> None:

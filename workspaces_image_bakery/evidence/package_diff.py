@@ -244,7 +244,7 @@ def _verrevcmp(a: str, b: str) -> int:
 
 
 def compare_deb(a: str, b: str) -> int:
-    """dpkg's order of two versions: negative if ``a`` is older, 0 if equal, else positive."""
+    """dpkg's order of two versions: -1 if ``a`` is older, 0 if equal, 1 if newer."""
     a_epoch, a_upstream, a_revision = _deb_parse(a)
     b_epoch, b_upstream, b_revision = _deb_parse(b)
     if a_epoch != b_epoch:

@@ -66,6 +66,10 @@ def sbom_layer_folder(
     parent = cache_dir or default_cache_dir()
     folder = parent / f"sbom-layer-{key}"
     if (folder / "python").is_dir():
+        # Python writes bytecode beside what it imports: whatever imported from the
+        # folder left caches the asset must not hold.
+        for cache in sorted(folder.rglob("__pycache__"), reverse=True):
+            shutil.rmtree(cache, ignore_errors=True)
         return folder
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))

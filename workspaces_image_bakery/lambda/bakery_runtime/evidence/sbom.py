@@ -57,7 +57,11 @@ _DPKG_STATES: Final = _DPKG_ABSENT | {
     "installed",
 }
 _DEB_NAME: Final = re.compile(r"[a-z0-9][a-z0-9+.-]*")
-_DEB_VERSION: Final = re.compile(r"(?:[0-9]+:)?[0-9A-Za-z.+~:-]+")
+# [epoch:]upstream[-revision]: a colon in the upstream version only after an epoch, and
+# no empty revision (dpkg refuses both).
+_DEB_VERSION: Final = re.compile(
+    r"(?:[0-9]+:[0-9A-Za-z][0-9A-Za-z.+~:-]*|[0-9A-Za-z][0-9A-Za-z.+~-]*)(?<!-)"
+)
 _RPM_NAME: Final = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+-]*")
 # epoch:version-release; neither version nor release holds a hyphen or a colon.
 _RPM_EVR: Final = re.compile(r"(?:([0-9]+):)?([^\s:-]+)-([^\s:-]+)")
