@@ -1,8 +1,8 @@
 """The preparation script, run for real: bash runs the rendered script of every operating
 system (and both protocols where AWS offers them) in a throw-away root (BAKERY_ROOT), with
-the package managers, systemctl, dconf, journalctl, visudo, hostname, gpasswd, userdel,
-ssh-keygen and the agents' installers replaced by recording stand-ins on PATH
-(tests/fixtures/stand_ins/recorder)."""
+the package managers, systemctl, systemd-run, dconf, journalctl, visudo, hostname, gpasswd,
+userdel, ssh-keygen and the agents' installers replaced by recording stand-ins on PATH
+(tests/fixtures/stand_ins/recorder). tests/system/ runs it in a real Debian system root."""
 
 from __future__ import annotations
 
@@ -35,12 +35,14 @@ from workspaces_image_bakery.preparation import (
     StreamingProtocol,
     render_script,
 )
+from workspaces_image_bakery.preparation.boot_units import RESTORE_SERVICE
 from workspaces_image_bakery.preparation.desktop import LOCKS
 
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 RECORDER = Path(__file__).parent / "fixtures" / "stand_ins" / "recorder"
 STAND_INS = [
-    *("apt-get", "dnf", "yum", "systemctl", "dconf", "journalctl", "visudo", "hostname"),
+    *("apt-get", "dnf", "yum", "systemctl", "systemd-run", "dconf", "journalctl", "visudo"),
+    *("hostname",),
     *("gpasswd", "userdel", "ssh-keygen", "install-apps", "validate-apps"),
     *("install-clamav", "check-clamav", "install-cwagent", "check-cwagent"),
     *("install-puppet", "check-puppet"),
@@ -201,7 +203,7 @@ def make_root(base: Path, os_: OperatingSystem, protocol: StreamingProtocol) -> 
             "etc/pcoip-agent/pcoip-agent.conf",
             "# PCoIP agent settings\npcoip.enable_audio = 1\n",
         )
-    plant(root, "etc/systemd/system/puppet.service", "[Service]\nExecStart=/opt/puppet\n")
+    plant(root, "lib/systemd/system/puppet.service", "[Service]\nExecStart=/opt/puppet\n")
     plant(
         root,
         "lib/systemd/system/amazon-ssm-agent.service",
@@ -302,11 +304,12 @@ def test_every_operating_system_is_prepared_in_full(
         "check-agent:clamav",
         "check-agent:cwagent",
         "check-agent:puppet-agent",
-        "enable-agent:puppet-agent",
+        "hold-agent:puppet-agent",
         "configure-streaming-protocol",
         "configure-desktop",
         "remove-user-sudo",
         "install-first-boot",
+        "install-template-restore",
         "validate-1",
         "remove-build-users",
         "clean-down",
@@ -329,8 +332,12 @@ def test_every_operating_system_is_prepared_in_full(
             "apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
             "-o Dpkg::Options::=--force-confold -y --with-new-pkgs upgrade",
         ]
-    assert f"systemctl --root={root} enable puppet.service" in run.commands
+    # The configuration-management agent is held on the template: disabled and masked.
+    assert f"systemctl --root={root} disable puppet.service" in run.commands
+    assert f"systemctl --root={root} mask puppet.service" in run.commands
+    assert not [c for c in run.commands if "enable puppet" in c or "start puppet" in c]
     assert f"systemctl --root={root} enable {FIRSTBOOT_SERVICE}" in run.commands
+    assert f"systemctl --root={root} enable {RESTORE_SERVICE}" in run.commands
     assert f"dconf update {root}/etc/dconf/db" in run.commands
     assert f"journalctl --directory={root}/var/log/journal --vacuum-time=1s" in run.commands
     assert f"userdel --root {root} --force --remove builder" in run.commands
@@ -362,7 +369,7 @@ def test_every_operating_system_is_prepared_in_full(
     assert "/org/gnome/desktop/session/idle-delay\n" in locks
 
     # The boot units and their scripts.
-    for unit in (SUDO_SERVICE, FIRSTBOOT_SERVICE):
+    for unit in (SUDO_SERVICE, FIRSTBOOT_SERVICE, RESTORE_SERVICE):
         assert (
             "[Install]\nWantedBy=multi-user.target"
             in (root / "etc/systemd/system" / unit).read_text()
@@ -498,7 +505,7 @@ def test_scripts_pass_shellcheck(tmp_path: Path) -> None:
     root = make_root(tmp_path, OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP)
     assert prepare(tmp_path, preparation(), root).result.returncode == 0
     helpers = sorted((root / "usr/local/libexec/workspaces-image-bakery").iterdir())
-    assert [h.name for h in helpers] == ["firstboot", "remove-user-sudo"]
+    assert [h.name for h in helpers] == ["firstboot", "remove-user-sudo", "restore-template"]
     result = subprocess.run(
         [str(SHELLCHECK), "-s", "bash", *map(str, [*scripts, *helpers])],
         capture_output=True,
@@ -556,7 +563,8 @@ def test_the_first_boot_unit_sheds_the_template_identity_only_elsewhere(tmp_path
     assert "this is the template WorkSpace: nothing to do" in same.result.stdout
     assert tree_hash(root) == before and same.commands == ["hostname"]
 
-    # A WorkSpace launched from the image: another hostname.
+    # A WorkSpace launched from the image: another hostname (the same instance UUID does not
+    # make it the template).
     other = run_bash(tmp_path, firstboot, root, BAKERY_HOSTNAME="ws-new-desktop")
     assert other.result.returncode == 0, other.result.stderr
     for gone in (
@@ -575,13 +583,20 @@ def test_the_first_boot_unit_sheds_the_template_identity_only_elsewhere(tmp_path
         "systemctl stop amazon-ssm-agent.service",
         f"systemctl --root={root} disable amazon-ssm-agent.service",
         f"ssh-keygen -A -f {root}",
+        # The configuration-management agent, held on the template, starts here.
+        f"systemctl --root={root} unmask puppet.service",
+        f"systemctl --root={root} enable puppet.service",
+        "systemctl --no-block start puppet.service",
         f"systemctl --root={root} disable {FIRSTBOOT_SERVICE}",
     ]
 
 
-def test_the_first_boot_unit_sees_a_new_machine_id_and_keeps_an_ssm_agent_that_manages(
+def test_the_first_boot_unit_sees_another_instance_and_keeps_an_ssm_agent_that_manages(
     tmp_path: Path,
 ) -> None:
+    """A WorkSpace with the template's hostname on another EC2 instance (another DMI UUID) is
+    not the template; an SSM agent that is also the configuration-management agent stays
+    enabled on the template (it is the build's channel) and is restarted, not disabled."""
     ssm = Agent(
         "amazon-ssm-agent",
         AgentKind.CONFIGURATION_MANAGEMENT,
@@ -592,13 +607,70 @@ def test_the_first_boot_unit_sees_a_new_machine_id_and_keeps_an_ssm_agent_that_m
     root = make_root(tmp_path, OperatingSystem.ROCKY_8, StreamingProtocol.WSP)
     prepared = preparation(OperatingSystem.ROCKY_8, agents=(ssm,))
     assert prepare(tmp_path, prepared, root).result.returncode == 0
-    (root / "etc/machine-id").write_text("ffffffffffffffffffffffffffffffff\n")
+    assert not [c for c in prepare(tmp_path, prepared, root).commands if "mask" in c]
+    (root / "sys/class/dmi/id/product_uuid").write_text("ec2ffff0-0000-1111-2222-333344445555\n")
     other = run_bash(tmp_path, root / "usr/local/libexec/workspaces-image-bakery/firstboot", root)
     assert other.result.returncode == 0, other.result.stderr
     assert not (root / "var/lib/amazon/ssm/registration").exists()
     assert "systemctl --no-block start amazon-ssm-agent.service" in other.commands
     assert not any("disable amazon-ssm-agent" in c for c in other.commands)
     assert (root / "etc/puppetlabs/puppet/ssl/certs/template.pem").exists()  # not declared
+
+
+def test_the_template_with_a_new_machine_id_is_still_the_template(tmp_path: Path) -> None:
+    """The seal empties the template's machine-id before its image, so the template comes
+    back with a new one: the same instance (DMI UUID) and hostname keep it the template, and
+    the first-boot unit changes nothing. Without a UUID on either side, the machine-id
+    decides."""
+    root = make_root(tmp_path, OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP)
+    assert prepare(tmp_path, preparation(), root).result.returncode == 0
+    firstboot = root / "usr/local/libexec/workspaces-image-bakery/firstboot"
+    (root / "etc/machine-id").write_text("ffffffffffffffffffffffffffffffff\n")
+    before = tree_hash(root)
+    same = run_bash(tmp_path, firstboot, root)
+    assert "this is the template WorkSpace: nothing to do" in same.result.stdout
+    assert tree_hash(root) == before
+
+    (root / "sys/class/dmi/id/product_uuid").unlink()
+    other = run_bash(tmp_path, firstboot, root)
+    assert other.result.returncode == 0, other.result.stderr
+    assert "not the template WorkSpace" in other.result.stdout
+    assert not (root / "var/lib/amazon/ssm/registration").exists()
+
+
+def test_a_workspace_from_a_sealed_image_keeps_its_new_machine_id_and_gets_host_keys(
+    tmp_path: Path,
+) -> None:
+    """On a WorkSpace made from a sealed image systemd already made a new machine-id (the
+    image's was empty) and there are no host keys: the first-boot unit keeps the machine-id,
+    makes the missing host keys and starts the held configuration-management agent."""
+    root = make_root(tmp_path, OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP)
+    assert prepare(tmp_path, preparation(), root).result.returncode == 0
+    new_id = "1234567890abcdef1234567890abcdef\n"
+    (root / "etc/machine-id").write_text(new_id)
+    (root / "sys/class/dmi/id/product_uuid").write_text("ec2ffff0-0000-1111-2222-333344445555\n")
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    run = run_bash(tmp_path, root / "usr/local/libexec/workspaces-image-bakery/firstboot", root)
+    assert run.result.returncode == 0, run.result.stderr
+    assert (root / "etc/machine-id").read_text() == new_id
+    assert f"ssh-keygen -A -f {root}" in run.commands
+    assert "systemctl --no-block start puppet.service" in run.commands
+
+
+def test_a_configuration_management_unit_in_etc_is_disabled_not_masked(tmp_path: Path) -> None:
+    """systemctl cannot mask a unit whose file is in /etc/systemd/system: the script disables
+    it only (and a second run still changes nothing)."""
+    root = make_root(tmp_path, OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP)
+    (root / "lib/systemd/system/puppet.service").unlink()
+    plant(root, "etc/systemd/system/puppet.service", "[Service]\nExecStart=/opt/puppet\n")
+    run = prepare(tmp_path, preparation(), root)
+    assert run.result.returncode == 0, run.result.stderr
+    assert f"systemctl --root={root} disable puppet.service" in run.commands
+    assert not [c for c in run.commands if "mask" in c]
+    before = tree_hash(root)
+    assert prepare(tmp_path, preparation(), root).result.returncode == 0
+    assert tree_hash(root) == before
 
 
 def test_the_script_stays_well_under_the_ssm_document_limit() -> None:

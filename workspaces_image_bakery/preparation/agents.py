@@ -41,11 +41,15 @@ class Agent:
     :param check: shell command that exits 0 only if the agent is installed and working;
         run after every install. Scanned for secrets.
     :param service: the systemd unit (``*.service``) that runs the agent; the script enables
-        it, and a WorkSpace launched from the image starts it only after the first-boot unit
-        has shed the template's identity. Required for CONFIGURATION_MANAGEMENT. Default none.
+        it. A CONFIGURATION_MANAGEMENT agent's unit is instead held on the template (stopped,
+        disabled and masked, so the template never enrols) and the first-boot unit of a
+        WorkSpace launched from the image unmasks, enables and starts it once it has shed the
+        template's identity; the SSM agent's unit, the build's channel, stays enabled.
+        Required for CONFIGURATION_MANAGEMENT. Default none.
     :param identity_paths: machine-specific state the agent creates when it enrols (e.g.
-        ``/etc/puppetlabs/puppet/ssl``); the first-boot unit removes it on a WorkSpace that
-        is not the template, so the agent enrols as the new machine. Default none.
+        ``/etc/puppetlabs/puppet/ssl``); the seal takes it off the template before the image
+        and the first-boot unit removes it on a WorkSpace that is not the template, so the
+        agent enrols as the new machine. Default none.
     """
 
     name: str

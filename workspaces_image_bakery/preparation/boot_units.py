@@ -1,7 +1,9 @@
 """The systemd units and helper scripts the preparation leaves in the image: the sudo
-removal (at every boot) and the first-boot unit that sheds the template's identity.
+removal (at every boot), the first-boot unit that sheds the template's identity on a
+WorkSpace made from the image, and the restore unit that gives the template back what the
+seal (``seal.py``) took off its root volume before the image.
 
-Both helpers honour ``BAKERY_ROOT`` like the main script, so the tests run them in a
+The helpers honour ``BAKERY_ROOT`` like the main script, so the tests run them in a
 throw-away root; systemd runs them without it (root ``/``).
 """
 
@@ -19,12 +21,20 @@ SUDO_SERVICE: Final = "workspaces-image-bakery-remove-user-sudo.service"
 SUDO_PATH: Final = "workspaces-image-bakery-remove-user-sudo.path"
 FIRSTBOOT_SCRIPT: Final = f"{LIBEXEC_DIR}/firstboot"
 FIRSTBOOT_SERVICE: Final = "workspaces-image-bakery-firstboot.service"
+RESTORE_SCRIPT: Final = f"{LIBEXEC_DIR}/restore-template"
+RESTORE_SERVICE: Final = "workspaces-image-bakery-restore-template.service"
+# On the template's user volume (/home), which an image does not hold: what the seal took off
+# the root volume for the template's own use (seal.py says why /home).
+TEMPLATE_STASH_DIR: Final = "/home/.workspaces-image-bakery-template"
 # The SSM agent runs as amazon-ssm-agent.service (deb/rpm) or, on Ubuntu, as a snap.
 SSM_AGENT_UNITS: Final = (
     "amazon-ssm-agent.service",
     "snap.amazon-ssm-agent.amazon-ssm-agent.service",
 )
 SSM_STATE_DIR: Final = "/var/lib/amazon/ssm"
+# The agent's hybrid registration: the managed node id and Region, its private key in the
+# Vault, and (agent 3.2 and later) the identity it cached in runtimeconfig.
+SSM_REGISTRATION: Final = ("registration", "Vault", "runtimeconfig")
 # Accounts whose sudo rights stay: root, and the user the SSM agent runs Session Manager as.
 KEPT_SUDO_USERS: Final = ("root", "ssm-user")
 KEPT_SUDOERS_FILES: Final = ("ssm-agent-users",)
@@ -33,7 +43,7 @@ KEPT_SUDOERS_FILES: Final = ("ssm-agent-users",)
 # compares): the template's hostname, /etc/machine-id and the EC2 instance's DMI UUID.
 # At the first boot of a WorkSpace the machine-id and hostname may still be the template's
 # (they are on the image); the instance UUID never is.
-IDENTITY_FUNCTIONS: Final = r"""
+BAKERY_IDENTITY_FUNCTION: Final = r"""
 bakery_identity() {
   local machine_id="" product_uuid=""
   if [[ -r $R/etc/machine-id ]]; then
@@ -44,7 +54,21 @@ bakery_identity() {
   fi
   printf 'hostname=%s\nmachine-id=%s\nproduct-uuid=%s\n' "$(hostname)" "$machine_id" "$product_uuid"
 }
+"""
 
+UNIT_EXISTS_FUNCTION: Final = r"""
+unit_exists() {
+  local dir
+  for dir in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+    if [[ -e $R$dir/$1 || -L $R$dir/$1 ]]; then return 0; fi
+  done
+  return 1
+}
+"""
+
+IDENTITY_FUNCTIONS: Final = (
+    BAKERY_IDENTITY_FUNCTION
+    + r"""
 ssh_host_keys_digest() {
   local keys=("$R"/etc/ssh/ssh_host_*_key.pub)
   if (( ${#keys[@]} > 0 )); then
@@ -56,13 +80,34 @@ ssh_host_keys_digest() {
 sysd() {
   if [[ -n $R ]]; then systemctl --root="$R" "$@"; else systemctl "$@"; fi
 }
+"""
+    + UNIT_EXISTS_FUNCTION
+)
 
-unit_exists() {
-  local dir
-  for dir in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
-    if [[ -e $R$dir/$1 ]]; then return 0; fi
-  done
-  return 1
+# The first-boot script's test: is this the template the build recorded?
+IS_TEMPLATE_FUNCTIONS: Final = r"""
+# identity_field KEY: KEY's value in the identity lines on stdin.
+identity_field() {
+  awk -F= -v k="$1" '$1 == k { print substr($0, index($0, "=") + 1); exit }'
+}
+
+# is_template FILE: whether this machine is the template FILE recorded. The hostname must be
+# the same; then the EC2 instance's DMI UUID decides when both sides know it (the seal empties
+# the template's machine-id before its image, so the template itself comes back with a new
+# one), otherwise the machine-id.
+is_template() {
+  local now recorded uuid recorded_uuid
+  now=$(bakery_identity)
+  recorded=$(cat -- "$1")
+  [[ $(identity_field hostname <<< "$now") == "$(identity_field hostname <<< "$recorded")" ]] ||
+    return 1
+  uuid=$(identity_field product-uuid <<< "$now")
+  recorded_uuid=$(identity_field product-uuid <<< "$recorded")
+  if [[ -n $uuid && -n $recorded_uuid ]]; then
+    [[ $uuid == "$recorded_uuid" ]]
+    return
+  fi
+  [[ $(identity_field machine-id <<< "$now") == "$(identity_field machine-id <<< "$recorded")" ]]
 }
 """
 
@@ -194,9 +239,12 @@ WantedBy=multi-user.target
 
 def firstboot_script(cm_units: Sequence[str], identity_paths: Sequence[str]) -> str:
     """The first-boot script; `cm_units` are the configuration-management agents' services
-    (kept enabled, started after the shedding), `identity_paths` the agents' enrolment
-    state to remove."""
+    (held on the template, enabled and started here, after the shedding), `identity_paths`
+    the agents' enrolment state to remove."""
     ssm = " ".join(SSM_AGENT_UNITS)
+    cm_ssm = [u for u in SSM_AGENT_UNITS if u in cm_units]
+    held = [u for u in cm_units if u not in SSM_AGENT_UNITS]
+    registration = " ".join(f'"$R{SSM_STATE_DIR}/{name}"' for name in SSM_REGISTRATION)
     lines = [
         "#!/usr/bin/env bash",
         "# First boot of a WorkSpace launched from the image (workspaces-image-bakery). The",
@@ -211,22 +259,23 @@ def firstboot_script(cm_units: Sequence[str], identity_paths: Sequence[str]) -> 
         'R="${R%/}"',
         f'identity_file="$R{TEMPLATE_IDENTITY_FILE}"',
         IDENTITY_FUNCTIONS.strip("\n"),
+        IS_TEMPLATE_FUNCTIONS.rstrip("\n"),
         "",
         'log() { printf "workspaces-image-bakery-firstboot: %s\\n" "$*"; }',
         "",
         "if [[ ! -f $identity_file ]]; then exit 0; fi",
-        'if [[ "$(bakery_identity)" == "$(grep -v \'^ssh-host-keys=\' "$identity_file")" ]]; then',
+        'if is_template "$identity_file"; then',
         '  log "this is the template WorkSpace: nothing to do"',
         "  exit 0",
         "fi",
         'log "not the template WorkSpace: shedding its identity"',
         "",
         "# The template's SSM hybrid registration (managed node mi-..., its keys in the Vault).",
+        "# An image the seal prepared holds none; one made without the seal may.",
         f"for unit in {ssm}; do",
         '  if ! unit_exists "$unit"; then continue; fi',
         '  systemctl stop "$unit"',
     ]
-    cm_ssm = [u for u in SSM_AGENT_UNITS if u in cm_units]
     if cm_ssm:
         lines += [
             f'  if [[ " {" ".join(cm_ssm)} " != *" $unit "* ]]; then sysd disable "$unit"; fi'
@@ -235,28 +284,47 @@ def firstboot_script(cm_units: Sequence[str], identity_paths: Sequence[str]) -> 
         lines += ['  sysd disable "$unit"']
     lines += [
         "done",
-        f'rm -rf "$R{SSM_STATE_DIR}/registration" "$R{SSM_STATE_DIR}/Vault" \\',
+        f"rm -rf {registration} \\",
         f'  "$R"{SSM_STATE_DIR}/mi-*',
     ]
     if identity_paths:
         lines += ["# The agents' enrolment on the template (declared identity_paths)."]
         lines += [f'rm -rf "$R{path}"' for path in identity_paths]
     lines += [
-        "# systemd generates a new machine-id at the next boot when the file is empty.",
-        'if [[ -f $R/etc/machine-id ]]; then : > "$R/etc/machine-id"; fi',
+        "# systemd generates a new machine-id at the next boot when the file is empty; a",
+        "# machine-id that is not the template's (systemd made it: the seal emptied the",
+        "# image's) is kept.",
+        'template_machine_id=$(identity_field machine-id < "$identity_file")',
+        "if [[ -f $R/etc/machine-id && -n $template_machine_id &&",
+        '      "$(tr -d \'[:space:]\' < "$R/etc/machine-id")" == "$template_machine_id" ]]; then',
+        '  : > "$R/etc/machine-id"',
+        "fi",
         "if [[ -f $R/var/lib/dbus/machine-id && ! -L $R/var/lib/dbus/machine-id ]]; then",
         '  rm -f "$R/var/lib/dbus/machine-id"',
         "fi",
-        "# Image creation wipes SSH host keys; should this WorkSpace still have the template's,",
-        "# new ones are made.",
-        'template_keys=$(awk -F= \'$1 == "ssh-host-keys" { print $2 }\' "$identity_file")',
+        "# Image creation wipes SSH host keys, and so does the seal; should this WorkSpace",
+        "# still have the template's, they go. Missing host keys are made.",
+        'template_keys=$(identity_field ssh-host-keys < "$identity_file")',
         'if [[ -n $template_keys && $template_keys == "$(ssh_host_keys_digest)" ]]; then',
         '  rm -f "$R"/etc/ssh/ssh_host_*key*',
+        "fi",
+        'host_keys=("$R"/etc/ssh/ssh_host_*_key)',
+        "if [[ -d $R/etc/ssh ]] && (( ${#host_keys[@]} == 0 )); then",
         '  if [[ -n $R ]]; then ssh-keygen -A -f "$R"; else ssh-keygen -A; fi',
         "fi",
     ]
-    if cm_ssm:
-        lines += [f"systemctl --no-block start {' '.join(cm_ssm)}"]
+    if held:
+        units = " ".join(held)
+        lines += [
+            "# The configuration-management agents, held (masked and disabled) on the template:",
+            "# enabled from now on, and started once this unit is done, so they enrol as this",
+            "# WorkSpace and fetch its launch applications.",
+            f"sysd unmask {units}",
+            f"sysd enable {units}",
+        ]
+    started = [*cm_ssm, *held]
+    if started:
+        lines += [f"systemctl --no-block start {' '.join(started)}"]
     lines += [
         f"sysd disable {FIRSTBOOT_SERVICE}",
         f'rm -f "$R{UNIT_DIR}/{FIRSTBOOT_SERVICE}" "$identity_file" "$R{FIRSTBOOT_SCRIPT}"',
@@ -270,13 +338,97 @@ def firstboot_unit(cm_units: Sequence[str]) -> str:
     before = " ".join(dict.fromkeys([*SSM_AGENT_UNITS, *cm_units]))
     return f"""[Unit]
 Description=Shed the template's identity on WorkSpaces made from its image (workspaces-image-bakery)
-After=local-fs.target
+After=local-fs.target {RESTORE_SERVICE}
 Before={before}
 ConditionPathExists={TEMPLATE_IDENTITY_FILE}
 
 [Service]
 Type=oneshot
 ExecStart={FIRSTBOOT_SCRIPT}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def restore_template_script() -> str:
+    """The restore script: on the template, after the seal, it puts the SSM registration and
+    the SSH host keys back from the stash on /home, records the template's new machine-id
+    and deletes the stash. Where no stash exists (every WorkSpace made from the image: an
+    image holds no /home) it does nothing."""
+    names = " ".join(SSM_REGISTRATION)
+    return f"""#!/usr/bin/env bash
+# Restores the template WorkSpace after its image was taken (workspaces-image-bakery). Before
+# the image, the seal moved the template's SSM registration (and Vault) and its SSH host keys
+# from the root volume, which the image holds, to {TEMPLATE_STASH_DIR} on the user
+# volume, which it does not. systemd runs this at boot, before the SSM agent, sshd and the
+# first-boot unit: the template gets its registration and keys back, so the next build
+# reaches it again, and its new machine-id (the seal emptied it) is recorded so the
+# first-boot unit still knows it is the template. No stash (any WorkSpace made from the
+# image): nothing to do.
+set -Eeuo pipefail
+shopt -s nullglob
+R="${{BAKERY_ROOT:-}}"
+R="${{R%/}}"
+stash="$R{TEMPLATE_STASH_DIR}"
+ssm="$R{SSM_STATE_DIR}"
+identity_file="$R{TEMPLATE_IDENTITY_FILE}"
+{BAKERY_IDENTITY_FUNCTION.strip(chr(10))}
+
+log() {{ printf "workspaces-image-bakery-restore-template: %s\\n" "$*"; }}
+
+if [[ ! -d $stash ]]; then exit 0; fi
+log "the template WorkSpace after its image: putting back what the seal stashed"
+restored=()
+if [[ -d $stash/ssm ]]; then
+  mkdir -p "$ssm"
+  for name in {names}; do
+    if [[ ! -e $stash/ssm/$name ]]; then continue; fi
+    if [[ -e $ssm/$name ]]; then
+      # Registered again since the seal: that registration wins.
+      log "$ssm/$name exists: the stashed copy is dropped"
+      rm -rf "${{stash:?}}/ssm/$name"
+    else
+      mv "$stash/ssm/$name" "$ssm/$name"
+      restored+=("$ssm/$name")
+    fi
+  done
+fi
+keys=("$stash"/ssh/ssh_host_*)
+present=("$R"/etc/ssh/ssh_host_*_key)
+if (( ${{#keys[@]}} > 0 && ${{#present[@]}} == 0 )); then
+  mkdir -p "$R/etc/ssh"
+  mv "${{keys[@]}}" "$R/etc/ssh/"
+  restored+=("$R/etc/ssh")
+fi
+if [[ -z $R ]] && (( ${{#restored[@]}} > 0 )) && command -v restorecon > /dev/null; then
+  # SELinux (RHEL, Rocky): the files carry /home's labels after the move.
+  restorecon -R "${{restored[@]}}"
+fi
+if [[ -f $identity_file ]]; then
+  keys_line=$(grep '^ssh-host-keys=' "$identity_file" || true)
+  new="$identity_file.new"
+  {{ bakery_identity; if [[ -n $keys_line ]]; then printf '%s\\n' "$keys_line"; fi; }} > "$new"
+  chmod 600 "$new"
+  mv -f "$new" "$identity_file"
+fi
+rm -rf "${{stash:?}}"
+log "done: the SSM agent starts with the template's registration"
+"""
+
+
+def restore_template_unit() -> str:
+    before = " ".join([*SSM_AGENT_UNITS, "ssh.service", "sshd.service", FIRSTBOOT_SERVICE])
+    return f"""[Unit]
+Description=Give the template WorkSpace back what the seal stashed (workspaces-image-bakery)
+After=local-fs.target
+RequiresMountsFor=/home {SSM_STATE_DIR}
+Before={before}
+ConditionPathIsDirectory={TEMPLATE_STASH_DIR}
+
+[Service]
+Type=oneshot
+ExecStart={RESTORE_SCRIPT}
 
 [Install]
 WantedBy=multi-user.target

@@ -24,12 +24,15 @@ import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from .agents import AgentKind
+from .agents import Agent, AgentKind
 from .boot_units import (
     FIRSTBOOT_SCRIPT,
     FIRSTBOOT_SERVICE,
     IDENTITY_FUNCTIONS,
     LIBEXEC_DIR,
+    RESTORE_SCRIPT,
+    RESTORE_SERVICE,
+    SSM_AGENT_UNITS,
     STATE_DIR,
     SUDO_PATH,
     SUDO_SCRIPT,
@@ -40,6 +43,8 @@ from .boot_units import (
     firstboot_unit,
     remove_user_sudo_script,
     remove_user_sudo_units,
+    restore_template_script,
+    restore_template_unit,
 )
 from .desktop import KEYFILE, LOCKS, PROFILE
 from .operating_systems import OPERATING_SYSTEMS, PROTOCOLS, Desktop, PackageManager
@@ -295,21 +300,49 @@ def _agents(preparation: ImagePreparation) -> list[str]:
     for agent in preparation.agents:
         if not agent.service:
             continue
+        service = q(agent.service)
+        missing = q(f"agent {agent.name}: its service {agent.service} is not installed")
+        if _held(agent):
+            out += [
+                f"step hold-agent:{agent.name}",
+                "# Bootstrap at launch: the configuration-management agent must not run (and",
+                "# enrol) as the template. Its service is stopped, disabled and masked here; the",
+                "# first-boot unit of a WorkSpace made from the image unmasks, enables and starts",
+                "# it, so it enrols as that WorkSpace and reads its runtime configuration (the",
+                "# launch applications) from its server. A unit defined in /etc/systemd/system",
+                "# itself cannot be masked: it is disabled only.",
+                f"unit_exists {service} || die {missing}",
+                f"if [[ -z $R ]]; then systemctl stop {service}; fi",
+                f"sysd disable {service}",
+                f'if [[ ! -f "$R{UNIT_DIR}/"{service} || -L "$R{UNIT_DIR}/"{service} ]]; then',
+                f"  sysd mask {service}",
+                "fi",
+                "",
+            ]
+            continue
         out += [f"step enable-agent:{agent.name}"]
         if agent.kind is AgentKind.CONFIGURATION_MANAGEMENT:
             out += [
-                "# Bootstrap at launch: the service starts at every boot; on a WorkSpace launched",
-                "# from the image it starts after the first-boot unit has removed the template's",
-                "# enrolment, so it enrols as the new WorkSpace and reads its runtime",
-                "# configuration (the launch applications) from its server.",
+                "# The SSM agent as the configuration-management agent: it is also the build's",
+                "# channel, so it stays enabled; the first-boot unit of a WorkSpace made from the",
+                "# image restarts it after shedding the template's registration.",
             ]
         out += [
-            f"unit_exists {q(agent.service)} || die "
-            + q(f"agent {agent.name}: its service {agent.service} is not installed"),
-            f"sysd enable {q(agent.service)}",
+            f"unit_exists {service} || die {missing}",
+            f"sysd enable {service}",
             "",
         ]
     return out
+
+
+def _held(agent: Agent) -> bool:
+    """A configuration-management agent other than the SSM agent (the build's channel): held
+    (masked) on the template, started by the first-boot unit of a WorkSpace."""
+    return (
+        agent.kind is AgentKind.CONFIGURATION_MANAGEMENT
+        and agent.service is not None
+        and agent.service not in SSM_AGENT_UNITS
+    )
 
 
 def _protocol(preparation: ImagePreparation) -> list[str]:
@@ -424,6 +457,14 @@ def _firstboot(preparation: ImagePreparation) -> list[str]:
         *_heredoc(f"$R{FIRSTBOOT_SCRIPT}", "755", firstboot_script(cm_units, identity_paths)),
         *_heredoc(f"$R{UNIT_DIR}/{FIRSTBOOT_SERVICE}", "644", firstboot_unit(cm_units)),
         f"sysd enable {FIRSTBOOT_SERVICE}",
+        "",
+        "step install-template-restore",
+        "# The seal (the build's last command before the image) moves the template's SSM",
+        "# registration and SSH host keys to its user volume; at the template's next boot",
+        "# this unit puts them back. On a WorkSpace made from the image it finds nothing.",
+        *_heredoc(f"$R{RESTORE_SCRIPT}", "755", restore_template_script()),
+        *_heredoc(f"$R{UNIT_DIR}/{RESTORE_SERVICE}", "644", restore_template_unit()),
+        f"sysd enable {RESTORE_SERVICE}",
         "",
     ]
 
