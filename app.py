@@ -18,12 +18,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from workspaces_image_bakery import (
-    Clipboard,
-    ImageBakeryStack,
-    ImageDesign,
-    ImagePreparation,
-)
+from workspaces_image_bakery import Clipboard, ImageBakeryStack, ImageDesign, ImagePreparation
 from workspaces_image_bakery.preparation import Agent, AgentKind, DesktopSettings
 
 # Agents every persona's image carries (the whitepaper's security and supportability items).

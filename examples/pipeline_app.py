@@ -32,7 +32,7 @@ from aws_cdk import pipelines
 from constructs import Construct
 
 from workspaces_image_bakery import ImageBakeryStack, ImageDesign, WorkspaceBundle
-from workspaces_image_bakery.constructs.distribution import (
+from workspaces_image_bakery.distribution.distribution import (
     ImageShare,
     RegionalCopies,
     SharedImageCopy,

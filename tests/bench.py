@@ -23,7 +23,7 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent / "workspaces_image_bakery" / "lambda")
 )
 
-from bakery_runtime import contract
+from bakery_runtime.core import contract
 
 from .harness.stacks import two_personas
 from .harness.world import world

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bakery_runtime import build_watch, contract, notify
-from bakery_runtime.build import BuildRequest
+from bakery_runtime.build import notify
+from bakery_runtime.build import watch as build_watch
+from bakery_runtime.build.request import BuildRequest
+from bakery_runtime.core import contract
 
 from .harness.cloudformation import STACK_ID, DeployError, handle_url
 from .harness.stacks import two_personas

@@ -25,10 +25,10 @@ from workspaces_image_bakery import (
     load_baseline,
     write_review,
 )
-from workspaces_image_bakery import review as review_module
-from workspaces_image_bakery.review import REVIEW_CONTEXT, REVIEW_FILE
-from workspaces_image_bakery.runtime_assets import contract
-from workspaces_image_bakery.validation import Problems
+from workspaces_image_bakery.core.runtime_assets import contract
+from workspaces_image_bakery.core.validation import Problems
+from workspaces_image_bakery.review import review as review_module
+from workspaces_image_bakery.review.review import REVIEW_CONTEXT, REVIEW_FILE
 
 DEFAULTS = {
     "Project": "desktops",

@@ -7,13 +7,8 @@ from typing import Any
 
 import pytest
 
-from workspaces_image_bakery.checklist import ITEMS, PersonaFacts, Scorecard, assess
-from workspaces_image_bakery.preparation import (
-    Agent,
-    AgentKind,
-    Clipboard,
-    ImagePreparation,
-)
+from workspaces_image_bakery.evidence.checklist import ITEMS, PersonaFacts, Scorecard, assess
+from workspaces_image_bakery.preparation import Agent, AgentKind, Clipboard, ImagePreparation
 
 
 def _agent(name: str, kind: AgentKind) -> Agent:

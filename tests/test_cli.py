@@ -11,12 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
-from bakery_runtime import contract
+from bakery_runtime.core import contract
 from botocore.stub import Stubber
 from click.testing import CliRunner, Result
 
-from workspaces_image_bakery import registration
-from workspaces_image_bakery.cli import EXIT_FAILURE, EXIT_NOTHING_FOUND, Aws, cli
+from workspaces_image_bakery.operations import register_template
+from workspaces_image_bakery.operations.cli import EXIT_FAILURE, EXIT_NOTHING_FOUND, Aws, cli
 
 from .harness.cloudformation import STACK_ID, handle_url
 from .harness.stacks import two_personas
@@ -237,7 +237,7 @@ def test_register_template_as_a_subcommand_and_as_a_module() -> None:
         assert answer["region"] == "eu-west-1"
         assert "amazon-ssm-agent -register" in answer["instructions"]
         stub.add_response("create_activation", ACTIVATION)
-        code = registration.main(
+        code = register_template.main(
             ["--workspace", "ws-abcdefgh1", "--role", "r", "--region", "eu-west-1"], client=client
         )
         assert code == 0
@@ -264,7 +264,7 @@ def test_a_running_build_is_estimated_from_the_personas_earlier_builds(
 
 
 def test_estimates_take_the_median_and_say_when_there_is_nothing_to_go_by() -> None:
-    from workspaces_image_bakery.cli import estimate_remaining
+    from workspaces_image_bakery.operations.cli import estimate_remaining
 
     images = [{"buildSeconds": s} for s in (3000, 2400, 9000)] + [{"buildSeconds": None}]
     assert estimate_remaining(images, 600) == 2400

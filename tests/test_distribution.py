@@ -18,14 +18,16 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
-from bakery_runtime import contract, custom_resource, distribution
-from bakery_runtime import distribution_contract as dc
-from bakery_runtime.aws import Clients
-from bakery_runtime.distribution import DistributionClients
-from bakery_runtime.errors import BuildFailed
+from bakery_runtime.build import custom_resource
+from bakery_runtime.core import contract
+from bakery_runtime.core.aws import Clients
+from bakery_runtime.core.errors import BuildFailed
+from bakery_runtime.distribution import contract as dc
+from bakery_runtime.distribution import provider as distribution
+from bakery_runtime.distribution.clients import DistributionClients
 
 from workspaces_image_bakery import BakeryValidationError, ImageBakeryStack, ImageDesign
-from workspaces_image_bakery.constructs.distribution import (
+from workspaces_image_bakery.distribution.distribution import (
     ImageShare,
     RegionalCopies,
     SharedImageCopy,
@@ -167,8 +169,8 @@ def test_one_provider_with_a_waiter_bounded_by_cloudformations_hour(
         if f["Properties"]["Handler"].startswith("bakery_runtime.distribution")
     )
     assert handlers == [
-        "bakery_runtime.distribution.is_complete",
-        "bakery_runtime.distribution.on_event",
+        "bakery_runtime.distribution.provider.is_complete",
+        "bakery_runtime.distribution.provider.on_event",
     ]
     for function in functions.values():
         if function["Properties"]["Handler"].startswith("bakery_runtime.distribution"):
@@ -914,9 +916,9 @@ def test_a_shared_copy_trusts_only_the_named_source_account(
 
 # ----- what the documentation says about a failing copy ---------------------------------------
 def test_the_docs_say_a_failing_copy_rolls_back_the_whole_stack_operation() -> None:
-    from bakery_runtime import copy_resource
+    from bakery_runtime.distribution import copy_resource
 
-    from workspaces_image_bakery.constructs import distribution as constructs
+    from workspaces_image_bakery.distribution import distribution as constructs
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     start = readme.index("## Regions and accounts")

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from bakery_runtime.errors import InvalidPropertiesError
-from bakery_runtime.properties import BundleProperties, ImageProperties
+from bakery_runtime.core.errors import InvalidPropertiesError
+from bakery_runtime.core.properties import BundleProperties, ImageProperties
 
 from .harness.stacks import two_personas
 from .harness.world import world
@@ -97,7 +97,9 @@ def test_pre_signed_urls_never_reach_the_logs(caplog: pytest.LogCaptureFixture) 
 
 
 def test_handler_entry_points_exist() -> None:
-    from bakery_runtime import build_steps, build_watch, custom_resource
+    from bakery_runtime.build import custom_resource
+    from bakery_runtime.build import steps as build_steps
+    from bakery_runtime.build import watch as build_watch
 
     assert callable(custom_resource.on_event)
     assert callable(build_steps.handler)

@@ -25,20 +25,16 @@ from workspaces_image_bakery import (
     WorkspaceBundle,
     WorkspaceImage,
 )
-from workspaces_image_bakery.preparation import Agent, AgentKind
-from workspaces_image_bakery.runtime_assets import contract
-from workspaces_image_bakery.secret_scan import command_line_secrets, find_secrets, scan
-from workspaces_image_bakery.tag_rules import (
+from workspaces_image_bakery.core.runtime_assets import contract
+from workspaces_image_bakery.core.secret_scan import command_line_secrets, find_secrets, scan
+from workspaces_image_bakery.core.tag_rules import (
     MAX_KEY_LENGTH,
     MAX_VALUE_LENGTH,
     TAG_CHARACTERS_PATTERN,
     is_tag_text,
 )
-from workspaces_image_bakery.validation import (
-    REDACTED,
-    Problems,
-    check_no_secrets,
-)
+from workspaces_image_bakery.core.validation import REDACTED, Problems, check_no_secrets
+from workspaces_image_bakery.preparation import Agent, AgentKind
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 URL_PASSWORD = "pa55word"
@@ -511,7 +507,7 @@ def test_token_tag_values_are_accepted_and_reach_the_template(
         scanned.extend(values.values())
         return scan(values)
 
-    monkeypatch.setattr("workspaces_image_bakery.validation.scan", recording_scan)
+    monkeypatch.setattr("workspaces_image_bakery.core.validation.scan", recording_scan)
     stack = new_stack("Tokens")
     stage = cdk.CfnParameter(stack, "Stage").value_as_string
     template_id = cdk.CfnParameter(stack, "TemplateId").value_as_string
@@ -558,7 +554,7 @@ def test_the_scan_reads_a_clean_line_once_and_still_finds_every_secret() -> None
     """Lines found clean are remembered (a persona's image and bundle repeat its tags and
     names); a secret is found whatever was scanned before, and a file that held a secret
     teaches nothing."""
-    from workspaces_image_bakery import secret_scan
+    from workspaces_image_bakery.core import secret_scan
 
     clean = "the office persona bundle 4f2a9c"
     key = "AKIA" + "QWERTYUIOPASDFGH"  # an access key id's shape

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bakery_runtime import contract
+from bakery_runtime.core import contract
 
 from .harness.cloudformation import DeployError
 from .harness.stacks import two_personas

@@ -12,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from cdk_nag import AwsSolutionsChecks, NagPackSuppression, NagSuppressions, RegexAppliesTo
 
-from workspaces_image_bakery.constructs.nag import Finding, suppress
+from workspaces_image_bakery.core.nag import Finding, suppress
 
 from .harness.fresh_process import last_line
 

@@ -10,7 +10,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Annotations, Match, Template
-from bakery_runtime import contract
+from bakery_runtime.core import contract
 from cdk_nag import AwsSolutionsChecks
 
 from workspaces_image_bakery import ImageBakeryStack, ImageDesign

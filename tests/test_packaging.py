@@ -23,7 +23,7 @@ stack = bakery.ImageBakeryStack(app, "Installed", tag_defaults={"Project": "p", 
 stack.add_persona("P", name="p", design=bakery.ImageDesign.FULLY_BAKED, image_version="1",
                   template_workspace_id="ws-abcdefgh1", tags={"Role": "r", "Confidentiality": "internal"})
 assembly = app.synth()
-staged = [p for p in pathlib.Path(sys.argv[1]).glob("asset.*/bakery_runtime/custom_resource.py")]
+staged = [p for p in pathlib.Path(sys.argv[1]).glob("asset.*/bakery_runtime/build/custom_resource.py")]
 print(len(staged))
 """
 
@@ -47,7 +47,7 @@ def test_the_installed_package_ships_and_stages_the_runtime(tmp_path: Path) -> N
     )
     (wheel,) = tmp_path.glob("workspaces_image_bakery-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "workspaces_image_bakery/lambda/bakery_runtime/custom_resource.py" in names
+    assert "workspaces_image_bakery/lambda/bakery_runtime/build/custom_resource.py" in names
     assert "workspaces_image_bakery/py.typed" in names
     assert not [n for n in names if n.startswith("tests/")]
     assert_metadata(wheel)
@@ -130,7 +130,7 @@ def test_the_command_line_tool_does_not_load_the_cdk() -> None:
     command line starts no jsii kernel (no Node.js process) and loads no CDK module."""
     program = (
         "import sys\n"
-        "import workspaces_image_bakery, workspaces_image_bakery.cli\n"
+        "import workspaces_image_bakery, workspaces_image_bakery.operations.cli\n"
         "print(sorted(m for m in ('aws_cdk', 'jsii', 'constructs', 'detect_secrets')"
         " if m in sys.modules))\n"
     )

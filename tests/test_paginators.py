@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-from bakery_runtime import workspaces
+from bakery_runtime.core import workspaces
 
 
 class PagingOnly:

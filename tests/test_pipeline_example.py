@@ -6,8 +6,8 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from bakery_runtime import contract
-from bakery_runtime import distribution_contract as dc
+from bakery_runtime.core import contract
+from bakery_runtime.distribution import contract as dc
 
 from examples import pipeline_app
 

@@ -18,7 +18,7 @@ from workspaces_image_bakery import (
     Persona,
     TaggingPolicy,
 )
-from workspaces_image_bakery.constructs.compute import COMPUTE_TYPES
+from workspaces_image_bakery.core.compute import COMPUTE_TYPES
 from workspaces_image_bakery.preparation import Agent, AgentKind
 
 junk = st.one_of(

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from workspaces_image_bakery import registration
+from workspaces_image_bakery.operations import register_template, registration
 
 NOW = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
 
@@ -47,6 +47,6 @@ def test_a_single_use_activation_for_one_template(capsys: pytest.CaptureFixture[
 def test_a_bad_workspace_id_is_refused_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
     client = boto3.client("ssm", region_name="eu-west-1")
     with Stubber(client):
-        code = registration.main(["--workspace", "workspace-1", "--role", "r"], client=client)
+        code = register_template.main(["--workspace", "workspace-1", "--role", "r"], client=client)
     assert code == 2
     assert "expected ws-" in capsys.readouterr().err

@@ -11,15 +11,10 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
-from bakery_runtime import contract
+from bakery_runtime.core import contract
 
-from workspaces_image_bakery import (
-    ImageBakeryStack,
-    ImageDesign,
-    ImagePreparation,
-    RolloutSchedule,
-)
-from workspaces_image_bakery.validation import BakeryValidationError
+from workspaces_image_bakery import ImageBakeryStack, ImageDesign, ImagePreparation, RolloutSchedule
+from workspaces_image_bakery.core.validation import BakeryValidationError
 
 from .harness import invariants
 from .harness.cloudformation import DeployError
@@ -589,7 +584,7 @@ def test_the_quota_is_checked_once_per_build_before_the_template() -> None:
 
 
 def test_pruning_never_deletes_the_image_the_stack_declares(templates: Templates) -> None:
-    from bakery_runtime.retention import prune
+    from bakery_runtime.release.retention import prune
 
     with account(templates["1.0"]) as (w, _):
         w.cloudformation.deploy(templates["1.1"])

@@ -23,7 +23,7 @@ from workspaces_image_bakery import (
     load_baseline,
     write_review,
 )
-from workspaces_image_bakery.review import (
+from workspaces_image_bakery.review.review import (
     DEPLOY_TIME,
     FULL_REVIEW_FILE,
     NO_BREAK_HYPHEN,

@@ -97,7 +97,7 @@ def test_fifty_persona_diagram_renders(out: Path, tmp_path: Path) -> None:
 
 
 def test_hostile_labels_render_as_text(out: Path) -> None:
-    from workspaces_image_bakery.review import render
+    from workspaces_image_bakery.review.review import render
 
     diagram = mermaid_of(render("T", [hostile_facts()], None))
     svg = mmdc(diagram, out / "hostile.svg")

@@ -20,15 +20,16 @@ import boto3
 import pytest
 from aws_cdk import Duration
 from aws_cdk.assertions import Annotations, Match, Template
-from bakery_runtime import rollout, rollout_contract
-from bakery_runtime.aws import RETRY_CONFIG
-from bakery_runtime.errors import TransientError
+from bakery_runtime.core.aws import RETRY_CONFIG
+from bakery_runtime.core.errors import TransientError
+from bakery_runtime.rollout import contract as rollout_contract
+from bakery_runtime.rollout import steps as rollout
 from cdk_nag import AwsSolutionsChecks
 from moto import mock_aws
 
 from workspaces_image_bakery import BakeryValidationError, ImageBakeryStack, ImageDesign
-from workspaces_image_bakery.constructs.bundle import WorkspaceBundle
-from workspaces_image_bakery.constructs.rollout import RolloutSchedule, WorkspaceRollout
+from workspaces_image_bakery.build.bundle import WorkspaceBundle
+from workspaces_image_bakery.rollout.rollout import RolloutSchedule, WorkspaceRollout
 
 from .fakes.workspaces_fleet import FakeWorkSpacesFleet
 from .harness import asl
@@ -145,7 +146,7 @@ def _settings_env(template: dict[str, Any]) -> Any:
     (function,) = [
         f["Properties"]
         for f in _of_type(template, "AWS::Lambda::Function").values()
-        if f["Properties"].get("Handler") == "bakery_runtime.rollout.handler"
+        if f["Properties"].get("Handler") == "bakery_runtime.rollout.steps.handler"
     ]
     return function["Environment"]["Variables"]
 
@@ -222,7 +223,7 @@ def test_one_workflow_serves_every_rollout_and_runs_as_its_execution(synth: Synt
     functions = [
         f["Properties"]
         for f in _of_type(synth.template, "AWS::Lambda::Function").values()
-        if f["Properties"].get("Handler") == "bakery_runtime.rollout.handler"
+        if f["Properties"].get("Handler") == "bakery_runtime.rollout.steps.handler"
     ]
     assert len(functions) == 1
     definition = asl.definition_from_template(_rollout_machine(synth.template))

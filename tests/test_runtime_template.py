@@ -11,10 +11,11 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from bakery_runtime import build, contract
+from bakery_runtime.build import request as build
+from bakery_runtime.core import contract
 
 from workspaces_image_bakery import ImageBakeryStack, ImageDesign
-from workspaces_image_bakery.runtime_assets import LAMBDA_ASSET_DIR
+from workspaces_image_bakery.core.runtime_assets import LAMBDA_ASSET_DIR
 
 from .harness.stacks import two_personas
 
@@ -171,7 +172,7 @@ def test_builds_that_end_silently_reach_the_build_watch(template: dict[str, Any]
     watch = next(
         k
         for k, f in _resources(template, "AWS::Lambda::Function").items()
-        if f["Properties"]["Handler"] == "bakery_runtime.build_watch.handler"
+        if f["Properties"]["Handler"] == "bakery_runtime.build.watch.handler"
     )
     assert target["Arn"] == {"Fn::GetAtt": [watch, "Arn"]}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 10
@@ -204,12 +205,19 @@ def _asset(tmp: Path) -> tuple[str, list[str]]:
 def test_the_asset_ships_source_files_only_and_keeps_its_hash(tmp_path: Path) -> None:
     before, files = _asset(tmp_path / "a")
     assert files and all(f.startswith("bakery_runtime/") and f.endswith(".py") for f in files)
-    sources = sorted(p.name for p in (LAMBDA_ASSET_DIR / "bakery_runtime").glob("*.py"))
-    assert [Path(f).name for f in files] == sources
+    runtime = LAMBDA_ASSET_DIR / "bakery_runtime"
+    sources = sorted(
+        str(p.relative_to(LAMBDA_ASSET_DIR))
+        for p in [*runtime.glob("*.py"), *runtime.glob("*/*.py")]
+        if "__pycache__" not in p.parts
+    )
+    assert sorted(files) == sources
     # What type checks and tests leave behind must not change the asset.
     litter = [
         LAMBDA_ASSET_DIR / ".mypy_cache" / "3.11" / "x.json",
         LAMBDA_ASSET_DIR / "bakery_runtime" / "__pycache__" / "aws.cpython-311.pyc",
+        LAMBDA_ASSET_DIR / "bakery_runtime" / "core" / "__pycache__" / "aws.cpython-311.pyc",
+        LAMBDA_ASSET_DIR / "bakery_runtime" / "core" / ".coverage",
         LAMBDA_ASSET_DIR / "bakery_runtime" / ".coverage",
         LAMBDA_ASSET_DIR / "stray.txt",
     ]
@@ -248,17 +256,17 @@ def test_the_build_may_tag_the_image_it_creates_with_this_stack_only(
 
 # The modules of the build runtime's two roles (on_event and the workflow step function).
 RUNTIME_MODULES = (
-    "custom_resource",
-    "image_resource",
-    "bundle_resource",
-    "image_id_resource",
-    "retention",
-    "workspaces",
-    "build_steps",
-    "preparation_steps",
-    "build_watch",
-    "notify",
-    "wait_condition",
+    "build/custom_resource",
+    "build/image_resource",
+    "build/bundle_resource",
+    "build/image_id_resource",
+    "release/retention",
+    "core/workspaces",
+    "build/steps",
+    "build/preparation",
+    "build/watch",
+    "build/notify",
+    "build/wait_condition",
 )
 
 

@@ -15,68 +15,59 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "Agent": ".preparation",
     "AgentKind": ".preparation",
-    "BASELINE_CONTEXT": ".review",
-    "BakeryValidationError": ".validation",
-    "BuildRuntime": ".constructs",
+    "BASELINE_CONTEXT": ".review.review",
+    "BakeryValidationError": ".core.validation",
+    "BuildRuntime": ".build.build_runtime",
     "Clipboard": ".preparation",
-    "DEFAULT_ALLOWED": ".constructs",
-    "DEFAULT_REQUIRED": ".constructs",
+    "DEFAULT_ALLOWED": ".core.tagging_policy",
+    "DEFAULT_REQUIRED": ".core.tagging_policy",
     "DesktopSettings": ".preparation",
-    "DistributionRuntime": ".constructs",
-    "IMAGE_QUOTA_CONTEXT": ".constructs",
-    "IWorkspaceBundle": ".constructs",
-    "IWorkspaceImage": ".constructs",
+    "DistributionRuntime": ".distribution.distribution",
+    "IMAGE_QUOTA_CONTEXT": ".release.release",
+    "IWorkspaceBundle": ".build.bundle",
+    "IWorkspaceImage": ".build.image",
     "ImageBakeryStack": ".stacks",
-    "ImageDesign": ".constructs",
+    "ImageDesign": ".persona.persona",
     "ImagePreparation": ".preparation",
-    "ImageShare": ".constructs",
+    "ImageShare": ".distribution.distribution",
     "OperatingSystem": ".preparation",
-    "Persona": ".constructs",
-    "PersonaFacts": ".checklist",
-    "Problem": ".validation",
-    "REBUILD_CONTEXT": ".constructs",
-    "REVIEW_CONTEXT": ".review",
-    "RegionalCopies": ".constructs",
-    "RegionalCopy": ".constructs",
-    "ReleasedImage": ".constructs",
-    "RolloutSchedule": ".constructs",
-    "RunCommandPreparation": ".constructs.run_command",
-    "Scorecard": ".checklist",
-    "SharedImageCopy": ".constructs",
+    "Persona": ".persona.persona",
+    "PersonaFacts": ".evidence.checklist",
+    "Problem": ".core.validation",
+    "REBUILD_CONTEXT": ".build.image",
+    "REVIEW_CONTEXT": ".review.review",
+    "RegionalCopies": ".distribution.distribution",
+    "RegionalCopy": ".distribution.distribution",
+    "ReleasedImage": ".release.release",
+    "RolloutSchedule": ".rollout.rollout",
+    "RunCommandPreparation": ".build.run_command",
+    "Scorecard": ".evidence.checklist",
+    "SharedImageCopy": ".distribution.distribution",
     "StreamingProtocol": ".preparation",
-    "TaggingPolicy": ".constructs",
-    "WorkspaceBundle": ".constructs",
-    "WorkspaceImage": ".constructs",
-    "WorkspaceRollout": ".constructs",
-    "load_baseline": ".review",
-    "write_review": ".review",
+    "TaggingPolicy": ".core.tagging_policy",
+    "WorkspaceBundle": ".build.bundle",
+    "WorkspaceImage": ".build.image",
+    "WorkspaceRollout": ".rollout.rollout",
+    "load_baseline": ".review.review",
+    "write_review": ".review.review",
 }
 
 if TYPE_CHECKING:
-    from .checklist import PersonaFacts, Scorecard
-    from .constructs import (
-        DEFAULT_ALLOWED,
-        DEFAULT_REQUIRED,
-        IMAGE_QUOTA_CONTEXT,
-        REBUILD_CONTEXT,
-        BuildRuntime,
+    from .build.build_runtime import BuildRuntime
+    from .build.bundle import IWorkspaceBundle, WorkspaceBundle
+    from .build.image import REBUILD_CONTEXT, IWorkspaceImage, WorkspaceImage
+    from .build.run_command import RunCommandPreparation
+    from .core.tagging_policy import DEFAULT_ALLOWED, DEFAULT_REQUIRED, TaggingPolicy
+    from .core.validation import BakeryValidationError, Problem
+    from .distribution.distribution import (
         DistributionRuntime,
-        ImageDesign,
         ImageShare,
-        IWorkspaceBundle,
-        IWorkspaceImage,
-        Persona,
         RegionalCopies,
         RegionalCopy,
-        ReleasedImage,
-        RolloutSchedule,
         SharedImageCopy,
-        TaggingPolicy,
-        WorkspaceBundle,
-        WorkspaceImage,
-        WorkspaceRollout,
     )
-    from .constructs.run_command import RunCommandPreparation
+    from .evidence.checklist import PersonaFacts, Scorecard
+    from .persona.persona import ImageDesign, Persona
     from .preparation import (
         Agent,
         AgentKind,
@@ -86,9 +77,10 @@ if TYPE_CHECKING:
         OperatingSystem,
         StreamingProtocol,
     )
-    from .review import BASELINE_CONTEXT, REVIEW_CONTEXT, load_baseline, write_review
+    from .release.release import IMAGE_QUOTA_CONTEXT, ReleasedImage
+    from .review.review import BASELINE_CONTEXT, REVIEW_CONTEXT, load_baseline, write_review
+    from .rollout.rollout import RolloutSchedule, WorkspaceRollout
     from .stacks import ImageBakeryStack
-    from .validation import BakeryValidationError, Problem
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from bakery_runtime import contract
+from bakery_runtime.core import contract
 
 from ..fakes.workspaces_service import OWNER_TAG
 from .world import World

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from bakery_runtime import contract
-from bakery_runtime.aws import RETRY_CONFIG, Clients
+from bakery_runtime.core import contract
+from bakery_runtime.core.aws import RETRY_CONFIG, Clients
 from moto import mock_aws
 
 from ..fakes.cloudformation_service import FakeCloudFormation

@@ -46,6 +46,7 @@ from .script import (
     MAX_SCRIPT_BYTES,
     STEP_MARKER,
     VERSION_FILE,
+    preparation_problems,
     render_script,
 )
 from .seal import (
@@ -91,6 +92,7 @@ __all__ = [
     "OperatingSystem",
     "SealOutcome",
     "StreamingProtocol",
+    "preparation_problems",
     "read_seal_output",
     "render_script",
     "render_seal_script",

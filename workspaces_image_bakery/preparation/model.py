@@ -19,11 +19,10 @@ from .operating_systems import (
     OsFacts,
     StreamingProtocol,
 )
-from .script import MAX_SCRIPT_BYTES, render_script
 
 BUILD_USER_PATTERN: Final = r"[a-z_][a-z0-9_-]{0,31}"
 RESERVED_USERS: Final = frozenset({"root", "ssm-user", "nobody", "daemon", "bin", "sys"})
-# A CDK token, as workspaces_image_bakery.validation.TOKEN_MARKER (kept import-light here).
+# A CDK token, as workspaces_image_bakery.core.validation.TOKEN_MARKER (kept import-light here).
 _TOKEN: Final = re.compile(r"[$#]\{Token\[[^\]]*\]\}")
 Problem = tuple[str, object, str]
 
@@ -31,7 +30,7 @@ Problem = tuple[str, object, str]
 @dataclass(frozen=True)
 class ImagePreparation:
     """The preparation of a persona's template WorkSpace, rendered as one bash script that
-    the build runs as root on the template through SSM Run Command (``render_script``).
+    the build runs as root on the template through SSM Run Command (``script.render_script``).
 
     :param operating_system: the template's OS. Default UBUNTU_22_04.
     :param streaming_protocol: PCOIP or WSP (DCV). Default the OS's: WSP, the only one AWS
@@ -120,8 +119,6 @@ class ImagePreparation:
                 for field_name, text in self.user_strings().items()
                 if _TOKEN.search(text)
             ]
-        if not found:
-            found += self._size_problems()
         return found
 
     def launch_delivery_problems(self, design: str) -> list[Problem]:
@@ -215,27 +212,6 @@ class ImagePreparation:
             if not isinstance(user, str)
             or not re.fullmatch(BUILD_USER_PATTERN, user)
             or user in RESERVED_USERS
-        ]
-
-    def _size_problems(self) -> list[Problem]:
-        size = len(
-            render_script(
-                self,
-                persona="p" * 32,
-                version="v" * 20,
-                fingerprint="f" * 64,
-                software=["s" * 64] * 20,
-            ).encode()
-        )
-        if size <= MAX_SCRIPT_BYTES:
-            return []
-        return [
-            (
-                "preparation",
-                f"<a {size}-byte script>",
-                f"a script under {MAX_SCRIPT_BYTES} bytes (an SSM document holds 64 KB): move "
-                "long install steps into a package or script on the shared location",
-            )
         ]
 
 

@@ -50,7 +50,7 @@ from .desktop import KEYFILE, LOCKS, PROFILE
 from .operating_systems import OPERATING_SYSTEMS, PROTOCOLS, Desktop, PackageManager
 
 if TYPE_CHECKING:
-    from .model import ImagePreparation
+    from .model import ImagePreparation, Problem
 
 STEP_MARKER: Final = "==> bakery step: "
 FAILED_MARKER: Final = "==> bakery failed: "
@@ -511,7 +511,8 @@ def _clean_down() -> list[str]:
         f'  rm -rf -- {home_files} "$home"/.ssh/id_*',
         "done",
         "if [[ -d $R/var/log/journal ]]; then",
-        "  if [[ -z $R ]]; then journalctl --rotate; fi",
+        "  # Rotation needs a running journald: on a system booted with systemd (not in a chroot).",
+        "  if [[ -z $R && -d /run/systemd/system ]]; then journalctl --rotate; fi",
         '  journalctl --directory="$R/var/log/journal" --vacuum-time=1s',
         '  find "$R/var/log/journal" -mindepth 1 -delete',
         "fi",
@@ -582,3 +583,30 @@ __all__ = [
     "VERSION_FILE",
     "render_script",
 ]
+
+
+def preparation_problems(preparation: ImagePreparation) -> list[Problem]:
+    """(field, value, allowed) for every malformed field, then for a script too large for
+    the SSM document that carries it."""
+    found = preparation.problems()
+    if found:
+        return found
+    size = len(
+        render_script(
+            preparation,
+            persona="p" * 32,
+            version="v" * 20,
+            fingerprint="f" * 64,
+            software=["s" * 64] * 20,
+        ).encode()
+    )
+    if size <= MAX_SCRIPT_BYTES:
+        return []
+    return [
+        (
+            "preparation",
+            f"<a {size}-byte script>",
+            f"a script under {MAX_SCRIPT_BYTES} bytes (an SSM document holds 64 KB): move "
+            "long install steps into a package or script on the shared location",
+        )
+    ]

@@ -9,10 +9,10 @@ from aws_cdk import Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from ..constructs.build_runtime import BuildRuntime
-from ..constructs.persona import Persona
-from ..constructs.tagging_policy import DEFAULT_REQUIRED, TaggingPolicy
-from ..validation import BakeryValidationError, Problem
+from ..build.build_runtime import BuildRuntime
+from ..core.tagging_policy import DEFAULT_REQUIRED, TaggingPolicy
+from ..core.validation import BakeryValidationError, Problem
+from ..persona.persona import Persona
 
 # The policy's props, as this stack names them in its own errors.
 POLICY_PROPS = {

@@ -1,0 +1,858 @@
+"""The shared deploy-time runtime: one set of handlers and one build workflow per stack.
+
+Whatever the number of personas, a stack holds one custom-resource provider (the CDK
+Provider framework around one on_event Lambda), one workflow-step Lambda and one Step
+Functions state machine. Each image build is an execution of that state machine; it may
+run for hours and reports to CloudFormation through a WaitCondition.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
+from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
+from ..core.validation import BakeryValidationError, Problem, is_token
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_cloudwatch as cloudwatch  # loaded by notify()
+
+RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
+# CloudFormation's template limit is 1 MB (uploaded through S3). What the library adds to
+# a stack's template is counted as constructs are created: the runtime once, each image's
+# resources, and each preparation document as CDK writes it (its script's lines as JSON
+# strings, indented). Measured by `make bench`: the runtime takes about 85 KB and an image
+# with its wait and bundle about 5 KB; the estimates below leave room to spare.
+TEMPLATE_LIMIT_BYTES = 1_000_000
+RUNTIME_TEMPLATE_BYTES = 100_000
+IMAGE_TEMPLATE_BYTES = 8_500
+# The asset holds the runtime's Python source files and nothing else (no caches from tests
+# or type checks), so its hash changes only when the code does.
+# The runtime's capability folders (core, build, release, distribution, rollout, evidence).
+RUNTIME_FOLDERS = sorted(
+    p.parent.name for p in (LAMBDA_ASSET_DIR / RUNTIME_PACKAGE).glob("*/__init__.py")
+)
+# Only the runtime's sources: no caches, no dot files (CDK's glob rules test folders too).
+ASSET_EXCLUDE = [
+    "*",
+    ".*",
+    f"!{RUNTIME_PACKAGE}",
+    f"{RUNTIME_PACKAGE}/*",
+    f"!{RUNTIME_PACKAGE}/*.py",
+    *(f"!{RUNTIME_PACKAGE}/{folder}" for folder in RUNTIME_FOLDERS),
+    *(f"!{RUNTIME_PACKAGE}/{folder}/*.py" for folder in RUNTIME_FOLDERS),
+]
+# The ownership tag condition every scoped WorkSpaces permission carries.
+OWNER_TAG_CONDITION = f"aws:ResourceTag/{contract.OWNER_TAG_KEY}"
+OWNER_REQUEST_TAG = f"aws:RequestTag/{contract.OWNER_TAG_KEY}"
+# The state machine's own backstop; each build stops itself at its persona's bound.
+WORKFLOW_TIMEOUT_HOURS = 13
+LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+
+
+def _arn(resource: str) -> str:
+    """A WorkSpaces ARN of this account and Region: ``type/name``, e.g. ``workspace/*``."""
+    return _arn_of("workspaces", resource)
+
+
+@functools.cache
+def _pseudo_parameters() -> tuple[str, str, str]:
+    """Aws.PARTITION, Aws.REGION and Aws.ACCOUNT_ID: constant tokens, asked of jsii once."""
+    return Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
+
+
+def _arn_of(service: str, resource: str) -> str:
+    """`service`'s ARN of this account and Region: the string the CDK's ``Arn.format``
+    joins (``arn:partition:service:region:account:resource``), without a round trip."""
+    partition, region, account = _pseudo_parameters()
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
+def _finding(resource: str) -> str:
+    """How cdk-nag names a wildcard finding on a WorkSpaces ARN of this account and Region."""
+    return "Resource::arn:<AWS::Partition>:workspaces:<AWS::Region>:<AWS::AccountId>:" + resource
+
+
+def runtime_function(
+    scope: Construct,
+    id_: str,
+    *,
+    code: lambda_.Code,
+    handler: str,
+    timeout: Duration,
+    role: iam.IRole | None = None,
+) -> lambda_.Function:
+    """One of the bakery's Lambda functions (Python, ARM, a year of logs); each acts only
+    for the stack in its environment (OWNER_STACK_ID)."""
+    return lambda_.Function(
+        scope,
+        id_,
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        architecture=lambda_.Architecture.ARM_64,
+        code=code,
+        handler=handler,
+        timeout=timeout,
+        memory_size=256,
+        role=role,
+        environment={contract.ENV_OWNER_STACK_ID: Aws.STACK_ID},
+        log_group=logs.LogGroup(
+            scope, f"{id_}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        ),
+    )
+
+
+class _StateConstants:
+    """Values the workflow's states share, each fetched from the CDK once (every static
+    property or Duration is a round trip to the jsii kernel)."""
+
+    def __init__(self) -> None:
+        self.discard = sfn.JsonPath.DISCARD
+        self.retry_interval = Duration.seconds(20)
+        self.all_errors = [sfn.Errors.ALL]
+        self._waits: dict[int, sfn.WaitTime] = {}
+
+    def wait(self, seconds: int) -> sfn.WaitTime:
+        if seconds not in self._waits:
+            self._waits[seconds] = sfn.WaitTime.duration(Duration.seconds(seconds))
+        return self._waits[seconds]
+
+
+class BuildRuntime(Construct):
+    """Handlers, state machine and provider shared by every image and bundle of a stack.
+
+    Use :meth:`of` to get the stack's one instance; it is created on first use.
+    """
+
+    _service_token: str | None = None
+
+    @classmethod
+    def of(cls, scope: Construct) -> BuildRuntime:
+        stack = Stack.of(scope)
+        existing = stack.node.try_find_child(RUNTIME_ID)
+        if isinstance(existing, BuildRuntime):
+            return existing
+        return cls(stack, RUNTIME_ID)
+
+    def __init__(self, scope: Construct, id_: str) -> None:
+        super().__init__(scope, id_)
+        code = lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=ASSET_EXCLUDE)
+        self._template_workspaces: list[str] = []
+        self._template_statements: tuple[iam.PolicyStatement, ...] | None = None
+        self._send_statement: iam.PolicyStatement | None = None
+        self._node_role: iam.Role | None = None
+        self._template_bytes = RUNTIME_TEMPLATE_BYTES
+        self.marker_document = self._marker_document()
+
+        self.step_function = self._function(
+            "WorkflowStep", code, f"{RUNTIME_PACKAGE}.build.steps.handler", Duration.minutes(2)
+        )
+        self.step_function.add_environment(contract.ENV_MARKER_DOCUMENT, self.marker_document.ref)
+        self._constants = _StateConstants()
+        self.state_machine = self._state_machine()
+        self.on_event_function = self._function(
+            "OnEvent",
+            code,
+            f"{RUNTIME_PACKAGE}.build.custom_resource.on_event",
+            Duration.minutes(5),
+        )
+        self.on_event_function.add_environment(
+            contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn
+        )
+        self.watch_function = self._function(
+            "BuildWatch", code, f"{RUNTIME_PACKAGE}.build.watch.handler", Duration.minutes(1)
+        )
+        self.watch_function.add_environment(
+            contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn
+        )
+        self.build_watch_rule = self._watch_rule()
+        self._grant()
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.on_event_function,
+            # The framework logs each whole event (properties included) at INFO, and on a
+            # timeout the response URL too: keep its log level pinned above that.
+            framework_lambda_logging_level=lambda_.ApplicationLogLevel.FATAL,
+            log_group=logs.LogGroup(
+                self, "ProviderLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            ),
+        )
+        self._suppress_nag()
+        self.notification_topic: sns.ITopic | None = None
+        self.build_failed_alarm: cloudwatch.Alarm | None = None
+        CfnOutput(
+            Stack.of(self),
+            "BuildStateMachineConsole",
+            value=(
+                f"https://{Aws.REGION}.console.aws.amazon.com/states/home?region={Aws.REGION}"
+                f"#/statemachines/view/{self.state_machine.state_machine_arn}"
+            ),
+            description="The image builds (Step Functions executions) in the console",
+        )
+
+    @property
+    def service_token(self) -> str:
+        """The provider's service token (a constant token), asked of jsii once."""
+        if self._service_token is None:
+            self._service_token = self.provider.service_token
+        return self._service_token
+
+    def notify(self, topic: sns.ITopic | None = None) -> sns.ITopic:
+        """Send every build's end to `topic` (or to a new encrypted topic), and alarm on it
+        when a build of this stack failed within the last hour.
+
+        The build-end events (source ``workspaces-image-bakery``) reach the topic through an
+        EventBridge rule; the alarm watches ``BuildFailed`` with this stack's dimension.
+        Called once per stack (a second call returns the first topic).
+        """
+        if self.notification_topic is not None:
+            return self.notification_topic
+        # Imported by the first notify(), not with the package.
+        from aws_cdk import aws_cloudwatch as cloudwatch  # noqa: PLC0415
+        from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions  # noqa: PLC0415
+        from aws_cdk import aws_kms as kms  # noqa: PLC0415
+
+        if topic is None:
+            key = kms.Key(
+                self,
+                "NotificationKey",
+                description="workspaces-image-bakery build notifications (SNS)",
+                enable_key_rotation=True,
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
+                key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey*")
+            topic = sns.Topic(
+                self,
+                "Notifications",
+                display_name="WorkSpaces image builds",
+                master_key=key,
+                enforce_ssl=True,
+            )
+        self.notification_topic = topic
+        field = events.EventField.from_path
+        rule = events.Rule(
+            self,
+            "BuildNotifications",
+            description="Every image build's end (succeeded or failed), to the topic",
+            event_pattern=events.EventPattern(
+                source=[contract.EVENT_SOURCE],
+                detail_type=[contract.DETAIL_TYPE_SUCCEEDED, contract.DETAIL_TYPE_FAILED],
+                detail={"stackId": [Aws.STACK_ID]},
+            ),
+        )
+        rule.add_target(
+            targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"{field('$.detail-type')}: stack {field('$.detail.stack')}, persona "
+                    f"{field('$.detail.persona')}, image {field('$.detail.imageName')} "
+                    f"(version {field('$.detail.version')}) after "
+                    f"{field('$.detail.durationSeconds')} s. {field('$.detail.reason')}"
+                ),
+            )
+        )
+        self.build_failed_alarm = cloudwatch.Alarm(
+            self,
+            "BuildFailedAlarm",
+            alarm_description="An image build of this stack failed in the last hour",
+            metric=cloudwatch.Metric(
+                namespace=contract.METRIC_NAMESPACE,
+                metric_name=contract.METRIC_BUILD_FAILED,
+                dimensions_map={contract.DIMENSION_STACK: Aws.STACK_NAME},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.build_failed_alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        return topic
+
+    def allow_template_workspace(self, workspace_id: str) -> None:
+        """Let the runtime start and image this template WorkSpace (and no other)."""
+        if workspace_id in self._template_workspaces:
+            return
+        self._template_workspaces.append(workspace_id)
+        arn = _arn("workspace/*") if is_token(workspace_id) else _arn(f"workspace/{workspace_id}")
+        if self._template_statements is None:
+            start = iam.PolicyStatement(actions=["workspaces:StartWorkspaces"], resources=[arn])
+            start_and_snapshot = iam.PolicyStatement(
+                actions=[
+                    "workspaces:StartWorkspaces",
+                    "workspaces:RebootWorkspaces",
+                    "workspaces:CreateWorkspaceImage",
+                ],
+                resources=[arn],
+            )
+            self._template_statements = (start, start_and_snapshot)
+            self.on_event_function.add_to_role_policy(start)
+            self.step_function.add_to_role_policy(start_and_snapshot)
+        else:
+            for statement in self._template_statements:
+                statement.add_resources(arn)
+
+    def count_template_bytes(self, path: str, added: int) -> None:
+        """Add what a construct writes into the stack's template; fail at synth before the
+        template passes CloudFormation's 1 MB limit."""
+        self._template_bytes += added
+        if self._template_bytes > TEMPLATE_LIMIT_BYTES:
+            raise BakeryValidationError(
+                [
+                    Problem(
+                        path,
+                        "preparation",
+                        f"a stack template of about {self._template_bytes // 1000} KB",
+                        f"at most {TEMPLATE_LIMIT_BYTES // 1000} KB (CloudFormation's template "
+                        "limit): each persona prepared in the build carries its script in the "
+                        "template; put some personas in another stack",
+                    )
+                ]
+            )
+
+    def allow_preparation(self, managed_node_id: str, document: ssm.CfnDocument) -> None:
+        """Let the build send this persona's document (and the recipe marker's) to this
+        template's managed node, and no other document or node."""
+        _ = self.template_node_role  # the role a template's hybrid activation needs
+        node = _arn_of("ssm", f"managed-instance/{managed_node_id}")
+        doc = _arn_of("ssm", f"document/{document.ref}")
+        if self._send_statement is None:
+            self._send_statement = iam.PolicyStatement(
+                actions=["ssm:SendCommand"],
+                resources=[_arn_of("ssm", f"document/{self.marker_document.ref}"), doc, node],
+            )
+            self.step_function.add_to_role_policy(self._send_statement)
+            self.step_function.add_to_role_policy(
+                iam.PolicyStatement(
+                    # Neither supports resource types (Service Authorization Reference).
+                    actions=["ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"],
+                    resources=["*"],
+                )
+            )
+        else:
+            self._send_statement.add_resources(doc, node)
+
+    @property
+    def template_node_role(self) -> iam.Role:
+        """The IAM service role a template WorkSpace's hybrid activation gives its SSM Agent
+        (created on first use; the registration command names it)."""
+        if self._node_role is None:
+            stack = Stack.of(self)
+            self._node_role = iam.Role(
+                self,
+                "TemplateNodeRole",
+                description="SSM Agent of template WorkSpaces registered by hybrid activation",
+                assumed_by=iam.ServicePrincipal(
+                    "ssm.amazonaws.com",
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnEquals": {"aws:SourceArn": _arn_of("ssm", "*")},
+                    },
+                ),
+                managed_policies=[
+                    iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
+                ],
+            )
+            suppress(
+                self._node_role,
+                [
+                    Finding(
+                        "AwsSolutions-IAM4",
+                        "Systems Manager's setup for hybrid nodes asks for "
+                        "AmazonSSMManagedInstanceCore on the activation's service role.",
+                        [
+                            "Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"
+                        ],
+                    )
+                ],
+                children=False,
+            )
+            CfnOutput(
+                stack,
+                "TemplateNodeRoleName",
+                value=self._node_role.role_name,
+                description="IAM role for the hybrid activation of template WorkSpaces",
+            )
+        return self._node_role
+
+    def _marker_document(self) -> ssm.CfnDocument:
+        """Prints a template's version file: the build compares its recipe= line."""
+        return ssm.CfnDocument(
+            self,
+            "RecipeMarker",
+            document_type="Command",
+            update_method="NewVersion",
+            content={
+                "schemaVersion": "2.2",
+                "description": "workspaces-image-bakery: print the image version file",
+                "mainSteps": [
+                    {
+                        "action": "aws:runShellScript",
+                        "name": "readVersionFile",
+                        "inputs": {
+                            "runCommand": [f"cat {contract.VERSION_FILE}"],
+                            "timeoutSeconds": "60",
+                        },
+                    }
+                ],
+            },
+        )
+
+    def _function(
+        self, id_: str, code: lambda_.Code, handler: str, timeout: Duration
+    ) -> lambda_.Function:
+        return runtime_function(self, id_, code=code, handler=handler, timeout=timeout)
+
+    def _step(
+        self,
+        id_: str,
+        step: str,
+        result_selector: dict[str, str] | None,
+        extra: dict[str, object] | None = None,
+    ) -> tasks.LambdaInvoke:
+        payload: dict[str, object] = {"Step": step, "Build.$": "$.Build", **(extra or {})}
+        if step == contract.STEP_CLEANUP_IMAGE:
+            payload = {"Step": step, "Cleanup.$": "$.Cleanup"}
+        if step in (contract.STEP_POLL_IMAGE, contract.STEP_SIGNAL_SUCCESS):
+            payload["ImageId.$"] = "$.Image.ImageId"
+        if step == contract.STEP_SIGNAL_FAILURE:
+            payload["Error.$"] = "$.Error"
+        task = tasks.LambdaInvoke(
+            self,
+            id_,
+            lambda_function=self.step_function,
+            payload=sfn.TaskInput.from_object(payload),
+            result_selector=result_selector,
+            result_path=f"$.{id_}" if result_selector else self._constants.discard,
+            retry_on_service_exceptions=True,
+        )
+        task.add_retry(
+            # Our own TransientError (throttling that outlived botocore's retries) and Lambda
+            # throttling, which the CDK's default Lambda retry does not cover.
+            errors=[contract.ERROR_TRANSIENT, "Lambda.TooManyRequestsException"],
+            interval=self._constants.retry_interval,
+            backoff_rate=2,
+            max_attempts=6,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
+    def _wait(self, id_: str, seconds: int, then: sfn.IChainable) -> sfn.Wait:
+        wait = sfn.Wait(self, id_, time=self._constants.wait(seconds))
+        wait.next(then)
+        return wait
+
+    def _until(
+        self, id_: str, path: str, value: str, then: sfn.IChainable, otherwise: sfn.IChainable
+    ) -> sfn.Choice:
+        return (
+            sfn.Choice(self, id_)
+            .when(sfn.Condition.string_equals(path, value), then)
+            .otherwise(otherwise)
+        )
+
+    def _state_machine(self) -> sfn.StateMachine:
+        """Check the template; prepare it through Run Command, reboot it and check its
+        recipe marker (when the persona's preparation runs in the build); image it; wait
+        for the image; signal. Every failure goes to the failure signal."""
+        c = contract
+        status = {"Status.$": "$.Payload.Status"}
+        sent = {"Status.$": "$.Payload.Status", "CommandId.$": "$.Payload.CommandId"}
+        quota = self._step("CheckImageQuota", c.STEP_CHECK_QUOTA, None)
+        check = self._step("CheckTemplate", c.STEP_CHECK_TEMPLATE, status)
+        prepare = self._step("PrepareTemplate", c.STEP_PREPARE_TEMPLATE, sent)
+        poll_preparation = self._step(
+            "PollPreparation",
+            c.STEP_POLL_COMMAND,
+            status,
+            {"Command": {"CommandId.$": "$.PrepareTemplate.CommandId", "Purpose": "preparation"}},
+        )
+        reboot = self._step("RebootTemplate", c.STEP_REBOOT_TEMPLATE, None)
+        check_rebooted = self._step("CheckRebooted", c.STEP_CHECK_TEMPLATE, status)
+        verify = self._step("VerifyMarker", c.STEP_VERIFY_MARKER, sent)
+        poll_marker = self._step(
+            "PollMarker",
+            c.STEP_POLL_COMMAND,
+            status,
+            {"Command": {"CommandId.$": "$.VerifyMarker.CommandId", "Purpose": "marker"}},
+        )
+        validate = self._step("ValidateTemplate", c.STEP_VALIDATE_TEMPLATE, sent)
+        poll_validation = self._step(
+            "PollValidation",
+            c.STEP_POLL_COMMAND,
+            status,
+            {"Command": {"CommandId.$": "$.ValidateTemplate.CommandId", "Purpose": "validation"}},
+        )
+        create = self._step(
+            "Image",
+            c.STEP_CREATE_IMAGE,
+            {"ImageId.$": "$.Payload.ImageId", "WaitSeconds.$": "$.Payload.WaitSeconds", **status},
+        )
+        poll = self._step(
+            "PollImage",
+            c.STEP_POLL_IMAGE,
+            {"WaitSeconds.$": "$.Payload.WaitSeconds", **status},
+        )
+        succeed = self._step("SignalSuccess", c.STEP_SIGNAL_SUCCESS, None)
+        report = self._step("SignalFailure", c.STEP_SIGNAL_FAILURE, None)
+        report.next(
+            sfn.Fail(self, "BuildFailed", error=c.ERROR_BUILD_REPORTED, cause="see the stack event")
+        )
+        for task in (
+            quota,
+            check,
+            prepare,
+            poll_preparation,
+            reboot,
+            check_rebooted,
+            verify,
+            poll_marker,
+            validate,
+            poll_validation,
+            create,
+            poll,
+            succeed,
+        ):
+            task.add_catch(report, errors=self._constants.all_errors, result_path="$.Error")
+
+        wait_template = self._wait("WaitForTemplate", c.TEMPLATE_POLL_SECONDS, check)
+        # The image waits come from the steps (a long first wait, then short polls, both cut
+        # to the deadline).
+        first_wait_image = sfn.Wait(
+            self, "FirstWaitForImage", time=sfn.WaitTime.seconds_path("$.Image.WaitSeconds")
+        )
+        first_wait_image.next(poll)
+        wait_image = sfn.Wait(
+            self, "WaitForImage", time=sfn.WaitTime.seconds_path("$.PollImage.WaitSeconds")
+        )
+        wait_image.next(poll)
+        wait_reboot = self._wait("WaitForReboot", c.REBOOT_SETTLE_SECONDS, check_rebooted)
+        # The template is imaged: prepared templates go back through the marker check.
+        busy = (
+            sfn.Choice(self, "ImagedElsewhere?")
+            .when(sfn.Condition.is_present("$.Build.managed_node_id"), wait_reboot)
+            .otherwise(wait_template)
+        )
+        create.next(
+            self._until("TemplateBusy?", "$.Image.Status", c.STATUS_BUSY, busy, first_wait_image)
+        )
+        poll.next(
+            self._until(
+                "ImageAvailable?",
+                "$.PollImage.Status",
+                c.STATUS_AVAILABLE,
+                succeed.next(sfn.Succeed(self, "Built")),
+                wait_image,
+            )
+        )
+        # Preparation: send, wait for the command, reboot, wait for AVAILABLE, check marker.
+        wait_node = self._wait("WaitForManagedNode", c.COMMAND_POLL_SECONDS, prepare)
+        wait_preparation = self._wait(
+            "WaitForPreparation", c.COMMAND_POLL_SECONDS, poll_preparation
+        )
+        prepare.next(
+            self._until(
+                "PreparationSent?",
+                "$.PrepareTemplate.Status",
+                c.STATUS_SENT,
+                wait_preparation,
+                wait_node,
+            )
+        )
+        poll_preparation.next(
+            self._until(
+                "Prepared?",
+                "$.PollPreparation.Status",
+                c.STATUS_DONE,
+                reboot.next(wait_reboot),
+                wait_preparation,
+            )
+        )
+        wait_node_again = self._wait("WaitForManagedNodeAgain", c.COMMAND_POLL_SECONDS, verify)
+        wait_marker = self._wait("WaitForMarker", c.COMMAND_POLL_SECONDS, poll_marker)
+        check_rebooted.next(
+            self._until("Rebooted?", "$.CheckRebooted.Status", c.STATUS_READY, verify, wait_reboot)
+        )
+        verify.next(
+            self._until(
+                "MarkerRequested?",
+                "$.VerifyMarker.Status",
+                c.STATUS_SENT,
+                wait_marker,
+                wait_node_again,
+            )
+        )
+        # Validation (when the persona has checks): on the prepared, rebooted template, right
+        # before the image, which is a snapshot of what the checks saw.
+        wait_node_validation = self._wait(
+            "WaitForManagedNodeToValidate", c.COMMAND_POLL_SECONDS, validate
+        )
+        wait_validation = self._wait("WaitForValidation", c.COMMAND_POLL_SECONDS, poll_validation)
+        validate.next(
+            self._until(
+                "ValidationSent?",
+                "$.ValidateTemplate.Status",
+                c.STATUS_SENT,
+                wait_validation,
+                wait_node_validation,
+            )
+        )
+        poll_validation.next(
+            self._until(
+                "Validated?", "$.PollValidation.Status", c.STATUS_DONE, create, wait_validation
+            )
+        )
+        validated = (
+            sfn.Choice(self, "ValidatedInBuild?")
+            .when(sfn.Condition.is_present("$.Build.validation_document"), validate)
+            .otherwise(create)
+        )
+        poll_marker.next(
+            self._until(
+                "MarkerChecked?", "$.PollMarker.Status", c.STATUS_DONE, validated, wait_marker
+            )
+        )
+        ready = (
+            sfn.Choice(self, "PreparedInBuild?")
+            .when(sfn.Condition.is_present("$.Build.managed_node_id"), prepare)
+            .otherwise(create)
+        )
+        check.next(
+            self._until(
+                "TemplateReady?", "$.CheckTemplate.Status", c.STATUS_READY, ready, wait_template
+            )
+        )
+        definition = (
+            sfn.Choice(self, "CleanupOrBuild?")
+            .when(sfn.Condition.is_present("$.Cleanup"), self._cleanup_branch(status))
+            .otherwise(quota.next(check))
+        )
+        return sfn.StateMachine(
+            self,
+            "ImageBuild",
+            comment="Builds one WorkSpaces image and signals its CloudFormation WaitCondition",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.hours(WORKFLOW_TIMEOUT_HOURS),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=logs.LogGroup(
+                    self,
+                    "ImageBuildLogs",
+                    retention=LOG_RETENTION,
+                    removal_policy=RemovalPolicy.DESTROY,
+                ),
+                level=sfn.LogLevel.ALL,
+                # The input holds the WaitCondition's pre-signed URL: keep it out of the logs.
+                include_execution_data=False,
+            ),
+        )
+
+    def _cleanup_branch(self, status: dict[str, str]) -> sfn.IChainable:
+        """Wait for an image a stopped build left PENDING, then delete it."""
+        wait = sfn.Wait(
+            self,
+            "WaitForUnfinishedImage",
+            time=self._constants.wait(contract.CLEANUP_POLL_SECONDS),
+        )
+        cleanup = self._step("CleanupImage", contract.STEP_CLEANUP_IMAGE, status)
+        cleanup.add_catch(
+            sfn.Fail(self, "CleanupFailed", error="CleanupFailed", cause="see the logs"),
+            errors=self._constants.all_errors,
+            result_path="$.Error",
+        )
+        wait.next(cleanup)
+        cleanup.next(
+            sfn.Choice(self, "ImageCleanedUp?")
+            .when(
+                sfn.Condition.string_equals("$.CleanupImage.Status", contract.STATUS_DONE),
+                sfn.Succeed(self, "CleanedUp"),
+            )
+            .otherwise(wait)
+        )
+        return wait
+
+    def _watch_rule(self) -> events.Rule:
+        """Every build that ends without reporting reaches the build watch within minutes."""
+        rule = events.Rule(
+            self,
+            "BuildEnded",
+            description="Image builds that ended without reporting to CloudFormation",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[contract.EXECUTION_STATUS_CHANGE],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": list(contract.EXECUTION_ENDED_STATUSES),
+                },
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.watch_function, retry_attempts=20, max_event_age=Duration.hours(2)
+            )
+        )
+        return rule
+
+    def _grant(self) -> None:
+        """Least privilege, as far as the Service Authorization Reference allows (README)."""
+        owner_is_this_stack = {"StringEquals": {OWNER_TAG_CONDITION: Aws.STACK_ID}}
+        tagged_for_this_stack = {"StringEquals": {OWNER_REQUEST_TAG: Aws.STACK_ID}}
+        reads = iam.PolicyStatement(
+            # These actions support no resource types (Service Authorization Reference).
+            actions=[
+                "workspaces:DescribeWorkspaces",
+                "workspaces:DescribeWorkspaceImages",
+                "workspaces:DescribeWorkspaceBundles",
+                "workspaces:DescribeTags",
+                # Retention reads whether an image is associated or shared before pruning it.
+                # Granted on "*", which every action accepts, whatever resource types the
+                # Service Authorization Reference lists for them (README: not verified).
+                "workspaces:DescribeImageAssociations",
+                "workspaces:DescribeWorkspaceImagePermissions",
+            ],
+            resources=["*"],
+        )
+        # CreateTags and DeleteTags support no resource types either, only request keys: the
+        # ownership tag may be written with this stack's id only, and never removed.
+        tag_writes = iam.PolicyStatement(
+            actions=["workspaces:CreateTags"],
+            resources=["*"],
+            conditions={"StringEqualsIfExists": {OWNER_REQUEST_TAG: Aws.STACK_ID}},
+        )
+        tag_removals = iam.PolicyStatement(
+            actions=["workspaces:DeleteTags"],
+            resources=["*"],
+            conditions={"ForAllValues:StringNotEquals": {"aws:TagKeys": [contract.OWNER_TAG_KEY]}},
+        )
+        delete_image = iam.PolicyStatement(
+            actions=["workspaces:DeleteWorkspaceImage"],
+            resources=[_arn("workspaceimage/*")],
+            conditions=owner_is_this_stack,
+        )
+        new_image = iam.PolicyStatement(
+            actions=["workspaces:CreateWorkspaceImage"],
+            resources=[_arn("workspaceimage/*")],
+            conditions=tagged_for_this_stack,
+        )
+        new_bundle = iam.PolicyStatement(
+            actions=["workspaces:CreateWorkspaceBundle"],
+            resources=[_arn("workspacebundle/*")],
+            conditions=tagged_for_this_stack,
+        )
+        own_bundles = iam.PolicyStatement(
+            actions=["workspaces:UpdateWorkspaceBundle", "workspaces:DeleteWorkspaceBundle"],
+            resources=[_arn("workspacebundle/*")],
+            conditions=owner_is_this_stack,
+        )
+        # The image side of a bundle call: the handler verifies the image before it calls.
+        bundle_images = iam.PolicyStatement(
+            actions=["workspaces:CreateWorkspaceBundle", "workspaces:UpdateWorkspaceBundle"],
+            resources=[_arn("workspaceimage/*")],
+        )
+        # CreateWorkspaceImage with tags needs CreateTags too (Service Authorization Reference).
+        for statement in (reads, tag_writes, delete_image, new_image):
+            self.step_function.add_to_role_policy(statement)
+        for statement in (
+            reads,
+            tag_writes,
+            tag_removals,
+            delete_image,
+            new_bundle,
+            own_bundles,
+            bundle_images,
+        ):
+            self.on_event_function.add_to_role_policy(statement)
+        self.state_machine.grant_start_execution(self.on_event_function)
+        # Tells a rollback from an update (a resource deleted out of band is then not an error).
+        # And a replaced image from a removed one (retention keeps only the former).
+        self.on_event_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStacks", "cloudformation:DescribeStackResource"],
+                resources=[Stack.of(self).stack_id],
+            )
+        )
+        self.on_event_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:ListExecutions"], resources=[self.state_machine.state_machine_arn]
+            )
+        )
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.on_event_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:StopExecution"], resources=[executions])
+        )
+        self.watch_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
+        )
+        # Each build's end: an event on the default bus and metrics in the bakery's namespace.
+        publish = (
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[_arn_of("events", "event-bus/default")],
+            ),
+            iam.PolicyStatement(
+                # PutMetricData supports no resource types, only the namespace condition.
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": contract.METRIC_NAMESPACE}},
+            ),
+        )
+        for function in (self.step_function, self.watch_function):
+            for statement in publish:
+                function.add_to_role_policy(statement)
+
+    def _suppress_nag(self) -> None:
+        suppress(
+            self,
+            [
+                basic_execution_role("the functions"),
+                star_resource(
+                    "Resource * only for what supports no resource types (WorkSpaces "
+                    "Describe*, and CreateTags/DeleteTags, limited by request-tag "
+                    "conditions instead; Step Functions logging and X-Ray; CloudWatch "
+                    "PutMetricData, limited to the bakery's namespace)."
+                ),
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "New image and bundle ids are unknown until created: actions are "
+                    "limited to images and bundles of this account and Region, and by "
+                    "the ownership tag where the service supports it.",
+                    [_finding("workspaceimage/*"), _finding("workspacebundle/*")],
+                ),
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "A template WorkSpace id given as a token is only known at deploy time.",
+                    [_finding("workspace/*")],
+                ),
+                Finding(
+                    "AwsSolutions-IAM5",
+                    "Executions of the one build state machine are created per build; the "
+                    "state machine and the Provider invoke their function's versions.",
+                    [
+                        VERSIONS_OF_AN_ARN,
+                        r"/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                        r"<AWS::AccountId>:execution:<[A-Za-z0-9]+\.Name>:\*$/",
+                    ],
+                ),
+            ],
+        )

@@ -1,0 +1,48 @@
+"""Where the Lambda runtime lives inside the installed package, and its shared contract.
+
+``lambda`` is a Python keyword, so the runtime folder is a Lambda asset, not an import
+path. The contract module is loaded from that folder by file path, so the constructs and
+the handlers read the very same property names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+LAMBDA_ASSET_DIR = Path(__file__).resolve().parent.parent / "lambda"
+RUNTIME_PACKAGE = "bakery_runtime"
+
+if TYPE_CHECKING:
+    from bakery_runtime.core import contract
+    from bakery_runtime.distribution import contract as distribution_contract
+    from bakery_runtime.rollout import contract as rollout_contract
+else:
+
+    def runtime_module(module: str):  # type: ignore[no-untyped-def]
+        """A module of the runtime folder (``contract`` and the like, standard library only),
+        loaded once by file path, so that the constructs and the handlers read the very same
+        names."""
+        name = f"_workspaces_image_bakery_{module.replace('/', '_')}"
+        if name in sys.modules:
+            return sys.modules[name]
+        path = LAMBDA_ASSET_DIR / RUNTIME_PACKAGE / f"{module}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        spec.loader.exec_module(loaded)
+        return loaded
+
+    contract = runtime_module("core/contract")
+    distribution_contract = runtime_module("distribution/contract")
+    rollout_contract = runtime_module("rollout/contract")
+
+__all__ = [
+    "LAMBDA_ASSET_DIR",
+    "RUNTIME_PACKAGE",
+    "contract",
+    "distribution_contract",
+    "rollout_contract",
+]

@@ -1,0 +1,3 @@
+"""Build once, distribute: copies in other Regions and shares with other accounts (construct side
+of ``bakery_runtime.distribution``).
+"""

@@ -1,0 +1,1 @@
+"""The image build: the custom resources of images and bundles and the build workflow's steps."""

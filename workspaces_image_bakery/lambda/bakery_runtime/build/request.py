@@ -1,0 +1,106 @@
+"""The image build request that the custom resource hands to the build workflow."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..core import contract as c
+from ..core.properties import ImageProperties
+
+# The workflow gives up this long before CloudFormation's WaitCondition times out, so the
+# stack event carries the workflow's own reason instead of a bare timeout. It is longer
+# than the longest Wait between two deadline checks, plus room for the failure signal.
+# (The waits for the image are cut to the deadline, so only the fixed waits count.)
+DEADLINE_MARGIN_SECONDS = (
+    2
+    * max(
+        c.IMAGE_POLL_SECONDS,
+        c.TEMPLATE_POLL_SECONDS,
+        c.COMMAND_POLL_SECONDS,
+        c.REBOOT_SETTLE_SECONDS,
+    )
+    + 60
+)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything the workflow steps need; travels as the execution input's "Build".
+
+    Anyone who may start an execution can write this input, so nothing here decides
+    ownership: the owner is the runtime's own configuration (:func:`aws.owner`), and the
+    wait handle is checked to be one of that stack's handles before it is signalled.
+    """
+
+    image_name: str
+    description: str
+    template_workspace_id: str
+    persona: str
+    tags: dict[str, str]
+    deadline: int
+    bound_seconds: int
+    wait_handle: str
+    # The full recipe fingerprint: the marker the preparation leaves in the version file.
+    recipe: str = ""
+    # Set when the build prepares the template through Run Command (see ImageProperties).
+    preparation_document: str | None = None
+    managed_node_id: str | None = None
+    # The Region's image quota the first step checks (the app's context value). A wrong
+    # value only moves where a full Region is reported: AWS enforces the real quota.
+    image_quota: int = c.DEFAULT_IMAGE_QUOTA
+    # Set when checks run on the prepared template before the image is taken. IAM lets the
+    # runtime send only the stack's own documents to the declared nodes.
+    validation_document: str | None = None
+
+    @property
+    def prepared_in_build(self) -> bool:
+        return bool(self.preparation_document and self.managed_node_id)
+
+    @classmethod
+    def for_image(cls, props: ImageProperties, now: float | None = None) -> BuildRequest:
+        start = int(time.time() if now is None else now)
+        return cls(
+            image_name=props.image_name,
+            description=props.description,
+            template_workspace_id=props.template_workspace_id,
+            persona=props.persona,
+            tags=props.all_tags(),
+            deadline=start + props.build_timeout_seconds - DEADLINE_MARGIN_SECONDS,
+            bound_seconds=props.build_timeout_seconds,
+            wait_handle=props.wait_handle,
+            recipe=props.recipe,
+            preparation_document=props.preparation_document,
+            managed_node_id=props.managed_node_id,
+            image_quota=props.image_quota,
+            validation_document=props.validation_document,
+        )
+
+    def to_input(self) -> dict[str, Any]:
+        """The execution input; absent preparation keys are left out (the workflow's Choice
+        states test whether they are present)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_input(cls, data: Mapping[str, Any]) -> BuildRequest:
+        return cls(
+            image_name=str(data["image_name"]),
+            description=str(data["description"]),
+            template_workspace_id=str(data["template_workspace_id"]),
+            persona=str(data["persona"]),
+            tags={str(k): str(v) for k, v in dict(data["tags"]).items()},
+            deadline=int(data["deadline"]),
+            bound_seconds=int(data["bound_seconds"]),
+            wait_handle=str(data["wait_handle"]),
+            recipe=str(data.get("recipe") or ""),
+            preparation_document=_optional(data.get("preparation_document")),
+            managed_node_id=_optional(data.get("managed_node_id")),
+            image_quota=int(data.get("image_quota") or c.DEFAULT_IMAGE_QUOTA),
+            validation_document=_optional(data.get("validation_document")),
+        )
+
+
+def _optional(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)

@@ -1,0 +1,1 @@
+"""Copies in other Regions and shares with other accounts: the distribution provider's handlers."""

@@ -1,0 +1,1 @@
+"""The rollout's step: rebuilding existing WorkSpaces onto their bundle's new image."""

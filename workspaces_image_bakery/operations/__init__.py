@@ -1,0 +1,3 @@
+"""For operators: the command line (status, watch, report) and the template's one-time
+registration.
+"""

@@ -1,0 +1,440 @@
+"""A persona: a group of users with the same application, access and compute needs.
+
+Each persona gets one image (built from its template WorkSpace when its recipe changes)
+and one custom bundle bound to it, tagged by the tagging policy; when asked, a candidate
+bundle, copies in other Regions, an image share and a rollout. The persona reads as props
+-> a checked, plain :class:`PersonaSpec` (persona_spec.py) -> image -> bundles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+from weakref import WeakSet
+
+import jsii
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from constructs import Construct, IValidation
+
+from ..build.bundle import WorkspaceBundle
+from ..build.image import WorkspaceImage
+from ..build.run_command import RunCommandPreparation
+from ..core.compute import smallest_volumes
+from ..core.runtime_assets import contract
+from ..core.tagging import DERIVED_TAG_PRIORITY, TagCheck, pin_tag
+from ..core.tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
+from ..core.validation import Problems, stack_of
+from ..distribution.distribution import ImageShare, RegionalCopies
+from ..evidence.checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
+from ..preparation import ImagePreparation, render_script
+from ..release.release import ReleasedImage
+from ..rollout.rollout import RolloutSchedule, WorkspaceRollout
+from .persona_spec import (
+    APPLICATION_PATTERN,
+    APPLICATION_TEXT,
+    LICENSE_REFERENCE,
+    PERSONA_NAME_PATTERN,
+    REQUIRE_AUTOMATED_CONTEXT,
+    ImageDesign,
+    PersonaSpec,
+    check_persona,
+)
+
+__all__ = [
+    "APPLICATION_PATTERN",
+    "APPLICATION_TEXT",
+    "LICENSE_REFERENCE",
+    "PERSONA_NAME_PATTERN",
+    "REQUIRE_AUTOMATED_CONTEXT",
+    "ChecklistGate",
+    "ImageDesign",
+    "Persona",
+]
+
+DEFAULT_RETAINED_IMAGES = contract.DEFAULT_RETAINED_IMAGES
+# A fully baked image with more applications than this deserves a second look.
+LONG_APPLICATION_LIST = 10
+
+
+class Persona(Construct):
+    """One persona's image and custom bundle.
+
+    :param name: lowercase letters, digits and ``-``, 1-32 characters; names the image and
+        bundle and the Name tag. Unique in the app. Not a token (names are made at synth).
+    :param design: FULLY_BAKED, THIN or ZERO.
+    :param image_version: the image version (Version tag), 1-20 of ``0-9A-Za-z._-``. Not a
+        token.
+    :param template_workspace_id: the prepared, unencrypted WorkSpace to snapshot; may be
+        a deploy-time token (e.g. a CfnParameter).
+    :param tagging_policy: the policy that derives and checks the tags.
+    :param baked_applications: installed in the image (Software tag). A change rebuilds the
+        image. Default none. Each 1-64 of ``A-Za-z0-9 ._:/=+@-``.
+    :param launch_applications: delivered at launch by the config-management agent; not in
+        the image, so a change does not rebuild it. Default none.
+    :param config_management_agent: the agent baked in to deliver launch applications
+        (e.g. "puppet-agent 8"); required for THIN and ZERO. Default none.
+    :param license_references: application -> where its licence lives: an SSM parameter
+        name or ARN, or a Secrets Manager secret ARN; never the licence itself. Default none.
+    :param preparation: how the template WorkSpace is prepared (part of the recipe; the
+        script is written next to the templates). Default none.
+    :param managed_node_id: the template WorkSpace's Systems Manager managed node (``mi-``
+        + 17 characters, from its hybrid activation). With it, the build runs the
+        preparation on the template through Run Command, reboots it and checks its recipe
+        marker before taking the image. Default none: the template is prepared by hand and
+        the review and checklist say so; the context value
+        ``workspaces-image-bakery:require-automated-preparation=true`` makes that an error.
+        A template prepared in the build serves one persona only.
+    :param compute_type: default STANDARD.
+    :param root_volume_gib: default the smallest valid size (80 for STANDARD).
+    :param user_volume_gib: default the smallest valid size (10 for STANDARD).
+    :param tags: the persona's own tags (Role, System, Confidentiality, Compliance, ...),
+        over the policy's defaults. Default none. A value may be a deploy-time token.
+    :param build_timeout: how long an image build may take. Default 6 hours, at most 12.
+    :param removal_policy: for replaced or removed images and bundles. Default DESTROY.
+    :param retained_images: how many of the persona's images are kept for a way back (the
+        one in use counts), 1-20. Default 3. Older ones are deleted once no bundle uses
+        them and they are not shared; 1 deletes each replaced image (README: Retention and
+        rollback).
+    :param released_version: the image version the persona's bundle serves. Default: the
+        ``image_version`` this deploy builds. An earlier, retained version pins the bundle
+        to it: the deploy moves the bundle back in place, in seconds, with no build (a
+        version that is not retained fails the deploy, naming those that are). Needs
+        ``retained_images`` of 2 or more. Not a token.
+    :param candidate_bundle: release through a candidate bundle
+        (``<name>-candidate-<digest>``):
+        each new image goes to it first, for testers, and the persona's bundle moves to it
+        only when ``released_version`` names its version (promotion, reviewed like any
+        change). Default False. Needs ``released_version``.
+    :param validation_commands: checks that the image is fit for release, run as shell
+        commands on the template after its preparation, reboot and marker check, right
+        before the image is taken (the image is a snapshot of what they saw). The first that
+        exits non-zero fails the build with its output in the stack event: no image, so
+        neither the candidate nor the persona's bundle moves. Needs ``managed_node_id``.
+        Each 1-1000 characters, scanned for secrets. Not part of the recipe: a change
+        applies to the next build. Default none.
+    :param regions: other Regions of this account that get a copy of each new image and a
+        bundle on it (``CopyWorkspaceImage`` in each; README: Regions and accounts). Default
+        none. The regional bundles follow the build, so they cannot be combined with a
+        pinned ``released_version`` or a candidate bundle.
+    :param share_with_accounts: account ids (12 digits) allowed to copy the image, in this
+        Region (``UpdateWorkspaceImagePermission``); exactly these, the rest are unshared.
+        Default none. A shared image is never pruned.
+    :param rollout: rebuild the persona's existing WorkSpaces onto each new image in its own
+        maintenance window (README: Rolling out to existing WorkSpaces). A rebuild resets
+        the user volume to its last snapshot. Default None: existing WorkSpaces are never
+        rebuilt.
+
+    Every free-text input (applications, agent, tags, licence keys, preparation) is scanned
+    for secrets; a flagged value never appears in an error message.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        design: ImageDesign,
+        image_version: str,
+        template_workspace_id: str,
+        tagging_policy: TaggingPolicy,
+        baked_applications: Sequence[str] = (),
+        launch_applications: Sequence[str] = (),
+        config_management_agent: str | None = None,
+        license_references: Mapping[str, str] | None = None,
+        preparation: ImagePreparation | None = None,
+        managed_node_id: str | None = None,
+        compute_type: str = "STANDARD",
+        root_volume_gib: int | None = None,
+        user_volume_gib: int | None = None,
+        tags: Mapping[str, str] | None = None,
+        build_timeout: Duration | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        retained_images: int = DEFAULT_RETAINED_IMAGES,
+        released_version: str | None = None,
+        candidate_bundle: bool = False,
+        validation_commands: Sequence[str] = (),
+        regions: Sequence[str] = (),
+        share_with_accounts: Sequence[str] = (),
+        rollout: RolloutSchedule | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.stack = stack_of(self, scope)
+        spec = check_persona(
+            Problems.of(self),
+            self.stack,
+            name=name,
+            design=design,
+            image_version=image_version,
+            template_workspace_id=template_workspace_id,
+            tagging_policy=tagging_policy,
+            baked_applications=baked_applications,
+            launch_applications=launch_applications,
+            config_management_agent=config_management_agent,
+            license_references=license_references,
+            preparation=preparation,
+            managed_node_id=managed_node_id,
+            compute_type=compute_type,
+            root_volume_gib=root_volume_gib,
+            user_volume_gib=user_volume_gib,
+            tags=tags,
+            build_timeout=build_timeout,
+            removal_policy=removal_policy,
+            retained_images=retained_images,
+            released_version=released_version,
+            candidate_bundle=candidate_bundle,
+            validation_commands=validation_commands,
+            regions=regions,
+            share_with_accounts=share_with_accounts,
+            rollout=rollout,
+        )
+        self.spec = spec
+        self.name = spec.name
+        self.design = spec.design
+        self.image_version = spec.image_version
+        self.baked_applications = spec.baked_applications
+        self.launch_applications = spec.launch_applications
+        self.config_management_agent = spec.config_management_agent
+        self.license_references = spec.license_references
+        self.preparation = spec.preparation
+        self.managed_node_id = spec.managed_node_id
+        self.tags = dict(spec.tags)
+        self.release = spec.release
+        self.image = self._image(spec)
+        self.bundle, self.candidate_bundle = self._bundles(spec)
+        self.regional_copies, self.image_share, self.rollout = self._distribution(spec)
+        self._tag(spec)
+        self._warn(spec.compute_type)
+        ChecklistGate.ensure(self.stack)
+        # The review module reads personas, so it is imported here, not at the top.
+        from ..review.review import AutoReview  # noqa: PLC0415
+
+        AutoReview.register(self)
+
+    def _image(self, spec: PersonaSpec) -> WorkspaceImage:
+        return WorkspaceImage(
+            self,
+            "Image",
+            base_name=f"{spec.name}-{spec.image_version}",
+            description=spec.image_description,
+            template_workspace_id=spec.template_workspace_id,
+            persona=spec.name,
+            recipe=spec.recipe(),
+            tags=spec.tags,
+            build_timeout=spec.build_timeout,
+            removal_policy=spec.removal_policy,
+            prepared_by=_run_command(spec),
+            version=spec.image_version,
+            retained_images=spec.release.retained_images,
+        )
+
+    def _shape(self, spec: PersonaSpec) -> dict[str, Any]:
+        """What every bundle of the persona has in common."""
+        return {
+            "compute_type": spec.compute_type,
+            "root_volume_gib": spec.root_volume_gib,
+            "user_volume_gib": spec.user_volume_gib,
+            "tags": spec.tags,
+            "removal_policy": spec.removal_policy,
+        }
+
+    def _bundles(self, spec: PersonaSpec) -> tuple[WorkspaceBundle, WorkspaceBundle | None]:
+        """The persona's bundle (on the build, or on the released version) and, when asked,
+        the candidate bundle that follows each build."""
+        served: WorkspaceImage | ReleasedImage = (
+            self.image
+            if spec.release.serves_build
+            else ReleasedImage(
+                self, "Released", persona=spec.name, version=spec.release.released_version
+            )
+        )
+        bundle = WorkspaceBundle(
+            self,
+            "Bundle",
+            base_name=spec.name,
+            description=spec.bundle_description,
+            image=served,
+            **self._shape(spec),
+        )
+        if not spec.release.serves_build:
+            # Deleted before the image on a stack delete, as a bundle following it would be.
+            bundle.resource.node.add_dependency(self.image.resource)
+        if not spec.release.candidate_bundle:
+            return bundle, None
+        candidate = WorkspaceBundle(
+            self,
+            "CandidateBundle",
+            base_name=spec.candidate_bundle_base_name,
+            description=spec.candidate_bundle_description,
+            image=self.image,
+            **self._shape(spec),
+        )
+        return bundle, candidate
+
+    def _distribution(
+        self, spec: PersonaSpec
+    ) -> tuple[RegionalCopies | None, ImageShare | None, WorkspaceRollout | None]:
+        """Copies in other Regions, the image share and the rollout, each when asked for."""
+        copies = (
+            RegionalCopies(
+                self,
+                "Regions",
+                image=self.image,
+                regions=spec.regions,
+                bundle_base_name=spec.name,
+                bundle_description=spec.bundle_description,
+                **self._shape(spec),
+            )
+            if spec.regions
+            else None
+        )
+        share = (
+            ImageShare(self, "Share", image=self.image, account_ids=spec.share_with_accounts)
+            if spec.share_with_accounts
+            else None
+        )
+        rollout = None if spec.rollout is None else spec.rollout.apply(self, "Rollout", self.bundle)
+        return copies, share, rollout
+
+    def _tag(self, spec: PersonaSpec) -> None:
+        """Derived tags above a ``Tags.of`` tag given without a priority (README: Tags), and
+        every tagged resource checked by the policy at synth."""
+        copies = self.regional_copies.copies.values() if self.regional_copies else ()
+        for resource in [*self._resources(), *copies]:
+            manager = resource.cdk_tag_manager
+            for key in DERIVED_TAGS:
+                pin_tag(manager, key, spec.tags[key], DERIVED_TAG_PRIORITY)
+            TagCheck.register(self.stack, resource, spec.tagging_policy)
+
+    def _resources(self) -> list[WorkspaceImage | WorkspaceBundle]:
+        """The image and the bundles (the candidate too, when there is one)."""
+        bundles = (
+            [self.bundle] if self.candidate_bundle is None else [self.bundle, self.candidate_bundle]
+        )
+        return [self.image, *bundles]
+
+    def apply_removal_policy(self, policy: RemovalPolicy) -> None:
+        """What happens to the persona's replaced or removed image and bundles: DESTROY or
+        RETAIN."""
+        for resource in self._resources():
+            resource.apply_removal_policy(policy)
+        if self.regional_copies is not None:
+            self.regional_copies.apply_removal_policy(policy)
+
+    @property
+    def prepared_in_build(self) -> bool:
+        """True when the build runs the preparation on the template (Run Command)."""
+        return self.image.prepared_by is not None
+
+    def facts(self) -> PersonaFacts:
+        """The persona as plain data, for the checklist and the review."""
+        return PersonaFacts(
+            name=self.name,
+            design=self.design.value,
+            image_version=self.image_version,
+            image_name=self.image.image_name,
+            bundle_name=self.bundle.bundle_name,
+            template_workspace_id=self.image.template_workspace_id,
+            baked_applications=self.baked_applications,
+            launch_applications=self.launch_applications,
+            config_management_agent=self.config_management_agent,
+            license_references=dict(self.license_references),
+            preparation=self.preparation,
+            preparation_channel="run-command" if self.prepared_in_build else "by-hand",
+            managed_node_id=self.managed_node_id,
+            preparation_script=self.image.preparation_script,
+            compute_type=self.bundle.compute_type,
+            root_volume_gib=self.bundle.root_volume_gib,
+            user_volume_gib=self.bundle.user_volume_gib,
+            smallest_volumes=smallest_volumes(self.bundle.compute_type),
+            tags=self.image.tags,
+            release=self.release.describe(),
+            candidate_bundle_name=(
+                self.candidate_bundle.bundle_name if self.candidate_bundle is not None else None
+            ),
+        )
+
+    def _warn(self, compute_type: str) -> None:
+        """Lesser problems: CDK warnings, shown by cdk synth and in the review."""
+        notes = Annotations.of(self)
+        smallest = smallest_volumes(compute_type)
+        volumes = (self.bundle.root_volume_gib, self.bundle.user_volume_gib)
+        if volumes != smallest:
+            notes.add_warning_v2(
+                "workspaces-image-bakery:volumes",
+                f"volumes {volumes[0]}/{volumes[1]} GB are above the smallest valid pair "
+                f"{smallest[0]}/{smallest[1]} GB for {compute_type}; the whitepaper advises the "
+                "smallest (users can grow them later)",
+            )
+        if (
+            self.design is ImageDesign.FULLY_BAKED
+            and len(self.baked_applications) > LONG_APPLICATION_LIST
+        ):
+            notes.add_warning_v2(
+                "workspaces-image-bakery:long-application-list",
+                f"a fully baked image with {len(self.baked_applications)} applications; consider "
+                "a thin image that delivers the less common ones at launch",
+            )
+        if not self.tags.get(COMPLIANCE):
+            notes.add_warning_v2(
+                "workspaces-image-bakery:no-compliance-tag",
+                "no Compliance tag: say which compliance requirements the image is built for",
+            )
+
+
+GATE_ID = "ImageDesignChecklist"
+
+
+@jsii.implements(IValidation)
+class ChecklistGate:
+    """Fails synth when a persona of the stack scores below the team's checklist minimum.
+
+    The minimum is the ``workspaces-image-bakery:checklist-minimum`` context value (1-5);
+    without it the checklist only reports.
+    """
+
+    _stacks: ClassVar[WeakSet[Stack]] = WeakSet()
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+
+    @classmethod
+    def ensure(cls, stack: Stack) -> None:
+        """Add the gate to a persona's stack once (a marker construct shows it in the tree)."""
+        if stack in cls._stacks:
+            return
+        cls._stacks.add(stack)
+        if stack.node.try_find_child(GATE_ID) is None:
+            Construct(stack, GATE_ID)
+            stack.node.add_validation(cls(stack))
+
+    def validate(self) -> list[str]:
+        raw = self._stack.node.try_get_context(MINIMUM_CONTEXT)
+        if raw is None:
+            return []
+        try:
+            minimum = float(raw)
+        except (TypeError, ValueError):
+            return [f"{MINIMUM_CONTEXT}={raw!r} is not valid; allowed: a number from 1 to 5"]
+        personas = [c.facts() for c in self._stack.node.find_all() if isinstance(c, Persona)]
+        return Scorecard.of(personas).below(minimum)
+
+
+def _run_command(spec: PersonaSpec) -> RunCommandPreparation | None:
+    """How the build prepares (and validates) the template, when it has a managed node."""
+    preparation, node = spec.preparation, spec.managed_node_id
+    if preparation is None or node is None:
+        return None
+
+    def script(fingerprint: str) -> str:
+        return render_script(
+            preparation,
+            persona=spec.name,
+            version=spec.image_version,
+            fingerprint=fingerprint,
+            software=spec.software,
+        )
+
+    return RunCommandPreparation(
+        managed_node_id=node, script=script, validation_commands=spec.validation_commands
+    )

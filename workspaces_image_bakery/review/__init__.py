@@ -1,0 +1,1 @@
+"""The pull-request review written next to the templates on every synth."""
