@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bakery_runtime.build import notify
-from bakery_runtime.build import watch as build_watch
-from bakery_runtime.build.request import BuildRequest
 from bakery_runtime.core import contract
+from bakery_runtime.image_build import notify
+from bakery_runtime.image_build import watch as build_watch
+from bakery_runtime.image_build.request import BuildRequest
 
 from .harness.cloudformation import STACK_ID, DeployError, handle_url
 from .harness.stacks import two_personas

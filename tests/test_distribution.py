@@ -18,13 +18,13 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
-from bakery_runtime.build import custom_resource
 from bakery_runtime.core import contract
 from bakery_runtime.core.aws import Clients
 from bakery_runtime.core.errors import BuildFailed
 from bakery_runtime.distribution import contract as dc
 from bakery_runtime.distribution import provider as distribution
 from bakery_runtime.distribution.clients import DistributionClients
+from bakery_runtime.image_build import custom_resource
 
 from workspaces_image_bakery import BakeryValidationError, ImageBakeryStack, ImageDesign
 from workspaces_image_bakery.distribution.distribution import (

@@ -97,9 +97,9 @@ def test_pre_signed_urls_never_reach_the_logs(caplog: pytest.LogCaptureFixture) 
 
 
 def test_handler_entry_points_exist() -> None:
-    from bakery_runtime.build import custom_resource
-    from bakery_runtime.build import steps as build_steps
-    from bakery_runtime.build import watch as build_watch
+    from bakery_runtime.image_build import custom_resource
+    from bakery_runtime.image_build import steps as build_steps
+    from bakery_runtime.image_build import watch as build_watch
 
     assert callable(custom_resource.on_event)
     assert callable(build_steps.handler)

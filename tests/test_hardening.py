@@ -13,10 +13,10 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from bakery_runtime.build import steps as build_steps
-from bakery_runtime.build import watch as build_watch
 from bakery_runtime.core import contract
 from bakery_runtime.core.errors import BuildFailed
+from bakery_runtime.image_build import steps as build_steps
+from bakery_runtime.image_build import watch as build_watch
 
 from .fakes.workspaces_service import OWNER_TAG, Image
 from .harness import invariants

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "workspaces_image_bakery"
 RUNTIME = LIBRARY / "lambda" / "bakery_runtime"
-CAPABILITIES = ("build", "release", "distribution", "rollout", "evidence")
+CAPABILITIES = ("image_build", "release", "distribution", "rollout", "evidence")
 
 
 def _modules(folder: Path, package: str) -> dict[str, Path]:

@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from bakery_runtime.build import steps as build_steps
-from bakery_runtime.build.request import BuildRequest
 from bakery_runtime.core import contract
 from bakery_runtime.core.aws import RETRY_CONFIG, Clients
 from bakery_runtime.core.errors import BuildFailed
+from bakery_runtime.image_build import steps as build_steps
+from bakery_runtime.image_build.request import BuildRequest
 from moto import mock_aws
 
 from .harness import asl

@@ -23,7 +23,7 @@ stack = bakery.ImageBakeryStack(app, "Installed", tag_defaults={"Project": "p", 
 stack.add_persona("P", name="p", design=bakery.ImageDesign.FULLY_BAKED, image_version="1",
                   template_workspace_id="ws-abcdefgh1", tags={"Role": "r", "Confidentiality": "internal"})
 assembly = app.synth()
-staged = [p for p in pathlib.Path(sys.argv[1]).glob("asset.*/bakery_runtime/build/custom_resource.py")]
+staged = [p for p in pathlib.Path(sys.argv[1]).glob("asset.*/bakery_runtime/image_build/custom_resource.py")]
 print(len(staged))
 """
 
@@ -47,7 +47,7 @@ def test_the_installed_package_ships_and_stages_the_runtime(tmp_path: Path) -> N
     )
     (wheel,) = tmp_path.glob("workspaces_image_bakery-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "workspaces_image_bakery/lambda/bakery_runtime/build/custom_resource.py" in names
+    assert "workspaces_image_bakery/lambda/bakery_runtime/image_build/custom_resource.py" in names
     assert "workspaces_image_bakery/py.typed" in names
     assert not [n for n in names if n.startswith("tests/")]
     assert_metadata(wheel)
@@ -93,7 +93,7 @@ def test_the_constructs_need_no_aws_sdk_nor_cli_packages() -> None:
         "import sys\nfor m in ('boto3', 'botocore', 'click', 'rich'):\n    sys.modules[m] = None\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", blocked + PROGRAM, str(ROOT / "build" / "no-sdk"), "/nowhere"],
+        [sys.executable, "-c", blocked + PROGRAM, str(ROOT / "image_build" / "no-sdk"), "/nowhere"],
         cwd=ROOT,
         capture_output=True,
         text=True,

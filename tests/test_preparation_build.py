@@ -283,7 +283,7 @@ def test_the_stack_creates_the_role_a_template_registers_with(template: dict[str
 def test_the_scripts_of_one_stack_fit_cloudformations_template_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from workspaces_image_bakery.build import build_runtime
+    from workspaces_image_bakery.image_build import build_runtime
 
     stack = _stack()
     _persona(stack, "one", "ws-one000001", preparation=ImagePreparation(), managed_node_id=NODE)
@@ -298,7 +298,7 @@ def test_the_scripts_of_one_stack_fit_cloudformations_template_limit(
 def test_the_template_estimate_stays_above_the_real_size(tmp_path: Any, count: int) -> None:
     """The synth-time estimate of the template's size never falls below what CDK writes,
     so the 1 MB check fires before CloudFormation would refuse the template."""
-    from workspaces_image_bakery.build import build_runtime
+    from workspaces_image_bakery.image_build import build_runtime
 
     stack = _stack(
         {"workspaces-image-bakery:review": "false", "workspaces-image-bakery:image-quota": "1000"}

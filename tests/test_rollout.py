@@ -28,7 +28,7 @@ from cdk_nag import AwsSolutionsChecks
 from moto import mock_aws
 
 from workspaces_image_bakery import BakeryValidationError, ImageBakeryStack, ImageDesign
-from workspaces_image_bakery.build.bundle import WorkspaceBundle
+from workspaces_image_bakery.image_build.bundle import WorkspaceBundle
 from workspaces_image_bakery.rollout.rollout import RolloutSchedule, WorkspaceRollout
 
 from .fakes.workspaces_fleet import FakeWorkSpacesFleet

@@ -11,8 +11,8 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from bakery_runtime.build import request as build
 from bakery_runtime.core import contract
+from bakery_runtime.image_build import request as build
 
 from workspaces_image_bakery import ImageBakeryStack, ImageDesign
 from workspaces_image_bakery.core.runtime_assets import LAMBDA_ASSET_DIR
@@ -172,7 +172,7 @@ def test_builds_that_end_silently_reach_the_build_watch(template: dict[str, Any]
     watch = next(
         k
         for k, f in _resources(template, "AWS::Lambda::Function").items()
-        if f["Properties"]["Handler"] == "bakery_runtime.build.watch.handler"
+        if f["Properties"]["Handler"] == "bakery_runtime.image_build.watch.handler"
     )
     assert target["Arn"] == {"Fn::GetAtt": [watch, "Arn"]}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 10
@@ -256,17 +256,17 @@ def test_the_build_may_tag_the_image_it_creates_with_this_stack_only(
 
 # The modules of the build runtime's two roles (on_event and the workflow step function).
 RUNTIME_MODULES = (
-    "build/custom_resource",
-    "build/image_resource",
-    "build/bundle_resource",
-    "build/image_id_resource",
+    "image_build/custom_resource",
+    "image_build/image_resource",
+    "image_build/bundle_resource",
+    "image_build/image_id_resource",
     "release/retention",
     "core/workspaces",
-    "build/steps",
-    "build/preparation",
-    "build/watch",
-    "build/notify",
-    "build/wait_condition",
+    "image_build/steps",
+    "image_build/preparation",
+    "image_build/watch",
+    "image_build/notify",
+    "image_build/wait_condition",
 )
 
 

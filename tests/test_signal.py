@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
-from bakery_runtime.build import wait_condition
 from bakery_runtime.core import contract
 from bakery_runtime.core.errors import BuildFailed, TransientError
+from bakery_runtime.image_build import wait_condition
 
 from .harness.cloudformation import STACK_ID, handle_url
 

@@ -109,8 +109,8 @@ def test_signal_failure_is_not_caught_so_the_execution_fails(definition: dict[st
 def test_image_waits_are_one_long_wait_then_short_polls_within_the_deadline(
     step: str, left: int, expected: int
 ) -> None:
-    from bakery_runtime.build.request import BuildRequest
-    from bakery_runtime.build.steps import wait_seconds
+    from bakery_runtime.image_build.request import BuildRequest
+    from bakery_runtime.image_build.steps import wait_seconds
 
     build = BuildRequest("n", "d", "ws-abcdefgh1", "p", {}, 10_000, 3600, "https://h")
     preferred = {

@@ -17,15 +17,15 @@ _EXPORTS: dict[str, str] = {
     "AgentKind": ".preparation",
     "BASELINE_CONTEXT": ".review.review",
     "BakeryValidationError": ".core.validation",
-    "BuildRuntime": ".build.build_runtime",
+    "BuildRuntime": ".image_build.build_runtime",
     "Clipboard": ".preparation",
     "DEFAULT_ALLOWED": ".core.tagging_policy",
     "DEFAULT_REQUIRED": ".core.tagging_policy",
     "DesktopSettings": ".preparation",
     "DistributionRuntime": ".distribution.distribution",
     "IMAGE_QUOTA_CONTEXT": ".release.release",
-    "IWorkspaceBundle": ".build.bundle",
-    "IWorkspaceImage": ".build.image",
+    "IWorkspaceBundle": ".image_build.bundle",
+    "IWorkspaceImage": ".image_build.image",
     "ImageBakeryStack": ".stacks",
     "ImageDesign": ".persona.persona",
     "ImagePreparation": ".preparation",
@@ -34,29 +34,25 @@ _EXPORTS: dict[str, str] = {
     "Persona": ".persona.persona",
     "PersonaFacts": ".evidence.checklist",
     "Problem": ".core.validation",
-    "REBUILD_CONTEXT": ".build.image",
+    "REBUILD_CONTEXT": ".image_build.image",
     "REVIEW_CONTEXT": ".review.review",
     "RegionalCopies": ".distribution.distribution",
     "RegionalCopy": ".distribution.distribution",
     "ReleasedImage": ".release.release",
     "RolloutSchedule": ".rollout.rollout",
-    "RunCommandPreparation": ".build.run_command",
+    "RunCommandPreparation": ".image_build.run_command",
     "Scorecard": ".evidence.checklist",
     "SharedImageCopy": ".distribution.distribution",
     "StreamingProtocol": ".preparation",
     "TaggingPolicy": ".core.tagging_policy",
-    "WorkspaceBundle": ".build.bundle",
-    "WorkspaceImage": ".build.image",
+    "WorkspaceBundle": ".image_build.bundle",
+    "WorkspaceImage": ".image_build.image",
     "WorkspaceRollout": ".rollout.rollout",
     "load_baseline": ".review.review",
     "write_review": ".review.review",
 }
 
 if TYPE_CHECKING:
-    from .build.build_runtime import BuildRuntime
-    from .build.bundle import IWorkspaceBundle, WorkspaceBundle
-    from .build.image import REBUILD_CONTEXT, IWorkspaceImage, WorkspaceImage
-    from .build.run_command import RunCommandPreparation
     from .core.tagging_policy import DEFAULT_ALLOWED, DEFAULT_REQUIRED, TaggingPolicy
     from .core.validation import BakeryValidationError, Problem
     from .distribution.distribution import (
@@ -67,6 +63,10 @@ if TYPE_CHECKING:
         SharedImageCopy,
     )
     from .evidence.checklist import PersonaFacts, Scorecard
+    from .image_build.build_runtime import BuildRuntime
+    from .image_build.bundle import IWorkspaceBundle, WorkspaceBundle
+    from .image_build.image import REBUILD_CONTEXT, IWorkspaceImage, WorkspaceImage
+    from .image_build.run_command import RunCommandPreparation
     from .persona.persona import ImageDesign, Persona
     from .preparation import (
         Agent,

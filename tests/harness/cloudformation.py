@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from bakery_runtime.build import custom_resource
-from bakery_runtime.build import steps as build_steps
-from bakery_runtime.build.request import DEADLINE_MARGIN_SECONDS as DEADLINE_MARGIN
 from bakery_runtime.core.aws import Clients
 from bakery_runtime.core.errors import BuildFailed, TransientError
+from bakery_runtime.image_build import custom_resource
+from bakery_runtime.image_build import steps as build_steps
+from bakery_runtime.image_build.request import DEADLINE_MARGIN_SECONDS as DEADLINE_MARGIN
 
 from ..fakes.cloudformation_service import FakeCloudFormation
 from . import asl

@@ -49,15 +49,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IValidation
 
-from ..build.build_runtime import (
-    ASSET_EXCLUDE,
-    LOG_RETENTION,
-    OWNER_REQUEST_TAG,
-    OWNER_TAG_CONDITION,
-    runtime_function,
-)
-from ..build.bundle import MAX_BASE_NAME_LENGTH, SHAPE_CHARS
-from ..build.image import IWorkspaceImage, WorkspaceImage, service_timeout
 from ..core.compute import check_compute
 from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 from ..core.naming import DESCRIPTION_PATTERN, IMAGE_ID_PATTERN, IMAGE_ID_TEXT, NAME_PATTERN
@@ -74,6 +65,15 @@ from ..core.validation import (
     register_images,
     register_name,
 )
+from ..image_build.build_runtime import (
+    ASSET_EXCLUDE,
+    LOG_RETENTION,
+    OWNER_REQUEST_TAG,
+    OWNER_TAG_CONDITION,
+    runtime_function,
+)
+from ..image_build.bundle import MAX_BASE_NAME_LENGTH, SHAPE_CHARS
+from ..image_build.image import IWorkspaceImage, WorkspaceImage, service_timeout
 from ..release.release import image_quota
 
 DISTRIBUTION_ID = "WorkSpacesImageBakeryRuntimeDistribution"

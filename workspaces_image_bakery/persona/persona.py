@@ -16,9 +16,6 @@ import jsii
 from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
 from constructs import Construct, IValidation
 
-from ..build.bundle import WorkspaceBundle
-from ..build.image import WorkspaceImage
-from ..build.run_command import RunCommandPreparation
 from ..core.compute import smallest_volumes
 from ..core.runtime_assets import contract
 from ..core.tagging import DERIVED_TAG_PRIORITY, TagCheck, pin_tag
@@ -26,6 +23,9 @@ from ..core.tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
 from ..core.validation import Problems, stack_of
 from ..distribution.distribution import ImageShare, RegionalCopies
 from ..evidence.checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
+from ..image_build.bundle import WorkspaceBundle
+from ..image_build.image import WorkspaceImage
+from ..image_build.run_command import RunCommandPreparation
 from ..preparation import ImagePreparation, render_script
 from ..release.release import ReleasedImage
 from ..rollout.rollout import RolloutSchedule, WorkspaceRollout

@@ -15,8 +15,6 @@ from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 
-from ..build.image import check_build_timeout, default_build_timeout
-from ..build.run_command import check_managed_node_id
 from ..core.compute import check_compute
 from ..core.naming import check_template_workspace_id
 from ..core.tag_rules import is_tag_mapping, tag_strings
@@ -31,6 +29,8 @@ from ..core.validation import (
     register_template,
 )
 from ..distribution.distribution import check_account, check_region
+from ..image_build.image import check_build_timeout, default_build_timeout
+from ..image_build.run_command import check_managed_node_id
 from ..preparation import ImagePreparation, preparation_problems
 from ..release.release import ReleasePlan, check_version, plan_release
 from ..rollout.rollout import RolloutSchedule

@@ -40,7 +40,7 @@ from ..evidence.checklist import PersonaFacts, Scorecard
 from ..preparation import ImagePreparation, render_script
 
 if TYPE_CHECKING:
-    from ..build.image import WorkspaceImage
+    from ..image_build.image import WorkspaceImage
 
 BASELINE_CONTEXT = "workspaces-image-bakery:baseline"
 # "false" (or no, off, 0): no review is written on synth; write_review() still writes one.

@@ -40,8 +40,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from ..build.build_runtime import ASSET_EXCLUDE, LOG_RETENTION
-from ..build.bundle import IWorkspaceBundle, WorkspaceBundle
 from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 from ..core.naming import BUNDLE_ID_PATTERN
 from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, rollout_contract
@@ -53,6 +51,8 @@ from ..core.validation import (
     is_token,
     seconds_of,
 )
+from ..image_build.build_runtime import ASSET_EXCLUDE, LOG_RETENTION
+from ..image_build.bundle import IWorkspaceBundle, WorkspaceBundle
 
 ROLLOUT_RUNTIME_ID: Final = "WorkSpacesImageBakeryRollout"
 # Shared with the rollout's step and the command line (bakery_runtime/rollout/contract.py).

@@ -9,9 +9,9 @@ from aws_cdk import Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from ..build.build_runtime import BuildRuntime
 from ..core.tagging_policy import DEFAULT_REQUIRED, TaggingPolicy
 from ..core.validation import BakeryValidationError, Problem
+from ..image_build.build_runtime import BuildRuntime
 from ..persona.persona import Persona
 
 # The policy's props, as this stack names them in its own errors.

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from ..build import bundle_resource
 from ..core.aws import error_code, error_message, owner
 from ..core.errors import BuildFailed, InvalidPropertiesError
 from ..core.events import ResourceEvent
+from ..image_build import bundle_resource
 from . import contract as d
 from . import copy_resource, share_resource
 from .clients import DistributionClients

@@ -158,7 +158,10 @@ class BuildRuntime(Construct):
         self.marker_document = self._marker_document()
 
         self.step_function = self._function(
-            "WorkflowStep", code, f"{RUNTIME_PACKAGE}.build.steps.handler", Duration.minutes(2)
+            "WorkflowStep",
+            code,
+            f"{RUNTIME_PACKAGE}.image_build.steps.handler",
+            Duration.minutes(2),
         )
         self.step_function.add_environment(contract.ENV_MARKER_DOCUMENT, self.marker_document.ref)
         self._constants = _StateConstants()
@@ -166,14 +169,14 @@ class BuildRuntime(Construct):
         self.on_event_function = self._function(
             "OnEvent",
             code,
-            f"{RUNTIME_PACKAGE}.build.custom_resource.on_event",
+            f"{RUNTIME_PACKAGE}.image_build.custom_resource.on_event",
             Duration.minutes(5),
         )
         self.on_event_function.add_environment(
             contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn
         )
         self.watch_function = self._function(
-            "BuildWatch", code, f"{RUNTIME_PACKAGE}.build.watch.handler", Duration.minutes(1)
+            "BuildWatch", code, f"{RUNTIME_PACKAGE}.image_build.watch.handler", Duration.minutes(1)
         )
         self.watch_function.add_environment(
             contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn

@@ -1,0 +1,338 @@
+"""The preparation, the first-boot unit, the seal and the restore unit, run as root in a real
+Debian bookworm system (tests/system/root.py): real apt-get, dpkg, useradd, userdel, gpasswd,
+visudo, dconf, systemctl (on unit files), systemd-analyze and ssh-keygen. No stand-ins, no
+BAKERY_ROOT: the scripts act on / inside the chroot as they do on a WorkSpace.
+
+What this cannot show: a booted systemd (units are checked and enabled, not started), the
+SSM agent (Debian has no package; its state is planted files), Ubuntu's own archive (the
+root is Debian that says it is Ubuntu 22.04), and the RPM family: Rocky Linux 8 and RHEL 8
+(dnf) and Amazon Linux 2 (yum) are not run for real, because no Rocky, RHEL or Amazon Linux
+archive is reachable from these machines, and a Debian root with Debian's rpm and dnf would
+show only that dnf accepts its flags on an empty package database.
+tests/test_preparation_script.py runs those scripts with stand-ins; on GitHub's runners the
+distributions' official container images could run them for real."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.system.conftest import Prepared
+from tests.system.persona import FINGERPRINT, PREPARATION, script
+from tests.system.root import bash_in, run_in
+from workspaces_image_bakery.preparation import (
+    DONE_MARKER,
+    FAILED_MARKER,
+    FIRSTBOOT_SERVICE,
+    RESTORE_SERVICE,
+    SEALED_FAILED,
+    SEALED_OK,
+    STEP_MARKER,
+    SUDO_SERVICE,
+    TEMPLATE_IDENTITY_FILE,
+    TEMPLATE_STASH_DIR,
+    VERSION_FILE,
+    read_seal_output,
+    render_seal_script,
+    seal_items,
+)
+from workspaces_image_bakery.preparation.boot_units import SUDO_PATH
+from workspaces_image_bakery.preparation.seal import SEAL_DEFERRED_SCRIPT
+
+pytestmark = pytest.mark.system
+
+UNITS = (SUDO_SERVICE, SUDO_PATH, FIRSTBOOT_SERVICE, RESTORE_SERVICE)
+LIBEXEC = "/usr/local/libexec/workspaces-image-bakery"
+# useradd and userdel keep the previous /etc/passwd, group, shadow and gshadow as "<file>-".
+# Every run creates the build user in an install step and deletes it at the end; on the first
+# run the packages' system users are added after it, on the second before it, so these
+# backups differ in line order. The files themselves must not.
+SHADOW_BACKUPS = ("/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-")
+# Planted before the seal: a template's identity, as the SSM agent, sshd, cloud-init, a shell,
+# Puppet and journald leave it (paths in the root).
+SSM = "/var/lib/amazon/ssm"
+PLANTED = {
+    f"{SSM}/registration": '{"ManagedInstanceID":"mi-0123456789abcdef0","Region":"eu-west-1"}',
+    f"{SSM}/Vault/Store/RegistrationKey": "private key of the managed node",
+    f"{SSM}/runtimeconfig/identity_config.json": '{"IdentityType":"OnPrem"}',
+    f"{SSM}/mi-0123456789abcdef0/document/orchestration/cmd-1/awsrunShellScript/stdout": "out",
+    "/var/log/amazon/ssm/amazon-ssm-agent.log": "INFO the agent's log",
+    "/var/lib/cloud/instances/i-0123/obj.pkl": "cloud-init state",
+    "/var/lib/cloud/data/instance-id": "i-0123",
+    "/var/lib/cloud/sem/config_ssh": "done",
+    "/root/.bash_history": "aws configure",
+    "/var/lib/bakery-svc/.bash_history": "a system user's history",
+    "/home/alice/.bash_history": "alice's history",
+    "/var/lib/puppet/ssl/private_keys/template.pem": "puppet key",
+    "/etc/puppetlabs/puppet/ssl/certs/template.pem": "puppet cert",
+    "/var/log/syslog": "a line after the clean-down",
+    "/var/log/syslog.1": "a rotated log",
+    "/var/log/journal/0f0e0d0c0b0a09080706050403020100/system.journal": "journal",
+}
+STASHED_SSM = ("registration", "Vault", "runtimeconfig")
+# A stand-in for systemd-run (no systemd runs in the chroot): it records the command line.
+SYSTEMD_RUN = """#!/bin/sh
+printf '%s\\n' "$*" >> /run/bakery-shims/systemd-run.log
+"""
+
+
+def steps(stdout: str) -> list[str]:
+    return [line.removeprefix(STEP_MARKER) for line in stdout.splitlines() if STEP_MARKER in line]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def host_keys(root: Path) -> dict[str, str]:
+    return {p.name: digest(p) for p in sorted((root / "etc/ssh").glob("ssh_host_*"))}
+
+
+def test_the_script_completes_with_real_tools(prepared: Prepared) -> None:
+    """The rendered script runs to its end on a real system: apt-get updates, upgrades and
+    installs from Debian's archive, the agents' checks pass, systemctl enables the agents and
+    masks the configuration-management agent, dconf compiles the locked defaults, gpasswd
+    and visudo take alice's sudo away, useradd and userdel make and remove the build user,
+    and the version file is written last."""
+    root = prepared.root
+    assert prepared.first.returncode == 0, prepared.first.stderr[-3000:]
+    assert steps(prepared.first.stdout)[-5:] == [
+        "validate-1",
+        "validate-2",
+        "remove-build-users",
+        "clean-down",
+        "write-version-file",
+    ]
+    assert "hold-agent:puppet-agent" in steps(prepared.first.stdout)
+    assert prepared.first.stdout.splitlines()[-1] == f"{DONE_MARKER}recipe={FINGERPRINT}"
+    status = (root / "var/lib/dpkg/status").read_text()
+    for package in ("jq", "auditd", "rsyslog", "puppet-agent"):
+        assert f"Package: {package}\nStatus: install ok installed" in status, package
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    assert {p.name for p in wants.iterdir()} >= {"auditd.service", "rsyslog.service", *UNITS}
+    assert not (wants / "puppet.service").exists()
+    assert (root / "etc/systemd/system/puppet.service").readlink() == Path("/dev/null")
+    assert (root / "etc/dconf/db/local").is_file()  # compiled by dconf update
+    assert (
+        "/org/gnome/desktop/session/idle-delay"
+        in (root / "etc/dconf/db/local.d/locks/50-workspaces-image-bakery").read_text()
+    )
+    assert "clipboard = paste-only" in (root / "etc/wsp/wsp.conf").read_text()
+    group = (root / "etc/group").read_text()
+    assert "\nsudo:x:27:\n" in group
+    assert not (root / "etc/sudoers.d/01-ws-admin-user").exists()
+    assert "builder" not in (root / "etc/passwd").read_text()
+    assert (
+        (root / VERSION_FILE.lstrip("/"))
+        .read_text()
+        .startswith("persona=system-test\nversion=1.0.0\n")
+    )
+
+
+def test_a_second_run_changes_nothing(prepared: Prepared) -> None:
+    """Run again on the prepared system, the script succeeds with the same steps and leaves
+    /etc, /usr/local and dpkg's status as they were (paths, modes, hashes, link targets),
+    apart from the account backups useradd and userdel rewrite (see SHADOW_BACKUPS)."""
+    assert prepared.second.returncode == 0, prepared.second.stderr[-3000:]
+    assert steps(prepared.second.stdout) == steps(prepared.first.stdout)
+
+    def kept(listing: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in listing.items() if k not in SHADOW_BACKUPS}
+
+    assert len(prepared.after_first) > 500
+    assert kept(prepared.after_second) == kept(prepared.after_first)
+    assert set(prepared.after_second) == set(prepared.after_first)
+
+
+def test_every_unit_the_script_writes_passes_systemd_analyze_verify(prepared: Prepared) -> None:
+    """systemd's own checker, inside the system, accepts each unit file the script writes
+    (sections, keys, the helper scripts they start exist and are executable)."""
+    paths = [f"/etc/systemd/system/{unit}" for unit in UNITS]
+    result = run_in(prepared.root, ["systemd-analyze", "verify", *paths])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == ""
+    # The checker does find faults (the same call on a broken unit fails).
+    broken = bash_in(
+        prepared.root,
+        "printf '[Service]\\nExecStart=/nonexistent\\nBogus=1\\n' > /run/broken.service\n"
+        "systemd-analyze verify /run/broken.service\n",
+    )
+    assert broken.returncode != 0 and "Bogus" in broken.stderr
+
+
+def test_a_failing_install_step_stops_the_script(fresh_root: Path) -> None:
+    """An install step that fails for real (apt-get cannot find a package, exit 100) stops
+    the script at that step: the failure marker names it with apt's exit code, the script
+    exits with it, and no version file (the build's success marker) is written."""
+    failing = replace(
+        PREPARATION,
+        install_steps=("apt-get install -y jq", "apt-get install -y bakery-no-such-package"),
+    )
+    result = bash_in(fresh_root, script(failing))
+    assert result.returncode == 100
+    failed = [line for line in result.stderr.splitlines() if line.startswith(FAILED_MARKER)]
+    assert failed == [f"{FAILED_MARKER}install-step-2 (exit 100)"]
+    assert steps(result.stdout)[-1] == "install-step-2"
+    assert "Unable to locate package bakery-no-such-package" in result.stderr
+    assert DONE_MARKER not in result.stdout
+    assert not (fresh_root / VERSION_FILE.lstrip("/")).exists()
+
+
+def test_the_first_boot_unit_sheds_the_template_on_another_workspace(prepared_copy: Path) -> None:
+    """The first-boot script, run in the system: on the template (same hostname and
+    machine-id) it does nothing; on a WorkSpace made from the image (another machine-id, no
+    DMI UUID in a chroot) it removes the SSM registration and Puppet's enrolment, makes new
+    SSH host keys with ssh-keygen, unmasks and enables puppet.service, and removes itself."""
+    root = prepared_copy
+    for relative in (f"{SSM}/registration", f"{SSM}/Vault/Store/RegistrationKey"):
+        (root / relative.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative.lstrip("/")).write_text("template")
+    ssl = root / "var/lib/puppet/ssl/certs"
+    ssl.mkdir(parents=True, exist_ok=True)
+    (ssl / "template.pem").write_text("template")
+    keys = host_keys(root)
+    assert keys
+
+    same = run_in(root, [f"{LIBEXEC}/firstboot"])
+    assert same.returncode == 0, same.stderr
+    assert "this is the template WorkSpace: nothing to do" in same.stdout
+    assert (root / "var/lib/amazon/ssm/registration").exists()
+
+    (root / "etc/machine-id").write_text("1234567890abcdef1234567890abcdef\n")
+    other = run_in(root, [f"{LIBEXEC}/firstboot"])
+    assert other.returncode == 0, other.stderr
+    assert "not the template WorkSpace: shedding its identity" in other.stdout
+    for gone in (
+        "var/lib/amazon/ssm/registration",
+        "var/lib/amazon/ssm/Vault",
+        "var/lib/puppet/ssl",
+    ):
+        assert not (root / gone).exists(), gone
+    new_keys = host_keys(root)
+    assert set(new_keys) == set(keys) and not set(new_keys.values()) & set(keys.values())
+    assert not (root / "etc/systemd/system/puppet.service").exists()  # unmasked
+    assert (root / "etc/systemd/system/multi-user.target.wants/puppet.service").exists()
+    assert (root / "etc/machine-id").read_text() == "1234567890abcdef1234567890abcdef\n"
+    for gone in (
+        f"etc/systemd/system/{FIRSTBOOT_SERVICE}",
+        f"etc/systemd/system/multi-user.target.wants/{FIRSTBOOT_SERVICE}",
+        TEMPLATE_IDENTITY_FILE.lstrip("/"),
+        f"{LIBEXEC.lstrip('/')}/firstboot",
+    ):
+        assert not (root / gone).exists(), gone
+
+
+def plant_template(root: Path) -> None:
+    setup = bash_in(
+        root,
+        "set -e\n"
+        "useradd --system --create-home --home-dir /var/lib/bakery-svc bakery-svc\n"
+        "mkdir -p /run/bakery-shims\n",
+    )
+    assert setup.returncode == 0, setup.stderr
+    for relative, text in PLANTED.items():
+        path = root / relative.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    (root / "etc/machine-id").write_text("0f0e0d0c0b0a09080706050403020100\n")
+    shim = root / "run/bakery-shims/systemd-run"
+    shim.write_text(SYSTEMD_RUN)
+    shim.chmod(0o755)
+
+
+def seal(root: Path) -> tuple[int, str, str]:
+    result = bash_in(
+        root,
+        render_seal_script(PREPARATION),
+        env={"PATH": "/run/bakery-shims:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"},
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def left_on_root_volume(root: Path) -> list[str]:
+    """Every planted or identifying file still on the root volume (all but /home)."""
+    found = [
+        p
+        for p in PLANTED
+        if not p.startswith(("/home/", "/var/log/")) and (root / p.lstrip("/")).exists()
+    ]
+    found += [f"/etc/ssh/{p.name}" for p in (root / "etc/ssh").glob("ssh_host_*")]
+    if (root / "etc/machine-id").read_text():
+        found.append("/etc/machine-id")
+    found += [
+        f"/{p.relative_to(root)}"
+        for p in (root / "var/log").rglob("*")
+        if p.is_file() and (p.stat().st_size or "journal" in p.parts)
+    ]
+    return found
+
+
+def test_the_seal_leaves_the_template_off_the_root_volume_and_the_restore_brings_it_back(
+    prepared_copy: Path, home_volume: Path
+) -> None:
+    """The seal in the system, with /home on a file system of its own: planted identity
+    files (SSM registration, Vault and output, SSH host keys, machine-id, cloud-init state,
+    histories of root, of a system user and of a user, Puppet's ssl folders, logs, journal)
+    are reported absent or deferred; the deferred step's command, run here directly, moves
+    the SSM files into the stash on /home. Then nothing of them is on the root volume. The
+    restore unit's script puts the registration and the host keys back and deletes the
+    stash; a second seal after it is as good as the first."""
+    root = prepared_copy
+    plant_template(root)
+    keys = host_keys(root)
+    code, stdout, stderr = seal(root)
+    assert code == 0, stdout + stderr
+    assert stdout.splitlines()[-1] == SEALED_OK
+    outcome = read_seal_output(stdout)
+    assert list(outcome.items) == list(seal_items(PREPARATION))
+    assert {i for i, (state, _) in outcome.items.items() if state != "absent"} == {
+        "ssm-agent-output",
+        "ssm-registration",
+    }
+    scheduled = (root / "run/bakery-shims/systemd-run.log").read_text().splitlines()
+    assert len(scheduled) == 1 and scheduled[0].endswith(f"/bin/bash {SEAL_DEFERRED_SCRIPT}")
+    assert "--on-active=20" in scheduled[0] and "BAKERY_ROOT" not in scheduled[0]
+
+    deferred = run_in(root, ["/bin/bash", SEAL_DEFERRED_SCRIPT])
+    assert deferred.returncode == 0, deferred.stderr
+    assert left_on_root_volume(root) == []
+    stash = home_volume / TEMPLATE_STASH_DIR.removeprefix("/home/")
+    assert sorted(p.name for p in (stash / "ssm").iterdir()) == sorted(STASHED_SSM)
+    assert (stash / "ssm/registration").read_text() == PLANTED[f"{SSM}/registration"] + "\n"
+    assert {p.name: digest(p) for p in sorted((stash / "ssh").iterdir())} == keys
+    assert stash.stat().st_mode & 0o777 == 0o700
+    assert not (root / "home/alice/.bash_history").exists()
+
+    # The template's next boot: the restore unit's script.
+    restore = run_in(root, [f"{LIBEXEC}/restore-template"])
+    assert restore.returncode == 0, restore.stderr
+    assert not stash.exists()
+    for name in STASHED_SSM:
+        assert (root / SSM.lstrip("/") / name).exists(), name
+    assert host_keys(root) == keys
+    identity = (root / TEMPLATE_IDENTITY_FILE.lstrip("/")).read_text()
+    assert "\nmachine-id=\n" in identity  # what the template now has (systemd fills it at boot)
+
+    # Sealing again is as good: the restored registration is deferred again.
+    code, stdout, _ = seal(root)
+    assert code == 0 and stdout.splitlines()[-1] == SEALED_OK
+
+
+def test_the_seal_refuses_to_stash_on_the_root_volume(prepared_copy: Path) -> None:
+    """Where /home is on the root file system a stash would be in the image: the seal keeps
+    the host keys, machine-id and SSM registration where they were, reports them present
+    and fails, so the build takes no image and the template keeps its channel."""
+    root = prepared_copy
+    plant_template(root)
+    code, stdout, stderr = seal(root)
+    assert code == 1
+    assert "/home is on the root volume" in stderr
+    outcome = read_seal_output(stdout)
+    assert outcome.failed == ("ssh-host-keys", "machine-id", "ssm-agent-output", "ssm-registration")
+    assert stdout.splitlines()[-1] == SEALED_FAILED + " ".join(outcome.failed)
+    assert (root / "var/lib/amazon/ssm/registration").exists()
+    assert not (root / "run/bakery-shims/systemd-run.log").exists()
+    assert not (root / TEMPLATE_STASH_DIR.lstrip("/")).exists()
