@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -374,3 +375,42 @@ def test_status_without_a_rollout_or_the_right_to_read_it(
     shown = [b["rollout"] for p in report["personas"] for b in p["bundles"]]
     assert all(r["state"] == "UNREADABLE" and "AccessDenied" in r["note"] for r in shown)
     _read_only(calls)
+
+
+@pytest.fixture
+def no_region(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No Region anywhere: not in the environment, not in a profile (a fresh default session
+    reads an empty config file)."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["register-template", "--workspace", "ws-abcdefgh1", "--role", "r"],
+        ["status"],
+        ["status", "--stack", "WorkSpacesImageBakery"],
+        ["watch", "--max-polls", "1"],
+    ],
+)
+def test_without_a_region_one_line_names_region_and_exits_2(
+    no_region: None, args: list[str]
+) -> None:
+    result = CliRunner().invoke(cli, args, obj=None)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: no AWS Region") and "--region" in line, line
+    assert f"--region eu-west-1 {args[0]} " in line and "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_register_template_as_a_module_without_a_region(
+    no_region: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert register_template.main(["--workspace", "ws-abcdefgh1", "--role", "r"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "no AWS Region" in line and "--region" in line

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import boto3
 import click
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from rich.console import Console
 from rich.table import Table
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_NOTHING_FOUND = 3
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
 TABLE_TYPE = "AWS::DynamoDB::Table"
@@ -79,6 +80,25 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class NoRegion(click.ClickException):
+    """No AWS Region from ``--region``, the environment or the profile: a usage error, told
+    in one line (botocore's NoRegionError would be a traceback, or a vague line)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self) -> None:
+        context = click.get_current_context(silent=True)
+        command = context.info_name if context is not None and context.parent else "COMMAND"
+        super().__init__(
+            "no AWS Region: pass one with --region before the command "
+            f"(workspaces-image-bakery --region eu-west-1 {command} ...), "
+            "or set AWS_REGION or your profile's region"
+        )
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file, err=True)
+
+
 @dataclass
 class Aws:
     """The clients the commands use (tests pass clients backed by fakes) and the clock."""
@@ -98,9 +118,12 @@ class Aws:
         if given is not None:
             return given
         if service not in self._made:
-            self._made[service] = boto3.client(
-                cast(Any, service), region_name=self.region, config=_RETRY
-            )
+            try:
+                self._made[service] = boto3.client(
+                    cast(Any, service), region_name=self.region, config=_RETRY
+                )
+            except NoRegionError:
+                raise NoRegion() from None
         return self._made[service]
 
 
@@ -624,9 +647,9 @@ def run(args: list[str], aws: Aws | None = None) -> int:
     """Run the CLI in-process (``python -m ...operations.register_template`` uses it)."""
     try:
         result = cli.main(args=args, obj=aws, standalone_mode=False)
-    except click.UsageError as error:
+    except click.ClickException as error:  # a usage error, or NoRegion
         click.echo(f"error: {error.format_message()}", err=True)
-        return 2
+        return error.exit_code
     except SystemExit as done:
         return int(done.code or 0)
     return int(result or 0)
