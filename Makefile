@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTHON ?= python3
 
-.PHONY: setup synth test lint typecheck unit bench clean review-render
+.PHONY: setup synth test lint typecheck unit bench clean review-render system-test
 
 $(VENV)/.installed: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,13 @@ review-render: setup
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache
+
+# Runs the preparation, first-boot, seal and restore scripts as root in a real Debian bookworm
+# system root (tests/system/): built with mmdebstrap from Debian's archive on first use and
+# cached in build/system-root/, extracted per test, entered with unshare + chroot. Needs root
+# and the network; not part of `make test`.
+system-test: setup
+	@command -v mmdebstrap > /dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap; } || \
+		{ echo "system-test needs Debian's mmdebstrap: apt-get install mmdebstrap"; exit 1; }
+	pytest -m system -q tests/system

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE_DIR = REPO / "image_build" / "system-root"
+CACHE_DIR = REPO / "build" / "system-root"
 SUITE = "bookworm"
 # What the root is made of: the tools the preparation script runs.
 BASE_PACKAGES = ("sudo", "systemd", "dbus", "openssh-server", "dconf-cli", "passwd")
