@@ -93,7 +93,7 @@ def test_the_constructs_need_no_aws_sdk_nor_cli_packages() -> None:
         "import sys\nfor m in ('boto3', 'botocore', 'click', 'rich'):\n    sys.modules[m] = None\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", blocked + PROGRAM, str(ROOT / "image_build" / "no-sdk"), "/nowhere"],
+        [sys.executable, "-c", blocked + PROGRAM, str(ROOT / "build" / "no-sdk"), "/nowhere"],
         cwd=ROOT,
         capture_output=True,
         text=True,
