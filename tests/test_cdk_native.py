@@ -139,6 +139,52 @@ def test_tags_of_is_checked_by_the_tag_rules_and_the_secret_scan() -> None:
     assert "AKIAIOSFODNN7EXAMPLE" not in str(raised.value)
 
 
+def test_a_tags_of_problem_names_each_persona_it_hits_once() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "S")
+    policy = TaggingPolicy(stack, "Tags", defaults=DEFAULTS)
+    for name, id_ in (("developer", "Dev"), ("office", "Office")):
+        Persona(
+            stack,
+            id_,
+            name=name,
+            design=ImageDesign.FULLY_BAKED,
+            image_version="1.0.0",
+            template_workspace_id="ws-dev0template1",
+            tagging_policy=policy,
+        )
+    Tags.of(app).add("Stage", "staging")
+    with pytest.raises(Exception) as raised:
+        app.synth()
+    lines = [line for line in str(raised.value).splitlines() if "is not valid" in line]
+    assert sorted(lines) == [
+        f"  [S] persona {name} (S/{id_}): tags[Stage]='staging' is not valid; "
+        "allowed: one of dev, test, prod"
+        for name, id_ in (("developer", "Dev"), ("office", "Office"))
+    ]
+
+
+def test_a_tags_of_problem_of_images_and_bundles_declared_directly_names_each() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "S")
+    image = WorkspaceImage(
+        stack,
+        "Image",
+        base_name="direct",
+        description="direct",
+        template_workspace_id="ws-dev0template1",
+        persona="direct",
+        recipe={},
+        tags={},
+    )
+    WorkspaceBundle(stack, "Bundle", base_name="direct", description="direct", image=image)
+    Tags.of(app).add("Owner", "bad\x00value")
+    with pytest.raises(Exception) as raised:
+        app.synth()
+    lines = [line for line in str(raised.value).splitlines() if "is not valid" in line]
+    assert [line.split(":", 1)[0] for line in lines] == ["  [S] S/Image", "  [S] S/Bundle"]
+
+
 def test_tags_of_reaches_images_and_bundles_declared_directly() -> None:
     app = cdk.App()
     stack = cdk.Stack(app, "S")

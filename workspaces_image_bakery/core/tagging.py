@@ -18,7 +18,7 @@ from weakref import WeakKeyDictionary
 
 import jsii
 from aws_cdk import Stack, TagManager, TagType
-from constructs import IValidation
+from constructs import IValidation, Node
 
 from .tag_rules import check_tags, tag_strings
 from .validation import Problems, check_no_secrets
@@ -41,6 +41,9 @@ class Tagged(Protocol):
 
     @property
     def path(self) -> str: ...
+
+    @property
+    def node(self) -> Node: ...
 
 
 # The priority the CDK gives a TagManager's initial tags.
@@ -125,21 +128,42 @@ class TagCheck:
         check._entries = [(r, p) for r, p in check._entries if r is not resource]
         check._entries.append((resource, policy))
 
+    def _personas(self) -> dict[str, str]:
+        """Persona paths to their names: the scope of each image given a persona name (but
+        the stack). Read only when a problem is found: round trips."""
+        personas: dict[str, str] = {}
+        for resource, _ in self._entries:
+            name = getattr(resource, "persona", None)
+            scope = resource.node.scope if isinstance(name, str) else None
+            if scope is not None and not Stack.is_stack(scope):
+                personas[scope.node.path] = str(name)
+        return personas
+
+    def _where(self, resource: Tagged, personas: dict[str, str]) -> str:
+        """The persona `resource` belongs to, by name and path; else its own path."""
+        path = resource.path
+        owners = [p for p in personas if path.startswith(f"{p}/")]
+        if not owners:
+            return path
+        owner = max(owners, key=len)
+        return f"persona {personas[owner]} ({owner})"
+
     def validate(self) -> list[str]:
+        # One line per persona and problem: its image, bundles and copies mostly share the
+        # tags a Tags.of gives, so the same problem is not told once for each of them.
         messages: list[str] = []
+        personas: dict[str, str] | None = None
         for resource, policy in self._entries:
             declared = dict(resource.declared_tags)
             final = dict(resource.cdk_tag_manager.tag_values())
             if final == declared:
                 continue  # checked when the construct was created
-            problems = Problems(resource.path)
+            personas = self._personas() if personas is None else personas
+            problems = Problems(self._where(resource, personas))
             check_tags(problems, "tags", final)
             if policy is not None:
                 policy.check_values(problems, final)
             added = {k: v for k, v in final.items() if declared.get(k) != v}
             check_no_secrets(problems, tag_strings("tags", added))
-            messages.extend(
-                f"{p.field}={p.value!r} is not valid; allowed: {p.allowed}"
-                for p in problems.redacted()
-            )
+            messages.extend(str(p) for p in problems.redacted() if str(p) not in messages)
         return messages
