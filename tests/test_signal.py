@@ -101,24 +101,113 @@ def test_an_unreachable_handle_is_transient_and_does_not_show_the_url() -> None:
 
 
 ENCODED = STACK_ID.replace(":", "%3A")
+OREGON_STACK = STACK_ID.replace("us-east-1", "us-west-2")
+PARIS_STACK = STACK_ID.replace("us-east-1", "eu-west-3")
+BEIJING_STACK = STACK_ID.replace("arn:aws:", "arn:aws-cn:").replace("us-east-1", "cn-north-1")
+
+
+def _encoded(stack_id: str) -> str:
+    return stack_id.replace(":", "%3A")
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "owner"),
     [
-        handle_url("DeveloperImageBuildHandle1234"),
+        (handle_url("DeveloperImageBuildHandle1234"), STACK_ID),
         # Forms seen in AWS documentation and in the wild: every character encoded, the
         # legacy s3-<region> host, the global host, an extra id before the logical id.
-        "https://cloudformation-waitcondition-us-east-1.s3.amazonaws.com/"
-        + ENCODED.replace("/", "%2F")
-        + "%2FHandle?Expires=1&AWSAccessKeyId=A&Signature=s",
-        f"https://cloudformation-waitcondition-us-west-2.s3-us-west-2.amazonaws.com/{ENCODED}/H?x=1",
-        f"https://cloudformation-waitcondition-eu-west-3.s3.eu-west-3.amazonaws.com/{ENCODED}/"
-        "0a1b2c3d-0000-1111-2222-333344445555/Handle?X-Amz-Signature=s",
+        (
+            "https://cloudformation-waitcondition-us-east-1.s3.amazonaws.com/"
+            + ENCODED.replace("/", "%2F")
+            + "%2FHandle?Expires=1&AWSAccessKeyId=A&Signature=s",
+            STACK_ID,
+        ),
+        (
+            "https://cloudformation-waitcondition-us-west-2.s3-us-west-2.amazonaws.com/"
+            f"{_encoded(OREGON_STACK)}/H?x=1",
+            OREGON_STACK,
+        ),
+        (
+            "https://cloudformation-waitcondition-eu-west-3.s3.eu-west-3.amazonaws.com/"
+            f"{_encoded(PARIS_STACK)}/0a1b2c3d-0000-1111-2222-333344445555/Handle?X-Amz-Signature=s",
+            PARIS_STACK,
+        ),
+        # The same bucket path-style, and the China partition's suffix.
+        (
+            "https://s3.us-east-1.amazonaws.com/cloudformation-waitcondition-us-east-1/"
+            f"{ENCODED}/Handle?X-Amz-Signature=s",
+            STACK_ID,
+        ),
+        (
+            "https://cloudformation-waitcondition-cn-north-1.s3.cn-north-1.amazonaws.com.cn/"
+            f"{_encoded(BEIJING_STACK)}/Handle?X-Amz-Signature=s",
+            BEIJING_STACK,
+        ),
     ],
 )
-def test_handles_of_this_stack_are_accepted(url: str) -> None:
-    wait_condition.check_handle(url, STACK_ID)
+def test_handles_of_this_stack_are_accepted(url: str, owner: str) -> None:
+    wait_condition.check_handle(url, owner)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        (
+            f"https://cloudformation-waitcondition-attacker.s3.amazonaws.com/{ENCODED}/H",
+            "a bucket anyone can create with CloudFormation's prefix",
+        ),
+        (
+            f"https://cloudformation-waitcondition-us-west-2.s3.us-west-2.amazonaws.com/{ENCODED}/H",
+            "CloudFormation's bucket of another Region",
+        ),
+        (
+            f"https://cloudformation-waitcondition-us-east-1.s3.evil.amazonaws.com/{ENCODED}/H",
+            "an S3-looking host that is not an S3 endpoint of the Region",
+        ),
+        (
+            f"https://cloudformation-waitcondition-us-east-1-x.s3.us-east-1.amazonaws.com/{ENCODED}/H",
+            "a bucket whose name starts like CloudFormation's",
+        ),
+        (
+            f"https://s3.us-east-1.amazonaws.com/cloudformation-waitcondition-attacker/{ENCODED}/H",
+            "another bucket path-style",
+        ),
+        (
+            f"https://s3.us-east-1.amazonaws.com/{ENCODED}/H",
+            "an S3 endpoint without the bucket",
+        ),
+        (
+            f"https://cloudformation-waitcondition-us-east-1.s3.amazonaws.com:8443/{ENCODED}/H",
+            "another port",
+        ),
+        (
+            f"https://u:p@cloudformation-waitcondition-us-east-1.s3.amazonaws.com/{ENCODED}/H",
+            "credentials in the URL",
+        ),
+        (
+            "https://cloudformation-waitcondition-us-east-1.s3.us-east-1.amazonaws.com.cn/"
+            f"{ENCODED}/H",
+            "the China partition's suffix for a stack of the aws partition",
+        ),
+    ],
+)
+def test_only_cloudformations_bucket_of_the_stacks_region_is_signalled(url: str, why: str) -> None:
+    """Proves the host is pinned: before, any cloudformation-waitcondition-<anything> bucket
+    on any *.s3*.amazonaws.com host passed, so a bucket anyone can create (or the bucket of
+    another Region) received the build's signal. Now only the stack's own Region's bucket
+    does, virtual-hosted or path-style, on the default https port."""
+    sent: list[bytes] = []
+    with pytest.raises(BuildFailed, match="not a WaitCondition handle of this stack") as refused:
+        wait_condition.signal(
+            url,
+            owner=STACK_ID,
+            success=True,
+            reason=why,
+            data="wsi-0123456789",
+            send=lambda _url, body: sent.append(body),
+        )
+    assert sent == []
+    assert "cloudformation-waitcondition-us-east-1" in str(refused.value)
 
 
 @pytest.mark.parametrize(
