@@ -58,7 +58,7 @@ def test_the_build_prepares_reboots_checks_the_marker_then_images(
     assert f"recipe={recipe}" in node.version_file
     assert w.fake.workspaces[TEMPLATE].reboots == 1
     sends = [p["DocumentName"] for op, p in w.ssm.calls if op == "SendCommand"]
-    assert len(sends) == 2 and sends[1] == "RecipeMarker-fake"
+    assert len(sends) == 3 and sends[1:] == ["RecipeMarker-fake", "Inventory-fake"]
     assert sends[0] in w.cloudformation.documents
     # Order: preparation, reboot, marker, image (the developer persona is prepared by hand).
     visited = [s for run in w.cloudformation.runs for s in run.visited]
@@ -66,9 +66,28 @@ def test_the_build_prepares_reboots_checks_the_marker_then_images(
     order = [
         s
         for s in office_run.visited
-        if s in ("PrepareTemplate", "RebootTemplate", "VerifyMarker", "Image", "SignalSuccess")
+        if s
+        in (
+            "PrepareTemplate",
+            "RebootTemplate",
+            "VerifyMarker",
+            "TakeInventory",
+            "AssessTemplate",
+            "Image",
+            "WriteRecord",
+            "SignalSuccess",
+        )
     ]
-    assert order == ["PrepareTemplate", "RebootTemplate", "VerifyMarker", "Image", "SignalSuccess"]
+    assert order == [
+        "PrepareTemplate",
+        "RebootTemplate",
+        "VerifyMarker",
+        "TakeInventory",
+        "AssessTemplate",
+        "Image",
+        "WriteRecord",
+        "SignalSuccess",
+    ]
     assert visited.count("PrepareTemplate") == 1
     invariants.check(w, foreign=foreign, deployed=template)
 
@@ -88,7 +107,7 @@ def test_the_document_runs_the_script_with_bash_and_keeps_its_exit_code(
     assert int(step["inputs"]["timeoutSeconds"]) == 6 * 3600
 
 
-def test_a_failing_step_fails_the_build_with_its_name_and_a_redacted_tail(
+def test_a_failing_step_fails_the_build_with_its_name_and_the_archive_but_no_output(
     prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
 ) -> None:
     w, node, foreign = prepared
@@ -105,7 +124,9 @@ def test_a_failing_step_fails_the_build_with_its_name_and_a_redacted_tail(
     message = str(failure.value)
     assert "persona office" in message
     assert "in step 'patch (exit 100)' with exit code 100" in message
-    assert "Failed to fetch" in message
+    assert "full output: s3://bakery-evidence-fake/output/office/office-" in message
+    # The output itself never reaches the stack event: it may hold what must not.
+    assert "Failed to fetch" not in message
     assert "hunter2" not in message and "wJalrXUtnFEMIK7MDENG" not in message
     assert not [i for i in w.fake.images.values() if i.name.startswith("office-")]
     assert w.fake.workspaces[TEMPLATE].reboots == 0
@@ -154,7 +175,7 @@ def test_a_node_that_comes_back_online_is_prepared(
 
     w.ssm._op_DescribeInstanceInformation = back_after_three  # type: ignore[method-assign]
     w.cloudformation.deploy(template)
-    assert w.ssm.count("SendCommand") == 2
+    assert w.ssm.count("SendCommand") == 3  # preparation, marker, inventory
     invariants.check(w, foreign=foreign, deployed=template)
 
 
@@ -248,7 +269,8 @@ def test_send_command_is_limited_to_the_declared_nodes_and_documents(
         for r in statement["Resource"]
     ]
     assert sum(f"managed-instance/{NODE}" in r for r in resources) == 1
-    assert sum(":document/" in r for r in resources) == 2  # the persona's and the marker's
+    # The persona's, the marker's and the inventory's.
+    assert sum(":document/" in r for r in resources) == 3
     assert not any(r.endswith("*") for r in resources)
 
 

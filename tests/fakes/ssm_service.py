@@ -27,6 +27,14 @@ from .workspaces_service import REGION, FakeWorkSpaces, ServiceError, check_requ
 
 ENDPOINT = "https://ssm.fake.test"
 MARKER_DOCUMENT = "RecipeMarker-fake"
+INVENTORY_DOCUMENT = "Inventory-fake"
+# What the inventory document prints on a node by default: a small Ubuntu 22.04 system.
+DEFAULT_PACKAGES = (
+    "installed\tbash\t5.1-6ubuntu1.1\tamd64\n"
+    "installed\tcoreutils\t8.32-4.1ubuntu1.2\tamd64\n"
+    "installed\tlibc6\t2.35-0ubuntu3.8\tamd64\n"
+    "config-files\told-kernel\t5.15.0-1\tamd64\n"
+)
 _RECIPE = re.compile(r"^recipe=([0-9a-f]{64})$", re.MULTILINE)
 
 
@@ -43,6 +51,13 @@ class Node:
     # What the persona's validation checks do; None: they pass. Same shape as `outcome`.
     validation_outcome: tuple[str, str, str, int] | None = None
     validations: int = 0
+    # What the inventory document finds: dpkg-query lines, unit states, present files.
+    packages: str = DEFAULT_PACKAGES
+    units: dict[str, str] = field(
+        default_factory=lambda: {"amazon-ssm-agent.service": "enabled", "ssh.service": "enabled"}
+    )
+    files: tuple[str, ...] = ()
+    os_release: tuple[str, str] = ("ubuntu", "22.04")
 
 
 @dataclass
@@ -57,6 +72,9 @@ class Invocation:
     stdout: str = ""
     stderr: str = ""
     code: int = -1
+    # SendCommand's OutputS3BucketName / OutputS3KeyPrefix, when given.
+    output_bucket: str = ""
+    output_prefix: str = ""
 
 
 @dataclass
@@ -66,6 +84,9 @@ class FakeSSM:
     nodes: dict[str, Node] = field(default_factory=dict)
     invocations: dict[str, Invocation] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    # An S3 client (moto's) that the node's agent archives command output with.
+    s3: Any = None
 
     def __post_init__(self) -> None:
         self._model = boto3.session.Session().client("ssm", region_name=REGION).meta.service_model
@@ -136,18 +157,59 @@ class FakeSSM:
 
     def _op_SendCommand(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["DocumentName"]
-        if name != MARKER_DOCUMENT and name not in self.documents:
+        if name not in (MARKER_DOCUMENT, INVENTORY_DOCUMENT) and name not in self.documents:
             raise ServiceError("InvalidDocument", f"Document {name} does not exist.")
         (node_id,) = params["InstanceIds"]
         node = self.nodes.get(node_id)
         if node is None or self._ping(node) != "Online":
             raise ServiceError("InvalidInstanceId", "Instances not in a valid state.")
         command_id = str(uuid.uuid4())
-        self.invocations[command_id] = Invocation(command_id, node_id, name)
+        self.invocations[command_id] = Invocation(
+            command_id,
+            node_id,
+            name,
+            output_bucket=params.get("OutputS3BucketName", ""),
+            output_prefix=params.get("OutputS3KeyPrefix", ""),
+        )
         return {"Command": {"CommandId": command_id, "DocumentName": name, "Status": "Pending"}}
 
     def _finish(self, invocation: Invocation) -> None:
+        self._run(invocation)
+        self._archive(invocation)
+
+    def _archive(self, invocation: Invocation) -> None:
+        """What the agent uploads with the node's role: the whole stdout and stderr, at
+        <prefix>/<command id>/<node id>/awsrunShellScript/<step>/stdout|stderr."""
+        if not invocation.output_bucket or self.s3 is None:
+            return
+        folder = (
+            f"{invocation.output_prefix}/{invocation.command_id}/{invocation.node_id}"
+            "/awsrunShellScript/0.awsrunShellScript"
+        )
+        for stream in ("stdout", "stderr"):
+            text = getattr(invocation, stream)
+            if text:
+                self.s3.put_object(
+                    Bucket=invocation.output_bucket, Key=f"{folder}/{stream}", Body=text.encode()
+                )
+
+    def inventory_output(self, node: Node) -> str:
+        marker = "==> bakery inventory: "
+        units = "".join(f"{unit}\t{state}\n" for unit, state in sorted(node.units.items()))
+        files = "".join(f"{path}\tpresent\n" for path in node.files)
+        return (
+            f"{marker}os {node.os_release[0]} {node.os_release[1]}\n{marker}family deb\n"
+            f"{marker}packages\n{node.packages}{marker}units\n{units}{marker}files\n{files}"
+            f"{marker}end\n"
+        )
+
+    def _run(self, invocation: Invocation) -> None:
         node = self.nodes[invocation.node_id]
+        if invocation.document == INVENTORY_DOCUMENT:
+            invocation.status = invocation.details = "Success"
+            invocation.code = 0
+            invocation.stdout = self.inventory_output(node)
+            return
         if invocation.document == MARKER_DOCUMENT:
             invocation.status, invocation.code = "Success", 0
             invocation.stdout = node.version_file
@@ -215,6 +277,7 @@ class FakeSSM:
             "Status": invocation.status,
             "StatusDetails": invocation.details,
             "ResponseCode": invocation.code,
-            "StandardOutputContent": invocation.stdout[-24000:],
-            "StandardErrorContent": invocation.stderr[-8000:],
+            # The first 24,000 and 8,000 characters (botocore's model says so).
+            "StandardOutputContent": invocation.stdout[:24000],
+            "StandardErrorContent": invocation.stderr[:8000],
         }

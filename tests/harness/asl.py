@@ -49,10 +49,12 @@ def definition_from_template(resource: Mapping[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-def _get(data: Any, path: str) -> Any:
+def _get(data: Any, path: str, context: Mapping[str, Any] | None = None) -> Any:
     if path == "$":
         return data
     value = data
+    if path.startswith("$$."):  # the context object, which no execution input can write
+        value, path = context or {}, path[1:]
     for part in path[2:].split("."):
         value = value[part]
     return value
@@ -73,17 +75,17 @@ def _set(data: dict[str, Any], path: str | None, value: Any) -> dict[str, Any]:
     return out
 
 
-def _resolve(template: Any, data: Any) -> Any:
+def _resolve(template: Any, data: Any, context: Mapping[str, Any] | None = None) -> Any:
     if isinstance(template, dict):
         out = {}
         for key, value in template.items():
             if key.endswith(".$"):
-                out[key[:-2]] = _get(data, value)
+                out[key[:-2]] = _get(data, value, context)
             else:
-                out[key] = _resolve(value, data)
+                out[key] = _resolve(value, data, context)
         return out
     if isinstance(template, list):
-        return [_resolve(v, data) for v in template]
+        return [_resolve(v, data, context) for v in template]
     return template
 
 
@@ -111,6 +113,7 @@ def run(
     invoke: Callable[[dict[str, Any]], dict[str, Any]],
     clock: Clock,
     pause_at: str | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Run:
     """Run the definition; `invoke(payload)` is the Lambda function (raises TaskError).
 
@@ -148,7 +151,7 @@ def run(
             continue
         if kind != "Task":
             raise NotImplementedError(kind)
-        params = _resolve(state["Parameters"], data)
+        params = _resolve(state["Parameters"], data, context)
         attempts: dict[int, int] = {}
         while True:
             try:

@@ -175,8 +175,21 @@ class CloudFormation:
             if build is not None:
                 # The build started when the custom resource answered.
                 self.clock.now = float(build["deadline"]) - build["bound_seconds"] + DEADLINE_MARGIN
+            described = sfn.describe_execution(executionArn=arn)
+            context = {
+                "Execution": {
+                    "Id": arn,
+                    "Name": described["name"],
+                    "StartTime": described["startDate"].isoformat(),
+                }
+            }
             run = asl.run(
-                self.definition, execution_input, self.invoke_step, self.clock, pause_at=pause_at
+                self.definition,
+                execution_input,
+                self.invoke_step,
+                self.clock,
+                pause_at=pause_at,
+                context=context,
             )
             self.runs.append(run)
             if run.status == "RUNNING":

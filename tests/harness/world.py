@@ -16,12 +16,13 @@ from moto import mock_aws
 
 from ..fakes.cloudformation_service import FakeCloudFormation
 from ..fakes.monitoring_service import FakeMonitoring
-from ..fakes.ssm_service import MARKER_DOCUMENT, FakeSSM
+from ..fakes.ssm_service import INVENTORY_DOCUMENT, MARKER_DOCUMENT, FakeSSM
 from ..fakes.workspaces_service import OWNER_TAG, FakeWorkSpaces
 from . import asl
 from .cloudformation import STACK_ID, CloudFormation
 
 TEMPLATE_IDS = ("ws-dev0template1", "ws-off0template1", "ws-con0template1")
+EVIDENCE_BUCKET = "bakery-evidence-fake"
 
 
 @dataclass
@@ -109,10 +110,14 @@ def world(
         os.environ[contract.ENV_STATE_MACHINE_ARN] = arn
         os.environ[contract.ENV_OWNER_STACK_ID] = stack_id
         os.environ[contract.ENV_MARKER_DOCUMENT] = MARKER_DOCUMENT
+        os.environ[contract.ENV_INVENTORY_DOCUMENT] = INVENTORY_DOCUMENT
+        os.environ[contract.ENV_EVIDENCE_BUCKET] = EVIDENCE_BUCKET
+        s3 = boto3.client("s3", region_name="us-east-1", config=RETRY_CONFIG)
+        s3.create_bucket(Bucket=EVIDENCE_BUCKET)
         stack = FakeCloudFormation(stack_id)
         stack.state_machine_arn = arn
         documents: dict[str, Any] = {}
-        ssm = FakeSSM(fake, documents)
+        ssm = FakeSSM(fake, documents, s3=s3)
         monitoring = FakeMonitoring()
         clients = Clients(
             workspaces=fake.client(RETRY_CONFIG),
@@ -121,6 +126,7 @@ def world(
             ssm=ssm.client(RETRY_CONFIG),
             events=monitoring.events_client(RETRY_CONFIG),
             cloudwatch=monitoring.cloudwatch_client(RETRY_CONFIG),
+            s3=s3,
         )
         cloudformation = CloudFormation(clients, arn, definition, stack, stack_id)
         cloudformation.documents = documents

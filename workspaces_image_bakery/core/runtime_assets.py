@@ -18,6 +18,7 @@ RUNTIME_PACKAGE = "bakery_runtime"
 if TYPE_CHECKING:
     from bakery_runtime.core import contract
     from bakery_runtime.distribution import contract as distribution_contract
+    from bakery_runtime.evidence import inventory
     from bakery_runtime.rollout import contract as rollout_contract
 else:
 
@@ -38,11 +39,13 @@ else:
     contract = runtime_module("core/contract")
     distribution_contract = runtime_module("distribution/contract")
     rollout_contract = runtime_module("rollout/contract")
+    inventory = runtime_module("evidence/inventory")
 
 __all__ = [
     "LAMBDA_ASSET_DIR",
     "RUNTIME_PACKAGE",
     "contract",
     "distribution_contract",
+    "inventory",
     "rollout_contract",
 ]

@@ -25,13 +25,13 @@ from .validation import Problems, is_token
 
 MAX_TAGS_PER_RESOURCE: Final = 50
 # The library's own tags on an image: ownership, persona, version, recipe, retained, build
-# time, and kept or cleanup. Every resource keeps room for them.
-LIBRARY_TAGS: Final = 7
+# time, record digest, and kept or cleanup. Every resource keeps room for them.
+LIBRARY_TAGS: Final = 8
 MAX_USER_TAGS: Final = MAX_TAGS_PER_RESOURCE - LIBRARY_TAGS
 USER_TAGS_TEXT: Final = (
     f"at most {MAX_USER_TAGS} (WorkSpaces allows {MAX_TAGS_PER_RESOURCE}; the library writes up "
     f"to {LIBRARY_TAGS} of its own: ownership, persona, version, recipe, retained, build time, "
-    "kept or cleanup)"
+    "record digest, kept or cleanup)"
 )
 MAX_KEY_LENGTH: Final = 127
 MAX_VALUE_LENGTH: Final = 255

@@ -25,8 +25,10 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
-from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
+from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, inventory
 from ..core.validation import BakeryValidationError, Problem, is_token
+from ..evidence.sbom_layer import sbom_layer_folder
+from ..evidence.store import EvidenceStore
 
 if TYPE_CHECKING:
     from aws_cdk import aws_cloudwatch as cloudwatch  # loaded by notify()
@@ -156,6 +158,8 @@ class BuildRuntime(Construct):
         self._node_role: iam.Role | None = None
         self._template_bytes = RUNTIME_TEMPLATE_BYTES
         self.marker_document = self._marker_document()
+        self.inventory_document = self._inventory_document()
+        self.evidence = EvidenceStore(self, "Evidence")
 
         self.step_function = self._function(
             "WorkflowStep",
@@ -164,6 +168,18 @@ class BuildRuntime(Construct):
             Duration.minutes(2),
         )
         self.step_function.add_environment(contract.ENV_MARKER_DOCUMENT, self.marker_document.ref)
+        self.step_function.add_environment(
+            contract.ENV_INVENTORY_DOCUMENT, self.inventory_document.ref
+        )
+        self.step_function.add_environment(contract.ENV_EVIDENCE_BUCKET, self.evidence.bucket_name)
+        self.step_function.add_layers(
+            lambda_.LayerVersion(
+                self,
+                "SbomLayer",
+                code=lambda_.Code.from_asset(str(sbom_layer_folder())),
+                description="cyclonedx-python-lib: the image's SBOM (CycloneDX JSON)",
+            )
+        )
         self._constants = _StateConstants()
         self.state_machine = self._state_machine()
         self.on_event_function = self._function(
@@ -175,6 +191,14 @@ class BuildRuntime(Construct):
         self.on_event_function.add_environment(
             contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn
         )
+        self.on_event_function.add_environment(
+            contract.ENV_EVIDENCE_BUCKET, self.evidence.bucket_name
+        )
+        step_role, event_role = self.step_function.role, self.on_event_function.role
+        assert step_role is not None and event_role is not None  # runtime_function makes both
+        self.evidence.grant_runtime(step_role)
+        self.evidence.grant_prune(event_role)
+        self.evidence.only_written_by(step_role, event_role)
         self.watch_function = self._function(
             "BuildWatch", code, f"{RUNTIME_PACKAGE}.image_build.watch.handler", Duration.minutes(1)
         )
@@ -338,7 +362,12 @@ class BuildRuntime(Construct):
         if self._send_statement is None:
             self._send_statement = iam.PolicyStatement(
                 actions=["ssm:SendCommand"],
-                resources=[_arn_of("ssm", f"document/{self.marker_document.ref}"), doc, node],
+                resources=[
+                    _arn_of("ssm", f"document/{self.marker_document.ref}"),
+                    _arn_of("ssm", f"document/{self.inventory_document.ref}"),
+                    doc,
+                    node,
+                ],
             )
             self.step_function.add_to_role_policy(self._send_statement)
             self.step_function.add_to_role_policy(
@@ -386,6 +415,7 @@ class BuildRuntime(Construct):
                 ],
                 children=False,
             )
+            self.evidence.grant_command_output(self._node_role)
             CfnOutput(
                 stack,
                 "TemplateNodeRoleName",
@@ -417,6 +447,30 @@ class BuildRuntime(Construct):
             },
         )
 
+    def _inventory_document(self) -> ssm.CfnDocument:
+        """Lists what a prepared template holds: its OS, packages, unit states and evidence
+        files (bakery_runtime/evidence/inventory.py parses what it prints)."""
+        return ssm.CfnDocument(
+            self,
+            "Inventory",
+            document_type="Command",
+            update_method="NewVersion",
+            content={
+                "schemaVersion": "2.2",
+                "description": "workspaces-image-bakery: list what the template holds",
+                "mainSteps": [
+                    {
+                        "action": "aws:runShellScript",
+                        "name": "listInventory",
+                        "inputs": {
+                            "runCommand": list(inventory.INVENTORY_COMMANDS),
+                            "timeoutSeconds": "300",
+                        },
+                    }
+                ],
+            },
+        )
+
     def _function(
         self, id_: str, code: lambda_.Code, handler: str, timeout: Duration
     ) -> lambda_.Function:
@@ -429,11 +483,23 @@ class BuildRuntime(Construct):
         result_selector: dict[str, str] | None,
         extra: dict[str, object] | None = None,
     ) -> tasks.LambdaInvoke:
-        payload: dict[str, object] = {"Step": step, "Build.$": "$.Build", **(extra or {})}
+        payload: dict[str, object] = {
+            "Step": step,
+            "Build.$": "$.Build",
+            # The context object: no execution input can set it.
+            "Execution.$": "$$.Execution.Name",
+            **(extra or {}),
+        }
         if step == contract.STEP_CLEANUP_IMAGE:
             payload = {"Step": step, "Cleanup.$": "$.Cleanup"}
-        if step in (contract.STEP_POLL_IMAGE, contract.STEP_SIGNAL_SUCCESS):
+        if step in (
+            contract.STEP_POLL_IMAGE,
+            contract.STEP_SIGNAL_SUCCESS,
+            contract.STEP_WRITE_RECORD,
+        ):
             payload["ImageId.$"] = "$.Image.ImageId"
+        if step == contract.STEP_WRITE_RECORD:
+            payload["Started.$"] = "$$.Execution.StartTime"
         if step == contract.STEP_SIGNAL_FAILURE:
             payload["Error.$"] = "$.Error"
         task = tasks.LambdaInvoke(
@@ -502,6 +568,15 @@ class BuildRuntime(Construct):
             status,
             {"Command": {"CommandId.$": "$.ValidateTemplate.CommandId", "Purpose": "validation"}},
         )
+        take_inventory = self._step("TakeInventory", c.STEP_TAKE_INVENTORY, sent)
+        poll_inventory = self._step(
+            "PollInventory",
+            c.STEP_POLL_COMMAND,
+            status,
+            {"Command": {"CommandId.$": "$.TakeInventory.CommandId", "Purpose": "inventory"}},
+        )
+        assess = self._step("AssessTemplate", c.STEP_ASSESS_TEMPLATE, None)
+        write_record = self._step("WriteRecord", c.STEP_WRITE_RECORD, None)
         create = self._step(
             "Image",
             c.STEP_CREATE_IMAGE,
@@ -528,8 +603,12 @@ class BuildRuntime(Construct):
             poll_marker,
             validate,
             poll_validation,
+            take_inventory,
+            poll_inventory,
+            assess,
             create,
             poll,
+            write_record,
             succeed,
         ):
             task.add_catch(report, errors=self._constants.all_errors, result_path="$.Error")
@@ -560,7 +639,7 @@ class BuildRuntime(Construct):
                 "ImageAvailable?",
                 "$.PollImage.Status",
                 c.STATUS_AVAILABLE,
-                succeed.next(sfn.Succeed(self, "Built")),
+                write_record.next(succeed.next(sfn.Succeed(self, "Built"))),
                 wait_image,
             )
         )
@@ -616,15 +695,38 @@ class BuildRuntime(Construct):
                 wait_node_validation,
             )
         )
+        # The inventory (what the template holds, for the record and the checklist), then the
+        # as-built checklist, right before the image.
+        wait_node_inventory = self._wait(
+            "WaitForManagedNodeToList", c.COMMAND_POLL_SECONDS, take_inventory
+        )
+        wait_inventory = self._wait("WaitForInventory", c.COMMAND_POLL_SECONDS, poll_inventory)
+        assess.next(create)
+        take_inventory.next(
+            self._until(
+                "InventoryRequested?",
+                "$.TakeInventory.Status",
+                c.STATUS_SENT,
+                wait_inventory,
+                wait_node_inventory,
+            )
+        )
+        poll_inventory.next(
+            self._until("Listed?", "$.PollInventory.Status", c.STATUS_DONE, assess, wait_inventory)
+        )
         poll_validation.next(
             self._until(
-                "Validated?", "$.PollValidation.Status", c.STATUS_DONE, create, wait_validation
+                "Validated?",
+                "$.PollValidation.Status",
+                c.STATUS_DONE,
+                take_inventory,
+                wait_validation,
             )
         )
         validated = (
             sfn.Choice(self, "ValidatedInBuild?")
             .when(sfn.Condition.is_present("$.Build.validation_document"), validate)
-            .otherwise(create)
+            .otherwise(take_inventory)
         )
         poll_marker.next(
             self._until(
@@ -634,7 +736,7 @@ class BuildRuntime(Construct):
         ready = (
             sfn.Choice(self, "PreparedInBuild?")
             .when(sfn.Condition.is_present("$.Build.managed_node_id"), prepare)
-            .otherwise(create)
+            .otherwise(assess)
         )
         check.next(
             self._until(

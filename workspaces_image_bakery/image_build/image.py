@@ -237,6 +237,7 @@ class WorkspaceImage(Construct):
         prepared_by: RunCommandPreparation | None = None,
         version: str | None = None,
         retained_images: int = contract.DEFAULT_RETAINED_IMAGES,
+        expectations: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.stack = stack_of(self, scope)
@@ -361,6 +362,7 @@ class WorkspaceImage(Construct):
                 contract.IMAGE_QUOTA: str(quota),
                 **({contract.IMAGE_VERSION: version} if version is not None else {}),
                 **preparation,
+                contract.EXPECTATIONS: self._expectations(expectations, prepared_by),
                 **resync_property(self.stack),
             },
         )
@@ -376,6 +378,22 @@ class WorkspaceImage(Construct):
         )
         self.wait.node.add_dependency(self.resource)
         self.build_timeout = build_timeout
+
+    def _expectations(
+        self, declared: Mapping[str, Any] | None, prepared_by: RunCommandPreparation | None
+    ) -> str:
+        """The Expectations property: what the as-built checklist checks (JSON text)."""
+        raw = context_of(self.stack, contract.CHECKLIST_MINIMUM_CONTEXT)
+        try:
+            minimum = None if raw in (None, "") else float(raw)
+        except (TypeError, ValueError):
+            minimum = None  # the persona's checklist gate reports the bad value at synth
+        data = {
+            **dict(declared or {}),
+            "validation_commands": len(prepared_by.validation_commands) if prepared_by else 0,
+            "checklist_minimum": minimum,
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_image_id(cls, scope: Construct, id_: str, image_id: str) -> IWorkspaceImage:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
     from mypy_boto3_workspaces import WorkSpacesClient
@@ -58,6 +59,8 @@ class Clients:
         default_factory=lambda: boto3.client("cloudformation", config=RETRY_CONFIG)
     )
     ssm: SSMClient = field(default_factory=lambda: boto3.client("ssm", config=RETRY_CONFIG))
+    # The evidence store: archived command output, the build's work, records and SBOMs.
+    s3: S3Client = field(default_factory=lambda: boto3.client("s3", config=RETRY_CONFIG))
     # Build-end events and metrics (notify.py).
     events: EventBridgeClient = field(
         default_factory=lambda: boto3.client("events", config=RETRY_CONFIG)

@@ -35,6 +35,10 @@ VALIDATION_DOCUMENT: Final = "ValidationDocument"
 IMAGE_VERSION: Final = "ImageVersion"
 RETAINED_IMAGES: Final = "RetainedImages"
 IMAGE_QUOTA: Final = "ImageQuota"
+# What the persona declares that the build checks on the prepared template (its design,
+# baked applications, agents and their units, the validation and the checklist minimum),
+# as JSON text; the as-built checklist scores what it finds against it.
+EXPECTATIONS: Final = "Expectations"
 
 # Custom::WorkSpacesBundle properties.
 BUNDLE_NAME: Final = "BundleName"
@@ -82,6 +86,9 @@ IMAGE_VERSION_TAG_KEY: Final = "workspaces-image-bakery:version"
 RECIPE_TAG_KEY: Final = "workspaces-image-bakery:recipe"
 # Marks a replaced image kept for a way back (value: the time it was replaced, ISO 8601).
 RETAINED_TAG_KEY: Final = "workspaces-image-bakery:retained"
+# The SHA-256 of the image's as-built record ("sha256:<hex>"), written by the runtime once
+# the record is stored: the record and the image each check the other.
+RECORD_TAG_KEY: Final = "workspaces-image-bakery:record"
 # The tags that describe an image's content: a bundle serving a released (earlier) image
 # carries the image's own values, not those of the version being built.
 IMAGE_CONTENT_TAG_KEYS: Final = ("Version", "Software")
@@ -94,6 +101,7 @@ LIBRARY_TAG_KEYS: Final = (
     IMAGE_VERSION_TAG_KEY,
     RECIPE_TAG_KEY,
     RETAINED_TAG_KEY,
+    RECORD_TAG_KEY,
 )
 # How many images of a persona are kept by default (the one in use counts), and the
 # Region's image quota assumed when the app does not say (context value).
@@ -108,6 +116,18 @@ ENV_STATE_MACHINE_ARN: Final = "BUILD_STATE_MACHINE_ARN"
 ENV_OWNER_STACK_ID: Final = "OWNER_STACK_ID"
 # The stack's one SSM document that prints a template's version file (the recipe marker).
 ENV_MARKER_DOCUMENT: Final = "MARKER_DOCUMENT"
+# The stack's evidence store (an S3 bucket) and its one SSM document that lists what a
+# prepared template holds (packages, unit states, evidence files).
+ENV_EVIDENCE_BUCKET: Final = "EVIDENCE_BUCKET"
+ENV_INVENTORY_DOCUMENT: Final = "INVENTORY_DOCUMENT"
+# Where things live in the evidence store. Only the build's step role may write records,
+# SBOMs and a build's work; the template's node role may write command output only.
+RECORDS_PREFIX: Final = "records/"
+SBOMS_PREFIX: Final = "sboms/"
+WORK_PREFIX: Final = "work/"
+OUTPUT_PREFIX: Final = "output/"
+# The context value that gates every build on its as-built checklist scores.
+CHECKLIST_MINIMUM_CONTEXT: Final = "workspaces-image-bakery:checklist-minimum"
 
 # What the preparation leaves on the template's system disk, written last; its recipe=
 # line is the marker the build checks before it takes the image.
@@ -130,6 +150,9 @@ STEP_POLL_COMMAND: Final = "poll_command"
 STEP_REBOOT_TEMPLATE: Final = "reboot_template"
 STEP_VERIFY_MARKER: Final = "verify_marker"
 STEP_VALIDATE_TEMPLATE: Final = "validate_template"
+STEP_TAKE_INVENTORY: Final = "take_inventory"
+STEP_ASSESS_TEMPLATE: Final = "assess_template"
+STEP_WRITE_RECORD: Final = "write_record"
 # Not a state of the workflow: the EventBridge rule on the workflow's executions that ended
 # without reporting (stopped, timed out, failed outside a catch) invokes the step function
 # with an event of this detail-type.

@@ -90,6 +90,7 @@ class ImageProperties:
     retained_images: int = 1
     image_quota: int = c.DEFAULT_IMAGE_QUOTA
     validation_document: str | None = None
+    expectations: dict[str, Any] | None = None
 
     def library_tags(self) -> dict[str, str]:
         """The tags that say what the image is: persona, recipe and version."""
@@ -126,6 +127,7 @@ class ImageProperties:
             **_preparation(props, resource),
             version=_version(props, c.IMAGE_VERSION, resource),
             validation_document=_validation(props, resource),
+            expectations=_expectations(props, resource),
             retained_images=_int(props, c.RETAINED_IMAGES, resource, 1, c.MAX_RETAINED_IMAGES)
             if c.RETAINED_IMAGES in props
             else 1,
@@ -133,6 +135,19 @@ class ImageProperties:
             if c.IMAGE_QUOTA in props
             else c.DEFAULT_IMAGE_QUOTA,
         )
+
+
+def _expectations(props: Mapping[str, Any], resource: str) -> dict[str, Any] | None:
+    """What the persona declares for the as-built checklist (JSON text), or None."""
+    if c.EXPECTATIONS not in props:
+        return None
+    try:
+        value = json.loads(_text(props, c.EXPECTATIONS, resource))
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidPropertiesError(f"{resource}: property {c.EXPECTATIONS} must be a JSON object")
+    return value
 
 
 def _validation(props: Mapping[str, Any], resource: str) -> str | None:

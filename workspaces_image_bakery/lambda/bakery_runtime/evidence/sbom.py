@@ -33,17 +33,12 @@ from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-FAMILIES: Final = ("deb", "rpm")
+from .inventory import PACKAGE_QUERY
 
-# The command that lists the template's installed packages, one per line, fields
-# separated by tabs. dpkg-query also lists packages that were removed but left their
-# configuration files behind (status config-files): the status column lets
-# parse_inventory leave those out. rpm prints (none) as the architecture of its
-# gpg-pubkey entries and 0 as the epoch of a package that has none.
-PACKAGE_QUERY: Final[dict[str, str]] = {
-    "deb": r"dpkg-query -W -f='${db:Status-Status}\t${Package}\t${Version}\t${Architecture}\n'",
-    "rpm": r"rpm -qa --queryformat '%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\n'",
-}
+FAMILIES: Final = ("deb", "rpm")
+__all__ = ["FAMILIES", "PACKAGE_QUERY", "Package", "build_sbom", "parse_inventory", "read_sbom"]
+
+# PACKAGE_QUERY (the inventory document runs it) is defined with the document.
 
 # dpkg's package states (dpkg-query(1)); in the first two nothing but at most some
 # configuration files is on disk, so the package is not part of the image.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,8 @@ from ..core import contract as c
 from ..core.aws import Clients, error_code
 from ..core.errors import BuildFailed, TransientError
 from ..core.workspaces import workspace_by_id
+from ..evidence import store
+from ..evidence.inventory import parse_inventory_output
 from .request import BuildRequest
 
 if TYPE_CHECKING:
@@ -34,41 +35,8 @@ RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
 PURPOSE_PREPARATION = "preparation"
 PURPOSE_MARKER = "marker"
 PURPOSE_VALIDATION = "validation"
-# The stack event shows at most this much of the command's output.
-MAX_TAIL_CHARS = 1200
-TAIL_LINES = 15
-# What must never reach a stack event, even from the team's own commands' output.
-_SECRETS = (
-    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "<access key id>"),
-    (re.compile(r"(?i)(aws_secret_access_key|aws_session_token)\s*[=:]\s*\S+"), r"\1=<redacted>"),
-    (
-        re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*|\s+)\S+"),
-        r"\1\2<redacted>",
-    ),
-    (re.compile(r"(?i)(://[^/\s:@]+):[^@\s/]+@"), r"\1:<redacted>@"),
-    (re.compile(r"(?i)(-u|--user)(\s+|=)([^\s:]+):\S+"), r"\1\2\3:<redacted>"),
-    (
-        re.compile(
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
-        ),
-        "<private key>",
-    ),
-    (re.compile(r"\b[A-Za-z0-9+/]{40,}={0,2}"), "<long secret-like value>"),
-)
-
-
-def redact(text: str) -> str:
-    """The text with anything that looks like a credential replaced."""
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def tail(text: str) -> str:
-    """The last lines of a command's output, bounded and redacted, for a stack event."""
-    lines = [line for line in text.strip().splitlines() if line.strip()][-TAIL_LINES:]
-    joined = redact("\n".join(lines))
-    return joined[-MAX_TAIL_CHARS:]
+PURPOSE_INVENTORY = "inventory"
+PURPOSES = (PURPOSE_PREPARATION, PURPOSE_MARKER, PURPOSE_VALIDATION, PURPOSE_INVENTORY)
 
 
 def failing_step(stdout: str, stderr: str) -> str:
@@ -131,6 +99,14 @@ def verify_marker(build: BuildRequest, clients: Clients) -> dict[str, Any]:
     return _send(build, clients, os.environ[c.ENV_MARKER_DOCUMENT], PURPOSE_MARKER)
 
 
+def take_inventory(build: BuildRequest, clients: Clients) -> dict[str, Any]:
+    """After the validation, before the image: list what the template holds (packages from
+    its own database, unit states, evidence files) with the stack's inventory document."""
+    if not check_node(build, clients):
+        return {"Status": c.STATUS_WAIT, "CommandId": ""}
+    return _send(build, clients, os.environ[c.ENV_INVENTORY_DOCUMENT], PURPOSE_INVENTORY)
+
+
 def validate_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
     """After the marker check, before the image: run the persona's validation checks."""
     if not build.validation_document:
@@ -147,6 +123,9 @@ def _send(build: BuildRequest, clients: Clients, document: str, purpose: str) ->
             InstanceIds=[str(build.managed_node_id)],
             TimeoutSeconds=600,  # to be delivered; the document bounds the run itself
             Comment=f"workspaces-image-bakery {purpose} {build.image_name}"[:100],
+            # The whole output, archived (GetCommandInvocation returns only its start).
+            OutputS3BucketName=store.bucket(),
+            OutputS3KeyPrefix=store.output_prefix(build.persona, build.image_name, purpose),
         )["Command"]
     except ClientError as error:
         if error_code(error) == "InvalidInstanceId":
@@ -159,11 +138,19 @@ def _send(build: BuildRequest, clients: Clients, document: str, purpose: str) ->
 
 
 def poll_command(
-    build: BuildRequest, clients: Clients, command: Mapping[str, Any]
+    build: BuildRequest, clients: Clients, command: Mapping[str, Any], execution: str = ""
 ) -> dict[str, Any]:
-    """WAIT while the command runs; DONE when it succeeded (and, for the marker, matched)."""
+    """WAIT while the command runs; DONE when it succeeded (and, for the marker, matched).
+
+    The command's whole output is read from the evidence store, where SendCommand archived
+    it: a failure names the step from that step's own marker, however long the output, and
+    points at the archive. What the command did goes into the build's work (`execution`),
+    from which the as-built record is written.
+    """
     command_id = str(command.get("CommandId", ""))
     purpose = str(command.get("Purpose", PURPOSE_PREPARATION))
+    if purpose not in PURPOSES:
+        raise BuildFailed(f"unknown command purpose {purpose!r}")
     try:
         invocation = clients.ssm.get_command_invocation(
             CommandId=command_id, InstanceId=str(build.managed_node_id)
@@ -175,31 +162,87 @@ def poll_command(
     status = invocation.get("Status", "")
     if status in RUNNING:
         return {"Status": c.STATUS_WAIT}
-    stdout = invocation.get("StandardOutputContent", "")
-    stderr = invocation.get("StandardErrorContent", "")
-    node = build.managed_node_id
+    node = str(build.managed_node_id)
+    prefix = store.output_prefix(build.persona, build.image_name, purpose)
+    archived = store.read_output(clients.s3, prefix, command_id, node)
+    if archived is None:
+        stdout = invocation.get("StandardOutputContent", "")
+        stderr = invocation.get("StandardErrorContent", "")
+        where = "not archived (only the first 24,000/8,000 characters were read)"
+    else:
+        stdout, stderr = archived
+        where = store.location(f"{prefix}/{command_id}/{node}/")
+    code = invocation.get("ResponseCode", -1)
+    done: dict[str, Any] = {
+        "command_id": command_id,
+        "document": invocation.get("DocumentName", ""),
+        "status": status,
+        "status_details": invocation.get("StatusDetails", status),
+        "exit_code": code,
+        "started": str(invocation.get("ExecutionStartDateTime", "")),
+        "ended": str(invocation.get("ExecutionEndDateTime", "")),
+        "output": where,
+        "output_archived": archived is not None,
+    }
+    if purpose in (PURPOSE_PREPARATION, PURPOSE_VALIDATION):
+        done["steps"] = steps_run(stdout)
     if status != "Success":
-        if purpose == PURPOSE_MARKER:
-            raise BuildFailed(
-                f"reading the recipe marker on managed node {node} ended {status}: "
-                f"{tail(stderr or stdout) or 'no output'}"
-            )
-        details = invocation.get("StatusDetails", status)
-        if purpose == PURPOSE_VALIDATION:
-            raise BuildFailed(
-                f"the validation on template WorkSpace {build.template_workspace_id} (managed "
-                f"node {node}) ended {details} in check {failing_step(stdout, stderr)!r} with "
-                f"exit code {invocation.get('ResponseCode', -1)}; no image was taken, so no "
-                f"bundle moves; last output:\n{tail(stderr or stdout)}"
-            )
-        raise BuildFailed(
-            f"the preparation on template WorkSpace {build.template_workspace_id} (managed node "
-            f"{node}) ended {details} in step {failing_step(stdout, stderr)!r} with exit code "
-            f"{invocation.get('ResponseCode', -1)}; last output:\n{tail(stderr or stdout)}"
-        )
+        done["failed_step"] = failing_step(stdout, stderr)
+        _keep(clients, execution, purpose, done)
+        raise BuildFailed(_failure(build, purpose, done))
     if purpose == PURPOSE_MARKER:
         check_marker(build, stdout)
+    if purpose == PURPOSE_INVENTORY:
+        try:
+            done["inventory"] = parse_inventory_output(stdout).to_json()
+        except ValueError as error:
+            raise BuildFailed(
+                f"the template's inventory ({where}) is unreadable: {error}"
+            ) from None
+    _keep(clients, execution, purpose, done)
     return {"Status": c.STATUS_DONE}
+
+
+def steps_run(stdout: str) -> list[str]:
+    """The steps (or checks) the script started, in order, from their own markers."""
+    return [
+        line[len(c.STEP_MARKER) :].strip()
+        for line in stdout.splitlines()
+        if line.startswith(c.STEP_MARKER)
+    ]
+
+
+def _keep(clients: Clients, execution: str, purpose: str, done: Mapping[str, Any]) -> None:
+    """What the command did, into the build's work (read back for the as-built record)."""
+    if execution:
+        store.put_json(clients.s3, store.work_key(execution, purpose), done)
+
+
+def _failure(build: BuildRequest, purpose: str, done: Mapping[str, Any]) -> str:
+    """The stack event's text: the step, the exit code and where the whole output is; never
+    the output itself (it may hold what must not reach a stack event)."""
+    node = build.managed_node_id
+    step = done.get("failed_step")
+    ended = f"ended {done['status_details']}"
+    code = f"exit code {done['exit_code']}"
+    output = f"full output: {done['output']}"
+    if purpose == PURPOSE_MARKER:
+        return f"reading the recipe marker on managed node {node} {ended} ({code}); {output}"
+    if purpose == PURPOSE_VALIDATION:
+        return (
+            f"the validation on template WorkSpace {build.template_workspace_id} (managed "
+            f"node {node}) {ended} in check {step!r} with {code}; no image was taken, so no "
+            f"bundle moves; {output}"
+        )
+    if purpose == PURPOSE_INVENTORY:
+        return (
+            f"the inventory of template WorkSpace {build.template_workspace_id} (managed node "
+            f"{node}) {ended} with {code}; no image was taken; {output}"
+        )
+    return (
+        f"the preparation on template WorkSpace {build.template_workspace_id} (managed node "
+        f"{node}) {ended} in step {step!r} with {code}; {output}"
+    )
 
 
 def check_marker(build: BuildRequest, version_file: str) -> None:

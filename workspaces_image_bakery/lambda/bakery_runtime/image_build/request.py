@@ -54,6 +54,8 @@ class BuildRequest:
     # Set when checks run on the prepared template before the image is taken. IAM lets the
     # runtime send only the stack's own documents to the declared nodes.
     validation_document: str | None = None
+    # What the persona declares that the as-built checklist checks (Expectations property).
+    expectations: dict[str, Any] | None = None
 
     @property
     def prepared_in_build(self) -> bool:
@@ -76,6 +78,7 @@ class BuildRequest:
             managed_node_id=props.managed_node_id,
             image_quota=props.image_quota,
             validation_document=props.validation_document,
+            expectations=props.expectations,
         )
 
     def to_input(self) -> dict[str, Any]:
@@ -99,6 +102,9 @@ class BuildRequest:
             managed_node_id=_optional(data.get("managed_node_id")),
             image_quota=int(data.get("image_quota") or c.DEFAULT_IMAGE_QUOTA),
             validation_document=_optional(data.get("validation_document")),
+            expectations=dict(data["expectations"])
+            if isinstance(data.get("expectations"), Mapping)
+            else None,
         )
 
 

@@ -21,7 +21,7 @@ from ..core.errors import BuildFailed, TransientError
 from ..core.properties import tag_list
 from ..core.workspaces import describe_tags, image_by_id, owned_image, workspace_by_id
 from ..release.retention import check_quota
-from . import notify, wait_condition
+from . import notify, record_steps, wait_condition
 from . import preparation as preparation_steps
 from .request import BuildRequest
 
@@ -59,6 +59,9 @@ STEP_TITLES = {
     c.STEP_REBOOT_TEMPLATE: "rebooting the template WorkSpace",
     c.STEP_VERIFY_MARKER: "checking the recipe marker on the template WorkSpace",
     c.STEP_VALIDATE_TEMPLATE: "validating the prepared template WorkSpace (Run Command)",
+    c.STEP_TAKE_INVENTORY: "listing what the template WorkSpace holds (Run Command)",
+    c.STEP_ASSESS_TEMPLATE: "scoring the as-built checklist",
+    c.STEP_WRITE_RECORD: "writing the image's as-built record",
 }
 PREPARATION_STEPS = frozenset(
     {
@@ -67,6 +70,7 @@ PREPARATION_STEPS = frozenset(
         c.STEP_REBOOT_TEMPLATE,
         c.STEP_VERIFY_MARKER,
         c.STEP_VALIDATE_TEMPLATE,
+        c.STEP_TAKE_INVENTORY,
     }
 )
 # Executions that end with these errors reported to CloudFormation themselves (the failure
@@ -377,6 +381,8 @@ def run_step(
             ) from None
     build = BuildRequest.from_input(event["Build"])
     at = time.time() if now is None else now
+    # From the state machine's context object ($$.Execution), which no input can set.
+    execution = str(event.get("Execution") or "")
     actions: dict[str, Callable[[], dict[str, Any]]] = {
         c.STEP_CHECK_QUOTA: lambda: check_image_quota(build, clients),
         c.STEP_CHECK_TEMPLATE: lambda: check_template(build, clients, at),
@@ -390,7 +396,12 @@ def run_step(
         ),
         c.STEP_PREPARE_TEMPLATE: lambda: preparation_steps.prepare_template(build, clients),
         c.STEP_POLL_COMMAND: lambda: preparation_steps.poll_command(
-            build, clients, event.get("Command") or {}
+            build, clients, event.get("Command") or {}, execution
+        ),
+        c.STEP_TAKE_INVENTORY: lambda: preparation_steps.take_inventory(build, clients),
+        c.STEP_ASSESS_TEMPLATE: lambda: record_steps.assess_template(build, clients, execution),
+        c.STEP_WRITE_RECORD: lambda: record_steps.write_record(
+            build, clients, execution, str(event.get("ImageId")), str(event.get("Started") or "")
         ),
         c.STEP_REBOOT_TEMPLATE: lambda: preparation_steps.reboot_template(build, clients),
         c.STEP_VERIFY_MARKER: lambda: preparation_steps.verify_marker(build, clients),

@@ -1,0 +1,258 @@
+"""The as-built evidence: the inventory document run for real on this machine, the as-built
+checklist scored from what a template holds (not from what the recipe says), the record's
+digest checked against the image, and the evidence store's policy in the template."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from bakery_runtime.core import contract
+from bakery_runtime.core.errors import BuildFailed
+from bakery_runtime.evidence import as_built, record, store
+from bakery_runtime.evidence.inventory import (
+    INVENTORY_COMMANDS,
+    Inventory,
+    parse_inventory_output,
+)
+from bakery_runtime.evidence.sbom import build_sbom, parse_inventory
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from moto import mock_aws
+
+from .harness.stacks import two_personas
+
+LOG_AGENT = ("cloudwatch", "log-forwarding", "amazon-cloudwatch-agent.service")
+PUPPET = ("puppet-agent", "configuration-management", "puppet.service")
+
+
+def _inventory(
+    units: dict[str, str] | None = None,
+    files: dict[str, bool] | None = None,
+    packages: str = "installed\tbash\t5.1-6ubuntu1\tamd64\n",
+) -> Inventory:
+    return Inventory("ubuntu", "22.04", "deb", packages, units or {}, files or {})
+
+
+def _items(expected: as_built.Expectations, found: as_built.Evidence) -> dict[int, as_built.Item]:
+    return {i.number: i for i in as_built.assess(expected, found)}
+
+
+PREPARED = ("patch", "install", "agents", "clean-down")
+
+
+def test_the_inventory_document_runs_on_a_real_debian_system() -> None:
+    """The document's commands, run by bash on this Debian machine, print what the parser
+    reads, and the packages make an SBOM that validates against CycloneDX 1.6."""
+    result = subprocess.run(
+        ["bash", "-c", "\n".join(INVENTORY_COMMANDS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = parse_inventory_output(result.stdout)
+    assert found.family == "deb" and found.os_id
+    packages = parse_inventory(found.packages_text, found.family)
+    assert any(p.name == "bash" for p in packages)
+    assert found.units, "systemctl lists the unit files"
+    sbom = build_sbom(
+        packages,
+        image_name="office-1.0.0-abcdef12",
+        persona="office",
+        os_id=found.os_id,
+        os_version=found.os_version,
+        family=found.family,
+        timestamp=datetime(2026, 12, 2, tzinfo=UTC),
+    )
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(sbom) is None
+
+
+def test_an_inventory_without_its_end_line_is_refused() -> None:
+    """A truncated output (a command cut short) is never read as a complete inventory."""
+    with pytest.raises(ValueError, match="end"):
+        parse_inventory_output(
+            "==> bakery inventory: os ubuntu 22.04\n==> bakery inventory: family deb\n"
+        )
+
+
+def test_a_log_agent_whose_check_passes_but_is_never_enabled_does_not_score_5() -> None:
+    """Item 17: the agent's check may be `true`; what counts is its unit and configuration
+    on the rebooted template."""
+    expected = as_built.Expectations(agents=(LOG_AGENT,))
+    disabled = _items(
+        expected,
+        as_built.Evidence(PREPARED, 0, _inventory({"amazon-cloudwatch-agent.service": "disabled"})),
+    )[17]
+    assert disabled.score == 1 and "disabled" in disabled.evidence
+    unconfigured = _items(
+        expected,
+        as_built.Evidence(PREPARED, 0, _inventory({"amazon-cloudwatch-agent.service": "enabled"})),
+    )[17]
+    assert unconfigured.score == 2 and "no configuration" in unconfigured.evidence
+    config = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+    forwarding = _items(
+        expected,
+        as_built.Evidence(
+            PREPARED,
+            0,
+            _inventory({"amazon-cloudwatch-agent.service": "enabled"}, {config: True}),
+        ),
+    )[17]
+    assert forwarding.score == 5 and "configuration present" in forwarding.evidence
+
+
+def test_a_persona_validated_by_its_validation_commands_scores_item_10() -> None:
+    """Item 10 reads the validation's result on the rebooted template."""
+    validated = _items(as_built.Expectations(validation_commands=2), as_built.Evidence(PREPARED, 2))
+    assert validated[10].score == 5 and "2 validation command(s) passed" in validated[10].evidence
+    unvalidated = _items(as_built.Expectations(), as_built.Evidence(PREPARED, 0))
+    assert unvalidated[10].score == 3
+
+
+def test_a_zero_image_with_applications_in_it_never_scores_5_on_item_2() -> None:
+    """Item 2 checks the declared baked applications against the inventory and never claims
+    that nothing else is installed (the OS base set is not known to the build)."""
+    packages = "".join(
+        f"installed\t{name}\t1.0\tamd64\n" for name in ("bash", "firefox", "gimp", "vlc")
+    )
+    zero = _items(
+        as_built.Expectations(design="zero"),
+        as_built.Evidence(PREPARED, 0, _inventory(packages=packages)),
+    )
+    assert zero[2].score is not None and zero[2].score < 5
+    missing = _items(
+        as_built.Expectations(baked_applications=("libreoffice",)),
+        as_built.Evidence(PREPARED, 0, _inventory(packages=packages)),
+    )
+    assert missing[2].score == 1 and "libreoffice" in missing[2].evidence
+
+
+def test_a_configuration_management_agent_counts_only_when_held_on_the_template() -> None:
+    """Item 14: the agent's unit must be masked on the template (it enrols at launch)."""
+    held = _items(
+        as_built.Expectations(design="thin", agents=(PUPPET,)),
+        as_built.Evidence(PREPARED, 0, _inventory({"puppet.service": "masked"})),
+    )
+    assert held[14].score == 5
+    running = _items(
+        as_built.Expectations(design="thin", agents=(PUPPET,)),
+        as_built.Evidence(PREPARED, 0, _inventory({"puppet.service": "enabled"})),
+    )
+    assert running[14].score == 2 and "enabled" in running[14].evidence
+
+
+def test_what_the_build_cannot_check_scores_nothing() -> None:
+    """A template prepared by hand: no item is scored, and the score is None, not 0 or 5."""
+    items = as_built.assess(as_built.Expectations(), as_built.Evidence())
+    assert all(i.score is None and i.evidence.startswith("not checked") for i in items)
+    assert as_built.score(items) is None
+
+
+@pytest.fixture
+def evidence_bucket(monkeypatch: pytest.MonkeyPatch) -> Any:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="evidence")
+        monkeypatch.setenv(contract.ENV_EVIDENCE_BUCKET, "evidence")
+        yield s3
+
+
+def test_a_record_is_read_only_when_its_digest_is_the_images_tag(evidence_bucket: Any) -> None:
+    """The runtime refuses a record it did not write: one changed after the fact, or one
+    whose image carries another digest, or that names another stack."""
+    s3 = evidence_bucket
+    owner = "arn:aws:cloudformation:us-east-1:123456789012:stack/S/1"
+    data = {"stack": owner, "persona": "office", "image": {"id": "wsi-1", "name": "office-1"}}
+    written = record.write(s3, data, None)
+    tags = {contract.RECORD_TAG_KEY: written}
+    assert record.read_record(s3, "office", "office-1", tags, owner)["image"]["id"] == "wsi-1"
+    with pytest.raises(BuildFailed, match="another image"):
+        record.read_record(s3, "office", "office-1", tags, owner.replace("S/1", "T/2"))
+    forged = json.dumps({**data, "image": {"id": "wsi-evil", "name": "office-1"}})
+    s3.put_object(Bucket="evidence", Key=record.record_key("office", "office-1"), Body=forged)
+    with pytest.raises(BuildFailed, match="not the one the runtime wrote"):
+        record.read_record(s3, "office", "office-1", tags, owner)
+    with pytest.raises(BuildFailed, match="no as-built record digest"):
+        record.read_record(s3, "office", "office-1", {}, owner)
+
+
+def test_the_whole_output_is_read_from_the_archive(evidence_bucket: Any) -> None:
+    """Every plugin's stdout and stderr, in order, however long."""
+    s3 = evidence_bucket
+    prefix = store.output_prefix("office", "office-1", "preparation")
+    folder = f"{prefix}/cmd-1/mi-00000000000000001/awsrunShellScript/0.awsrunShellScript"
+    s3.put_object(Bucket="evidence", Key=f"{folder}/stdout", Body=b"x" * 300_000 + b"\nend")
+    s3.put_object(Bucket="evidence", Key=f"{folder}/stderr", Body=b"boom")
+    out, err = store.read_output(s3, prefix, "cmd-1", "mi-00000000000000001") or ("", "")
+    assert len(out) == 300_004 and out.endswith("end") and err == "boom"
+    assert store.read_output(s3, prefix, "cmd-2", "mi-00000000000000001") is None
+
+
+@pytest.fixture(scope="module")
+def prepared_template() -> dict[str, Any]:
+    return two_personas(office_node="mi-00000000000000001")
+
+
+def _statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    document = resource["Properties"].get("PolicyDocument", {})
+    statements: list[dict[str, Any]] = document.get("Statement", [])
+    return statements
+
+
+def test_only_the_runtime_may_write_records(prepared_template: dict[str, Any]) -> None:
+    """The bucket denies writes of records, SBOMs and builds' work to every principal but the
+    build's step role and the image resource's role; the template's node role may write
+    command output only; the bucket is versioned, encrypted and closed to the public."""
+    resources = prepared_template["Resources"]
+    (bucket_id,) = [k for k, v in resources.items() if v["Type"] == "AWS::S3::Bucket"]
+    bucket = resources[bucket_id]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert "BucketEncryption" in bucket
+    assert resources[bucket_id]["DeletionPolicy"] == "Retain"
+    (policy,) = [v for v in resources.values() if v["Type"] == "AWS::S3::BucketPolicy"]
+    (deny,) = [s for s in _statements(policy) if s.get("Sid") == "OnlyTheRuntimeWritesEvidence"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+    assert "s3:PutObject" in deny["Action"]
+    allowed = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    roles = {a["Fn::GetAtt"][0] for a in allowed}
+    assert len(roles) == 2 and all("WorkflowStep" in r or "OnEvent" in r for r in roles), roles
+    node_roles = [
+        k for k, v in resources.items() if v["Type"] == "AWS::IAM::Role" and "TemplateNodeRole" in k
+    ]
+    assert node_roles and not set(node_roles) & roles
+    node_writes = [
+        s
+        for v in resources.values()
+        if v["Type"] == "AWS::IAM::Policy"
+        and any(r.get("Ref") in node_roles for r in v["Properties"].get("Roles", []))
+        for s in _statements(v)
+        if "s3:PutObject" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert node_writes, "the node role archives command output"
+    for statement in node_writes:
+        text = json.dumps(statement["Resource"])
+        assert contract.OUTPUT_PREFIX in text and contract.RECORDS_PREFIX not in text
+
+
+def test_the_build_gets_no_evidence_from_its_input(prepared_template: dict[str, Any]) -> None:
+    """Every step learns its execution from the context object ($$), never from the input,
+    so a hand-started execution cannot point a build at another build's work."""
+    machine = next(
+        v
+        for v in prepared_template["Resources"].values()
+        if v["Type"] == "AWS::StepFunctions::StateMachine"
+    )
+    body = machine["Properties"]["DefinitionString"]
+    text = json.dumps(body)
+    assert '\\"Execution.$\\":\\"$$.Execution.Name\\"' in text
+    assert "$.Execution" not in text.replace("$$.Execution", "")

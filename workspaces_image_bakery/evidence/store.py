@@ -1,0 +1,110 @@
+"""The evidence store: one S3 bucket per stack for Run Command output archived in full and
+each image's as-built record and SBOM (construct side of ``bakery_runtime.evidence``).
+
+Why S3: the records are whole JSON documents read by the review and the command line with
+a read-only role, SendCommand archives output to S3 natively, and a bucket gives
+versioning, encryption, a public-access block and a resource policy that names the only
+roles that may write. The bucket is retained when the stack is deleted: its records
+describe images that may outlive the stack (retained, shared).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from ..core.nag import Finding, suppress
+from ..core.runtime_assets import contract
+
+# What only the runtime writes: records, SBOMs and each build's work in progress.
+RUNTIME_PREFIXES = (contract.RECORDS_PREFIX, contract.SBOMS_PREFIX, contract.WORK_PREFIX)
+WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl")
+
+
+class EvidenceStore(Construct):
+    """The stack's evidence bucket: versioned, encrypted (SSE-S3), public access blocked,
+    TLS only, objects owned by the bucket owner, retained on stack delete.
+
+    Its policy denies every write under ``records/``, ``sboms/`` and ``work/`` to any
+    principal but the roles passed to :meth:`only_written_by` (the build's step role, and the
+    image resource's role, which prunes records with their images). The template's node role
+    may write under ``output/`` only (:meth:`grant_command_output`).
+    """
+
+    def __init__(self, scope: Construct, id_: str) -> None:
+        super().__init__(scope, id_)
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        suppress(
+            self.bucket,
+            [
+                Finding(
+                    "AwsSolutions-S1",
+                    "Writes are limited by the bucket policy to the runtime's roles, and each "
+                    "record's digest is tagged on its image; object-level access logging is "
+                    "left to the account's CloudTrail data events.",
+                )
+            ],
+            children=False,
+        )
+
+    @property
+    def bucket_name(self) -> str:
+        return self.bucket.bucket_name
+
+    def only_written_by(self, *roles: iam.IRole) -> None:
+        """Deny writes of records, SBOMs and builds' work to every principal but `roles`."""
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheRuntimeWritesEvidence",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(WRITE_ACTIONS),
+                resources=[self.bucket.arn_for_objects(f"{p}*") for p in RUNTIME_PREFIXES],
+                conditions={
+                    "ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in roles]}
+                },
+            )
+        )
+
+    def grant_runtime(self, role: iam.IRole) -> None:
+        """Read everything; write records, SBOMs and work (the build's step role)."""
+        self.bucket.grant_read(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{p}*") for p in RUNTIME_PREFIXES],
+            )
+        )
+
+    def grant_prune(self, role: iam.IRole) -> None:
+        """Delete records and SBOMs (pruned with their images)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:DeleteObject"],
+                resources=[
+                    self.bucket.arn_for_objects(f"{contract.RECORDS_PREFIX}*"),
+                    self.bucket.arn_for_objects(f"{contract.SBOMS_PREFIX}*"),
+                ],
+            )
+        )
+        self.bucket.grant_read(role)
+
+    def grant_command_output(self, role: iam.IRole) -> None:
+        """Write Run Command output under ``output/`` (the template's node role)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{contract.OUTPUT_PREFIX}*")],
+            )
+        )

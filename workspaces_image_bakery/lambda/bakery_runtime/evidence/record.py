@@ -1,0 +1,120 @@
+"""One as-built record per image, written by the runtime at the end of its build and by
+nothing else: the source of truth for what the library says about an image.
+
+The record gathers what the build's own steps found (``work/<execution>/...`` in the
+evidence store): each Run Command (its command id, status, exit code, times and archived
+output), the preparation's steps, the validation, the inventory, the seal and the
+as-built checklist. Its SHA-256 is tagged on the image (``RECORD_TAG_KEY``), so the record
+and the image each check the other: a record whose digest is not the image's tag is
+refused (:func:`read_record`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from ..core import contract as c
+from ..core.errors import BuildFailed
+from . import store
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+RECORD_VERSION: Final = 1
+PIECES: Final = ("preparation", "marker", "validation", "inventory", "seal", "assessment")
+
+
+def record_key(persona: str, image_name: str) -> str:
+    return f"{c.RECORDS_PREFIX}{persona}/{image_name}.json"
+
+
+def sbom_key(persona: str, image_name: str) -> str:
+    return f"{c.SBOMS_PREFIX}{persona}/{image_name}.cdx.json"
+
+
+def digest(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def pieces(s3: S3Client, execution: str) -> dict[str, Any]:
+    """What this execution's steps wrote, by piece name (absent pieces are left out)."""
+    found = {}
+    for piece in PIECES:
+        value = store.get_json(s3, store.work_key(execution, piece))
+        if value is not None:
+            found[piece] = value
+    return found
+
+
+def assemble(
+    *,
+    build: Mapping[str, Any],
+    image_id: str,
+    execution: str,
+    started: str,
+    found: Mapping[str, Any],
+    sbom: str | None,
+    owner: str,
+) -> dict[str, Any]:
+    """The record, as plain JSON data."""
+    return {
+        "record_version": RECORD_VERSION,
+        "written_by": "workspaces-image-bakery build runtime",
+        "stack": owner,
+        "image": {"id": image_id, "name": build["image_name"]},
+        "persona": build["persona"],
+        "recipe": build.get("recipe", ""),
+        "template_workspace_id": build["template_workspace_id"],
+        "managed_node_id": build.get("managed_node_id"),
+        "execution": execution,
+        "started": started,
+        "ended": datetime.now(UTC).isoformat(timespec="seconds"),
+        "prepared_in_build": bool(build.get("managed_node_id")),
+        **{piece: found.get(piece) for piece in PIECES},
+        "sbom": None
+        if sbom is None
+        else {
+            "key": sbom_key(str(build["persona"]), str(build["image_name"])),
+            "format": "CycloneDX 1.6",
+        },
+    }
+
+
+def write(s3: S3Client, record: Mapping[str, Any], sbom: str | None) -> str:
+    """Store the record (and the SBOM) and return the record's digest."""
+    persona, name = str(record["persona"]), str(record["image"]["name"])
+    if sbom is not None:
+        s3.put_object(
+            Bucket=store.bucket(),
+            Key=sbom_key(persona, name),
+            Body=sbom.encode(),
+            ContentType="application/vnd.cyclonedx+json",
+        )
+    body = store.put_json(s3, record_key(persona, name), record)
+    return digest(body)
+
+
+def read_record(
+    s3: S3Client, persona: str, image_name: str, tags: Mapping[str, str], owner: str
+) -> dict[str, Any]:
+    """The image's record, checked against the image: its digest must be the image's record
+    tag, and it must name this stack and this image. Anything else is refused."""
+    expected = tags.get(c.RECORD_TAG_KEY)
+    if not expected:
+        raise BuildFailed(f"image {image_name} carries no as-built record digest")
+    body = store.get_bytes(s3, record_key(persona, image_name))
+    if body is None:
+        raise BuildFailed(f"image {image_name} has no as-built record in the evidence store")
+    if digest(body) != expected:
+        raise BuildFailed(
+            f"the as-built record of image {image_name} is not the one the runtime wrote "
+            f"(digest {digest(body)[:19]}..., the image's tag says {expected[:19]}...)"
+        )
+    record: dict[str, Any] = json.loads(body)
+    if record.get("stack") != owner or record.get("image", {}).get("name") != image_name:
+        raise BuildFailed(f"the as-built record of image {image_name} names another image")
+    return record
