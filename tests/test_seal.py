@@ -332,6 +332,8 @@ def test_log_lines_written_after_the_seal_started_are_not_leftovers(tmp_path: Pa
 
 
 def test_a_bad_root_fails_the_preflight(tmp_path: Path) -> None:
+    """A relative BAKERY_ROOT stops the seal before it touches anything: one line,
+    'sealed: failed preflight', exit 2."""
     run = seal(tmp_path, tmp_path / "root", BAKERY_ROOT="relative/root")
     assert run.result.returncode == 2
     assert run.result.stdout.splitlines() == [f"{SEALED_FAILED}preflight"]
@@ -352,6 +354,8 @@ def test_reading_the_output() -> None:
 
 
 def test_the_seal_and_its_helpers_pass_shellcheck(tmp_path: Path) -> None:
+    """shellcheck finds nothing in the seal (with and without declared agents) or in its
+    deferred step."""
     scripts = []
     for index, prepared in enumerate((ImagePreparation(), sealed_preparation())):
         script = tmp_path / f"seal-{index}.sh"
