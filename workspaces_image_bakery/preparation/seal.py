@@ -36,7 +36,7 @@ seal reported before it calls CreateWorkspaceImage.
 
 Why the stash is on ``/home``: a Linux WorkSpace has two volumes, the root volume (``/``),
 "which is saved as the image", and the user volume (``/home``), "which is created for each
-new user" (the whitepaper, section "Configuration and application deployment"; this
+new user" (the whitepaper, "File locations for application configuration"; this
 project's design notes: imaging captures the root volume, not ``/home``). What the seal
 moves to ``/home/.workspaces-image-bakery-template/`` (mode 700, root's) therefore stays on
 the template and never reaches the image. The seal checks that ``/home`` is another file
