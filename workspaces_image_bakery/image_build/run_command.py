@@ -9,6 +9,7 @@ always sends the document of its own recipe.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,10 +18,19 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from ..core.runtime_assets import contract
-from ..core.validation import Problems
+from ..core.validation import Problems, is_token
 
 MANAGED_NODE_PATTERN = r"mi-[0-9a-zA-Z_]{17}"  # botocore's SSM InstanceId, hybrid nodes
-MANAGED_NODE_TEXT = "mi- followed by 17 letters or digits (a hybrid managed node's id)"
+MANAGED_NODE_TEXT = (
+    "the managed node id of the template WorkSpace: mi- followed by 17 hex characters, "
+    "which the WorkSpace gets from its hybrid activation "
+    "(workspaces-image-bakery register-template)"
+)
+# What a value that looks like another id is told besides (WorkSpaces are no EC2 instances).
+MANAGED_NODE_HINTS = {
+    "i-": "an i- id is an EC2 instance's; WorkSpaces are reached as hybrid nodes (mi-)",
+    "ws-": "a ws- id is the WorkSpace's own, not its managed node's",
+}
 # An SSM document's content is at most 64 KB; the wrapper below takes a few hundred bytes.
 MAX_SCRIPT_BYTES = 60_000
 _END_OF_SCRIPT = "BAKERY_PREPARATION_SCRIPT_END"
@@ -46,6 +56,16 @@ class RunCommandPreparation:
 
 
 def check_managed_node_id(problems: Problems, value: object) -> None:
+    """A literal string that is no ``mi-`` id is told what one is, whatever is wrong with it
+    (its length too), and what it looks like instead (an EC2 instance's ``i-`` id)."""
+    if (
+        isinstance(value, str)
+        and not re.fullmatch(MANAGED_NODE_PATTERN, value)
+        and not is_token(value)
+    ):
+        hints = [h for start, h in MANAGED_NODE_HINTS.items() if value.startswith(start)]
+        problems.add("managed_node_id", value, "; ".join([MANAGED_NODE_TEXT, *hints]))
+        return
     problems.text(
         "managed_node_id",
         value,
