@@ -256,3 +256,24 @@ def test_the_build_gets_no_evidence_from_its_input(prepared_template: dict[str, 
     text = json.dumps(body)
     assert '\\"Execution.$\\":\\"$$.Execution.Name\\"' in text
     assert "$.Execution" not in text.replace("$$.Execution", "")
+
+
+def test_the_seal_and_the_runtime_read_the_same_markers() -> None:
+    """The seal script's markers and settling time are what the runtime parses and waits."""
+    from bakery_runtime.image_build.preparation import read_seal
+
+    from workspaces_image_bakery.preparation import seal
+
+    assert (seal.SEAL_MARKER, seal.SEALED_MARKER) == (contract.SEAL_MARKER, contract.SEALED_MARKER)
+    assert seal.SEAL_SETTLED_SECONDS == contract.SEAL_SETTLED_SECONDS
+    printed = (
+        f"{seal.SEAL_MARKER}ssh-host-keys absent\n"
+        f"{seal.SEAL_MARKER}ssm-registration deferred\n"
+        f"{seal.SEALED_OK}\n"
+    )
+    assert read_seal(printed) == (
+        {"ssh-host-keys": "absent", "ssm-registration": "deferred"},
+        True,
+    )
+    left = f"{seal.SEAL_MARKER}machine-id present /etc/machine-id\n{seal.SEALED_FAILED}machine-id\n"
+    assert read_seal(left) == ({"machine-id": "present /etc/machine-id"}, False)

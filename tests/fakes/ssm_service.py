@@ -28,6 +28,15 @@ from .workspaces_service import REGION, FakeWorkSpaces, ServiceError, check_requ
 ENDPOINT = "https://ssm.fake.test"
 MARKER_DOCUMENT = "RecipeMarker-fake"
 INVENTORY_DOCUMENT = "Inventory-fake"
+# What a seal prints when every item is gone (the SSM agent's own, deferred).
+SEALED = "".join(
+    f"==> bakery seal: {item} absent\n"
+    for item in ("ssh-host-keys", "machine-id", "cloud-init-state", "shell-histories", "logs")
+) + (
+    "==> bakery seal: ssm-agent-output deferred\n"
+    "==> bakery seal: ssm-registration deferred\n"
+    "==> bakery sealed: ok\n"
+)
 # What the inventory document prints on a node by default: a small Ubuntu 22.04 system.
 DEFAULT_PACKAGES = (
     "installed\tbash\t5.1-6ubuntu1.1\tamd64\n"
@@ -58,6 +67,9 @@ class Node:
     )
     files: tuple[str, ...] = ()
     os_release: tuple[str, str] = ("ubuntu", "22.04")
+    # What the seal prints; None: every item absent (the SSM registration deferred), sealed.
+    seal_output: str | None = None
+    seals: int = 0
 
 
 @dataclass
@@ -205,6 +217,13 @@ class FakeSSM:
 
     def _run(self, invocation: Invocation) -> None:
         node = self.nodes[invocation.node_id]
+        if "SealDocument" in invocation.document:
+            node.seals += 1
+            invocation.stdout = node.seal_output or SEALED
+            sealed = invocation.stdout.rstrip().endswith("==> bakery sealed: ok")
+            invocation.status = invocation.details = "Success" if sealed else "Failed"
+            invocation.code = 0 if sealed else 1
+            return
         if invocation.document == INVENTORY_DOCUMENT:
             invocation.status = invocation.details = "Success"
             invocation.code = 0

@@ -40,8 +40,8 @@ RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
 # strings, indented). Measured by `make bench`: the runtime takes about 85 KB and an image
 # with its wait and bundle about 5 KB; the estimates below leave room to spare.
 TEMPLATE_LIMIT_BYTES = 1_000_000
-RUNTIME_TEMPLATE_BYTES = 100_000
-IMAGE_TEMPLATE_BYTES = 8_500
+RUNTIME_TEMPLATE_BYTES = 125_000
+IMAGE_TEMPLATE_BYTES = 11_000
 # The asset holds the runtime's Python source files and nothing else (no caches from tests
 # or type checks), so its hash changes only when the code does.
 # The runtime's capability folders (core, build, release, distribution, rollout, evidence).
@@ -575,6 +575,17 @@ class BuildRuntime(Construct):
             status,
             {"Command": {"CommandId.$": "$.TakeInventory.CommandId", "Purpose": "inventory"}},
         )
+        seal = self._step("SealTemplate", c.STEP_SEAL_TEMPLATE, sent)
+        poll_seal = self._step(
+            "PollSeal",
+            c.STEP_POLL_COMMAND,
+            status,
+            {"Command": {"CommandId.$": "$.SealTemplate.CommandId", "Purpose": "seal"}},
+        )
+        # After the image (or a failure, in the failure signal): the template's restore unit
+        # gives it back what the seal stashed, at its next boot.
+        restore = self._step("RestoreTemplate", c.STEP_REBOOT_TEMPLATE, None)
+        check_after_busy = self._step("CheckTemplateAfterBusy", c.STEP_CHECK_TEMPLATE, status)
         assess = self._step("AssessTemplate", c.STEP_ASSESS_TEMPLATE, None)
         write_record = self._step("WriteRecord", c.STEP_WRITE_RECORD, None)
         create = self._step(
@@ -605,6 +616,10 @@ class BuildRuntime(Construct):
             poll_validation,
             take_inventory,
             poll_inventory,
+            seal,
+            poll_seal,
+            restore,
+            check_after_busy,
             assess,
             create,
             poll,
@@ -625,10 +640,12 @@ class BuildRuntime(Construct):
         )
         wait_image.next(poll)
         wait_reboot = self._wait("WaitForReboot", c.REBOOT_SETTLE_SECONDS, check_rebooted)
-        # The template is imaged: prepared templates go back through the marker check.
+        # The template is imaged by another build: prepared templates wait for it, are
+        # rebooted (a seal's stash restored) and go back through the marker check.
+        wait_busy = self._wait("WaitForBusyTemplate", c.TEMPLATE_POLL_SECONDS, check_after_busy)
         busy = (
             sfn.Choice(self, "ImagedElsewhere?")
-            .when(sfn.Condition.is_present("$.Build.managed_node_id"), wait_reboot)
+            .when(sfn.Condition.is_present("$.Build.managed_node_id"), wait_busy)
             .otherwise(wait_template)
         )
         create.next(
@@ -639,7 +656,11 @@ class BuildRuntime(Construct):
                 "ImageAvailable?",
                 "$.PollImage.Status",
                 c.STATUS_AVAILABLE,
-                write_record.next(succeed.next(sfn.Succeed(self, "Built"))),
+                write_record.next(
+                    sfn.Choice(self, "SealedInBuild?")
+                    .when(sfn.Condition.is_present("$.Build.seal_document"), restore.next(succeed))
+                    .otherwise(succeed)
+                ),
                 wait_image,
             )
         )
@@ -670,6 +691,11 @@ class BuildRuntime(Construct):
         wait_marker = self._wait("WaitForMarker", c.COMMAND_POLL_SECONDS, poll_marker)
         check_rebooted.next(
             self._until("Rebooted?", "$.CheckRebooted.Status", c.STATUS_READY, verify, wait_reboot)
+        )
+        check_after_busy.next(
+            self._until(
+                "FreeAgain?", "$.CheckTemplateAfterBusy.Status", c.STATUS_READY, reboot, wait_busy
+            )
         )
         verify.next(
             self._until(
@@ -711,8 +737,26 @@ class BuildRuntime(Construct):
                 wait_node_inventory,
             )
         )
+        # The seal: the last command before the image; then the build lets its deferred
+        # step stop the SSM agent and move the registration off the root volume.
+        settle = self._wait("WaitForSealToSettle", c.SEAL_SETTLED_SECONDS, assess)
+        wait_node_seal = self._wait("WaitForManagedNodeToSeal", c.COMMAND_POLL_SECONDS, seal)
+        wait_seal = self._wait("WaitForSeal", c.COMMAND_POLL_SECONDS, poll_seal)
+        seal.next(
+            self._until(
+                "SealRequested?", "$.SealTemplate.Status", c.STATUS_SENT, wait_seal, wait_node_seal
+            )
+        )
+        poll_seal.next(
+            self._until("Sealed?", "$.PollSeal.Status", c.STATUS_DONE, settle, wait_seal)
+        )
+        sealed = (
+            sfn.Choice(self, "SealInBuild?")
+            .when(sfn.Condition.is_present("$.Build.seal_document"), seal)
+            .otherwise(assess)
+        )
         poll_inventory.next(
-            self._until("Listed?", "$.PollInventory.Status", c.STATUS_DONE, assess, wait_inventory)
+            self._until("Listed?", "$.PollInventory.Status", c.STATUS_DONE, sealed, wait_inventory)
         )
         poll_validation.next(
             self._until(

@@ -336,6 +336,20 @@ class WorkspaceImage(Construct):
                 runtime.allow_preparation(prepared_by.managed_node_id, validation)
                 runtime.count_template_bytes(problems.path, template_bytes(run_lines(checks)))
                 preparation[contract.VALIDATION_DOCUMENT] = validation.ref
+            if prepared_by.seal_script:
+                seal = preparation_document(
+                    self,
+                    "SealDocument",
+                    script=prepared_by.seal_script,
+                    timeout_seconds=1800,
+                    persona=persona,
+                    purpose="seal",
+                )
+                runtime.allow_preparation(prepared_by.managed_node_id, seal)
+                runtime.count_template_bytes(
+                    problems.path, template_bytes(run_lines(prepared_by.seal_script))
+                )
+                preparation[contract.SEAL_DOCUMENT] = seal.ref
         self._declared_tags = dict(tags)
         self._tag_manager = tag_manager(contract.IMAGE_RESOURCE_TYPE, tags)
         TagCheck.register(self.stack, self)

@@ -48,11 +48,16 @@ class RunCommandPreparation:
         its marker check, before the image is taken; the first to fail (non-zero exit)
         fails the build with its output, so no image is taken and no bundle moves. Default
         none.
+    :param seal_script: the seal, run as the last command before the image: it takes the
+        template's identity off the root volume and reports each item absent (see
+        ``preparation.seal``). Default none: the template is imaged unsealed, and the
+        as-built checklist says item 15 was not checked.
     """
 
     managed_node_id: str
     script: Callable[[str], str]
     validation_commands: tuple[str, ...] = ()
+    seal_script: str | None = None
 
 
 def check_managed_node_id(problems: Problems, value: object) -> None:

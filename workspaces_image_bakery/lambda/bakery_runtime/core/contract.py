@@ -30,6 +30,9 @@ MANAGED_NODE_ID: Final = "ManagedNodeId"
 # Validation before the image (absent: none): the persona's SSM Command document of checks,
 # run on the prepared, rebooted template; a failing check fails the build.
 VALIDATION_DOCUMENT: Final = "ValidationDocument"
+# The seal (with the preparation channel): the persona's SSM Command document that takes the
+# template's identity off its root volume, the last command before the image.
+SEAL_DOCUMENT: Final = "SealDocument"
 # Release: the image version (library tag below), how many of the persona's images are
 # kept, and the Region's image quota the build checks before it starts.
 IMAGE_VERSION: Final = "ImageVersion"
@@ -136,6 +139,13 @@ MARKER_LINE_PREFIX: Final = "recipe="
 # Lines the preparation script prints (see preparation.py): the build names the failing step.
 STEP_MARKER: Final = "==> bakery step: "
 FAILED_MARKER: Final = "==> bakery failed: "
+# Lines the seal prints (preparation/seal.py): "<item> absent|deferred|present <path>", then
+# "ok" or "failed <items>".
+SEAL_MARKER: Final = "==> bakery seal: "
+SEALED_MARKER: Final = "==> bakery sealed: "
+# After the seal reported, before CreateWorkspaceImage: its deferred step stops the SSM agent
+# and moves the registration off the root volume (seal.SEAL_SETTLED_SECONDS).
+SEAL_SETTLED_SECONDS: Final = 240
 
 # Step names the state machine passes to the workflow Lambda.
 STEP_CHECK_QUOTA: Final = "check_quota"
@@ -151,6 +161,7 @@ STEP_REBOOT_TEMPLATE: Final = "reboot_template"
 STEP_VERIFY_MARKER: Final = "verify_marker"
 STEP_VALIDATE_TEMPLATE: Final = "validate_template"
 STEP_TAKE_INVENTORY: Final = "take_inventory"
+STEP_SEAL_TEMPLATE: Final = "seal_template"
 STEP_ASSESS_TEMPLATE: Final = "assess_template"
 STEP_WRITE_RECORD: Final = "write_record"
 # Not a state of the workflow: the EventBridge rule on the workflow's executions that ended

@@ -91,6 +91,7 @@ class ImageProperties:
     image_quota: int = c.DEFAULT_IMAGE_QUOTA
     validation_document: str | None = None
     expectations: dict[str, Any] | None = None
+    seal_document: str | None = None
 
     def library_tags(self) -> dict[str, str]:
         """The tags that say what the image is: persona, recipe and version."""
@@ -128,6 +129,7 @@ class ImageProperties:
             version=_version(props, c.IMAGE_VERSION, resource),
             validation_document=_validation(props, resource),
             expectations=_expectations(props, resource),
+            seal_document=_document(props, c.SEAL_DOCUMENT, resource),
             retained_images=_int(props, c.RETAINED_IMAGES, resource, 1, c.MAX_RETAINED_IMAGES)
             if c.RETAINED_IMAGES in props
             else 1,
@@ -152,12 +154,18 @@ def _expectations(props: Mapping[str, Any], resource: str) -> dict[str, Any] | N
 
 def _validation(props: Mapping[str, Any], resource: str) -> str | None:
     """The validation document's name; only with the preparation channel (it runs there)."""
-    if c.VALIDATION_DOCUMENT not in props:
+    return _document(props, c.VALIDATION_DOCUMENT, resource)
+
+
+def _document(props: Mapping[str, Any], key: str, resource: str) -> str | None:
+    """An SSM document's name that runs on the template (validation, seal); only with the
+    preparation channel (it runs there)."""
+    if key not in props:
         return None
-    document = _text(props, c.VALIDATION_DOCUMENT, resource)
+    document = _text(props, key, resource)
     if not _DOCUMENT_NAME.match(document) or c.MANAGED_NODE_ID not in props:
         raise InvalidPropertiesError(
-            f"{resource}: property {c.VALIDATION_DOCUMENT} must be an SSM document name, with "
+            f"{resource}: property {key} must be an SSM document name, with "
             f"{c.MANAGED_NODE_ID}, got {document!r}"
         )
     return document

@@ -48,7 +48,7 @@ INVENTORY_COMMANDS: Final[tuple[str, ...]] = (
     f"echo '{MARKER}files'",
     "for f in " + " ".join(_FILES) + "; do",
     '  if [ -s "$f" ]; then state=present; else state=absent; fi',
-    "  printf '%s\\t%s\\n' \"$f\" \"$state\"",
+    '  printf \'%s\\t%s\\n\' "$f" "$state"',
     "done",
     f"echo '{MARKER}end'",
 )

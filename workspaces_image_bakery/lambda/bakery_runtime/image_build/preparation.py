@@ -36,7 +36,15 @@ PURPOSE_PREPARATION = "preparation"
 PURPOSE_MARKER = "marker"
 PURPOSE_VALIDATION = "validation"
 PURPOSE_INVENTORY = "inventory"
-PURPOSES = (PURPOSE_PREPARATION, PURPOSE_MARKER, PURPOSE_VALIDATION, PURPOSE_INVENTORY)
+PURPOSE_SEAL = "seal"
+PURPOSES = (
+    PURPOSE_PREPARATION,
+    PURPOSE_MARKER,
+    PURPOSE_VALIDATION,
+    PURPOSE_INVENTORY,
+    PURPOSE_SEAL,
+)
+SEAL_STATES = ("absent", "deferred", "present")
 
 
 def failing_step(stdout: str, stderr: str) -> str:
@@ -105,6 +113,31 @@ def take_inventory(build: BuildRequest, clients: Clients) -> dict[str, Any]:
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
     return _send(build, clients, os.environ[c.ENV_INVENTORY_DOCUMENT], PURPOSE_INVENTORY)
+
+
+def seal_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
+    """The last command before the image: take the template's identity off its root volume
+    and prove each item gone (preparation/seal.py renders the document)."""
+    if not build.seal_document:
+        raise BuildFailed("this build has no seal to run")
+    if not check_node(build, clients):
+        return {"Status": c.STATUS_WAIT, "CommandId": ""}
+    return _send(build, clients, build.seal_document, PURPOSE_SEAL)
+
+
+def read_seal(stdout: str) -> tuple[dict[str, str], bool]:
+    """Each item's state ("absent", "deferred" or "present <path>") and whether the seal's
+    last line said ok, from the seal's own markers."""
+    items: dict[str, str] = {}
+    last = ""
+    for line in stdout.splitlines():
+        if line.startswith(c.SEAL_MARKER):
+            item, _, state = line[len(c.SEAL_MARKER) :].strip().partition(" ")
+            if state.split(" ", 1)[0] in SEAL_STATES:
+                items[item] = state
+        elif line.startswith(c.SEALED_MARKER):
+            last = line[len(c.SEALED_MARKER) :].strip()
+    return items, last == "ok" and bool(items)
 
 
 def validate_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
@@ -186,12 +219,17 @@ def poll_command(
     }
     if purpose in (PURPOSE_PREPARATION, PURPOSE_VALIDATION):
         done["steps"] = steps_run(stdout)
+    if purpose == PURPOSE_SEAL:
+        done["items"], done["sealed"] = read_seal(stdout)
     if status != "Success":
         done["failed_step"] = failing_step(stdout, stderr)
         _keep(clients, execution, purpose, done)
         raise BuildFailed(_failure(build, purpose, done))
     if purpose == PURPOSE_MARKER:
         check_marker(build, stdout)
+    if purpose == PURPOSE_SEAL and not done["sealed"]:
+        _keep(clients, execution, purpose, done)
+        raise BuildFailed(_failure(build, purpose, {**done, "status_details": "unsealed"}))
     if purpose == PURPOSE_INVENTORY:
         try:
             done["inventory"] = parse_inventory_output(stdout).to_json()
@@ -233,6 +271,13 @@ def _failure(build: BuildRequest, purpose: str, done: Mapping[str, Any]) -> str:
             f"the validation on template WorkSpace {build.template_workspace_id} (managed "
             f"node {node}) {ended} in check {step!r} with {code}; no image was taken, so no "
             f"bundle moves; {output}"
+        )
+    if purpose == PURPOSE_SEAL:
+        left = sorted(k for k, v in done.get("items", {}).items() if v.startswith("present"))
+        return (
+            f"the seal of template WorkSpace {build.template_workspace_id} (managed node "
+            f"{node}) {ended} with {code}; still on the root volume: "
+            f"{', '.join(left) or 'unknown'}; no image was taken; {output}"
         )
     if purpose == PURPOSE_INVENTORY:
         return (

@@ -54,6 +54,8 @@ class BuildRequest:
     # Set when checks run on the prepared template before the image is taken. IAM lets the
     # runtime send only the stack's own documents to the declared nodes.
     validation_document: str | None = None
+    # The seal document (with the preparation channel): the last command before the image.
+    seal_document: str | None = None
     # What the persona declares that the as-built checklist checks (Expectations property).
     expectations: dict[str, Any] | None = None
 
@@ -79,6 +81,7 @@ class BuildRequest:
             image_quota=props.image_quota,
             validation_document=props.validation_document,
             expectations=props.expectations,
+            seal_document=props.seal_document,
         )
 
     def to_input(self) -> dict[str, Any]:
@@ -102,6 +105,7 @@ class BuildRequest:
             managed_node_id=_optional(data.get("managed_node_id")),
             image_quota=int(data.get("image_quota") or c.DEFAULT_IMAGE_QUOTA),
             validation_document=_optional(data.get("validation_document")),
+            seal_document=_optional(data.get("seal_document")),
             expectations=dict(data["expectations"])
             if isinstance(data.get("expectations"), Mapping)
             else None,

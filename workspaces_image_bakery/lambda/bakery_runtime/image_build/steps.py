@@ -20,6 +20,7 @@ from ..core.aws import Clients, error_code, error_message, owner, raise_if_trans
 from ..core.errors import BuildFailed, TransientError
 from ..core.properties import tag_list
 from ..core.workspaces import describe_tags, image_by_id, owned_image, workspace_by_id
+from ..evidence import store
 from ..release.retention import check_quota
 from . import notify, record_steps, wait_condition
 from . import preparation as preparation_steps
@@ -60,6 +61,7 @@ STEP_TITLES = {
     c.STEP_VERIFY_MARKER: "checking the recipe marker on the template WorkSpace",
     c.STEP_VALIDATE_TEMPLATE: "validating the prepared template WorkSpace (Run Command)",
     c.STEP_TAKE_INVENTORY: "listing what the template WorkSpace holds (Run Command)",
+    c.STEP_SEAL_TEMPLATE: "sealing the template WorkSpace before its image (Run Command)",
     c.STEP_ASSESS_TEMPLATE: "scoring the as-built checklist",
     c.STEP_WRITE_RECORD: "writing the image's as-built record",
 }
@@ -71,6 +73,7 @@ PREPARATION_STEPS = frozenset(
         c.STEP_VERIFY_MARKER,
         c.STEP_VALIDATE_TEMPLATE,
         c.STEP_TAKE_INVENTORY,
+        c.STEP_SEAL_TEMPLATE,
     }
 )
 # Executions that end with these errors reported to CloudFormation themselves (the failure
@@ -296,11 +299,15 @@ def signal_failure(
     error: Mapping[str, Any],
     send: wait_condition.Sender,
     now: float | None = None,
+    execution: str = "",
 ) -> dict[str, Any]:
-    """Tell CloudFormation why, after deleting an image that ended in ERROR; then publish
-    the build's end (a refused signal is published too: the build failed all the same)."""
+    """Tell CloudFormation why, after deleting an image that ended in ERROR and giving a
+    sealed template its identity back (a reboot); then publish the build's end (a refused
+    signal is published too: the build failed all the same)."""
     reason = f"persona {build.persona}: image build failed: {failure_reason(error)}"
     stack = owner()
+    if execution and build.seal_document:
+        _restore_after_seal(build, clients, execution)
     image_id = ""
     try:
         image = owned_image(clients.workspaces, build.image_name, stack)
@@ -332,6 +339,18 @@ def signal_failure(
         raise
     publish()
     return {"Reason": reason}
+
+
+def _restore_after_seal(build: BuildRequest, clients: Clients, execution: str) -> None:
+    """A build that failed after its seal: reboot the template, whose restore unit moves the
+    SSM registration back, so the next build can reach it. Best effort."""
+    try:
+        if store.get_json(clients.s3, store.work_key(execution, "seal")) is not None:
+            preparation_steps.reboot_template(build, clients)
+    except (ClientError, BuildFailed, TransientError) as error:
+        logger.warning(
+            "could not reboot sealed template %s: %s", build.template_workspace_id, error
+        )
 
 
 def cleanup_image(cleanup: Mapping[str, Any], clients: Clients) -> dict[str, Any]:
@@ -392,13 +411,14 @@ def run_step(
             build, str(event.get("ImageId")), send, clients, at
         ),
         c.STEP_SIGNAL_FAILURE: lambda: signal_failure(
-            build, clients, event.get("Error", {}), send, at
+            build, clients, event.get("Error", {}), send, at, execution
         ),
         c.STEP_PREPARE_TEMPLATE: lambda: preparation_steps.prepare_template(build, clients),
         c.STEP_POLL_COMMAND: lambda: preparation_steps.poll_command(
             build, clients, event.get("Command") or {}, execution
         ),
         c.STEP_TAKE_INVENTORY: lambda: preparation_steps.take_inventory(build, clients),
+        c.STEP_SEAL_TEMPLATE: lambda: preparation_steps.seal_template(build, clients),
         c.STEP_ASSESS_TEMPLATE: lambda: record_steps.assess_template(build, clients, execution),
         c.STEP_WRITE_RECORD: lambda: record_steps.write_record(
             build, clients, execution, str(event.get("ImageId")), str(event.get("Started") or "")
