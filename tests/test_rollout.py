@@ -443,6 +443,7 @@ class Fleet:
     budget_per_call: int = 900_000
     budget: int = 900_000
     answers: list[dict[str, Any]] = field(default_factory=list)
+    _next_rebuild: dict[int, str] = field(default_factory=dict)
 
     def deploy(self, image_id: str) -> None:
         """The function's configuration as a deploy of the developer bundle on `image_id`
@@ -499,10 +500,16 @@ class Fleet:
         return rollout.load_record(self.clients.records, bundle_id)
 
     def batches(self) -> list[list[str]]:
-        """The RebuildWorkspaces calls the service accepted, grouped by the describes between."""
+        """The RebuildWorkspaces calls the service accepted, grouped by the describes between
+        (not counting the look at each WorkSpace right before its own rebuild)."""
         groups: list[list[str]] = []
         previous = ""
-        for operation, params in self.fake.calls:
+        upcoming = ""
+        for index, (operation, params) in reversed(list(enumerate(self.fake.calls))):
+            if operation == "RebuildWorkspaces":
+                upcoming = params["RebuildWorkspaceRequests"][0]["WorkspaceId"]
+            self._next_rebuild[index] = upcoming
+        for index, (operation, params) in enumerate(self.fake.calls):
             if operation == "RebuildWorkspaces":
                 workspace_id = params["RebuildWorkspaceRequests"][0]["WorkspaceId"]
                 seen = {w for group in groups for w in group}
@@ -510,6 +517,12 @@ class Fleet:
                     if previous != "RebuildWorkspaces":
                         groups.append([])
                     groups[-1].append(workspace_id)
+            elif (
+                self._next_rebuild[index]
+                in (params.get("WorkspaceIds") or [params.get("WorkspaceId")])
+                and len(params.get("WorkspaceIds") or [0]) == 1
+            ):
+                continue  # a look at the WorkSpace about to be rebuilt
             previous = operation
         return groups
 
@@ -836,21 +849,23 @@ def test_a_call_with_no_time_left_rebuilds_nothing_and_goes_on(fleet: Fleet) -> 
 
 def test_a_user_whose_work_is_newer_than_the_last_snapshot_is_not_rebuilt(fleet: Fleet) -> None:
     bundle, image, ids = _developer(fleet, 4)
-    after_snapshot, no_snapshot, never_connected, fine = ids
+    after_snapshot, no_snapshot, unknown, fine = ids
     user = fleet.fake.fleet
     user[after_snapshot].last_connected = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
     user[no_snapshot].rebuild_snapshots = []
-    user[never_connected].last_connected = None
+    user[unknown].last_connected = None  # the service gives no last connection
     assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
-    assert sorted(fleet.fake.rebuilt) == sorted([never_connected, fine])
+    assert fleet.fake.rebuilt == [fine]
     record = fleet.record(bundle)
     assert record["state"] == rollout_contract.STATE_PARTIAL
-    assert sorted(record["skippedSnapshot"]) == sorted([after_snapshot, no_snapshot])
+    assert sorted(record["skippedSnapshot"]) == sorted([after_snapshot, no_snapshot, unknown])
     assert "snapshot" in record["note"]
+    # Three when the batch was chosen (none for the unknown one), one right before the rebuild.
     assert fleet.fake.count("DescribeWorkspaceSnapshots") == 4
-    # A snapshot taken after the user left: the next run rebuilds them.
+    # A snapshot taken after the user left, a last connection known: the next run rebuilds them.
     for workspace_id in (after_snapshot, no_snapshot):
         user[workspace_id].rebuild_snapshots = [dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)]
+    user[unknown].last_connected = dt.datetime(2026, 11, 26, 18, 0, tzinfo=dt.UTC)
     assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
     assert sorted(fleet.fake.on_image(image)) == sorted(ids)
     assert fleet.record(bundle)["state"] == rollout_contract.STATE_COMPLETED
@@ -900,3 +915,92 @@ def test_a_retry_of_a_record_that_lost_its_list_after_rebuilds_is_refused(fleet:
     assert fleet.fake.rebuilt == []
     record = fleet.record(bundle)
     assert record["state"] == rollout_contract.STATE_FAILED and "lost its list" in record["note"]
+
+
+# ----- the security review: each WorkSpace looked at again right before its rebuild ----------
+def test_a_missing_last_connection_means_unknown_and_the_workspace_is_skipped(
+    fleet: Fleet,
+) -> None:
+    """Proves a WorkSpace without LastKnownUserConnectionTimestamp is not rebuilt: before,
+    a missing time was read as "the user never connected", so its user volume was restored
+    from a snapshot that may predate the user's work."""
+    bundle, image, ids = _developer(fleet, 2)
+    unknown, known = ids
+    fleet.fake.fleet[unknown].last_connected = None
+    assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
+    assert fleet.fake.rebuilt == [known]
+    record = fleet.record(bundle)
+    assert record["skippedSnapshot"] == [unknown] and unknown in record["pending"]
+    assert record["state"] == rollout_contract.STATE_PARTIAL
+
+
+def test_a_workspace_no_longer_on_the_bundle_is_never_rebuilt(fleet: Fleet) -> None:
+    """Proves the record's list is not trusted at rebuild time: a WorkSpace listed when the
+    rollout began but since moved to another bundle is checked with DescribeWorkspaces
+    (its BundleId) right before its rebuild and dropped. Before, the rollout rebuilt every
+    id its record listed."""
+    bundle, image, ids = _developer(fleet, 3)
+    other = fleet.fake.add_bundle(bundle_id="wsb-otherbundle1")
+    moved = ids[1]
+
+    def meanwhile(workspace_id: str) -> None:
+        # Between the canary's rebuild and the next batch, the WorkSpace moves.
+        if workspace_id == ids[0]:
+            fleet.fake.fleet[moved].bundle_id = other
+
+    fleet.fake.on_rebuild = meanwhile
+    assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
+    assert moved not in fleet.fake.rebuilt
+    assert sorted(fleet.fake.rebuilt) == sorted([ids[0], ids[2]])
+    assert all(
+        p["RebuildWorkspaceRequests"][0]["WorkspaceId"] != moved
+        for op, p in fleet.fake.calls
+        if op == "RebuildWorkspaces"
+    )
+    record = fleet.record(bundle)
+    assert moved not in record["pending"] and record["state"] == rollout_contract.STATE_COMPLETED
+
+
+def test_a_workspace_chosen_for_a_batch_is_looked_at_again_right_before_its_rebuild(
+    fleet: Fleet,
+) -> None:
+    """Proves the bundle, the state and the user's connection are read again right before
+    each RebuildWorkspaces, not taken from the look that chose the batch: a user who
+    connects (or a WorkSpace moved to another bundle) between the choice and the rebuild is
+    left alone. Before, the batch chosen was rebuilt as chosen."""
+    bundle, image, ids = _developer(fleet, 4)
+    other = fleet.fake.add_bundle(bundle_id="wsb-otherbundle1")
+    canary, connects, moves, fine = ids
+    looks: list[tuple[str, str]] = []
+    chosen: list[str] = []
+
+    def after_choosing(params: dict[str, Any], **_: Any) -> None:
+        # The batch after the canary is chosen with this look (its WorkSpaces' snapshots);
+        # then, before its rebuilds, one user connects and one WorkSpace moves.
+        workspace_id = params["WorkspaceId"]
+        looks.append(("snapshots", workspace_id))
+        if workspace_id == fine and fine not in chosen:
+            chosen.append(fine)
+            fleet.fake.fleet[connects].connection = "CONNECTED"
+            fleet.fake.fleet[moves].bundle_id = other
+
+    fleet.clients.workspaces.meta.events.register(
+        "provide-client-params.workspaces.DescribeWorkspaceSnapshots", after_choosing
+    )
+    assert fleet.run("Developer", bundle, image).status == "SUCCEEDED"
+    assert sorted(fleet.fake.rebuilt) == sorted([canary, fine])
+    record = fleet.record(bundle)
+    assert record["skippedConnected"] == [connects]
+    assert moves not in record["pending"] and connects in record["pending"]
+    # Each rebuild came right after its own look at the WorkSpace, the bundle first.
+    calls = fleet.fake.calls
+    for index, (operation, params) in enumerate(calls):
+        if operation == "RebuildWorkspaces":
+            workspace_id = params["RebuildWorkspaceRequests"][0]["WorkspaceId"]
+            assert [op for op, _ in calls[index - 3 : index]] == [
+                "DescribeWorkspaces",
+                "DescribeWorkspacesConnectionStatus",
+                "DescribeWorkspaceSnapshots",
+            ]
+            assert calls[index - 3][1]["WorkspaceIds"] == [workspace_id]
+            assert calls[index - 2][1]["WorkspaceIds"] == [workspace_id]

@@ -5,8 +5,12 @@ and restores the user volume from its last rebuild snapshot: a rebuild loses wha
 did after that snapshot. So a rollout rebuilds only WorkSpaces that are AVAILABLE or STOPPED,
 whose user is DISCONNECTED (never CONNECTED, never UNKNOWN) and whose latest rebuild snapshot
 (``DescribeWorkspaceSnapshots``) is newer than the user's last connection
-(``LastKnownUserConnectionTimestamp``); a canary share first, then batches; it stops at the
-first failure.
+(``LastKnownUserConnectionTimestamp``; a WorkSpace the service gives no such time for is
+skipped: its user's last connection is unknown, not "never"); a canary share first, then
+batches; it stops at the first failure. Right before each ``RebuildWorkspaces`` the
+WorkSpace is looked at again (``DescribeWorkspaces``, ``DescribeWorkspacesConnectionStatus``,
+and its snapshots): one no longer created from the bundle (``BundleId``) is dropped from the
+record, one whose state, user or snapshot no longer allows a rebuild is skipped.
 
 The rollout state machine calls :func:`handler` with ``{"Step": "Advance" | "RecordFailure",
 "RunId": <the execution's id>, "Rollout": {"BundleId": ..., "Retry": true?}}`` again and
@@ -365,7 +369,11 @@ def connections(client: WorkSpacesClient, ids: list[str]) -> dict[str, Connectio
 def unsaved_work(client: WorkSpacesClient, workspace_id: str, connection: Connection) -> str:
     """Why a rebuild would lose the user's work since the last snapshot ("" when it would
     not): a rebuild restores the user volume from the latest rebuild snapshot, so that
-    snapshot must be newer than the user's last connection."""
+    snapshot must be newer than the user's last connection. Without the user's last
+    connection (no ``LastKnownUserConnectionTimestamp``) nothing says the snapshot is newer:
+    the WorkSpace is skipped, never taken for one whose user never connected."""
+    if connection.last_connected is None:
+        return "the user's last connection is unknown (no LastKnownUserConnectionTimestamp)"
     snapshots = client.describe_workspace_snapshots(WorkspaceId=workspace_id)
     times = [
         s["SnapshotTime"] for s in snapshots.get("RebuildSnapshots", []) if "SnapshotTime" in s
@@ -374,7 +382,7 @@ def unsaved_work(client: WorkSpacesClient, workspace_id: str, connection: Connec
         return "no rebuild snapshot"
     latest = max(times)
     last = connection.last_connected
-    if last is not None and latest <= last:
+    if latest <= last:
         return (
             f"the latest rebuild snapshot ({latest.isoformat(timespec='seconds')}) is older "
             f"than the user's last connection ({last.isoformat(timespec='seconds')})"
@@ -595,6 +603,28 @@ def choose_batch(clients: Clients, record: dict[str, Any], size: int) -> list[st
     return chosen
 
 
+def recheck(clients: Clients, bundle_id: str, workspace_id: str) -> tuple[str, str]:
+    """Right before its rebuild, what the service says of the WorkSpace now: ("", "") when
+    it may be rebuilt, else where it goes and why. ``"dropped"``: gone, or no longer created
+    from the bundle (the record's list is older than the WorkSpace's move); else the name of
+    the skip list (the next run looks at it again)."""
+    found = clients.workspaces.describe_workspaces(WorkspaceIds=[workspace_id]).get(
+        "Workspaces", []
+    )
+    workspace = next((w for w in found if w.get("WorkspaceId") == workspace_id), None)
+    if workspace is None or workspace.get("State") in GONE:
+        return "dropped", "no longer exists"
+    if workspace.get("BundleId") != bundle_id:
+        return "dropped", f"is now of bundle {workspace.get('BundleId') or 'none'}"
+    if workspace.get("State") not in REBUILDABLE:
+        return "skippedState", f"is {workspace.get('State')}"
+    connection = connections(clients.workspaces, [workspace_id]).get(workspace_id)
+    if connection is None or connection.state != "DISCONNECTED":
+        return "skippedConnected", f"its user is {connection.state if connection else 'UNKNOWN'}"
+    why = unsaved_work(clients.workspaces, workspace_id, connection)
+    return ("skippedSnapshot", why) if why else ("", "")
+
+
 def rebuild(
     settings: Settings,
     clients: Clients,
@@ -603,11 +633,13 @@ def rebuild(
     now: float,
     remaining_ms: Callable[[], int],
 ) -> Outcome:
-    """Rebuild the batch, one request per WorkSpace (the API takes one), saving the record
-    after each accepted rebuild; stop at the first FailedRequests entry or refused call, and
-    leave the rest of the batch for the next step when the call has under a minute left.
-    Throttling that outlives botocore's retries is left to the workflow's retry."""
+    """Rebuild the batch, one request per WorkSpace (the API takes one), each looked at again
+    just before (:func:`recheck`), saving the record after each accepted rebuild; stop at
+    the first FailedRequests entry or refused call, and leave the rest of the batch for the
+    next step when the call has under a minute left. Throttling that outlives botocore's
+    retries is left to the workflow's retry."""
     record["batchStarted"] = _iso(now)
+    looked_at = 0
     for workspace_id in batch:
         if remaining_ms() < MIN_REMAINING_MS:
             logger.warning(
@@ -615,6 +647,17 @@ def rebuild(
                 MIN_REMAINING_MS // 1000,
             )
             break
+        looked_at += 1
+        where, why = recheck(clients, settings.bundle_id, workspace_id)
+        if where == "dropped":
+            logger.info("not rebuilding %s: it %s; dropped from the list", workspace_id, why)
+            record["pending"] = [w for w in record.get("pending", []) if w != workspace_id]
+            record["leftBundle"] = [*record.get("leftBundle", []), workspace_id][-RECENT_KEPT:]
+            continue
+        if where:
+            logger.info("not rebuilding %s now: %s", workspace_id, why)
+            record.setdefault(where, []).append(workspace_id)
+            continue
         try:
             answer = clients.workspaces.rebuild_workspaces(
                 RebuildWorkspaceRequests=[{"WorkspaceId": workspace_id}]
@@ -651,6 +694,8 @@ def rebuild(
         # Saved at once: a call cut off (a Lambda timeout) must not forget a rebuild.
         save_record(clients.records, settings.bundle_id, record, now)
     if not record.get("inFlight"):
+        if looked_at:  # every one of them changed since it was chosen: choose again
+            return Outcome(STATUS_WAIT, 1, "the batch changed before its rebuild: choosing again")
         return Outcome(STATUS_WAIT, 1, "no time left in this call: the next step goes on")
     return Outcome(STATUS_WAIT, REBUILD_POLL_SECONDS)
 
