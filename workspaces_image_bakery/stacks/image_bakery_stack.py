@@ -9,6 +9,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from ..core.stack_traces import without_stack_traces
 from ..core.tagging_policy import DEFAULT_REQUIRED, TaggingPolicy
 from ..core.validation import BakeryValidationError, Problem
 from ..image_build.build_runtime import BuildRuntime
@@ -51,6 +52,8 @@ class ImageBakeryStack(Stack):
         **stack_props: Any,
     ) -> None:
         super().__init__(scope, id_, **stack_props)
+        # Warnings without the jsii runtime's temporary path above them (core.stack_traces).
+        without_stack_traces(self)
         try:
             self.tagging_policy = TaggingPolicy(
                 self,

@@ -1,0 +1,104 @@
+"""Warnings as ``cdk synth`` prints them: the message and the construct, without the jsii
+runtime's temporary copy (``/tmp/tmp.../lib/program.js:1:...``) above each as its source.
+The CDK records a stack trace with each annotation; a Python app's holds only frames of
+node modules and of that runtime, which the CLI took for the app's code."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import aws_cdk as cdk
+
+from workspaces_image_bakery import ImageBakeryStack, ImageDesign
+from workspaces_image_bakery.core.stack_traces import DISABLE_STACK_TRACE
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the virtual environment: python, node, npx
+# Where the CLI showed a warning's source: the jsii runtime, unpacked in a temporary folder.
+RUNTIME_PATH = re.compile(r"(tmp\w*/lib/program\.js|jsii-kernel-|program\.js:\d+)")
+APP = """
+    import aws_cdk as cdk
+    from workspaces_image_bakery import ImageBakeryStack, ImageDesign
+
+    app = cdk.App()
+    stack = ImageBakeryStack(
+        app, "Warned", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    stack.add_persona(
+        "Developer",
+        name="developer",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1.0.0",
+        template_workspace_id="ws-dev0template1",
+        tags={"Role": "developer", "Confidentiality": "internal"},
+    )
+    app.synth()
+"""
+NO_COMPLIANCE = "no Compliance tag"
+
+
+def _stack(app: cdk.App) -> ImageBakeryStack:
+    stack = ImageBakeryStack(
+        app, "Warned", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    stack.add_persona(
+        "Developer",
+        name="developer",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1.0.0",
+        template_workspace_id="ws-dev0template1",
+        tags={"Role": "developer", "Confidentiality": "internal"},
+    )
+    return stack
+
+
+def _warnings(out: Path) -> list[dict[str, object]]:
+    metadata = json.loads((out / "Warned.metadata.json").read_text())
+    return [e for entries in metadata.values() for e in entries if e["type"] == "aws:cdk:warning"]
+
+
+def test_cdk_synth_prints_warnings_without_the_runtimes_temporary_path(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(APP))
+    out = tmp_path / "cdk.out"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "CI": "true"}
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        env.pop(key, None)
+    result = subprocess.run(
+        ["npx", "--no-install", "cdk", "synth", "--quiet", "--app", f"{sys.executable} {app}",
+         "--output", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    warning = next(i for i, line in enumerate(lines) if NO_COMPLIANCE in line)
+    assert lines[warning].startswith("WARNING "), lines[warning - 1 : warning + 2]
+    assert [line for line in lines if RUNTIME_PATH.search(line)] == []
+    assert all("trace" not in w for w in _warnings(out))
+
+
+def test_the_library_records_no_stack_trace_with_its_warnings(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    _stack(app)
+    app.synth()
+    (warning,) = [w for w in _warnings(tmp_path) if NO_COMPLIANCE in str(w["data"])]
+    assert "trace" not in warning
+
+
+def test_an_app_that_asks_for_stack_traces_keeps_them(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path), context={DISABLE_STACK_TRACE: False})
+    _stack(app)
+    app.synth()
+    (warning,) = [w for w in _warnings(tmp_path) if NO_COMPLIANCE in str(w["data"])]
+    assert warning.get("trace")
