@@ -277,3 +277,34 @@ def test_the_seal_and_the_runtime_read_the_same_markers() -> None:
     )
     left = f"{seal.SEAL_MARKER}machine-id present /etc/machine-id\n{seal.SEALED_FAILED}machine-id\n"
     assert read_seal(left) == ({"machine-id": "present /etc/machine-id"}, False)
+
+
+def test_a_failure_deep_in_long_output_names_its_step_and_the_archive(
+    prepared_template: dict[str, Any],
+) -> None:
+    """A failure in the fourth of six steps, after 200 KB of output: GetCommandInvocation
+    returns only the first 24,000 characters (the third step's noise), but the build reads
+    the archive and names the fourth step, with the pointer to the whole output."""
+    from .harness.cloudformation import DeployError
+    from .harness.world import world
+
+    steps = ["patch", "install", "agent:puppet-agent", "check-agent:puppet-agent"]
+    noise = "".join(f"Get:{n} http://archive.ubuntu.com jammy/main pkg-{n}\n" for n in range(4000))
+    stdout = "".join(f"==> bakery step: {s}\n" + (noise if s == "install" else "") for s in steps)
+    assert len(stdout) > 200_000 and stdout.index(steps[3]) > 24_000
+    with world(prepared_template) as w:
+        node = w.ssm.add_node("ws-off0template1")
+        warnings = "W: apt-key is deprecated; manage keyring files in trusted.gpg.d\n" * 200
+        assert len(warnings) > 8_000  # stderr's marker is past what the API returns, too
+        node.outcome = (
+            "Failed",
+            stdout,
+            warnings + "==> bakery failed: check-agent:puppet-agent (exit 3)\n",
+            3,
+        )
+        with pytest.raises(DeployError) as failure:
+            w.cloudformation.deploy(prepared_template)
+    message = str(failure.value)
+    assert "in step 'check-agent:puppet-agent (exit 3)' with exit code 3" in message
+    assert "full output: s3://bakery-evidence-fake/output/office/" in message
+    assert "/preparation/" in message and "pkg-" not in message
