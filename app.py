@@ -3,7 +3,7 @@
 
 Point the personas at your own template WorkSpaces with cdk.json's context
 ``templateWorkspaceIds`` or ``cdk synth -c templateWorkspaceIds='{"developer": "ws-..."}'``,
-and at their managed nodes (README: Preparing the template in the build) with
+and at their managed nodes (docs/preparation.md) with
 ``templateManagedNodes``: the build then runs each persona's preparation on its template.
 A persona without a managed node is prepared by hand, and the review says so.
 Every synth also writes ``review.md`` and the preparation scripts next to the templates
@@ -18,7 +18,14 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from workspaces_image_bakery import Clipboard, ImageBakeryStack, ImageDesign, ImagePreparation
+from workspaces_image_bakery import (
+    Clipboard,
+    Compute,
+    ImageBakeryStack,
+    ImageDesign,
+    ImagePreparation,
+    TemplateBuild,
+)
 from workspaces_image_bakery.preparation import Agent, AgentKind, DesktopSettings
 
 # Agents every persona's image carries (the whitepaper's security and supportability items).
@@ -100,7 +107,7 @@ def build(app: cdk.App) -> ImageBakeryStack:
         design=ImageDesign.THIN,
         image_version="1.0.0",
         template_workspace_id=templates["developer"],
-        managed_node_id=nodes.get("developer"),
+        build=TemplateBuild(managed_node_id=nodes.get("developer")),
         baked_applications=["git 2.47", "python 3.12", "vscode 1.95"],
         launch_applications=["docker-ce", "jetbrains-toolbox"],
         config_management_agent="puppet-agent 8",
@@ -124,7 +131,7 @@ def build(app: cdk.App) -> ImageBakeryStack:
                 favourites=["code.desktop", "firefox_firefox.desktop", "org.gnome.Terminal.desktop"]
             ),
         ),
-        compute_type="PERFORMANCE",
+        compute=Compute(compute_type="PERFORMANCE"),
         tags={
             "Role": "software development",
             "System": "engineering",
@@ -137,7 +144,7 @@ def build(app: cdk.App) -> ImageBakeryStack:
         design=ImageDesign.FULLY_BAKED,
         image_version="1.0.0",
         template_workspace_id=templates["office"],
-        managed_node_id=nodes.get("office"),
+        build=TemplateBuild(managed_node_id=nodes.get("office")),
         baked_applications=["libreoffice 7.6", "firefox esr", "evolution", "pidgin"],
         preparation=ImagePreparation(
             install_steps=["apt-get install -y libreoffice firefox-esr evolution pidgin"],
@@ -171,11 +178,11 @@ def build(app: cdk.App) -> ImageBakeryStack:
         design=ImageDesign.ZERO,
         image_version="1.0.0",
         template_workspace_id=templates["contractor"],
-        managed_node_id=nodes.get("contractor"),
+        build=TemplateBuild(managed_node_id=nodes.get("contractor")),
         launch_applications=["firefox esr", "libreoffice 7.6"],
         config_management_agent="puppet-agent 8",
         preparation=ImagePreparation(agents=[*BASE_AGENTS, PUPPET_AGENT]),
-        compute_type="VALUE",
+        compute=Compute(compute_type="VALUE"),
         tags={"Role": "external contractor", "Confidentiality": "internal"},
     )
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))

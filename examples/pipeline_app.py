@@ -12,7 +12,7 @@ the next pipeline run without passing ids between accounts.
 Copies live in the later stages on purpose: a failing copy (a full image quota in one
 Region) fails its resource, and CloudFormation rolls back that whole stack operation. Here
 that is one later stage's stack; the build stage's image and share, and the earlier stages,
-stay. Copies declared next to the build (a persona's ``regions``) would roll the new image
+stay. Copies declared next to the build (a persona's ``distribution``) would roll the new image
 back with them.
 
     npx cdk synth --app "python examples/pipeline_app.py"
@@ -31,7 +31,7 @@ import aws_cdk as cdk
 from aws_cdk import pipelines
 from constructs import Construct
 
-from workspaces_image_bakery import ImageBakeryStack, ImageDesign, WorkspaceBundle
+from workspaces_image_bakery import Compute, ImageBakeryStack, ImageDesign, WorkspaceBundle
 from workspaces_image_bakery.distribution.distribution import (
     ImageShare,
     RegionalCopies,
@@ -97,7 +97,7 @@ class BuildStage(cdk.Stage):
             image_version="1.0.0",
             template_workspace_id=template_workspace_id,
             baked_applications=["git 2.47", "python 3.12"],
-            compute_type="PERFORMANCE",
+            compute=Compute(compute_type="PERFORMANCE"),
             tags=PERSONA_TAGS,
         )
         ImageShare(

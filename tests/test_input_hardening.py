@@ -4,6 +4,7 @@ deploy-time tokens pass where a deploy-time value makes sense."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -17,11 +18,15 @@ from aws_cdk.assertions import Template
 
 from workspaces_image_bakery import (
     BakeryValidationError,
+    Compute,
+    Distribution,
     ImageBakeryStack,
     ImageDesign,
     ImagePreparation,
     Persona,
+    Release,
     TaggingPolicy,
+    TemplateBuild,
     WorkspaceBundle,
     WorkspaceImage,
 )
@@ -111,7 +116,7 @@ def summary(built: Any) -> Any:
     return (policy.defaults, policy.required, policy.allowed_values)
 
 
-def error_of(build: Callable[..., Any], **overrides: Any) -> BakeryValidationError:
+def error_of(build: Callable[..., Any], /, **overrides: Any) -> BakeryValidationError:
     with pytest.raises(BakeryValidationError) as error:
         build(**overrides)
     return error.value
@@ -179,6 +184,17 @@ PERSONA_SECRETS: list[tuple[str, dict[str, Any], str]] = [
             )
         },
         "preparation.agents[0].install",
+    ),
+    (
+        "validation command",
+        {
+            "preparation": ImagePreparation(),
+            "build": TemplateBuild(
+                managed_node_id="mi-00000000000000001",
+                validation_commands=["true", f"curl -u admin:{CLI_PASSWORD} https://x"],
+            ),
+        },
+        "build.validation_commands[1]",
     ),
 ]
 SECRET_CASES = [
@@ -342,19 +358,11 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_persona, "config_management_agent", 8, True),
     (build_persona, "license_references", ["/licenses/x"], True),
     (build_persona, "preparation", {"patch_os": True}, True),
-    (build_persona, "compute_type", 4, False),
-    (build_persona, "root_volume_gib", "80", True),
-    (build_persona, "user_volume_gib", "10", True),
     (build_persona, "tags", "Role=dev", True),
-    (build_persona, "build_timeout", {"hours": 6}, True),
-    (build_persona, "removal_policy", "destroy", False),
-    (build_persona, "managed_node_id", 12, True),
-    (build_persona, "retained_images", "3", False),
-    (build_persona, "released_version", 1.0, True),
-    (build_persona, "candidate_bundle", "yes", False),
-    (build_persona, "validation_commands", "true", False),
-    (build_persona, "regions", "eu-west-1", False),
-    (build_persona, "share_with_accounts", "210987654321", False),
+    (build_persona, "compute", {"compute_type": "VALUE"}, True),
+    (build_persona, "build", "mi-00000000000000001", True),
+    (build_persona, "release", {"retained_images": 2}, True),
+    (build_persona, "distribution", ["eu-west-1"], True),
     (build_persona, "rollout", "cron(0 3 ? * SUN *)", True),
     (build_image, "base_name", 5, False),
     (build_image, "description", 5, False),
@@ -416,11 +424,87 @@ def test_none_and_wrong_types_are_validation_errors(
         assert prop in error_of(build, **{prop: None}).fields
 
 
+# A persona's option groups: (group, field, a wrong-typed value, None is the default)
+GROUP_CASES: list[tuple[type[Any], str, Any, bool]] = [
+    (Compute, "compute_type", 4, False),
+    (Compute, "root_volume_gib", "80", True),
+    (Compute, "user_volume_gib", "10", True),
+    (TemplateBuild, "managed_node_id", 12, True),
+    (TemplateBuild, "validation_commands", "true", False),
+    (TemplateBuild, "timeout", {"hours": 6}, True),
+    (Release, "retained_images", "3", False),
+    (Release, "released_version", 1.0, True),
+    (Release, "candidate_bundle", "yes", False),
+    (Release, "removal_policy", "destroy", False),
+    (Distribution, "regions", "eu-west-1", False),
+    (Distribution, "accounts", "210987654321", False),
+]
+GROUPS = {
+    Compute: "compute",
+    TemplateBuild: "build",
+    Release: "release",
+    Distribution: "distribution",
+}
+
+
+def test_the_group_table_covers_every_field() -> None:
+    for kind in GROUPS:
+        fields = {f.name for f in dataclasses.fields(kind)}
+        assert fields == {field for k, field, _, _ in GROUP_CASES if k is kind}, kind
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "wrong", "none_is_default"),
+    GROUP_CASES,
+    ids=[f"{GROUPS[c[0]]}.{c[1]}" for c in GROUP_CASES],
+)
+def test_each_field_of_a_group_is_checked_and_named(
+    kind: type[Any], field: str, wrong: Any, none_is_default: bool
+) -> None:
+    group = GROUPS[kind]
+    named = f"{group}.{field}"
+    assert named in error_of(build_persona, **{group: kind(**{field: wrong})}).fields
+    if none_is_default:
+        assert summary(build_persona(**{group: kind(**{field: None})})) == summary(build_persona())
+    else:
+        assert named in error_of(build_persona, **{group: kind(**{field: None})}).fields
+
+
+def test_a_group_of_the_wrong_type_says_what_to_give() -> None:
+    error = error_of(build_persona, release={"retained_images": 2})
+    (problem,) = error.problems
+    assert problem.field == "release"
+    assert problem.allowed == (
+        "a Release (from workspaces_image_bakery import Release), or None for its defaults; "
+        "Release(**values) makes one of a mapping"
+    )
+    # The build group may carry commands with secrets: only its type is shown.
+    error = error_of(build_persona, build={"validation_commands": [f"PASSWORD={CLI_PASSWORD}"]})
+    assert error.problems[0].value == "<dict>"
+    assert_hidden(error, CLI_PASSWORD)
+
+
+def test_the_option_groups_are_frozen_and_exported() -> None:
+    import workspaces_image_bakery as bakery
+
+    for kind in GROUPS:
+        assert getattr(bakery, kind.__name__) is kind
+        assert dataclasses.is_dataclass(kind)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(kind(), dataclasses.fields(kind)[0].name, None)
+        for field in dataclasses.fields(kind):
+            assert f":param {field.name}:" in (kind.__doc__ or ""), (kind, field.name)
+            assert "Default" in (kind.__doc__ or "").split(f":param {field.name}:")[1]
+
+
 def test_more_wrong_types() -> None:
     assert "recipe" in error_of(build_image, recipe={"when": object()}).fields[0]
     assert "recipe[x]" in error_of(build_image, recipe={"x": float("inf")}).fields
     assert "build_timeout" in error_of(build_image, build_timeout=Duration.minutes(5)).fields
-    assert "build_timeout" in error_of(build_persona, build_timeout=Duration.hours(13)).fields
+    assert (
+        "build.timeout"
+        in error_of(build_persona, build=TemplateBuild(timeout=Duration.hours(13))).fields
+    )
     assert "removal_policy" in error_of(build_bundle, removal_policy=RemovalPolicy.SNAPSHOT).fields
     assert "image" in error_of(build_bundle, image="ami-0123456789").fields
     assert "tags" in error_of(build_image, tags={"Team": 7}).fields

@@ -17,6 +17,7 @@ from workspaces_image_bakery import (
     ImageBakeryStack,
     ImageDesign,
     ImagePreparation,
+    TemplateBuild,
 )
 
 from .fakes.ssm_service import Node
@@ -231,7 +232,13 @@ def _persona(stack: ImageBakeryStack, name: str, template: str, **props: Any) ->
 
 def test_a_template_prepared_in_the_build_serves_one_persona() -> None:
     stack = _stack()
-    _persona(stack, "one", "ws-shared0001", preparation=ImagePreparation(), managed_node_id=NODE)
+    _persona(
+        stack,
+        "one",
+        "ws-shared0001",
+        preparation=ImagePreparation(),
+        build=TemplateBuild(managed_node_id=NODE),
+    )
     with pytest.raises(BakeryValidationError) as error:
         _persona(stack, "two", "ws-shared0001")
     assert "template_workspace_id" in error.value.fields
@@ -240,17 +247,23 @@ def test_a_template_prepared_in_the_build_serves_one_persona() -> None:
 
 def test_a_team_can_forbid_templates_prepared_by_hand() -> None:
     stack = _stack({"workspaces-image-bakery:require-automated-preparation": "true"})
-    _persona(stack, "auto", "ws-auto00001", preparation=ImagePreparation(), managed_node_id=NODE)
+    _persona(
+        stack,
+        "auto",
+        "ws-auto00001",
+        preparation=ImagePreparation(),
+        build=TemplateBuild(managed_node_id=NODE),
+    )
     with pytest.raises(BakeryValidationError) as error:
         _persona(stack, "manual", "ws-manual0001")
-    assert error.value.fields == ["managed_node_id"]
+    assert error.value.fields == ["build.managed_node_id"]
     assert "requires every template to be prepared in the build" in str(error.value)
 
 
 def test_a_managed_node_needs_a_preparation() -> None:
     with pytest.raises(BakeryValidationError) as error:
-        _persona(_stack(), "p", "ws-abcdefgh1", managed_node_id=NODE)
-    assert error.value.fields == ["managed_node_id"]
+        _persona(_stack(), "p", "ws-abcdefgh1", build=TemplateBuild(managed_node_id=NODE))
+    assert error.value.fields == ["build.managed_node_id"]
 
 
 def test_send_command_is_limited_to_the_declared_nodes_and_documents(
@@ -308,11 +321,23 @@ def test_the_scripts_of_one_stack_fit_cloudformations_template_limit(
     from workspaces_image_bakery.image_build import build_runtime
 
     stack = _stack()
-    _persona(stack, "one", "ws-one000001", preparation=ImagePreparation(), managed_node_id=NODE)
+    _persona(
+        stack,
+        "one",
+        "ws-one000001",
+        preparation=ImagePreparation(),
+        build=TemplateBuild(managed_node_id=NODE),
+    )
     size = build_runtime.BuildRuntime.of(stack)._template_bytes
     monkeypatch.setattr(build_runtime, "TEMPLATE_LIMIT_BYTES", size + 10_000)
     with pytest.raises(BakeryValidationError) as error:
-        _persona(stack, "two", "ws-two000001", preparation=ImagePreparation(), managed_node_id=NODE)
+        _persona(
+            stack,
+            "two",
+            "ws-two000001",
+            preparation=ImagePreparation(),
+            build=TemplateBuild(managed_node_id=NODE),
+        )
     assert "CloudFormation's template limit" in str(error.value)
 
 
@@ -331,7 +356,7 @@ def test_the_template_estimate_stays_above_the_real_size(tmp_path: Any, count: i
             f"p{index}",
             f"ws-size{index:05d}",
             preparation=ImagePreparation(install_steps=["apt-get install -y x"]),
-            managed_node_id=f"mi-{index:017d}",
+            build=TemplateBuild(managed_node_id=f"mi-{index:017d}"),
         )
     written = len(json.dumps(cdk.assertions.Template.from_stack(stack).to_json(), indent=1))
     estimate = build_runtime.BuildRuntime.of(stack)._template_bytes

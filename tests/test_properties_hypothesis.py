@@ -13,10 +13,14 @@ from hypothesis import strategies as st
 from workspaces_image_bakery import (
     BakeryValidationError,
     Clipboard,
+    Compute,
+    Distribution,
     ImageDesign,
     ImagePreparation,
     Persona,
+    Release,
     TaggingPolicy,
+    TemplateBuild,
 )
 from workspaces_image_bakery.core.compute import COMPUTE_TYPES
 from workspaces_image_bakery.preparation import Agent, AgentKind
@@ -71,9 +75,14 @@ persona_props = st.fixed_dictionaries(
             )
         ),
         "preparation": st.none() | preparations,
-        "compute_type": either(st.sampled_from([*COMPUTE_TYPES, "GRAPHICS", "HUGE"])),
-        "root_volume_gib": either(st.none() | st.integers(0, 2500)),
-        "user_volume_gib": either(st.none() | st.integers(0, 2500)),
+        "compute": either(
+            st.builds(
+                Compute,
+                compute_type=either(st.sampled_from([*COMPUTE_TYPES, "GRAPHICS", "HUGE"])),
+                root_volume_gib=either(st.none() | st.integers(0, 2500)),
+                user_volume_gib=either(st.none() | st.integers(0, 2500)),
+            )
+        ),
         "tags": either(
             st.dictionaries(
                 st.sampled_from(
@@ -83,8 +92,34 @@ persona_props = st.fixed_dictionaries(
                 max_size=5,
             )
         ),
-        "build_timeout": either(st.builds(Duration.minutes, st.integers(1, 900))),
-        "removal_policy": either(st.sampled_from([RemovalPolicy.DESTROY, RemovalPolicy.RETAIN])),
+        "build": either(
+            st.builds(
+                TemplateBuild,
+                managed_node_id=either(
+                    st.none() | st.from_regex(r"mi-[0-9a-f]{15,19}", fullmatch=True)
+                ),
+                validation_commands=either(st.lists(app_names, max_size=2)),
+                timeout=either(st.none() | st.builds(Duration.minutes, st.integers(1, 900))),
+            )
+        ),
+        "release": either(
+            st.builds(
+                Release,
+                retained_images=either(st.integers(-1, 25)),
+                released_version=either(st.none() | st.sampled_from(["1.0", "0.9", "1 0"])),
+                candidate_bundle=either(st.booleans()),
+                removal_policy=either(
+                    st.sampled_from([RemovalPolicy.DESTROY, RemovalPolicy.RETAIN])
+                ),
+            )
+        ),
+        "distribution": either(
+            st.builds(
+                Distribution,
+                regions=either(st.lists(st.sampled_from(["eu-west-1", "Europe", ""]), max_size=2)),
+                accounts=either(st.lists(st.sampled_from(["210987654321", "12345"]), max_size=2)),
+            )
+        ),
     }
 )
 

@@ -13,7 +13,15 @@ import pytest
 from aws_cdk.assertions import Template
 from bakery_runtime.core import contract
 
-from workspaces_image_bakery import ImageBakeryStack, ImageDesign, ImagePreparation, RolloutSchedule
+from workspaces_image_bakery import (
+    Distribution,
+    ImageBakeryStack,
+    ImageDesign,
+    ImagePreparation,
+    Release,
+    RolloutSchedule,
+    TemplateBuild,
+)
 from workspaces_image_bakery.core.validation import BakeryValidationError
 
 from .harness import invariants
@@ -47,9 +55,11 @@ def office(
         template_workspace_id="ws-off0template1",
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal", **(tags_extra or {})},
-        **({"released_version": released} if released is not None else {}),
-        **({"candidate_bundle": True} if candidate else {}),
-        **({"retained_images": retained} if retained is not None else {}),
+        release=Release(
+            released_version=released,
+            candidate_bundle=candidate,
+            retained_images=contract.DEFAULT_RETAINED_IMAGES if retained is None else retained,
+        ),
         **more,
     )
     return stack
@@ -293,10 +303,10 @@ def _error(**options: Any) -> str:
 
 
 def test_release_props_are_checked_at_synth() -> None:
-    assert "retained_images=1" in _error(released="1.0", retained=1)
-    assert "released_version=None" in _error(candidate=True)
-    assert "retained_images=0" in _error(retained=0)
-    assert "released_version='1 0'" in _error(released="1 0")
+    assert "release.retained_images=1" in _error(released="1.0", retained=1)
+    assert "release.released_version=None" in _error(candidate=True)
+    assert "release.retained_images=0" in _error(retained=0)
+    assert "release.released_version='1 0'" in _error(released="1 0")
 
 
 def test_the_region_image_quota_is_checked_at_synth() -> None:
@@ -344,8 +354,9 @@ def test_a_persona_copies_shares_and_rolls_out_when_asked() -> None:
         template_workspace_id="ws-off0template1",
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal"},
-        regions=["eu-west-1", "ap-southeast-2"],
-        share_with_accounts=["210987654321"],
+        distribution=Distribution(
+            regions=["eu-west-1", "ap-southeast-2"], accounts=["210987654321"]
+        ),
         rollout=RolloutSchedule(schedule="cron(0 3 ? * SUN *)"),
     )
     synthesized = Template.from_stack(stack)
@@ -368,7 +379,9 @@ def test_a_plain_persona_makes_no_copy_share_or_schedule(templates: Templates) -
 
 
 def test_regions_follow_the_build_so_they_refuse_a_pin() -> None:
-    assert "regions" in _error(released="1.0", regions=["eu-west-1"])
+    message = _error(released="1.0", distribution=Distribution(regions=["eu-west-1"]))
+    assert "distribution.regions=['eu-west-1']" in message
+    assert "release.released_version" in message
 
 
 # --- validation before release ----------------------------------------------------------------
@@ -383,8 +396,7 @@ def validated(version: str, released: str) -> dict[str, Any]:
         released=released,
         candidate=True,
         preparation=ImagePreparation(),
-        managed_node_id=NODE,
-        validation_commands=CHECKS,
+        build=TemplateBuild(managed_node_id=NODE, validation_commands=CHECKS),
     )
 
 
@@ -435,8 +447,8 @@ def test_a_build_that_fails_validation_is_not_released(validated_templates: Temp
 
 
 def test_validation_needs_a_managed_node() -> None:
-    message = _error(validation_commands=["true"])
-    assert "validation_commands" in message and "managed_node_id" in message
+    message = _error(build=TemplateBuild(validation_commands=["true"]))
+    assert "build.validation_commands=" in message and "build.managed_node_id" in message
 
 
 # --- retention through CloudFormation's lifecycle ---------------------------------------------
@@ -504,7 +516,7 @@ def test_regional_copies_count_against_each_regions_image_quota() -> None:
             image_version="1.0",
             template_workspace_id=f"ws-region{index:04d}",
             baked_applications=["firefox"],
-            retained_images=1,
+            release=Release(retained_images=1),
             tags={"Role": "r", "Confidentiality": "internal"},
             **props,
         )
@@ -518,7 +530,7 @@ def test_regional_copies_count_against_each_regions_image_quota() -> None:
         app, "Virginia", env=cdk.Environment(region="us-east-1"), tag_defaults=tags
     )
     with pytest.raises(BakeryValidationError) as error:
-        persona(virginia, 2, regions=["eu-west-1"])  # its copy: 2 more there
+        persona(virginia, 2, distribution=Distribution(regions=["eu-west-1"]))  # 2 more there
     assert "6 images in eu-west-1" in str(error.value)
     assert "regions=" in str(error.value)
 

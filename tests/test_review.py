@@ -17,6 +17,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from workspaces_image_bakery import (
+    Compute,
     ImageDesign,
     ImagePreparation,
     PersonaFacts,
@@ -522,8 +523,7 @@ def test_lesser_problems_are_cdk_warnings() -> None:
             image_version="1.0.0",
             template_workspace_id="ws-big0template1",
             baked_applications=[f"app{i}" for i in range(12)],
-            root_volume_gib=175,
-            user_volume_gib=100,
+            compute=Compute(root_volume_gib=175, user_volume_gib=100),
             tags={"Role": "r", "Confidentiality": "internal"},
         )
 

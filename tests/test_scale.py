@@ -11,7 +11,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from workspaces_image_bakery import ImageDesign
+from workspaces_image_bakery import ImageDesign, Release
 
 from .harness.fresh_process import last_line
 from .harness.jsii_calls import jsii_calls
@@ -104,8 +104,7 @@ def test_one_detect_secrets_run_per_persona(monkeypatch: pytest.MonkeyPatch) -> 
         launch_applications=["gimp"],
         config_management_agent="puppet-agent",
         tags={"Role": "r", "Confidentiality": "internal"},
-        candidate_bundle=True,
-        released_version="2.0.0",
+        release=Release(candidate_bundle=True, released_version="2.0.0"),
     )
     assert len(runs) == 1, runs
     assert "scanned-once thin image version 2.0.0" in runs[0]

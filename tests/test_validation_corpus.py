@@ -14,10 +14,14 @@ from aws_cdk import Duration
 
 from workspaces_image_bakery import (
     BakeryValidationError,
+    Compute,
+    Distribution,
     ImageDesign,
     ImagePreparation,
     Persona,
+    Release,
     TaggingPolicy,
+    TemplateBuild,
     WorkspaceBundle,
     WorkspaceImage,
 )
@@ -98,24 +102,25 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("thin without agent", {"config_management_agent": None}, "config_management_agent"),
     ("agent with semicolon", {"config_management_agent": "puppet; rm -rf"}, "config_management_agent"),
-    ("retired GRAPHICS", {"compute_type": "GRAPHICS"}, "compute_type"),
-    ("retired GRAPHICSPRO", {"compute_type": "GRAPHICSPRO"}, "compute_type"),
-    ("unknown compute type", {"compute_type": "HUGE"}, "compute_type"),
-    ("root 80 with user 20", {"user_volume_gib": 20}, "root_volume_gib/user_volume_gib"),
-    ("root 100 on STANDARD", {"root_volume_gib": 100}, "root_volume_gib/user_volume_gib"),
-    ("root above 2000", {"root_volume_gib": 2500, "user_volume_gib": 100}, "root_volume_gib"),
-    ("user above 2000", {"root_volume_gib": 175, "user_volume_gib": 2001}, "user_volume_gib"),
-    ("volume not a number", {"root_volume_gib": "80"}, "root_volume_gib"),
+    ("retired GRAPHICS", {"compute": Compute("GRAPHICS")}, "compute.compute_type"),
+    ("retired GRAPHICSPRO", {"compute": Compute("GRAPHICSPRO")}, "compute.compute_type"),
+    ("unknown compute type", {"compute": Compute("HUGE")}, "compute.compute_type"),
+    ("root 80 with user 20", {"compute": Compute(user_volume_gib=20)}, "compute.root_volume_gib/compute.user_volume_gib"),
+    ("root 100 on STANDARD", {"compute": Compute(root_volume_gib=100)}, "compute.root_volume_gib/compute.user_volume_gib"),
+    ("root above 2000", {"compute": Compute(root_volume_gib=2500, user_volume_gib=100)}, "compute.root_volume_gib"),
+    ("user above 2000", {"compute": Compute(root_volume_gib=175, user_volume_gib=2001)}, "compute.user_volume_gib"),
+    ("volume not a number", {"compute": Compute(root_volume_gib="80")}, "compute.root_volume_gib"),  # type: ignore[arg-type]
     (
         "graphics below 100/100",
-        {"compute_type": "GRAPHICS_G4DN", "root_volume_gib": 80, "user_volume_gib": 10},
-        "root_volume_gib/user_volume_gib",
+        {"compute": Compute("GRAPHICS_G4DN", root_volume_gib=80, user_volume_gib=10)},
+        "compute.root_volume_gib/compute.user_volume_gib",
     ),
     (
         "general purpose below 175",
-        {"compute_type": "GENERALPURPOSE_4XLARGE", "root_volume_gib": 80, "user_volume_gib": 100},
-        "root_volume_gib/user_volume_gib",
+        {"compute": Compute("GENERALPURPOSE_4XLARGE", root_volume_gib=80, user_volume_gib=100)},
+        "compute.root_volume_gib/compute.user_volume_gib",
     ),
+    ("compute as a mapping", {"compute": {"compute_type": "VALUE"}}, "compute"),
     ("missing required Role", {"tags": {"Confidentiality": "internal"}}, "tags[Role]"),
     ("Stage not allowed", {"tags": {**GOOD["tags"], "Stage": "qa"}}, "tags[Stage]"),
     ("Confidentiality not allowed", {"tags": {"Role": "r", "Confidentiality": "secret!"}}, "tags[Confidentiality]"),
@@ -160,9 +165,27 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ("licence as a literal", {"license_references": {"git 2.47": "ABCD-1234-EFGH"}}, "license_references[git 2.47]"),
     ("licence for an unknown app", {"license_references": {"photoshop": "/licenses/ps"}}, "license_references[photoshop]"),
     ("preparation of the wrong type", {"preparation": {"patch_os": True}}, "preparation"),
-    ("build timeout too short", {"build_timeout": Duration.minutes(10)}, "build_timeout"),
-    ("build timeout above 12 h", {"build_timeout": Duration.hours(13)}, "build_timeout"),
-    ("build timeout not a Duration", {"build_timeout": 3600}, "build_timeout"),
+    ("build timeout too short", {"build": TemplateBuild(timeout=Duration.minutes(10))}, "build.timeout"),
+    ("build timeout above 12 h", {"build": TemplateBuild(timeout=Duration.hours(13))}, "build.timeout"),
+    ("build timeout not a Duration", {"build": TemplateBuild(timeout=3600)}, "build.timeout"),  # type: ignore[arg-type]
+    ("managed node id malformed", {"build": TemplateBuild(managed_node_id="i-0123456789abcdef0")}, "build.managed_node_id"),
+    ("validation command too long", {"build": TemplateBuild(validation_commands=["x" * 1001])}, "build.validation_commands[0]"),
+    ("secret in a validation command", {"build": TemplateBuild(validation_commands=[f"curl -u admin:{PASSWORD} https://x"])}, "build.validation_commands[0]"),
+    ("validation without a managed node", {"build": TemplateBuild(validation_commands=["true"])}, "build.validation_commands"),
+    ("build as a mapping", {"build": {"timeout": Duration.hours(1)}}, "build"),
+    ("retained images 0", {"release": Release(retained_images=0)}, "release.retained_images"),
+    ("retained images above 20", {"release": Release(retained_images=21)}, "release.retained_images"),
+    ("pin with 1 retained", {"release": Release(retained_images=1, released_version="0.9")}, "release.retained_images"),
+    ("candidate without released version", {"release": Release(candidate_bundle=True)}, "release.released_version"),
+    ("released version with space", {"release": Release(released_version="1 0")}, "release.released_version"),
+    ("candidate not a bool", {"release": Release(candidate_bundle="yes")}, "release.candidate_bundle"),  # type: ignore[arg-type]
+    ("removal policy SNAPSHOT", {"release": Release(removal_policy=cdk.RemovalPolicy.SNAPSHOT)}, "release.removal_policy"),
+    ("release as a mapping", {"release": {"retained_images": 2}}, "release"),
+    ("region not a Region", {"distribution": Distribution(regions=["Europe"])}, "distribution.regions[0]"),
+    ("regions as a string", {"distribution": Distribution(regions="eu-west-1")}, "distribution.regions"),
+    ("account too short", {"distribution": Distribution(accounts=["12345"])}, "distribution.accounts[0]"),
+    ("regions with a pinned release", {"distribution": Distribution(regions=["eu-west-1"]), "release": Release(released_version="0.9")}, "distribution.regions"),
+    ("distribution as a list", {"distribution": ["eu-west-1"]}, "distribution"),
 ]  # fmt: skip
 
 
@@ -188,20 +211,22 @@ def test_every_problem_comes_in_one_error() -> None:
     error = problems_of(
         name="Bad Name",
         image_version="1 0",
-        compute_type="GRAPHICS",
+        compute=Compute("GRAPHICS"),
+        release=Release(retained_images=0),
         tags={"Confidentiality": "secret!", "aws:x": "y"},
     )
     assert {
         "name",
         "image_version",
-        "compute_type",
+        "compute.compute_type",
+        "release.retained_images",
         "tags[Role]",
         "tags[Confidentiality]",
         "tag key",
     } <= set(error.fields)
     message = str(error)
     assert (
-        "Corpus/P: compute_type='GRAPHICS' is not valid; allowed: a current type; GRAPHICS is retired, use GRAPHICS_G4DN"
+        "Corpus/P: compute.compute_type='GRAPHICS' is not valid; allowed: a current type; GRAPHICS is retired, use GRAPHICS_G4DN"
         in message
     )
 
@@ -246,7 +271,7 @@ def test_tokens_are_skipped_not_rejected() -> None:
     stack = cdk.Stack(cdk.App(), "Tokens")
     template_id = cdk.CfnParameter(stack, "TemplateId").value_as_string
     user = cdk.CfnParameter(stack, "UserGib", type="Number").value_as_number
-    built = persona(stack, template_workspace_id=template_id, user_volume_gib=user)
+    built = persona(stack, template_workspace_id=template_id, compute=Compute(user_volume_gib=user))  # type: ignore[arg-type]
     assert built.image.template_workspace_id == template_id
 
 

@@ -19,9 +19,11 @@ _EXPORTS: dict[str, str] = {
     "BakeryValidationError": ".core.validation",
     "BuildRuntime": ".image_build.build_runtime",
     "Clipboard": ".preparation",
+    "Compute": ".core.compute",
     "DEFAULT_ALLOWED": ".core.tagging_policy",
     "DEFAULT_REQUIRED": ".core.tagging_policy",
     "DesktopSettings": ".preparation",
+    "Distribution": ".distribution.config",
     "DistributionRuntime": ".distribution.distribution",
     "IMAGE_QUOTA_CONTEXT": ".release.release",
     "IWorkspaceBundle": ".image_build.bundle",
@@ -38,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "REVIEW_CONTEXT": ".review.review",
     "RegionalCopies": ".distribution.distribution",
     "RegionalCopy": ".distribution.distribution",
+    "Release": ".release.config",
     "ReleasedImage": ".release.release",
     "RolloutSchedule": ".rollout.rollout",
     "RunCommandPreparation": ".image_build.run_command",
@@ -45,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "SharedImageCopy": ".distribution.distribution",
     "StreamingProtocol": ".preparation",
     "TaggingPolicy": ".core.tagging_policy",
+    "TemplateBuild": ".image_build.config",
     "WorkspaceBundle": ".image_build.bundle",
     "WorkspaceImage": ".image_build.image",
     "WorkspaceRollout": ".rollout.rollout",
@@ -53,8 +57,10 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from .core.compute import Compute
     from .core.tagging_policy import DEFAULT_ALLOWED, DEFAULT_REQUIRED, TaggingPolicy
     from .core.validation import BakeryValidationError, Problem
+    from .distribution.config import Distribution
     from .distribution.distribution import (
         DistributionRuntime,
         ImageShare,
@@ -65,6 +71,7 @@ if TYPE_CHECKING:
     from .evidence.checklist import PersonaFacts, Scorecard
     from .image_build.build_runtime import BuildRuntime
     from .image_build.bundle import IWorkspaceBundle, WorkspaceBundle
+    from .image_build.config import TemplateBuild
     from .image_build.image import REBUILD_CONTEXT, IWorkspaceImage, WorkspaceImage
     from .image_build.run_command import RunCommandPreparation
     from .persona.persona import ImageDesign, Persona
@@ -77,6 +84,7 @@ if TYPE_CHECKING:
         OperatingSystem,
         StreamingProtocol,
     )
+    from .release.config import Release
     from .release.release import IMAGE_QUOTA_CONTEXT, ReleasedImage
     from .review.review import BASELINE_CONTEXT, REVIEW_CONTEXT, load_baseline, write_review
     from .rollout.rollout import RolloutSchedule, WorkspaceRollout
@@ -108,7 +116,9 @@ __all__ = [
     "BakeryValidationError",
     "BuildRuntime",
     "Clipboard",
+    "Compute",
     "DesktopSettings",
+    "Distribution",
     "DistributionRuntime",
     "IWorkspaceBundle",
     "IWorkspaceImage",
@@ -122,6 +132,7 @@ __all__ = [
     "Problem",
     "RegionalCopies",
     "RegionalCopy",
+    "Release",
     "ReleasedImage",
     "RolloutSchedule",
     "RunCommandPreparation",
@@ -129,6 +140,7 @@ __all__ = [
     "SharedImageCopy",
     "StreamingProtocol",
     "TaggingPolicy",
+    "TemplateBuild",
     "WorkspaceBundle",
     "WorkspaceImage",
     "WorkspaceRollout",

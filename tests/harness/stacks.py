@@ -8,7 +8,14 @@ import aws_cdk as cdk
 from aws_cdk import Duration
 from aws_cdk.assertions import Template
 
-from workspaces_image_bakery import ImageBakeryStack, ImageDesign, ImagePreparation
+from workspaces_image_bakery import (
+    Compute,
+    ImageBakeryStack,
+    ImageDesign,
+    ImagePreparation,
+    Release,
+    TemplateBuild,
+)
 
 
 def two_personas(
@@ -44,9 +51,9 @@ def two_personas(
         baked_applications=["git 2.47"],
         launch_applications=["docker-ce"],
         config_management_agent="puppet-agent 8",
-        compute_type=developer_compute,
-        **({"build_timeout": developer_build_timeout} if developer_build_timeout else {}),
-        **({"removal_policy": removal_policy} if removal_policy else {}),
+        compute=Compute(compute_type=developer_compute),
+        build=TemplateBuild(timeout=developer_build_timeout),
+        release=Release(removal_policy=removal_policy) if removal_policy else None,
         tags={
             "Role": "development",
             "Confidentiality": "internal",
@@ -60,11 +67,11 @@ def two_personas(
         image_version=office_version,
         template_workspace_id=office_template,
         **(
-            {"preparation": ImagePreparation(), "managed_node_id": office_node}
+            {"preparation": ImagePreparation(), "build": TemplateBuild(managed_node_id=office_node)}
             if office_node
             else {}
         ),
-        **({"removal_policy": removal_policy} if removal_policy else {}),
+        release=Release(removal_policy=removal_policy) if removal_policy else None,
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal"},
     )
@@ -104,7 +111,7 @@ def many_personas_stack(
                 if prepared or in_build
                 else None
             ),
-            managed_node_id=f"mi-{index:017d}" if in_build else None,
+            build=TemplateBuild(managed_node_id=f"mi-{index:017d}" if in_build else None),
             tags={"Role": "r", "Confidentiality": "internal"},
         )
     return stack

@@ -8,6 +8,7 @@ grows to at most 2000 GB.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from .validation import Problems, check_int, is_token
@@ -40,6 +41,30 @@ RETIRED: Final = {"GRAPHICS": "GRAPHICS_G4DN", "GRAPHICSPRO": "GRAPHICSPRO_G4DN"
 
 MAX_VOLUME_GIB: Final = 2000
 _SMALL_GENERAL_PAIRS: Final = ((80, 10), (80, 50), (80, 100))
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A persona's bundle hardware: ``Persona(..., compute=Compute(...))``. Checked at synth
+    by the persona (errors name ``compute.<field>``); a change of any field replaces the
+    persona's bundles (new id and name suffix) and keeps the image.
+
+    :param compute_type: a current WorkSpaces compute type (botocore's Compute enum:
+        VALUE, STANDARD, PERFORMANCE, POWER, POWERPRO, GENERALPURPOSE_4XLARGE/8XLARGE and the
+        GRAPHICS_* families); GRAPHICS and GRAPHICSPRO are retired and refused, naming their
+        successor. Default ``"STANDARD"``.
+    :param root_volume_gib: the root volume in GB. Default None: the smallest valid size for
+        the type (80 general, 175 GeneralPurpose, 100 graphics).
+    :param user_volume_gib: the user volume in GB. Default None: the smallest valid size (10
+        general, 100 GeneralPurpose, 100 graphics). The pair must be one WorkSpaces accepts:
+        root 80 with user 10, 50 or 100, or root 175-2000 with user 100-2000 (general); at
+        least 175/100 (GeneralPurpose); at least 100/100 (graphics); each at most 2000 GB.
+        Either may be a deploy-time token, which synth cannot check.
+    """
+
+    compute_type: str = "STANDARD"
+    root_volume_gib: int | None = None
+    user_volume_gib: int | None = None
 
 
 def smallest_volumes(compute_type: str) -> tuple[int, int]:

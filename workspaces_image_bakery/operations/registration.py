@@ -4,7 +4,8 @@ WorkSpaces are not EC2 instances: Systems Manager reaches them as hybrid managed
 registered with an activation (a code and an id) that the SSM Agent on the WorkSpace uses
 once. The stack creates the activation's IAM service role (output ``TemplateNodeRoleName``);
 this command creates a single-use activation for one template WorkSpace and prints what to
-run on it. Afterwards, put the node's ``mi-...`` id in the persona's ``managed_node_id``.
+run on it. Afterwards, give the node's ``mi-...`` id to the persona as
+``build=TemplateBuild(managed_node_id=...)``.
 
     workspaces-image-bakery [--region eu-west-1] register-template --workspace ws-abc123456 \\
         --role <TemplateNodeRoleName output>
@@ -47,7 +48,8 @@ class Activation:
                 f"-region '{self.region}'",
                 "systemctl start amazon-ssm-agent || snap start amazon-ssm-agent",
                 "",
-                "# Then find the node's id and give it to the persona as managed_node_id:",
+                "# Then find the node's id and give it to the persona as"
+                " build=TemplateBuild(managed_node_id=...):",
                 "aws ssm describe-instance-information --filters "
                 f"Key=ActivationIds,Values={self.activation_id} "
                 "--query 'InstanceInformationList[].InstanceId' --output text",

@@ -13,20 +13,23 @@ from typing import Any, ClassVar
 from weakref import WeakSet
 
 import jsii
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, RemovalPolicy, Stack
 from constructs import Construct, IValidation
 
-from ..core.compute import smallest_volumes
-from ..core.runtime_assets import contract
+from ..core.compute import Compute, smallest_volumes
 from ..core.tagging import DERIVED_TAG_PRIORITY, TagCheck, pin_tag
 from ..core.tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
 from ..core.validation import Problems, stack_of
+from ..distribution.config import Distribution
 from ..distribution.distribution import ImageShare, RegionalCopies
 from ..evidence.checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
 from ..image_build.bundle import WorkspaceBundle
+from ..image_build.config import TemplateBuild
 from ..image_build.image import WorkspaceImage
 from ..image_build.run_command import RunCommandPreparation
 from ..preparation import ImagePreparation, render_script
+from ..preparation.seal import render_seal_script
+from ..release.config import Release
 from ..release.release import ReleasedImage
 from ..rollout.rollout import RolloutSchedule, WorkspaceRollout
 from .persona_spec import (
@@ -51,7 +54,6 @@ __all__ = [
     "Persona",
 ]
 
-DEFAULT_RETAINED_IMAGES = contract.DEFAULT_RETAINED_IMAGES
 # A fully baked image with more applications than this deserves a second look.
 LONG_APPLICATION_LIST = 10
 
@@ -64,68 +66,39 @@ class Persona(Construct):
     :param design: FULLY_BAKED, THIN or ZERO.
     :param image_version: the image version (Version tag), 1-20 of ``0-9A-Za-z._-``. Not a
         token.
-    :param template_workspace_id: the prepared, unencrypted WorkSpace to snapshot; may be
-        a deploy-time token (e.g. a CfnParameter).
+    :param template_workspace_id: the prepared, unencrypted WorkSpace to snapshot
+        (``ws-`` + 8-63 of ``0-9a-z``); may be a deploy-time token (e.g. a CfnParameter).
     :param tagging_policy: the policy that derives and checks the tags.
     :param baked_applications: installed in the image (Software tag). A change rebuilds the
-        image. Default none. Each 1-64 of ``A-Za-z0-9 ._:/=+@-``.
+        image. Default none. Each 1-64 of ``A-Za-z0-9 ._:/=+@-``; none for ZERO.
     :param launch_applications: delivered at launch by the config-management agent; not in
-        the image, so a change does not rebuild it. Default none.
+        the image, so a change does not rebuild it. Default none; none for FULLY_BAKED.
     :param config_management_agent: the agent baked in to deliver launch applications
         (e.g. "puppet-agent 8"); required for THIN and ZERO. Default none.
     :param license_references: application -> where its licence lives: an SSM parameter
         name or ARN, or a Secrets Manager secret ARN; never the licence itself. Default none.
     :param preparation: how the template WorkSpace is prepared (part of the recipe; the
         script is written next to the templates). Default none.
-    :param managed_node_id: the template WorkSpace's Systems Manager managed node (``mi-``
-        + 17 characters, from its hybrid activation). With it, the build runs the
-        preparation on the template through Run Command, reboots it and checks its recipe
-        marker before taking the image. Default none: the template is prepared by hand and
-        the review and checklist say so; the context value
-        ``workspaces-image-bakery:require-automated-preparation=true`` makes that an error.
-        A template prepared in the build serves one persona only.
-    :param compute_type: default STANDARD.
-    :param root_volume_gib: default the smallest valid size (80 for STANDARD).
-    :param user_volume_gib: default the smallest valid size (10 for STANDARD).
     :param tags: the persona's own tags (Role, System, Confidentiality, Compliance, ...),
         over the policy's defaults. Default none. A value may be a deploy-time token.
-    :param build_timeout: how long an image build may take. Default 6 hours, at most 12.
-    :param removal_policy: for replaced or removed images and bundles. Default DESTROY.
-    :param retained_images: how many of the persona's images are kept for a way back (the
-        one in use counts), 1-20. Default 3. Older ones are deleted once no bundle uses
-        them and they are not shared; 1 deletes each replaced image (README: Retention and
-        rollback).
-    :param released_version: the image version the persona's bundle serves. Default: the
-        ``image_version`` this deploy builds. An earlier, retained version pins the bundle
-        to it: the deploy moves the bundle back in place, in seconds, with no build (a
-        version that is not retained fails the deploy, naming those that are). Needs
-        ``retained_images`` of 2 or more. Not a token.
-    :param candidate_bundle: release through a candidate bundle
-        (``<name>-candidate-<digest>``):
-        each new image goes to it first, for testers, and the persona's bundle moves to it
-        only when ``released_version`` names its version (promotion, reviewed like any
-        change). Default False. Needs ``released_version``.
-    :param validation_commands: checks that the image is fit for release, run as shell
-        commands on the template after its preparation, reboot and marker check, right
-        before the image is taken (the image is a snapshot of what they saw). The first that
-        exits non-zero fails the build with its output in the stack event: no image, so
-        neither the candidate nor the persona's bundle moves. Needs ``managed_node_id``.
-        Each 1-1000 characters, scanned for secrets. Not part of the recipe: a change
-        applies to the next build. Default none.
-    :param regions: other Regions of this account that get a copy of each new image and a
-        bundle on it (``CopyWorkspaceImage`` in each; README: Regions and accounts). Default
-        none. The regional bundles follow the build, so they cannot be combined with a
-        pinned ``released_version`` or a candidate bundle.
-    :param share_with_accounts: account ids (12 digits) allowed to copy the image, in this
-        Region (``UpdateWorkspaceImagePermission``); exactly these, the rest are unshared.
-        Default none. A shared image is never pruned.
+    :param compute: the bundles' compute type and volumes (:class:`Compute`). Default None:
+        STANDARD with the smallest valid volumes (80/10).
+    :param build: how the build treats the template (:class:`TemplateBuild`: its managed
+        node, validation commands and timeout). Default None: prepared by hand, no
+        validation commands, 6 hours.
+    :param release: retention, a pinned version, a candidate bundle and the removal policy
+        (:class:`Release`). Default None: keep 3 images, serve the version built, no
+        candidate, DESTROY.
+    :param distribution: other Regions and accounts that get the image
+        (:class:`Distribution`). Default None: none.
     :param rollout: rebuild the persona's existing WorkSpaces onto each new image in its own
-        maintenance window (README: Rolling out to existing WorkSpaces). A rebuild resets
-        the user volume to its last snapshot. Default None: existing WorkSpaces are never
-        rebuilt.
+        maintenance window (docs/rollout.md). A rebuild resets the user volume to its last
+        snapshot. Default None: existing WorkSpaces are never rebuilt.
 
-    Every free-text input (applications, agent, tags, licence keys, preparation) is scanned
-    for secrets; a flagged value never appears in an error message.
+    Each option group is checked field by field; errors name ``release.retained_images``
+    and so on. Every free-text input (applications, agent, tags, licence keys, preparation,
+    validation commands) is scanned for secrets; a flagged value never appears in an error
+    message.
     """
 
     def __init__(
@@ -143,19 +116,11 @@ class Persona(Construct):
         config_management_agent: str | None = None,
         license_references: Mapping[str, str] | None = None,
         preparation: ImagePreparation | None = None,
-        managed_node_id: str | None = None,
-        compute_type: str = "STANDARD",
-        root_volume_gib: int | None = None,
-        user_volume_gib: int | None = None,
         tags: Mapping[str, str] | None = None,
-        build_timeout: Duration | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
-        retained_images: int = DEFAULT_RETAINED_IMAGES,
-        released_version: str | None = None,
-        candidate_bundle: bool = False,
-        validation_commands: Sequence[str] = (),
-        regions: Sequence[str] = (),
-        share_with_accounts: Sequence[str] = (),
+        compute: Compute | None = None,
+        build: TemplateBuild | None = None,
+        release: Release | None = None,
+        distribution: Distribution | None = None,
         rollout: RolloutSchedule | None = None,
     ) -> None:
         super().__init__(scope, id_)
@@ -173,19 +138,11 @@ class Persona(Construct):
             config_management_agent=config_management_agent,
             license_references=license_references,
             preparation=preparation,
-            managed_node_id=managed_node_id,
-            compute_type=compute_type,
-            root_volume_gib=root_volume_gib,
-            user_volume_gib=user_volume_gib,
             tags=tags,
-            build_timeout=build_timeout,
-            removal_policy=removal_policy,
-            retained_images=retained_images,
-            released_version=released_version,
-            candidate_bundle=candidate_bundle,
-            validation_commands=validation_commands,
-            regions=regions,
-            share_with_accounts=share_with_accounts,
+            compute=compute,
+            build=build,
+            release=release,
+            distribution=distribution,
             rollout=rollout,
         )
         self.spec = spec
@@ -197,14 +154,14 @@ class Persona(Construct):
         self.config_management_agent = spec.config_management_agent
         self.license_references = spec.license_references
         self.preparation = spec.preparation
-        self.managed_node_id = spec.managed_node_id
+        self.managed_node_id = spec.build.managed_node_id
         self.tags = dict(spec.tags)
         self.release = spec.release
         self.image = self._image(spec)
         self.bundle, self.candidate_bundle = self._bundles(spec)
         self.regional_copies, self.image_share, self.rollout = self._distribution(spec)
         self._tag(spec)
-        self._warn(spec.compute_type)
+        self._warn(spec.compute.compute_type)
         ChecklistGate.ensure(self.stack)
         # The review module reads personas, so it is imported here, not at the top.
         from ..review.review import AutoReview  # noqa: PLC0415
@@ -221,19 +178,20 @@ class Persona(Construct):
             persona=spec.name,
             recipe=spec.recipe(),
             tags=spec.tags,
-            build_timeout=spec.build_timeout,
+            build_timeout=spec.build.timeout,
             removal_policy=spec.removal_policy,
             prepared_by=_run_command(spec),
             version=spec.image_version,
             retained_images=spec.release.retained_images,
+            expectations=_expectations(spec),
         )
 
     def _shape(self, spec: PersonaSpec) -> dict[str, Any]:
         """What every bundle of the persona has in common."""
         return {
-            "compute_type": spec.compute_type,
-            "root_volume_gib": spec.root_volume_gib,
-            "user_volume_gib": spec.user_volume_gib,
+            "compute_type": spec.compute.compute_type,
+            "root_volume_gib": spec.compute.root_volume_gib,
+            "user_volume_gib": spec.compute.user_volume_gib,
             "tags": spec.tags,
             "removal_policy": spec.removal_policy,
         }
@@ -280,24 +238,24 @@ class Persona(Construct):
                 self,
                 "Regions",
                 image=self.image,
-                regions=spec.regions,
+                regions=spec.distribution.regions,
                 bundle_base_name=spec.name,
                 bundle_description=spec.bundle_description,
                 **self._shape(spec),
             )
-            if spec.regions
+            if spec.distribution.regions
             else None
         )
         share = (
-            ImageShare(self, "Share", image=self.image, account_ids=spec.share_with_accounts)
-            if spec.share_with_accounts
+            ImageShare(self, "Share", image=self.image, account_ids=spec.distribution.accounts)
+            if spec.distribution.accounts
             else None
         )
         rollout = None if spec.rollout is None else spec.rollout.apply(self, "Rollout", self.bundle)
         return copies, share, rollout
 
     def _tag(self, spec: PersonaSpec) -> None:
-        """Derived tags above a ``Tags.of`` tag given without a priority (README: Tags), and
+        """Derived tags above a ``Tags.of`` tag given without a priority (docs/tagging.md), and
         every tagged resource checked by the policy at synth."""
         copies = self.regional_copies.copies.values() if self.regional_copies else ()
         for resource in [*self._resources(), *copies]:
@@ -420,9 +378,21 @@ class ChecklistGate:
         return Scorecard.of(personas).below(minimum)
 
 
+def _expectations(spec: PersonaSpec) -> dict[str, Any]:
+    """What the build checks on the prepared template for the as-built checklist."""
+    agents = spec.preparation.agents if spec.preparation is not None else ()
+    return {
+        "design": spec.design.value,
+        "baked_applications": list(spec.baked_applications),
+        "agents": [
+            {"name": a.name, "kind": a.kind.value, "service": a.service or ""} for a in agents
+        ],
+    }
+
+
 def _run_command(spec: PersonaSpec) -> RunCommandPreparation | None:
     """How the build prepares (and validates) the template, when it has a managed node."""
-    preparation, node = spec.preparation, spec.managed_node_id
+    preparation, node = spec.preparation, spec.build.managed_node_id
     if preparation is None or node is None:
         return None
 
@@ -436,5 +406,8 @@ def _run_command(spec: PersonaSpec) -> RunCommandPreparation | None:
         )
 
     return RunCommandPreparation(
-        managed_node_id=node, script=script, validation_commands=spec.validation_commands
+        managed_node_id=node,
+        script=script,
+        validation_commands=tuple(spec.build.validation_commands),
+        seal_script=render_seal_script(preparation),
     )

@@ -1,21 +1,22 @@
 """A persona's props, checked once and turned into a plain spec (no construct is made here).
 
 :func:`check_persona` collects every problem of every prop (design rules, applications,
-licences, compute, preparation channel, release, distribution, tags, secrets) and raises
-them together; the :class:`PersonaSpec` it returns is what the persona builds from.
+licences, preparation, tags, secrets, and each field of the option groups ``compute``,
+``build``, ``release`` and ``distribution``, named ``release.retained_images`` and so on) and
+raises them together; the :class:`PersonaSpec` it returns is what the persona builds from.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 
-from ..core.compute import check_compute
+from ..core.compute import Compute, check_compute
 from ..core.naming import check_template_workspace_id
 from ..core.tag_rules import is_tag_mapping, tag_strings
 from ..core.tagging_policy import TaggingPolicy
@@ -28,10 +29,13 @@ from ..core.validation import (
     register_name,
     register_template,
 )
+from ..distribution.config import Distribution
 from ..distribution.distribution import check_account, check_region
+from ..image_build.config import TemplateBuild
 from ..image_build.image import check_build_timeout, default_build_timeout
 from ..image_build.run_command import check_managed_node_id
 from ..preparation import ImagePreparation, preparation_problems
+from ..release.config import Release
 from ..release.release import ReleasePlan, check_version, plan_release
 from ..rollout.rollout import RolloutSchedule
 
@@ -74,18 +78,15 @@ class PersonaSpec:
     config_management_agent: str | None
     license_references: dict[str, str]
     preparation: ImagePreparation | None
-    managed_node_id: str | None
-    compute_type: str
-    root_volume_gib: int | None
-    user_volume_gib: int | None
     # The persona's full tag set (the policy's defaults, derived tags and its own).
     tags: dict[str, str]
-    build_timeout: Duration
-    removal_policy: RemovalPolicy
+    compute: Compute
+    # Checked: the managed node (or None), the commands as a tuple, the timeout resolved.
+    build: TemplateBuild
     release: ReleasePlan
-    validation_commands: tuple[str, ...]
-    regions: tuple[str, ...]
-    share_with_accounts: tuple[str, ...]
+    removal_policy: RemovalPolicy
+    # Checked: the Regions and account ids as tuples.
+    distribution: Distribution
     rollout: RolloutSchedule | None
     # What the Software tag lists: baked applications and every agent installed.
     software: tuple[str, ...]
@@ -149,23 +150,14 @@ def check_persona(
     config_management_agent: Any,
     license_references: Any,
     preparation: Any,
-    managed_node_id: Any,
-    compute_type: Any,
-    root_volume_gib: Any,
-    user_volume_gib: Any,
     tags: Any,
-    build_timeout: Any,
-    removal_policy: Any,
-    retained_images: Any,
-    released_version: Any,
-    candidate_bundle: Any,
-    validation_commands: Any,
-    regions: Any,
-    share_with_accounts: Any,
+    compute: Any,
+    build: Any,
+    release: Any,
+    distribution: Any,
     rollout: Any,
 ) -> PersonaSpec:
     """Every prop checked (all problems reported together); the spec when none is wrong."""
-    build_timeout = default_build_timeout() if build_timeout is None else build_timeout
     problems.text(
         "name",
         name,
@@ -176,13 +168,6 @@ def check_persona(
     )
     register_name(problems, stack, "persona", "name", name)
     check_version(problems, "image_version", image_version)
-    release = plan_release(
-        problems,
-        image_version=image_version,
-        released_version=released_version,
-        retained_images=retained_images,
-        candidate_bundle=candidate_bundle,
-    )
     check_template_workspace_id(problems, template_workspace_id)
     if not isinstance(tagging_policy, TaggingPolicy):
         problems.add("tagging_policy", tagging_policy, "a TaggingPolicy")
@@ -190,17 +175,18 @@ def check_persona(
         problems, design, baked_applications, launch_applications, config_management_agent
     )
     licenses = _check_licenses(problems, license_references, [*baked, *launch])
-    check_compute(problems, compute_type, root_volume_gib, user_volume_gib)
     preparation = _check_preparation(problems, preparation, design)
-    _check_preparation_channel(problems, stack, preparation, managed_node_id, template_workspace_id)
-    checks = _check_validation(problems, validation_commands, managed_node_id)
-    check_removal_policy(problems, removal_policy)
-    check_build_timeout(problems, build_timeout)
     if tags is not None and not is_tag_mapping(tags):
         problems.add(
             "tags", f"<{type(tags).__name__}>", "a mapping of string keys to string values"
         )
         tags = None
+    if rollout is not None and not isinstance(rollout, RolloutSchedule):
+        problems.add("rollout", rollout, "a RolloutSchedule, or None (no rollout)")
+    hardware = _check_compute(problems, compute)
+    template_build = _check_build(problems, stack, build, preparation, template_workspace_id)
+    plan, removal_policy = _check_release(problems, release, image_version)
+    places = _check_distribution(problems, distribution, plan)
     software = _software(baked, agent, preparation)
     full_tags: dict[str, str] = {}
     if isinstance(tagging_policy, TaggingPolicy):
@@ -211,26 +197,18 @@ def check_persona(
             software=software,
             tags=tags or {},
         )
-    regions = _check_list(problems, "regions", regions, check_region, "Region names")
-    accounts = _check_list(
-        problems, "share_with_accounts", share_with_accounts, check_account, "account ids"
-    )
-    if rollout is not None and not isinstance(rollout, RolloutSchedule):
-        problems.add("rollout", rollout, "a RolloutSchedule, or None (no rollout)")
-    if regions and not (release.serves_build and not release.candidate_bundle):
-        problems.add(
-            "regions",
-            regions,
-            "no other Regions while the bundle is pinned or released through a candidate "
-            "bundle: regional bundles follow the build (README: Regions and accounts)",
-        )
     scanned: dict[str, str] = tag_strings("tags", tags or {})
     scanned.update({f"license_references[{app}]": app for app in licenses})
     scanned.update({f"baked_applications[{i}]": a for i, a in enumerate(baked)})
     scanned.update({f"launch_applications[{i}]": a for i, a in enumerate(launch)})
     if agent:
         scanned["config_management_agent"] = agent
-    scanned.update({f"validation_commands[{i}]": v for i, v in enumerate(checks)})
+    scanned.update(
+        {
+            f"build.validation_commands[{i}]": v
+            for i, v in enumerate(template_build.validation_commands)
+        }
+    )
     if preparation is not None:
         scanned.update(preparation.user_strings())
     spec = PersonaSpec(
@@ -244,17 +222,12 @@ def check_persona(
         config_management_agent=agent,
         license_references=licenses,
         preparation=preparation,
-        managed_node_id=managed_node_id,
-        compute_type=compute_type,
-        root_volume_gib=root_volume_gib,
-        user_volume_gib=user_volume_gib,
         tags=full_tags,
-        build_timeout=build_timeout,
+        compute=hardware,
+        build=template_build,
+        release=plan,
         removal_policy=removal_policy,
-        release=release,
-        validation_commands=tuple(checks),
-        regions=tuple(regions),
-        share_with_accounts=tuple(accounts),
+        distribution=places,
         rollout=rollout,
         software=tuple(software),
     )
@@ -266,6 +239,138 @@ def check_persona(
     check_no_secrets(problems, scanned)
     problems.raise_if_any()
     return spec
+
+
+# --- the option groups: each field checked, its problems named ``<group>.<field>`` ---------
+
+Group = TypeVar("Group", Compute, TemplateBuild, Release, Distribution)
+Checked = TypeVar("Checked")
+
+
+def _group(problems: Problems, field_name: str, value: Any, kind: type[Group]) -> Group:
+    """The option group given, or its defaults for None (and, reported, for anything else)."""
+    if value is None:
+        return kind()
+    if isinstance(value, kind):
+        return value
+    kind_name = kind.__name__
+    hint = f"; {kind_name}(**values) makes one of a mapping" if isinstance(value, Mapping) else ""
+    problems.add(
+        field_name,
+        # The build group's commands may hold a secret: show only the type.
+        f"<{type(value).__name__}>" if kind is TemplateBuild else value,
+        f"a {kind_name} (from workspaces_image_bakery import {kind_name}), or None for its "
+        f"defaults{hint}",
+    )
+    return kind()
+
+
+def _in_group(
+    problems: Problems,
+    group: str,
+    check: Callable[[Problems], Checked],
+    renames: Mapping[str, str] | None = None,
+) -> Checked:
+    """`check`'s problems, reported as the group's: ``retained_images`` becomes
+    ``release.retained_images``, a pair ``a/b`` becomes ``compute.a/compute.b``, and
+    `renames` maps a checker's own field name to the group's (``build_timeout`` ->
+    ``timeout``)."""
+    inner = Problems(problems.path, scope=problems.scope)
+    result = check(inner)
+
+    def named(field_name: str) -> str:
+        parts = []
+        for part in field_name.split("/"):
+            base, bracket, rest = part.partition("[")
+            parts.append(f"{group}.{(renames or {}).get(base, base)}{bracket}{rest}")
+        return "/".join(parts)
+
+    problems.found.extend(replace(p, field=named(p.field)) for p in inner.found)
+    problems.secret_fields.update(named(f) for f in inner.secret_fields)
+    problems.secret_texts.update(inner.secret_texts)
+    return result
+
+
+def _check_compute(problems: Problems, compute: Any) -> Compute:
+    """The bundle's compute type and volumes (``compute.*``)."""
+    given = _group(problems, "compute", compute, Compute)
+    _in_group(
+        problems,
+        "compute",
+        lambda inner: check_compute(
+            inner, given.compute_type, given.root_volume_gib, given.user_volume_gib
+        ),
+    )
+    return given
+
+
+def _check_build(
+    problems: Problems,
+    stack: Stack,
+    build: Any,
+    preparation: ImagePreparation | None,
+    template_workspace_id: Any,
+) -> TemplateBuild:
+    """The managed node, the checks before the image and the timeout (``build.*``); the
+    validation commands as a tuple and the timeout resolved (6 hours by default)."""
+    given = _group(problems, "build", build, TemplateBuild)
+    timeout = default_build_timeout() if given.timeout is None else given.timeout
+    node = given.managed_node_id
+
+    def check(inner: Problems) -> list[str]:
+        if node is not None:
+            check_managed_node_id(inner, node)
+        commands = _check_validation(inner, given.validation_commands, node)
+        check_build_timeout(inner, timeout)
+        return commands
+
+    commands = _in_group(problems, "build", check, {"build_timeout": "timeout"})
+    _check_preparation_channel(problems, stack, preparation, node, template_workspace_id)
+    return replace(given, validation_commands=tuple(commands), timeout=timeout)
+
+
+def _check_release(
+    problems: Problems, release: Any, image_version: Any
+) -> tuple[ReleasePlan, RemovalPolicy]:
+    """What the bundles serve, how many images are kept, the removal policy
+    (``release.*``)."""
+    given = _group(problems, "release", release, Release)
+
+    def check(inner: Problems) -> ReleasePlan:
+        plan = plan_release(
+            inner,
+            image_version=image_version,
+            released_version=given.released_version,
+            retained_images=given.retained_images,
+            candidate_bundle=given.candidate_bundle,
+        )
+        check_removal_policy(inner, given.removal_policy)
+        return plan
+
+    return _in_group(problems, "release", check), given.removal_policy
+
+
+def _check_distribution(
+    problems: Problems, distribution: Any, release: ReleasePlan
+) -> Distribution:
+    """Other Regions and accounts (``distribution.*``), as tuples of the valid entries."""
+    given = _group(problems, "distribution", distribution, Distribution)
+
+    def check(inner: Problems) -> Distribution:
+        regions = _check_list(inner, "regions", given.regions, check_region, "Region names")
+        accounts = _check_list(inner, "accounts", given.accounts, check_account, "account ids")
+        return Distribution(regions=tuple(regions), accounts=tuple(accounts))
+
+    checked = _in_group(problems, "distribution", check)
+    if checked.regions and not (release.serves_build and not release.candidate_bundle):
+        problems.add(
+            "distribution.regions",
+            list(checked.regions),
+            "no other Regions while the bundle is pinned (release.released_version) or "
+            "released through a candidate bundle (release.candidate_bundle): regional "
+            "bundles follow the build (docs/distribution.md)",
+        )
+    return checked
 
 
 def _check_applications(
@@ -369,20 +474,19 @@ def _check_preparation_channel(
 ) -> None:
     """The managed node needs a preparation to run; a team may require one for all."""
     if managed_node_id is not None:
-        check_managed_node_id(problems, managed_node_id)
         if preparation is None:
             problems.add(
-                "managed_node_id",
+                "build.managed_node_id",
                 managed_node_id,
                 "a managed node with a preparation to run: give preparation=ImagePreparation()",
             )
     elif _truthy(context_of(stack, REQUIRE_AUTOMATED_CONTEXT)):
         problems.add(
-            "managed_node_id",
+            "build.managed_node_id",
             None,
             "a managed node: this app requires every template to be prepared in the build "
-            f"({REQUIRE_AUTOMATED_CONTEXT}); register the template WorkSpace (README: "
-            "Preparing the template in the build)",
+            f"({REQUIRE_AUTOMATED_CONTEXT}); register the template WorkSpace "
+            "(docs/preparation.md)",
         )
     register_template(
         problems, stack, template_workspace_id, prepared_in_build=managed_node_id is not None
@@ -400,8 +504,8 @@ def _check_validation(problems: Problems, commands: Any, managed_node_id: Any) -
         problems.add(
             "validation_commands",
             f"<{len(checks)} command(s)>",
-            "checks with a managed node to run them on: give managed_node_id (README: "
-            "Preparing the template in the build)",
+            "checks with a managed node to run them on: give build.managed_node_id "
+            "(docs/preparation.md)",
         )
     return checks
 
