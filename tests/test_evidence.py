@@ -308,3 +308,60 @@ def test_a_failure_deep_in_long_output_names_its_step_and_the_archive(
     assert "in step 'check-agent:puppet-agent (exit 3)' with exit code 3" in message
     assert "full output: s3://bakery-evidence-fake/output/office/" in message
     assert "/preparation/" in message and "pkg-" not in message
+
+
+def test_report_shows_what_two_builds_did_and_their_package_diff(
+    prepared_template: dict[str, Any],
+) -> None:
+    """A second build with a changed recipe: `report` shows the newest image's record (steps,
+    seal, as-built checklist, SBOM) and the packages changed since the previous image."""
+    from click.testing import CliRunner
+
+    from workspaces_image_bakery.operations.cli import Aws, cli
+
+    from .harness.world import world
+
+    second = two_personas(office_node="mi-00000000000000001", office_version="1.1.0")
+    with world(prepared_template) as w:
+        node = w.ssm.add_node("ws-off0template1")
+        w.cloudformation.deploy(prepared_template)
+        node.packages = (
+            node.packages.replace("5.1-6ubuntu1.1", "5.1-6ubuntu1.2")
+            + "installed\tjq\t1.6-2.1ubuntu3\tamd64\n"
+        )
+        w.cloudformation.deploy(second)
+        aws = Aws(
+            workspaces=w.clients.workspaces,
+            cloudformation=w.clients.cloudformation,
+            s3=w.clients.s3,
+        )
+        result = CliRunner().invoke(cli, ["report", "office", "--output", "json"], obj=aws)
+        table = CliRunner().invoke(cli, ["report", "office"], obj=aws)
+        # A record changed after the runtime wrote it is refused, never shown.
+        newest = json.loads(result.stdout)["reports"][0]["image"]["name"]
+        key = f"records/office/{newest}.json"
+        body = json.loads(
+            w.clients.s3.get_object(Bucket="bakery-evidence-fake", Key=key)["Body"].read()
+        )
+        body["assessment"]["score"] = 5.0
+        w.clients.s3.put_object(Bucket="bakery-evidence-fake", Key=key, Body=json.dumps(body))
+        tampered = CliRunner().invoke(cli, ["report", "office", "--output", "json"], obj=aws)
+    assert tampered.exit_code == 3
+    (refused,) = json.loads(tampered.stdout)["reports"]
+    assert "record" not in refused and "not the one its tag names" in refused["refused"][0]
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["reports"]
+    assert report["image"]["name"].startswith("office-1.1.0-") and report["refused"] == []
+    assert report["previous_image"].startswith("office-1.0.0-")
+    record_ = report["record"]
+    assert record_["managed_node_id"] == "mi-00000000000000001"
+    assert record_["seal"]["ssm-registration"] == "deferred"
+    assert record_["sbom"].startswith("s3://bakery-evidence-fake/sboms/office/office-1.1.0-")
+    items = {i["number"]: i for i in record_["checklist"]}
+    assert items[15]["score"] == 4 and "not observed" in items[15]["evidence"]
+    diff = report["package_diff"]
+    assert [a[0] for a in diff["added"]] == ["jq"]
+    assert [(u[0], u[2], u[3]) for u in diff["upgraded"]] == [
+        ("bash", "5.1-6ubuntu1.1", "5.1-6ubuntu1.2")
+    ]
+    assert table.exit_code == 0 and "bash 5.1-6ubuntu1.1 -> 5.1-6ubuntu1.2" in table.stdout

@@ -26,6 +26,8 @@ class FakeCloudFormation:
         self.calls = 0
         # ListStackResources answers the runtime's state machine (the CLI looks it up).
         self.state_machine_arn: str | None = None
+        # ... and the evidence store (the CLI's report reads it).
+        self.evidence_bucket: str | None = None
         self.actions: list[str] = []
         # Logical id -> physical id of the stack's resources (the harness sets it).
         self.resources: Callable[[], dict[str, str]] = dict
@@ -111,6 +113,14 @@ class FakeCloudFormation:
                     "WorkSpacesImageBakeryRuntimeImageBuild0A1B2C3D",
                     "AWS::StepFunctions::StateMachine",
                     self.state_machine_arn,
+                )
+            )
+        if self.evidence_bucket:
+            members.append(
+                (
+                    "WorkSpacesImageBakeryRuntimeEvidenceBucket0A1B2C3D",
+                    "AWS::S3::Bucket",
+                    self.evidence_bucket,
                 )
             )
         summaries = "".join(

@@ -116,6 +116,7 @@ def world(
         s3.create_bucket(Bucket=EVIDENCE_BUCKET)
         stack = FakeCloudFormation(stack_id)
         stack.state_machine_arn = arn
+        stack.evidence_bucket = EVIDENCE_BUCKET
         documents: dict[str, Any] = {}
         ssm = FakeSSM(fake, documents, s3=s3)
         monitoring = FakeMonitoring()

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from ..core.runtime_assets import contract, rollout_contract
 from . import registration
+from . import report as reports
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -109,6 +110,7 @@ class Aws:
     stepfunctions: SFNClient | None = None
     ssm: SSMClient | None = None
     dynamodb: Any = None
+    s3: Any = None
     clock: Callable[[], dt.datetime] = _now
     sleep: Callable[[float], None] = time.sleep
     _made: dict[str, Any] = field(default_factory=dict)
@@ -611,6 +613,82 @@ def watch(aws: Aws, stack: str | None, interval: int, max_polls: int, output: st
         aws.sleep(interval)
     if not seen:
         raise SystemExit(EXIT_NOTHING_FOUND)
+
+
+@cli.command()
+@click.argument("persona")
+@click.option("--stack", default=None, help="a stack name or id; default: the persona's stack")
+@OUTPUT
+@click.pass_obj
+def report(aws: Aws, persona: str, stack: str | None, output: str) -> None:
+    """What the build did for PERSONA's newest image, from its as-built record (checked
+    against the image): steps, seal, as-built checklist, SBOM, and the package changes from
+    the persona's previous image."""
+    try:
+        inventory = Inventory.read(aws.client("workspaces"))
+        owners = [_resolve_stack(aws, stack)] if stack else inventory.stack_ids()
+        found = []
+        for owner in owners:
+            resources = _stack_resources(aws.client("cloudformation"), owner)
+            found.append(
+                reports.persona_report(
+                    aws.client("s3"),
+                    reports.evidence_bucket(resources),
+                    inventory.images,
+                    persona,
+                    owner,
+                )
+            )
+    except (ClientError, BotoCoreError) as error:
+        _failed(error)
+        raise SystemExit(EXIT_FAILURE) from None
+    found = [r for r in found if r["images"]] or found[:1]
+    if output == "json":
+        _echo_json({"reports": found})
+    else:
+        for item in found:
+            _render_report(item)
+    if not found or not found[0].get("record"):
+        raise SystemExit(EXIT_NOTHING_FOUND)
+
+
+def _render_report(item: dict[str, Any]) -> None:
+    console = _console()
+    console.print(f"Persona {item['persona']} in {stack_name(item['stack'])}")
+    if "problem" in item:
+        console.print(f"  {item['problem']}")
+        return
+    console.print(f"  image {item['image']['name']} ({item['image']['id']})")
+    for refused in item.get("refused", []):
+        console.print(f"  refused: {refused}")
+    record = item.get("record")
+    if not record:
+        return
+    console.print(f"  built {record['started']} -> {record['ended']} ({record['execution']})")
+    console.print(f"  steps: {', '.join(record['steps']) or 'none (prepared by hand)'}")
+    console.print(f"  output: {record['output'] or 'none'}")
+    console.print(f"  SBOM: {record['sbom'] or 'none (no inventory)'}")
+    table = Table("item", "score", "evidence (as built)")
+    for entry in record["checklist"]:
+        score = "-" if entry["score"] is None else str(entry["score"])
+        table.add_row(str(entry["number"]), score, entry["evidence"])
+    console.print(table)
+    console.print(f"  as-built score: {record['score']}")
+    diff = item.get("package_diff")
+    if diff is None:
+        console.print("  package diff: no previous image with an SBOM")
+    else:
+        console.print(
+            f"  packages since {item['previous_image']}: {len(diff['added'])} added, "
+            f"{len(diff['removed'])} removed, {len(diff['upgraded'])} upgraded, "
+            f"{len(diff['downgraded'])} downgraded"
+        )
+        for change in diff["upgraded"] + diff["downgraded"]:
+            console.print(f"    {change[0]} {change[2]} -> {change[3]}")
+        for added in diff["added"]:
+            console.print(f"    + {added[0]} {added[1]}")
+        for removed in diff["removed"]:
+            console.print(f"    - {removed[0]} {removed[1]}")
 
 
 @cli.command("register-template")
