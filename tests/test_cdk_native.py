@@ -326,7 +326,7 @@ def test_an_explicit_write_review_after_synth_does_not_write_again(
     path, summary = write_review([stack], tmp_path, baseline)
     assert writes == []
     assert path == tmp_path / REVIEW_FILE
-    assert summary.startswith("Image design checklist:")
+    assert summary.startswith("Image design checklist (declared):")
     assert (tmp_path / REVIEW_FILE).stat().st_mtime_ns == written
     # Elsewhere, or with another baseline, it writes.
     write_review([stack], tmp_path / "elsewhere", baseline)

@@ -145,7 +145,7 @@ def test_summary_and_diagram_come_first_and_details_are_folded(
     assert text.count("<details>") == text.count("</details>")
     for persona in ("developer", "office", "contractor"):
         assert f"<details><summary><b>{persona}</b>:" in text
-    assert "<details><summary>Image design checklist (whitepaper Appendix A):" in text
+    assert "<details><summary>Image design checklist (whitepaper Appendix A), declared:" in text
     # Names in the summary table stay on one line (GitHub drops style attributes).
     assert re.search(rf"\| <code>developer{NB}1\.0\.0{NB}[0-9a-f]{{8}}</code> \|", text)
     assert re.search(rf"\| <code>developer{NB}[0-9a-f]{{6}}</code> \|", text)

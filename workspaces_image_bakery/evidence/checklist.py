@@ -45,6 +45,8 @@ class PersonaFacts:
     # What the bundles serve and how many images are kept (constructs/release.py).
     release: str = ""
     candidate_bundle_name: str | None = None
+    # Checks the build runs on the prepared, rebooted template before the image.
+    validation_commands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,23 @@ def _scripted(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, s
 
 def _necessary_apps(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
     count = len(p.baked_applications)
+    steps = len(p.preparation.install_steps) if p.preparation else 0
+    if p.design == "zero" and (count or steps):
+        return 2, (
+            f"declared zero, but {count} baked application(s) and {steps} install step(s) put "
+            "software into the image"
+        )
     if p.design == "fully-baked" and count > 10:
         return 3, f"{count} applications baked into a fully baked image; some may be niche"
     if p.design == "zero":
-        return 5, "zero image: only the OS and the agent are in the image"
-    return 5, f"{count} application(s) baked in; the rest are delivered at launch"
+        return 4, (
+            "zero image: no baked applications or install steps declared (what the image holds "
+            "is in the as-built inventory)"
+        )
+    return 4, (
+        f"{count} application(s) declared baked in; the rest are delivered at launch (the "
+        "as-built inventory shows what is installed)"
+    )
 
 
 def _lowest_storage(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
@@ -165,11 +179,24 @@ def _profile_identifiers(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[in
 
 def _preconfigured(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
     steps = p.preparation.validation_steps if p.preparation else ()
+    checks = p.validation_commands
+    if checks and run_in_build(p):
+        return 5, (
+            f"the build runs {len(checks)} validation command(s) on the prepared, rebooted "
+            "template before it takes the image"
+            + (f", after {len(steps)} validation step(s) in the script" if steps else "")
+        )
     if steps and run_in_build(p):
-        return 5, f"the build runs {len(steps)} validation step(s) before it takes the image"
+        return 4, (
+            f"the build runs {len(steps)} validation step(s) in the script, before the reboot "
+            "(no validation_commands after it)"
+        )
     if steps:
         return 3, f"validation steps {BY_HAND}"
-    return 2, "a prebuilt image backs the bundle, but nothing validates it (no validation_steps)"
+    return 2, (
+        "a prebuilt image backs the bundle, but nothing validates it (no validation_steps or "
+        "validation_commands)"
+    )
 
 
 def _reusable_library(_: PersonaFacts, __: Sequence[PersonaFacts]) -> tuple[int | None, str]:
@@ -196,12 +223,25 @@ def _minimal_steps(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | No
 
 
 def _tools_appropriate(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    if p.design == "fully-baked":
-        return 3, "all applications are baked in; updates need a new image and a rebuild"
     agent = _cm_agent(p)
+    if p.design == "fully-baked":
+        if agent:
+            return 4, (
+                f"applications are baked by design; {agent} (held on the template, started "
+                "at launch) keeps their configuration"
+            )
+        return 2, (
+            "no configuration management: every application and configuration change needs a "
+            "new image and a rebuild"
+        )
+    if agent and p.launch_applications:
+        return 5, (
+            f"{len(p.launch_applications)} launch application(s) are delivered by {agent}, "
+            "installed by the build and held until launch"
+        )
     if agent:
-        return 5, f"launch applications are delivered by {agent}, installed by the build"
-    return 2, "no agent installed by the build delivers the launch applications"
+        return 3, f"{agent} is installed by the build but is given no launch applications"
+    return 1, f"a {p.design} image with no agent installed by the build to deliver applications"
 
 
 def _no_secrets(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
@@ -223,12 +263,24 @@ def _security_agents(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | 
 
 
 def _central_logs(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
-    return _agents(
-        p,
-        AgentKind.LOG_FORWARDING,
-        "logs forwarded by",
-        "no log forwarding agent declared (preparation.agents, AgentKind.LOG_FORWARDING)",
-    )
+    """Declared only: whether logs are forwarded shows on the template (its unit enabled and
+    its configuration present), which the as-built checklist checks."""
+    names = p.preparation.agents_of(AgentKind.LOG_FORWARDING) if p.preparation else ()
+    agents = [a for a in p.preparation.agents if a.name in names] if p.preparation else []
+    if names and run_in_build(p):
+        unmanaged = [a.name for a in agents if not a.service]
+        if unmanaged:
+            return 2, (
+                f"{', '.join(unmanaged)} declared without a service: nothing can show that it "
+                "forwards logs"
+            )
+        return 4, (
+            f"planned: {', '.join(names)} installed and checked by the build; whether it is "
+            "enabled and configured is checked on the template (as-built item 17)"
+        )
+    if names:
+        return 2, f"{', '.join(names)} {BY_HAND}"
+    return 1, "no log forwarding agent declared (preparation.agents, AgentKind.LOG_FORWARDING)"
 
 
 def _pcoip(p: PersonaFacts, _: Sequence[PersonaFacts]) -> tuple[int | None, str]:
@@ -358,7 +410,7 @@ class Scorecard:
             a.number for items in self.per_persona.values() for a in items if not a.assessable
         }
         return (
-            f"Image design checklist: {self.overall}/5 overall ({parts}); "
+            f"Image design checklist (declared): {self.overall}/5 overall ({parts}); "
             f"{len(unassessable)} of {len(ITEMS)} items not assessable from code"
         )
 

@@ -605,10 +605,13 @@ def _checklist_section(card: Scorecard) -> list[str]:
     first = card.per_persona[names[0]]
     lines = [
         "<!-- review-section: checklist -->",
-        "<details><summary>Image design checklist (whitepaper Appendix A): "
+        "<details><summary>Image design checklist (whitepaper Appendix A), declared: "
         f"{card.overall}/5 overall</summary>",
         "",
-        "Scores 1 (not aligned) to 5 (highly aligned); n/a = not assessable from code.",
+        "Scores 1 (not aligned) to 5 (highly aligned); n/a = not assessable from code. "
+        "**Declared**: scored at synth from what the recipe asks for, a plan. What each built "
+        "image holds is scored by the build itself (the as-built checklist in its record: "
+        "`workspaces-image-bakery report PERSONA`), and `checklist-minimum` gates that.",
         "",
     ]
     if len(names) <= WIDE_CHECKLIST:
@@ -654,7 +657,8 @@ def _checklist_line(card: Scorecard) -> str:
     lowest = sorted(card.scores.items(), key=lambda item: item[1])[:3]
     shown = ", ".join(f"{_nb(name)} {score}" for name, score in lowest)
     return (
-        f"Image design checklist: {card.overall}/5 overall over {len(card.scores)} personas "
+        f"Image design checklist (declared): {card.overall}/5 overall over "
+        f"{len(card.scores)} personas "
         f"(lowest: {shown})"
     )
 
