@@ -140,3 +140,70 @@ def test_the_package_does_not_load_cdk_nag() -> None:
         "print('cdk_nag' in sys.modules)\n"
     )
     assert last_line(code) == "False"
+
+
+# A stack with a concrete env: Stack.format_arn writes its Region and account (and, with
+# enablePartitionLiterals, its partition) where an environment-agnostic one has tokens.
+ENVS = {
+    "agnostic": ({}, None),
+    "concrete": ({}, cdk.Environment(account="123456789012", region="eu-west-1")),
+    "concrete, partition literals": (
+        {"@aws-cdk/core:enablePartitionLiterals": True},
+        cdk.Environment(account="123456789012", region="eu-west-1"),
+    ),
+    "account only": ({}, cdk.Environment(account="123456789012")),
+}
+
+
+def _bakery_nag_errors(context: dict[str, Any], env: cdk.Environment | None) -> list[str]:
+    from workspaces_image_bakery import ImageBakeryStack, ImageDesign
+
+    app = cdk.App(context=context)
+    stack = ImageBakeryStack(
+        app, "Bakery", env=env, tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    stack.add_persona(
+        "Developer",
+        name="developer",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1.0.0",
+        template_workspace_id="ws-dev0template1",
+        tags={"Role": "developer", "Confidentiality": "internal", "Compliance": "none"},
+    )
+    cdk.Aspects.of(app).add(AwsSolutionsChecks())
+    found = cdk.assertions.Annotations.from_stack(stack).find_error(
+        "*", cdk.assertions.Match.string_like_regexp("AwsSolutions-.*")
+    )
+    # The rule and its finding: "AwsSolutions-IAM5[Resource::arn:...]", without the text.
+    return [str(f.entry.data).split("]: ", 1)[0] for f in found]
+
+
+@pytest.fixture(scope="module", params=list(ENVS))
+def bakery_nag_errors(request: pytest.FixtureRequest) -> list[str]:
+    return _bakery_nag_errors(*ENVS[request.param])
+
+
+def test_the_build_executions_suppression_holds_with_or_without_an_env(
+    bakery_nag_errors: list[str],
+) -> None:
+    assert [e for e in bakery_nag_errors if ":states:" in e] == []
+
+
+def test_the_bakery_has_no_unsuppressed_finding_with_or_without_an_env(
+    bakery_nag_errors: list[str],
+) -> None:
+    assert bakery_nag_errors == []
+
+
+def test_the_execution_pattern_names_the_stacks_own_account_and_region() -> None:
+    from workspaces_image_bakery.core.nag import arn_of_the_stack
+
+    agnostic = cdk.Stack(cdk.App(), "Agnostic")
+    assert arn_of_the_stack(agnostic, "states", "execution:x") == (
+        "/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:x$/"
+    )
+    concrete = cdk.Stack(cdk.App(), "Concrete", env=ENVS["concrete"][1])
+    assert arn_of_the_stack(concrete, "states", "execution:x") == (
+        "/^Resource::arn:<AWS::Partition>:states:(<AWS::Region>|eu-west-1):"
+        "(<AWS::AccountId>|123456789012):execution:x$/"
+    )

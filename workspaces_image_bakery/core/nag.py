@@ -17,8 +17,10 @@ import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from aws_cdk import CfnResource
+from aws_cdk import CfnResource, Stack
 from constructs import IConstruct
+
+from .validation import is_token
 
 METADATA_KEY = "cdk_nag"
 # cdk-nag refuses a suppression whose reason is shorter (NagSuppressionHelper).
@@ -33,6 +35,8 @@ BASIC_EXECUTION_ROLE = (
 )
 # A function's or a state machine's "<Arn>:*" (its versions, or its executions).
 VERSIONS_OF_AN_ARN = r"/^Resource::<[A-Za-z0-9]+\.Arn>:\*$/"
+# A partition, Region or account id as a stack's env gives it, written as is in a regex.
+_LITERAL_PART = re.compile(r"[a-z0-9-]+")
 
 
 class Finding(NamedTuple):
@@ -56,6 +60,32 @@ def basic_execution_role(who: str) -> Finding:
 def star_resource(reason: str) -> Finding:
     """AwsSolutions-IAM5 for ``Resource::*``: `reason` names the actions that need it."""
     return Finding("AwsSolutions-IAM5", reason, ["Resource::*"])
+
+
+def arn_of_the_stack(stack: Stack, service: str, resource: str) -> str:
+    """An ``applies_to`` regex for the wildcard findings on `service`'s ARNs of `stack`'s
+    account and Region whose resource part matches `resource` (a regex).
+
+    cdk-nag names an ARN's partition, Region and account as the template has them: the
+    pseudo parameter (``<AWS::Region>``) for a stack without an env, or the env's value
+    (``eu-west-1``) where ``Stack.format_arn`` wrote it for a stack with one (the partition
+    too, with ``@aws-cdk/core:enablePartitionLiterals``). Both are matched.
+    """
+    parts = [
+        _pseudo_or_value(pseudo, value)
+        for pseudo, value in (
+            ("<AWS::Partition>", stack.partition),
+            ("<AWS::Region>", stack.region),
+            ("<AWS::AccountId>", stack.account),
+        )
+    ]
+    return f"/^Resource::arn:{parts[0]}:{service}:{parts[1]}:{parts[2]}:{resource}$/"
+
+
+def _pseudo_or_value(pseudo: str, value: str) -> str:
+    if is_token(value) or not _LITERAL_PART.fullmatch(value):
+        return pseudo
+    return f"({pseudo}|{value})"
 
 
 def suppress(scope: IConstruct, findings: Sequence[Finding], *, children: bool = True) -> None:

@@ -24,7 +24,14 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
+from ..core.nag import (
+    VERSIONS_OF_AN_ARN,
+    Finding,
+    arn_of_the_stack,
+    basic_execution_role,
+    star_resource,
+    suppress,
+)
 from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, inventory
 from ..core.validation import BakeryValidationError, Problem, is_token
 from ..evidence.sbom_layer import sbom_layer_folder
@@ -999,8 +1006,10 @@ class BuildRuntime(Construct):
                     "state machine and the Provider invoke their function's versions.",
                     [
                         VERSIONS_OF_AN_ARN,
-                        r"/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-                        r"<AWS::AccountId>:execution:<[A-Za-z0-9]+\.Name>:\*$/",
+                        # format_arn: the stack's env, where it has one (core.nag).
+                        arn_of_the_stack(
+                            Stack.of(self), "states", r"execution:<[A-Za-z0-9]+\.Name>:\*"
+                        ),
                     ],
                 ),
             ],
