@@ -1,6 +1,7 @@
-"""Each build's end is an EventBridge event and CloudWatch metrics (README: Build events and
-metrics), published through real boto3 clients that the monitoring fake answers after
-botocore validated the request against the service model. Publishing never fails a build.
+"""Each build's end is an EventBridge event and CloudWatch metrics (docs/build.md: Build
+events, metrics and notifications), published through real boto3 clients that the monitoring
+fake answers after botocore validated the request against the service model. Publishing never
+fails a build.
 """
 
 from __future__ import annotations

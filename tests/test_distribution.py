@@ -920,11 +920,11 @@ def test_the_docs_say_a_failing_copy_rolls_back_the_whole_stack_operation() -> N
 
     from workspaces_image_bakery.distribution import distribution as constructs
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    start = readme.index("## Regions and accounts")
-    section = readme[start : readme.index("\n## ", start + 1)]
+    page = (Path(__file__).resolve().parent.parent / "docs" / "distribution.md").read_text()
+    start = page.index("## Regions and accounts")
+    section = page[start : page.index("\n## ", start + 1)]
     for where, text in [
-        ("README", section),
+        ("docs/distribution.md", section),
         ("constructs/distribution.py", constructs.__doc__ or ""),
         ("RegionalCopies", RegionalCopies.__doc__ or ""),
         ("copy_resource.py", copy_resource.__doc__ or ""),

@@ -2,7 +2,7 @@
 
 The WorkSpaces fake holds state over time and injects errors behind a real boto3 client;
 the real handlers and the deployed workflow definition run through CloudFormation's event
-sequences (create, update, rollback, delete). See README "Failure modes".
+sequences (create, update, rollback, delete). See docs/security.md "Failure modes".
 """
 
 from __future__ import annotations

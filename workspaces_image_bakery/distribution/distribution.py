@@ -107,7 +107,7 @@ class DistributionRuntime(Construct):
     """The provider behind copies, regional bundles and shares: one per stack (:meth:`of`).
 
     Its two functions (on_event, is_complete) share one role, granted per Region as
-    constructs ask for it (least privilege; README: IAM).
+    constructs ask for it (least privilege; docs/distribution.md: IAM added by distribution).
     """
 
     _service_token: str | None = None

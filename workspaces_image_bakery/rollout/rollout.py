@@ -474,7 +474,7 @@ class RolloutRuntime(Construct):
         )
 
     def _grant(self) -> None:
-        """Least privilege (README: Rolling out to existing WorkSpaces, IAM)."""
+        """Least privilege (docs/rollout.md: IAM the rollout adds)."""
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 # These actions support no resource types (Service Authorization Reference).
