@@ -133,3 +133,65 @@ def test_a_given_topic_is_used_as_it_is(also_create: bool) -> None:
     template.resource_count_is("AWS::SNS::Topic", 0)
     template.resource_count_is("AWS::CloudWatch::Alarm", 1)
     assert stack.notification_topic is topic
+
+
+def _text(value: Any) -> str:
+    """A (possibly Fn::Join'ed) string with tokens shown as <Ref> / <Resource.Attribute>."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        return "".join(_text(p) for p in value["Fn::Join"][1])
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    raise AssertionError(value)
+
+
+def _granted(statements: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
+    return [s for s in statements if s.get("Principal") == {"Service": service}]
+
+
+def test_service_principals_act_only_for_this_account_and_its_sources() -> None:
+    """Proves the notification key and topic grant EventBridge and CloudWatch only for this
+    stack's account and sources (before: both service principals, unconditioned, on the
+    key, and EventBridge unconditioned on the topic, so another account's rule or alarm
+    could use them). CloudWatch is bound by aws:SourceAccount and aws:SourceArn (an alarm of
+    this account and Region); EventBridge on the topic by aws:SourceArn (this stack's rule)
+    and aws:SourceAccount; EventBridge on the key by the topic's encryption context only
+    (the SNS Developer Guide: aws:SourceAccount/aws:SourceArn are not supported in a key
+    policy for EventBridge-to-encrypted topics, and would drop every notification)."""
+    _, stack = _stack(create_notification_topic=True)
+    template = Template.from_stack(stack).to_json()
+    (key,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
+    here = "arn:<AWS::Partition>:{}:<AWS::Region>:<AWS::AccountId>:{}"
+    topics_here = {"kms:EncryptionContext:aws:sns:topicArn": here.format("sns", "*")}
+
+    (alarms,) = _granted(key_statements, "cloudwatch.amazonaws.com")
+    conditions = alarms["Condition"]
+    assert conditions["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert _text(conditions["ArnLike"]["aws:SourceArn"]) == here.format("cloudwatch", "alarm:*")
+    assert {k: _text(v) for k, v in conditions["StringLike"].items()} == topics_here
+
+    (rules,) = _granted(key_statements, "events.amazonaws.com")
+    assert set(rules["Condition"]) == {"StringLike"}
+    assert {k: _text(v) for k, v in rules["Condition"]["StringLike"].items()} == topics_here
+
+    (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::TopicPolicy"]
+    topic_statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (publish,) = _granted(topic_statements, "events.amazonaws.com")
+    (rule_id,) = [
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::Events::Rule" and k.startswith("WorkSpacesImageBakeryRuntimeBuildNot")
+    ]
+    assert publish["Action"] == "sns:Publish"
+    assert publish["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+    # No service principal anywhere in the two policies without a condition.
+    for statement in key_statements + topic_statements:
+        if "Service" in statement.get("Principal", {}):
+            assert statement.get("Condition"), statement

@@ -260,6 +260,8 @@ class BuildRuntime(Construct):
         from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions  # noqa: PLC0415
         from aws_cdk import aws_kms as kms  # noqa: PLC0415
 
+        from ..core.service_principals import TopicTarget, grant_notification_key  # noqa: PLC0415
+
         if topic is None:
             key = kms.Key(
                 self,
@@ -268,8 +270,8 @@ class BuildRuntime(Construct):
                 enable_key_rotation=True,
                 removal_policy=RemovalPolicy.DESTROY,
             )
-            for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
-                key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey*")
+            # EventBridge and CloudWatch, for this account's topics and alarms only.
+            grant_notification_key(key)
             topic = sns.Topic(
                 self,
                 "Notifications",
@@ -290,7 +292,7 @@ class BuildRuntime(Construct):
             ),
         )
         rule.add_target(
-            targets.SnsTopic(
+            TopicTarget(  # EventBridge may publish for this rule only
                 topic,
                 message=events.RuleTargetInput.from_text(
                     f"{field('$.detail-type')}: stack {field('$.detail.stack')}, persona "
