@@ -945,4 +945,4 @@ def test_tags_added_with_tags_of_leave_room_for_the_source_tag() -> None:
     for index in range(48):
         copy.cdk_tag_manager.set_tag(f"k{index}", "v", 100)
     messages = stack.node.validate()
-    assert any("Copy: tags=49 tags is not valid; at most 43 tags" in m for m in messages)
+    assert any("Copy: tags=49 tags is not valid; at most 42 tags" in m for m in messages)

@@ -608,8 +608,48 @@ def test_pruning_never_deletes_the_image_the_stack_declares(templates: Templates
         assert oldest in w.images()
 
 
+def test_pruning_deletes_only_images_whose_record_names_this_stack(templates: Templates) -> None:
+    """An unused image that someone tagged with exactly this stack's id and persona (or one
+    built before records existed) is kept: ownership is the runtime-written record, and the
+    tag only a label. A pruned image's record and SBOM go with it."""
+    from datetime import UTC, datetime
+
+    from bakery_runtime.image_build.image_resource import _prune_quietly
+
+    from .fakes.workspaces_service import Image
+
+    with account(templates["1.0"]) as (w, _):
+        w.cloudformation.deploy(templates["1.1"])
+        stack = w.cloudformation.stack_id
+        planted = Image("wsi-000000777p", "office-0.9-deadbeef", "planted", "ws-off0template1")
+        planted.state = "AVAILABLE"
+        planted.created = datetime(2026, 1, 1, tzinfo=UTC)
+        w.fake.images[planted.image_id] = planted
+        w.fake.tags[planted.image_id] = {
+            contract.OWNER_TAG_KEY: stack,
+            contract.PERSONA_TAG_KEY: "office",
+            contract.IMAGE_VERSION_TAG_KEY: "0.9",
+        }
+        (old,) = images_of_version(w, "1.0")
+        (new,) = images_of_version(w, "1.1")
+        records = {
+            o["Key"]
+            for o in w.clients.s3.list_objects_v2(Bucket="bakery-evidence-fake").get("Contents", [])
+        }
+        assert f"records/office/{old}.json" in records
+        _prune_quietly(w.clients, "office", 1, stack, current=new)
+        assert planted.image_id in w.fake.images  # no record: kept
+        assert old not in w.images() and new in w.images()
+        left = {
+            o["Key"]
+            for o in w.clients.s3.list_objects_v2(Bucket="bakery-evidence-fake").get("Contents", [])
+        }
+        assert f"records/office/{old}.json" not in left
+        assert f"records/office/{new}.json" in left
+
+
 def test_tags_leave_room_for_the_librarys_own() -> None:
     many = {f"Key{i}": "v" for i in range(41)}  # with the persona's Role and Confidentiality
     with pytest.raises(BakeryValidationError) as error:
         office("1.0", tags_extra=many)
-    assert "at most 43" in str(error.value)
+    assert "at most 42" in str(error.value)

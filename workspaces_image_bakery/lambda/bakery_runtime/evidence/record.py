@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from botocore.exceptions import ClientError
+
 from ..core import contract as c
+from ..core.aws import error_code
 from ..core.errors import BuildFailed
 from . import store
 
@@ -118,3 +121,26 @@ def read_record(
     if record.get("stack") != owner or record.get("image", {}).get("name") != image_name:
         raise BuildFailed(f"the as-built record of image {image_name} names another image")
     return record
+
+
+def why_not_owned(
+    s3: S3Client, persona: str, image_id: str, image_name: str, tags: Mapping[str, str], owner: str
+) -> str | None:
+    """None when the image's runtime-written record names this stack and this image; else
+    why not (the image is then never pruned, deleted or shared by the runtime: a tag is a
+    label anyone who may tag can write, the record is written by the runtime alone)."""
+    try:
+        found = read_record(s3, persona, image_name, tags, owner)
+    except BuildFailed as error:
+        return str(error)
+    except ClientError as error:
+        return f"its record could not be read ({error_code(error)})"
+    if found.get("image", {}).get("id") != image_id:
+        return f"its record names image {found.get('image', {}).get('id')}, not {image_id}"
+    return None
+
+
+def delete(s3: S3Client, persona: str, image_name: str) -> None:
+    """Remove the record and SBOM of an image that is gone (their versions stay)."""
+    for key in (record_key(persona, image_name), sbom_key(persona, image_name)):
+        s3.delete_object(Bucket=store.bucket(), Key=key)

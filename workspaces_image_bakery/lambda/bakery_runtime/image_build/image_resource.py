@@ -22,7 +22,8 @@ from ..core.errors import BuildFailed, InvalidPropertiesError
 from ..core.events import ResourceEvent
 from ..core.properties import ImageProperties
 from ..core.workspaces import describe_tags, mark_kept, owned_image, sync_tags
-from ..release.retention import mark_retained, prune
+from ..evidence import record
+from ..release.retention import PersonaImage, mark_retained, prune
 from .request import BuildRequest
 from .steps import inspect_template
 
@@ -192,8 +193,22 @@ def _prune_quietly(
 ) -> None:
     """Prune, never failing the stack operation: what could not be pruned is logged and
     stays (a later prune, or a person, removes it)."""
+
+    def not_owned(image: PersonaImage) -> str | None:
+        return record.why_not_owned(
+            clients.s3,
+            image.tags.get(c.PERSONA_TAG_KEY, ""),
+            image.image_id,
+            image.name,
+            image.tags,
+            stack,
+        )
+
+    def forget(image: PersonaImage) -> None:
+        record.delete(clients.s3, image.tags.get(c.PERSONA_TAG_KEY, ""), image.name)
+
     try:
-        prune(clients.workspaces, persona, keep, stack, current)
+        prune(clients.workspaces, persona, keep, stack, current, not_owned, forget)
     except (ClientError, BuildFailed) as error:
         logger.warning("pruning the images of %s failed and is left for later: %s", persona, error)
 

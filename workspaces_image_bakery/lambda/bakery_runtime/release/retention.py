@@ -10,6 +10,7 @@ shared with no account; anything else is kept and logged with the reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -131,17 +132,23 @@ def why_in_use(client: WorkSpacesClient, image_id: str, used_by_bundles: set[str
     return None
 
 
+OwnershipCheck = Callable[[PersonaImage], "str | None"]
+
+
 def prune(
     client: WorkSpacesClient,
     persona: str | None,
     keep: int,
     owner: str,
     current: str | None = None,
+    not_owned: OwnershipCheck | None = None,
+    forget: Callable[[PersonaImage], None] | None = None,
 ) -> PruneResult:
     """Delete the persona's images (every persona's of this stack with None) beyond the
     newest `keep` that nothing uses. The image named `current` (the one the stack now
     declares) counts first and is never deleted, however old: a build may have adopted an
-    earlier image by name."""
+    earlier image by name. With `not_owned`, an image is deleted only when it says None
+    (the image's as-built record names this stack); `forget` then drops its record."""
     result = PruneResult()
     found = persona_images(client, persona, owner)
     images = [i for i in found if i.name == current] + [i for i in found if i.name != current]
@@ -155,6 +162,8 @@ def prune(
             if image.state == "PENDING"
             else why_in_use(client, image.image_id, used)
         )
+        if reason is None and not_owned is not None:
+            reason = not_owned(image)
         if reason is not None:
             result.kept[image.image_id] = reason
             logger.info(
@@ -170,6 +179,8 @@ def prune(
             continue
         result.deleted.append(image.image_id)
         logger.info("pruned image %s (beyond the retained %d)", image.describe(), keep)
+        if forget is not None:
+            forget(image)
     return result
 
 
