@@ -23,6 +23,21 @@ RUNTIME_PREFIXES = (contract.RECORDS_PREFIX, contract.SBOMS_PREFIX, contract.WOR
 WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl")
 
 
+# The runtime's grants on the store name prefixes (records/*, ...) and read everything.
+EVIDENCE_FINDING = Finding(
+    "AwsSolutions-IAM5",
+    "Records, SBOMs, builds' work and command output are objects named per persona, image "
+    "and command under fixed prefixes of the stack's own evidence bucket; the bucket policy "
+    "denies writes to every other principal.",
+    [
+        "Action::s3:GetObject*",
+        "Action::s3:GetBucket*",
+        "Action::s3:List*",
+        r"/^Resource::<[A-Za-z0-9]*EvidenceBucket[A-Za-z0-9]*\.Arn>\/(\*|records\/\*|sboms\/\*|work\/\*|output\/\*)$/",
+    ],
+)
+
+
 class EvidenceStore(Construct):
     """The stack's evidence bucket: versioned, encrypted (SSE-S3), public access blocked,
     TLS only, objects owned by the bucket owner, retained on stack delete.

@@ -35,7 +35,7 @@ from ..core.nag import (
 from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, inventory
 from ..core.validation import BakeryValidationError, Problem, is_token
 from ..evidence.sbom_layer import sbom_layer_folder
-from ..evidence.store import EvidenceStore
+from ..evidence.store import EVIDENCE_FINDING, EvidenceStore
 
 if TYPE_CHECKING:
     from aws_cdk import aws_cloudwatch as cloudwatch  # loaded by notify()
@@ -420,10 +420,11 @@ class BuildRuntime(Construct):
                         [
                             "Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"
                         ],
-                    )
+                    ),
                 ],
                 children=False,
             )
+            suppress(self._node_role, [EVIDENCE_FINDING])
             self.evidence.grant_command_output(self._node_role)
             CfnOutput(
                 stack,
@@ -984,6 +985,7 @@ class BuildRuntime(Construct):
             self,
             [
                 basic_execution_role("the functions"),
+                EVIDENCE_FINDING,
                 star_resource(
                     "Resource * only for what supports no resource types (WorkSpaces "
                     "Describe*, and CreateTags/DeleteTags, limited by request-tag "
