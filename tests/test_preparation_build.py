@@ -57,9 +57,11 @@ def test_the_build_prepares_reboots_checks_the_marker_then_images(
         if r["Type"] == contract.IMAGE_RESOURCE_TYPE and r["Properties"]["Persona"] == "office"
     )
     assert f"recipe={recipe}" in node.version_file
-    assert w.fake.workspaces[TEMPLATE].reboots == 1
+    # Once after the preparation, once after the image (the seal's stash goes back).
+    assert w.fake.workspaces[TEMPLATE].reboots == 2
     sends = [p["DocumentName"] for op, p in w.ssm.calls if op == "SendCommand"]
-    assert len(sends) == 3 and sends[1:] == ["RecipeMarker-fake", "Inventory-fake"]
+    assert len(sends) == 4 and sends[1:3] == ["RecipeMarker-fake", "Inventory-fake"]
+    assert "SealDocument" in sends[3] and node.seals == 1
     assert sends[0] in w.cloudformation.documents
     # Order: preparation, reboot, marker, image (the developer persona is prepared by hand).
     visited = [s for run in w.cloudformation.runs for s in run.visited]
@@ -73,9 +75,12 @@ def test_the_build_prepares_reboots_checks_the_marker_then_images(
             "RebootTemplate",
             "VerifyMarker",
             "TakeInventory",
+            "SealTemplate",
+            "WaitForSealToSettle",
             "AssessTemplate",
             "Image",
             "WriteRecord",
+            "RestoreTemplate",
             "SignalSuccess",
         )
     ]
@@ -84,9 +89,12 @@ def test_the_build_prepares_reboots_checks_the_marker_then_images(
         "RebootTemplate",
         "VerifyMarker",
         "TakeInventory",
+        "SealTemplate",
+        "WaitForSealToSettle",
         "AssessTemplate",
         "Image",
         "WriteRecord",
+        "RestoreTemplate",
         "SignalSuccess",
     ]
     assert visited.count("PrepareTemplate") == 1
@@ -99,7 +107,9 @@ def test_the_document_runs_the_script_with_bash_and_keeps_its_exit_code(
     w, _, _ = prepared
     w.cloudformation.deploy(template)
     (document,) = [
-        d for name, d in w.cloudformation.documents.items() if name.startswith("OfficeImage")
+        d
+        for name, d in w.cloudformation.documents.items()
+        if name.startswith("OfficeImagePreparation")
     ]
     (step,) = document["mainSteps"]
     assert step["action"] == "aws:runShellScript"
@@ -176,7 +186,7 @@ def test_a_node_that_comes_back_online_is_prepared(
 
     w.ssm._op_DescribeInstanceInformation = back_after_three  # type: ignore[method-assign]
     w.cloudformation.deploy(template)
-    assert w.ssm.count("SendCommand") == 3  # preparation, marker, inventory
+    assert w.ssm.count("SendCommand") == 4  # preparation, marker, inventory, seal
     invariants.check(w, foreign=foreign, deployed=template)
 
 
@@ -282,8 +292,8 @@ def test_send_command_is_limited_to_the_declared_nodes_and_documents(
         for r in statement["Resource"]
     ]
     assert sum(f"managed-instance/{NODE}" in r for r in resources) == 1
-    # The persona's, the marker's and the inventory's.
-    assert sum(":document/" in r for r in resources) == 3
+    # The persona's preparation and seal, the marker's and the inventory's.
+    assert sum(":document/" in r for r in resources) == 4
     assert not any(r.endswith("*") for r in resources)
 
 

@@ -310,6 +310,7 @@ class Persona(Construct):
             candidate_bundle_name=(
                 self.candidate_bundle.bundle_name if self.candidate_bundle is not None else None
             ),
+            validation_commands=tuple(self.spec.build.validation_commands),
         )
 
     def _warn(self, compute_type: str) -> None:
