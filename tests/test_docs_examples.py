@@ -223,3 +223,38 @@ def test_the_docs_speak_the_grouped_props() -> None:
         for call in re.findall(r"(?:add_persona|Persona)\((.*?)\n\)", code, re.DOTALL):
             for prop in moved:
                 assert not re.search(rf"^\s{{4}}{prop}=", call, re.MULTILINE), (label, prop)
+
+
+def test_the_changelog_maps_every_keyword_of_the_0_3_persona() -> None:
+    """0.4.0 regrouped the persona's props: its entry names each 0.3 keyword."""
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    entry = changelog[changelog.index("## 0.4.0") : changelog.index("## 0.3.1")]
+    keywords_0_3 = [
+        "name",
+        "design",
+        "image_version",
+        "template_workspace_id",
+        "tagging_policy",
+        "baked_applications",
+        "launch_applications",
+        "config_management_agent",
+        "license_references",
+        "preparation",
+        "managed_node_id",
+        "compute_type",
+        "root_volume_gib",
+        "user_volume_gib",
+        "tags",
+        "build_timeout",
+        "removal_policy",
+        "retained_images",
+        "released_version",
+        "candidate_bundle",
+        "validation_commands",
+        "regions",
+        "share_with_accounts",
+        "rollout",
+    ]
+    table = [line for line in entry.splitlines() if line.startswith("| `")]
+    for keyword in keywords_0_3:
+        assert any(f"`{keyword}" in line.split("|")[1] for line in table), keyword
