@@ -102,9 +102,9 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("thin without agent", {"config_management_agent": None}, "config_management_agent"),
     ("agent with semicolon", {"config_management_agent": "puppet; rm -rf"}, "config_management_agent"),
-    ("retired GRAPHICS", {"compute": Compute("GRAPHICS")}, "compute.compute_type"),
-    ("retired GRAPHICSPRO", {"compute": Compute("GRAPHICSPRO")}, "compute.compute_type"),
-    ("unknown compute type", {"compute": Compute("HUGE")}, "compute.compute_type"),
+    ("retired GRAPHICS", {"compute": Compute(compute_type="GRAPHICS")}, "compute.compute_type"),
+    ("retired GRAPHICSPRO", {"compute": Compute(compute_type="GRAPHICSPRO")}, "compute.compute_type"),
+    ("unknown compute type", {"compute": Compute(compute_type="HUGE")}, "compute.compute_type"),
     ("root 80 with user 20", {"compute": Compute(user_volume_gib=20)}, "compute.root_volume_gib/compute.user_volume_gib"),
     ("root 100 on STANDARD", {"compute": Compute(root_volume_gib=100)}, "compute.root_volume_gib/compute.user_volume_gib"),
     ("root above 2000", {"compute": Compute(root_volume_gib=2500, user_volume_gib=100)}, "compute.root_volume_gib"),
@@ -112,12 +112,12 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ("volume not a number", {"compute": Compute(root_volume_gib="80")}, "compute.root_volume_gib"),  # type: ignore[arg-type]
     (
         "graphics below 100/100",
-        {"compute": Compute("GRAPHICS_G4DN", root_volume_gib=80, user_volume_gib=10)},
+        {"compute": Compute(compute_type="GRAPHICS_G4DN", root_volume_gib=80, user_volume_gib=10)},
         "compute.root_volume_gib/compute.user_volume_gib",
     ),
     (
         "general purpose below 175",
-        {"compute": Compute("GENERALPURPOSE_4XLARGE", root_volume_gib=80, user_volume_gib=100)},
+        {"compute": Compute(compute_type="GENERALPURPOSE_4XLARGE", root_volume_gib=80, user_volume_gib=100)},
         "compute.root_volume_gib/compute.user_volume_gib",
     ),
     ("compute as a mapping", {"compute": {"compute_type": "VALUE"}}, "compute"),
@@ -211,7 +211,7 @@ def test_every_problem_comes_in_one_error() -> None:
     error = problems_of(
         name="Bad Name",
         image_version="1 0",
-        compute=Compute("GRAPHICS"),
+        compute=Compute(compute_type="GRAPHICS"),
         release=Release(retained_images=0),
         tags={"Confidentiality": "secret!", "aws:x": "y"},
     )

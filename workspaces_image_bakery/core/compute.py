@@ -43,7 +43,7 @@ MAX_VOLUME_GIB: Final = 2000
 _SMALL_GENERAL_PAIRS: Final = ((80, 10), (80, 50), (80, 100))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Compute:
     """A persona's bundle hardware: ``Persona(..., compute=Compute(...))``. Checked at synth
     by the persona (errors name ``compute.<field>``); a change of any field replaces the

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 __all__ = ["Distribution"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Distribution:
     """Where a persona's image goes once it is built (docs/distribution.md). Checked at synth
     by the persona (errors name ``distribution.<field>``).

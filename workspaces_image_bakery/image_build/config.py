@@ -10,7 +10,7 @@ from aws_cdk import Duration
 __all__ = ["TemplateBuild"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TemplateBuild:
     """How the deploy-time build treats the persona's template WorkSpace (docs/build.md,
     docs/preparation.md). Checked at synth by the persona (errors name ``build.<field>``).

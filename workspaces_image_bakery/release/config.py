@@ -11,7 +11,7 @@ from ..core.runtime_assets import contract
 __all__ = ["Release"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Release:
     """How a persona's images reach its bundle, and how many are kept for a way back
     (docs/release.md). Checked at synth by the persona (errors name ``release.<field>``).
