@@ -365,3 +365,37 @@ def test_report_shows_what_two_builds_did_and_their_package_diff(
         ("bash", "5.1-6ubuntu1.1", "5.1-6ubuntu1.2")
     ]
     assert table.exit_code == 0 and "bash 5.1-6ubuntu1.1 -> 5.1-6ubuntu1.2" in table.stdout
+
+
+def test_an_image_planted_under_the_builds_name_is_never_adopted(
+    prepared_template: dict[str, Any],
+) -> None:
+    """Someone made an image of another WorkSpace under the name the next build will use and
+    tagged it as this stack's (as a hand-started execution could): the real build refuses to
+    adopt it, since neither its execution tag nor a runtime-written record says it built it."""
+    from .fakes.workspaces_service import Image
+    from .harness.cloudformation import DeployError
+    from .harness.world import world
+
+    name = next(
+        r["Properties"]["ImageName"]
+        for r in prepared_template["Resources"].values()
+        if r["Type"] == contract.IMAGE_RESOURCE_TYPE and r["Properties"]["Persona"] == "office"
+    )
+    with world(prepared_template) as w:
+        w.ssm.add_node("ws-off0template1")
+        planted = Image("wsi-000000666p", name, "planted", "ws-other0template")
+        planted.state = "AVAILABLE"
+        w.fake.images[planted.image_id] = planted
+        w.fake.tags[planted.image_id] = {
+            contract.OWNER_TAG_KEY: w.cloudformation.stack_id,
+            contract.PERSONA_TAG_KEY: "office",
+            contract.SOURCE_TAG_KEY: "ws-off0template1",  # tags are only labels
+            contract.EXECUTION_TAG_KEY: "a-guessed-execution",
+        }
+        with pytest.raises(DeployError) as failure:
+            w.cloudformation.deploy(prepared_template)
+        bound = [b.image_id for b in w.fake.bundles.values()]
+    assert f"image {planted.image_id} is named {name}" in str(failure.value)
+    assert "it is not adopted" in str(failure.value)
+    assert planted.image_id not in bound

@@ -243,17 +243,19 @@ def test_two_personas_on_one_template_build_one_after_the_other(templates: Templ
         def other_build_wins_the_race(payload: dict[str, Any]) -> dict[str, Any]:
             # Both builds found the template AVAILABLE; the other one creates its image first.
             if payload["Step"] == contract.STEP_CREATE_IMAGE and not raced:
-                executions = [
-                    json.loads(
-                        w.clients.stepfunctions.describe_execution(executionArn=arn)["input"]
-                    )["Build"]
+                described = [
+                    w.clients.stepfunctions.describe_execution(executionArn=arn)
                     for arn in cfn.running()
                 ]
-                other = next(
-                    b for b in executions if b["image_name"] != payload["Build"]["image_name"]
+                name, other = next(
+                    (d["name"], json.loads(d["input"])["Build"])
+                    for d in described
+                    if json.loads(d["input"])["Build"]["image_name"]
+                    != payload["Build"]["image_name"]
                 )
                 raced.append(other["image_name"])
-                original({"Step": contract.STEP_CREATE_IMAGE, "Build": other})
+                # As that build's own execution does it (its context names it).
+                original({"Step": contract.STEP_CREATE_IMAGE, "Build": other, "Execution": name})
             return original(payload)
 
         cfn.invoke_step = other_build_wins_the_race  # type: ignore[method-assign]

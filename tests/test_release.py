@@ -652,4 +652,4 @@ def test_tags_leave_room_for_the_librarys_own() -> None:
     many = {f"Key{i}": "v" for i in range(41)}  # with the persona's Role and Confidentiality
     with pytest.raises(BakeryValidationError) as error:
         office("1.0", tags_extra=many)
-    assert "at most 42" in str(error.value)
+    assert "at most 40" in str(error.value)

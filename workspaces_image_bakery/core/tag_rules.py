@@ -25,13 +25,14 @@ from .validation import Problems, is_token
 
 MAX_TAGS_PER_RESOURCE: Final = 50
 # The library's own tags on an image: ownership, persona, version, recipe, retained, build
-# time, record digest, and kept or cleanup. Every resource keeps room for them.
-LIBRARY_TAGS: Final = 8
+# time, record digest, execution, source WorkSpace, and kept or cleanup. Every resource keeps
+# room for them.
+LIBRARY_TAGS: Final = 10
 MAX_USER_TAGS: Final = MAX_TAGS_PER_RESOURCE - LIBRARY_TAGS
 USER_TAGS_TEXT: Final = (
     f"at most {MAX_USER_TAGS} (WorkSpaces allows {MAX_TAGS_PER_RESOURCE}; the library writes up "
     f"to {LIBRARY_TAGS} of its own: ownership, persona, version, recipe, retained, build time, "
-    "record digest, kept or cleanup)"
+    "record digest, execution, source WorkSpace, kept or cleanup)"
 )
 MAX_KEY_LENGTH: Final = 127
 MAX_VALUE_LENGTH: Final = 255

@@ -92,6 +92,10 @@ RETAINED_TAG_KEY: Final = "workspaces-image-bakery:retained"
 # The SHA-256 of the image's as-built record ("sha256:<hex>"), written by the runtime once
 # the record is stored: the record and the image each check the other.
 RECORD_TAG_KEY: Final = "workspaces-image-bakery:record"
+# Written when the image is created: the build execution that created it and the WorkSpace
+# it was taken from. A retried step adopts only its own execution's image.
+EXECUTION_TAG_KEY: Final = "workspaces-image-bakery:execution"
+SOURCE_TAG_KEY: Final = "workspaces-image-bakery:source"
 # The tags that describe an image's content: a bundle serving a released (earlier) image
 # carries the image's own values, not those of the version being built.
 IMAGE_CONTENT_TAG_KEYS: Final = ("Version", "Software")
@@ -105,6 +109,8 @@ LIBRARY_TAG_KEYS: Final = (
     RECIPE_TAG_KEY,
     RETAINED_TAG_KEY,
     RECORD_TAG_KEY,
+    EXECUTION_TAG_KEY,
+    SOURCE_TAG_KEY,
 )
 # How many images of a persona are kept by default (the one in use counts), and the
 # Region's image quota assumed when the app does not say (context value).

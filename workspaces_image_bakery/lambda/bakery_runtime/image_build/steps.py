@@ -20,7 +20,7 @@ from ..core.aws import Clients, error_code, error_message, owner, raise_if_trans
 from ..core.errors import BuildFailed, TransientError
 from ..core.properties import tag_list
 from ..core.workspaces import describe_tags, image_by_id, owned_image, workspace_by_id
-from ..evidence import store
+from ..evidence import record, store
 from ..release.retention import check_quota
 from . import notify, record_steps, wait_condition
 from . import preparation as preparation_steps
@@ -161,7 +161,9 @@ def check_template(build: BuildRequest, clients: Clients, now: float) -> dict[st
     return {"Status": inspect_template(clients.workspaces, build.template_workspace_id)}
 
 
-def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str, Any]:
+def create_image(
+    build: BuildRequest, clients: Clients, now: float, execution: str = ""
+) -> dict[str, Any]:
     """Create the image, or adopt the one this build already started (a retried step).
 
     Returns Status BUSY, with no image, when the template WorkSpace is being imaged by
@@ -190,6 +192,7 @@ def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str,
         logger.info("deleted image %s left in ERROR by an earlier attempt", existing["ImageId"])
         existing = None
     if existing is not None:
+        _check_adoptable(clients, build, existing["ImageId"], execution)
         logger.info("adopting image %s (%s)", existing["ImageId"], build.image_name)
         return {"ImageId": existing["ImageId"], "Status": c.STATUS_CREATED}
     try:
@@ -197,7 +200,14 @@ def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str,
             Name=build.image_name,
             Description=build.description,
             WorkspaceId=build.template_workspace_id,
-            Tags=tag_list({**build.tags, c.OWNER_TAG_KEY: stack}),  # type: ignore[arg-type]
+            Tags=tag_list(  # type: ignore[arg-type]
+                {
+                    **build.tags,
+                    c.OWNER_TAG_KEY: stack,
+                    c.SOURCE_TAG_KEY: build.template_workspace_id,
+                    **({c.EXECUTION_TAG_KEY: execution} if execution else {}),
+                }
+            ),
         )
     except ClientError as error:
         code = error_code(error)
@@ -212,6 +222,7 @@ def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str,
             # or this one did and its answer was lost (botocore retried the call).
             mine = owned_image(client, build.image_name, stack)
             if mine is not None:
+                _check_adoptable(clients, build, mine["ImageId"], execution)
                 logger.info("adopting image %s (%s)", mine["ImageId"], build.image_name)
                 return {"ImageId": mine["ImageId"], "Status": c.STATUS_CREATED}
             logger.info(
@@ -224,6 +235,34 @@ def create_image(build: BuildRequest, clients: Clients, now: float) -> dict[str,
         raise
     logger.info("creating image %s (%s)", created["ImageId"], build.image_name)
     return {"ImageId": created["ImageId"], "Status": c.STATUS_CREATED}
+
+
+def _check_adoptable(clients: Clients, build: BuildRequest, image_id: str, execution: str) -> None:
+    """An image of this build's name is adopted only when this execution created it from this
+    template (a retried step), or when its runtime-written record says it was built from this
+    template with this recipe (a build that finished before its signal was lost). A tag says
+    neither: anyone who may tag could have written it."""
+    tags = describe_tags(clients.workspaces, image_id)
+    if (
+        execution
+        and tags.get(c.EXECUTION_TAG_KEY) == execution
+        and tags.get(c.SOURCE_TAG_KEY) == build.template_workspace_id
+    ):
+        return
+    why = record.why_not_owned(clients.s3, build.persona, image_id, build.image_name, tags, owner())
+    if why is None:
+        found = record.read_record(clients.s3, build.persona, build.image_name, tags, owner())
+        if (
+            found.get("recipe") == build.recipe
+            and found.get("template_workspace_id") == build.template_workspace_id
+        ):
+            return
+        why = "its record names another recipe or template"
+    raise BuildFailed(
+        f"image {image_id} is named {build.image_name} like this build's, but this build did "
+        f"not create it and {why}: it is not adopted. Delete it if it is not one you need, "
+        "then deploy again"
+    )
 
 
 def poll_image(build: BuildRequest, clients: Clients, now: float, image_id: str) -> dict[str, Any]:
@@ -405,7 +444,7 @@ def run_step(
     actions: dict[str, Callable[[], dict[str, Any]]] = {
         c.STEP_CHECK_QUOTA: lambda: check_image_quota(build, clients),
         c.STEP_CHECK_TEMPLATE: lambda: check_template(build, clients, at),
-        c.STEP_CREATE_IMAGE: lambda: create_image(build, clients, at),
+        c.STEP_CREATE_IMAGE: lambda: create_image(build, clients, at, execution),
         c.STEP_POLL_IMAGE: lambda: poll_image(build, clients, at, str(event.get("ImageId"))),
         c.STEP_SIGNAL_SUCCESS: lambda: signal_success(
             build, str(event.get("ImageId")), send, clients, at
