@@ -104,18 +104,32 @@ def test_the_build_prepares_reboots_checks_the_marker_then_images(
 def test_the_document_runs_the_script_with_bash_and_keeps_its_exit_code(
     prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
 ) -> None:
+    """The script is not in the template: the document downloads it from its asset, checks
+    its SHA-256 (known at synth), runs it with bash, keeps its exit code and deletes it."""
+    import hashlib
+
+    from workspaces_image_bakery.image_build.run_command import DIGEST_MISMATCH, SCRIPT_CACHE
+
     w, _, _ = prepared
     w.cloudformation.deploy(template)
-    (document,) = [
-        d
-        for name, d in w.cloudformation.documents.items()
-        if name.startswith("OfficeImagePreparation")
-    ]
-    (step,) = document["mainSteps"]
+    (name, document) = next(
+        (n, d)
+        for n, d in w.cloudformation.documents.items()
+        if n.startswith("OfficeImagePreparation")
+    )
+    download, step = document["mainSteps"]
+    assert download["action"] == "aws:downloadContent"
+    assert download["inputs"]["sourceType"] == "S3"
     assert step["action"] == "aws:runShellScript"
     lines = step["inputs"]["runCommand"]
     assert 'bash "$script"; status=$?' in lines and lines[-1] == 'exit "$status"'
+    assert 'rm -f "$script"' in lines and f"  exit {DIGEST_MISMATCH}" in lines
+    (check,) = [line for line in lines if "sha256sum --check" in line]
+    (named,) = [line for line in lines if line.startswith("script=")]
+    script = (SCRIPT_CACHE / named.split("/")[-1].strip("'")).read_bytes()
+    assert hashlib.sha256(script).hexdigest() in check and b"recipe=" in script
     assert int(step["inputs"]["timeoutSeconds"]) == 6 * 3600
+    assert len(json.dumps(document)) < 3_000, name  # the script itself is not in it
 
 
 def test_a_failing_step_fails_the_build_with_its_name_and_the_archive_but_no_output(

@@ -1,5 +1,5 @@
 """Adding a persona adds 4 resources and 19 jsii round trips; a stack with its first persona
-(the shared runtime) costs 360; 50 personas (the bundle quota) fit one stack; importing the
+(the shared runtime) costs 505; 50 personas (the bundle quota) fit one stack; importing the
 library loads neither cdk-nag, nor detect-secrets, nor the CDK modules of unused features."""
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ def test_fifty_personas_share_one_runtime() -> None:
     assert sum(two.values()) - sum(one.values()) == 4
     for kind in PER_PERSONA:
         assert (one[kind], fifty[kind]) == (1, 50), kind
-    # The runtime is shared; only its IAM policy grows (one template WorkSpace ARN per
-    # persona), and CDK moves an oversized inline policy into one managed policy.
+    # The runtime is shared; only its IAM policies grow (one template WorkSpace ARN per
+    # persona, and for prepared personas their nodes, documents and scripts), and CDK moves
+    # an oversized inline policy into managed policies.
     shared = {k: v for k, v in fifty.items() if k not in PER_PERSONA}
+    grown = shared.pop("AWS::IAM::ManagedPolicy") - one.get("AWS::IAM::ManagedPolicy", 0)
+    assert 1 <= grown <= 2
     assert shared == {
-        **{k: v for k, v in one.items() if k not in PER_PERSONA},
-        **{"AWS::IAM::ManagedPolicy": 1},
+        k: v for k, v in one.items() if k not in PER_PERSONA and k != "AWS::IAM::ManagedPolicy"
     }
     assert sum(fifty.values()) < CLOUDFORMATION_RESOURCE_LIMIT / 2
 
@@ -52,7 +54,9 @@ JSII_CALLS_PER_PERSONA = 19
 # The app, the stack, the tagging policy, the build runtime (three functions, the Provider,
 # the workflow and its states) and the first persona, once the process has declared one
 # stack already (the first also loads assemblies and caches the pseudo-parameter tokens).
-JSII_CALLS_FIRST_PERSONA = 360
+# 0.4.0 added the evidence store, the SBOM layer, the inventory document and the inventory,
+# seal, assessment, record and restore states (360 before).
+JSII_CALLS_FIRST_PERSONA = 505
 
 
 def test_jsii_round_trips_per_persona() -> None:
@@ -155,16 +159,34 @@ def test_workspaces_calls_per_deploy_scenario() -> None:
     no image call, a version bump one image and one bundle update. The first step of each
     build reads the Region's images once (the quota check), and a version bump keeps the
     replaced image: it is tagged retained and the persona's images are listed for pruning,
-    with nothing deleted while fewer than retained_images exist."""
+    with nothing deleted while fewer than retained_images exist. Each build tags its record's
+    digest on its image once (CreateTags)."""
     from .bench import scenario_calls
 
     totals = {name: sum(counted.values()) for name, counted in scenario_calls().items()}
     assert totals == {
-        "first deploy": 24,
+        "first deploy": 26,
         "no-change redeploy": 0,
         "tag-only change": 14,
-        "version bump (one persona)": 21,
+        "version bump (one persona)": 22,
     }
     bump = scenario_calls()["version bump (one persona)"]
     assert bump["CreateWorkspaceImage"] == 1 and bump["UpdateWorkspaceBundle"] == 1
+    assert bump["CreateTags"] >= 1  # the record's digest, among others
     assert "DeleteWorkspaceImage" not in bump  # the replaced image is retained
+
+
+def test_fifty_personas_prepared_in_the_build_fit_one_stack() -> None:
+    """Scripts travel as assets, not in the template: 50 prepared personas (preparation and
+    seal each) keep the template under 3/4 of CloudFormation's 1 MB (about 600 KB today; the
+    issue's aim of 512 KB needs the documents shared, see docs/performance.md)."""
+    import json
+
+    from aws_cdk.assertions import Template
+
+    template = Template.from_stack(many_personas_stack(50, in_build=True)).to_json()
+    size = len(json.dumps(template, indent=1))
+    documents = [r for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Document"]
+    assert len(documents) == 2 + 2 * 50  # marker, inventory; preparation and seal each
+    assert size < 768_000, size
+    assert not any("apt-get install -y firefox-esr" in json.dumps(d) for d in documents)

@@ -22,6 +22,8 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
+from workspaces_image_bakery.image_build.run_command import SCRIPT_CACHE
+
 from .transport import response
 from .workspaces_service import REGION, FakeWorkSpaces, ServiceError, check_request
 
@@ -272,10 +274,18 @@ class FakeSSM:
             )
 
     def _run_command(self, document: str) -> list[str]:
+        """The script the document runs: the one its aws:downloadContent step fetches (read
+        from the file CDK staged as the asset, as the agent would read the S3 object)."""
         content = self.documents[document]
         if isinstance(content, str):
             content = json.loads(content)
-        lines: list[str] = content["mainSteps"][0]["inputs"]["runCommand"]
+        steps = content["mainSteps"]
+        run = next(s for s in steps if s["action"] == "aws:runShellScript")
+        lines: list[str] = run["inputs"]["runCommand"]
+        if any(s["action"] == "aws:downloadContent" for s in steps):
+            (named,) = [line for line in lines if line.startswith("script=")]
+            name = named.split("/")[-1].strip("'\"")
+            return (SCRIPT_CACHE / name).read_text().splitlines()
         return lines
 
     def _op_GetCommandInvocation(self, params: dict[str, Any]) -> dict[str, Any]:

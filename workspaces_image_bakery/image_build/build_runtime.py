@@ -17,6 +17,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
@@ -47,8 +48,10 @@ RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
 # strings, indented). Measured by `make bench`: the runtime takes about 85 KB and an image
 # with its wait and bundle about 5 KB; the estimates below leave room to spare.
 TEMPLATE_LIMIT_BYTES = 1_000_000
-RUNTIME_TEMPLATE_BYTES = 125_000
+RUNTIME_TEMPLATE_BYTES = 131_000
 IMAGE_TEMPLATE_BYTES = 11_000
+# A script's document: its download and digest check, its asset's grant to the node role.
+DOCUMENT_TEMPLATE_BYTES = 2_500
 # The asset holds the runtime's Python source files and nothing else (no caches from tests
 # or type checks), so its hash changes only when the code does.
 # The runtime's capability folders (core, build, release, distribution, rollout, evidence).
@@ -163,6 +166,7 @@ class BuildRuntime(Construct):
         self._template_statements: tuple[iam.PolicyStatement, ...] | None = None
         self._send_statement: iam.PolicyStatement | None = None
         self._node_role: iam.Role | None = None
+        self._script_statement: iam.PolicyStatement | None = None
         self._template_bytes = RUNTIME_TEMPLATE_BYTES
         self.marker_document = self._marker_document()
         self.inventory_document = self._inventory_document()
@@ -388,6 +392,16 @@ class BuildRuntime(Construct):
             )
         else:
             self._send_statement.add_resources(doc, node)
+
+    def allow_script(self, asset: s3_assets.Asset) -> None:
+        """The template's node role may read this script's object (aws:downloadContent
+        fetches it with the node's credentials); one statement holds every script."""
+        arn = f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
+        if self._script_statement is None:
+            self._script_statement = iam.PolicyStatement(actions=["s3:GetObject"], resources=[arn])
+            self.template_node_role.add_to_principal_policy(self._script_statement)
+        else:
+            self._script_statement.add_resources(arn)
 
     @property
     def template_node_role(self) -> iam.Role:
@@ -939,10 +953,15 @@ class BuildRuntime(Construct):
             self.on_event_function.add_to_role_policy(statement)
         self.state_machine.grant_start_execution(self.on_event_function)
         # Tells a rollback from an update (a resource deleted out of band is then not an error).
-        # And a replaced image from a removed one (retention keeps only the former).
+        # And a replaced image from a removed one (retention keeps only the former). And
+        # checks each event with CloudFormation (bakery_runtime/core/authenticate.py).
         self.on_event_function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["cloudformation:DescribeStacks", "cloudformation:DescribeStackResource"],
+                actions=[
+                    "cloudformation:DescribeStacks",
+                    "cloudformation:DescribeStackResource",
+                    "cloudformation:DescribeStackEvents",
+                ],
                 resources=[Stack.of(self).stack_id],
             )
         )

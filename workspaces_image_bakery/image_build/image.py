@@ -54,13 +54,11 @@ from ..core.validation import (
     without_none,
 )
 from ..release.release import check_retained_images, check_version, image_quota
-from .build_runtime import IMAGE_TEMPLATE_BYTES, BuildRuntime
+from .build_runtime import DOCUMENT_TEMPLATE_BYTES, IMAGE_TEMPLATE_BYTES, BuildRuntime
 from .run_command import (
     RunCommandPreparation,
     check_managed_node_id,
     preparation_document,
-    run_lines,
-    template_bytes,
     validation_script,
 )
 
@@ -314,11 +312,10 @@ class WorkspaceImage(Construct):
                 script=self.preparation_script,
                 timeout_seconds=int(seconds),
                 persona=persona,
+                allow_read=runtime.allow_script,
             )
             runtime.allow_preparation(prepared_by.managed_node_id, document)
-            runtime.count_template_bytes(
-                problems.path, template_bytes(run_lines(self.preparation_script))
-            )
+            runtime.count_template_bytes(problems.path, DOCUMENT_TEMPLATE_BYTES)
             preparation = {
                 contract.PREPARATION_DOCUMENT: document.ref,
                 contract.MANAGED_NODE_ID: prepared_by.managed_node_id,
@@ -331,10 +328,11 @@ class WorkspaceImage(Construct):
                     script=checks,
                     timeout_seconds=int(seconds),
                     persona=persona,
+                    allow_read=runtime.allow_script,
                     purpose="validate",
                 )
                 runtime.allow_preparation(prepared_by.managed_node_id, validation)
-                runtime.count_template_bytes(problems.path, template_bytes(run_lines(checks)))
+                runtime.count_template_bytes(problems.path, DOCUMENT_TEMPLATE_BYTES)
                 preparation[contract.VALIDATION_DOCUMENT] = validation.ref
             if prepared_by.seal_script:
                 seal = preparation_document(
@@ -343,12 +341,11 @@ class WorkspaceImage(Construct):
                     script=prepared_by.seal_script,
                     timeout_seconds=1800,
                     persona=persona,
+                    allow_read=runtime.allow_script,
                     purpose="seal",
                 )
                 runtime.allow_preparation(prepared_by.managed_node_id, seal)
-                runtime.count_template_bytes(
-                    problems.path, template_bytes(run_lines(prepared_by.seal_script))
-                )
+                runtime.count_template_bytes(problems.path, DOCUMENT_TEMPLATE_BYTES)
                 preparation[contract.SEAL_DOCUMENT] = seal.ref
         self._declared_tags = dict(tags)
         self._tag_manager = tag_manager(contract.IMAGE_RESOURCE_TYPE, tags)

@@ -1,24 +1,32 @@
 """Preparation in the build: the template WorkSpace runs the persona's preparation through
 Systems Manager Run Command, as a hybrid managed node (mi-...) registered with an activation.
 
-The script travels in an ``AWS::SSM::Document`` (Command, schema 2.2) per image recipe: the
-document's content changes with the recipe, so CloudFormation replaces it and the build
-always sends the document of its own recipe.
+Each script (preparation, validation, seal) travels as a CDK file asset (S3), not inside the
+template: a stack holds 50 prepared personas well under CloudFormation's 1 MB. Its
+``AWS::SSM::Document`` (Command, schema 2.2) is small: ``aws:downloadContent`` fetches the
+script with the node's own credentials (the template's node role may read exactly these
+objects), then ``aws:runShellScript`` checks its SHA-256, known at synth, runs it with bash
+and deletes it. The document's content changes with the script, so CloudFormation replaces
+it and the build always sends the document of its own recipe.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from aws_cdk import Fn
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from ..core.runtime_assets import contract
 from ..core.validation import Problems, is_token
+from ..evidence.sbom_layer import default_cache_dir
 
 MANAGED_NODE_PATTERN = r"mi-[0-9a-zA-Z_]{17}"  # botocore's SSM InstanceId, hybrid nodes
 MANAGED_NODE_TEXT = (
@@ -33,7 +41,6 @@ MANAGED_NODE_HINTS = {
 }
 # An SSM document's content is at most 64 KB; the wrapper below takes a few hundred bytes.
 MAX_SCRIPT_BYTES = 60_000
-_END_OF_SCRIPT = "BAKERY_PREPARATION_SCRIPT_END"
 
 
 @dataclass(frozen=True)
@@ -81,23 +88,6 @@ def check_managed_node_id(problems: Problems, value: object) -> None:
     )
 
 
-def run_lines(script: str) -> list[str]:
-    """The document's commands: write the script to a private file and run it with bash
-    (Run Command runs its commands with sh), keeping its exit code."""
-    if _END_OF_SCRIPT in script:
-        raise ValueError(f"the preparation script must not contain {_END_OF_SCRIPT}")
-    return [
-        "umask 077",
-        'script="$(mktemp)"',
-        f"cat > \"$script\" <<'{_END_OF_SCRIPT}'",
-        *script.splitlines(),
-        _END_OF_SCRIPT,
-        'bash "$script"; status=$?',
-        'rm -f "$script"',
-        'exit "$status"',
-    ]
-
-
 def validation_script(commands: Sequence[str]) -> str:
     """The checks as a bash script: each command in turn, named in the output; the first
     that fails ends the script with its exit code (the build shows which one failed)."""
@@ -116,10 +106,45 @@ def validation_script(commands: Sequence[str]) -> str:
     return "\n".join([*lines, "echo '==> bakery validation passed'", ""])
 
 
-def template_bytes(lines: list[str]) -> int:
-    """About what the document's commands take in the template CDK writes (JSON strings,
-    one per line, indented)."""
-    return len(json.dumps(lines, indent=1)) + 1_000
+# Where each script is written once at synth (named by its SHA-256) for CDK to stage.
+SCRIPT_CACHE = default_cache_dir() / "scripts"
+# Where aws:downloadContent puts it on the template (a root-only place, not /tmp or /var/tmp,
+# where another user could plant a link; deleted after the run).
+DOWNLOAD_DIR = "/var/lib/workspaces-image-bakery/downloads"
+# The exit code of a script whose digest is not the one declared at synth.
+DIGEST_MISMATCH = 97
+
+
+def script_file(script: str) -> tuple[Path, str]:
+    """The script as a file named by its SHA-256 (written once), and the digest."""
+    body = script.encode()
+    digest = hashlib.sha256(body).hexdigest()
+    path = SCRIPT_CACHE / f"{digest}.sh"
+    if not path.exists() or path.read_bytes() != body:
+        SCRIPT_CACHE.mkdir(parents=True, exist_ok=True)
+        staged = path.with_suffix(f".{id(body)}.tmp")
+        staged.write_bytes(body)
+        staged.replace(path)
+    return path, digest
+
+
+def download_lines(file_name: str, digest: str, purpose: str) -> list[str]:
+    """Check the downloaded script against its digest, run it with bash, keep its exit code
+    and delete it (it must not stay in the image)."""
+    script = f"{DOWNLOAD_DIR}/{file_name}"
+    mismatch = f"{contract.FAILED_MARKER}download {purpose} (digest mismatch)"
+    return [
+        "umask 077",
+        f"script={shlex.quote(script)}",
+        f'if ! echo "{digest}  $script" | sha256sum --check --status; then',
+        f"  echo {shlex.quote(mismatch)} >&2",
+        '  rm -f "$script"',
+        f"  exit {DIGEST_MISMATCH}",
+        "fi",
+        'bash "$script"; status=$?',
+        'rm -f "$script"',
+        'exit "$status"',
+    ]
 
 
 def preparation_document(
@@ -129,10 +154,17 @@ def preparation_document(
     script: str,
     timeout_seconds: int,
     persona: str,
+    allow_read: Callable[[s3_assets.Asset], None],
     purpose: str = "prepare",
 ) -> ssm.CfnDocument:
-    """The persona's preparation (or its validation checks, `purpose` "validate") as a
-    Command document; the run is bound by the build's."""
+    """The persona's preparation (or its validation checks, `purpose` "validate", or its
+    seal) as a Command document that downloads the script from its asset and runs it; the
+    run is bound by the build's. `allow_read` lets the template's node role read the asset."""
+    path, digest = script_file(script)
+    asset = s3_assets.Asset(scope, f"{id_}Script", path=str(path))
+    allow_read(asset)
+    # aws:downloadContent's sourceInfo is JSON text: {"path": "<the object's https URL>"}.
+    source = Fn.join("", ['{"path":"', asset.http_url, '"}'])
     return ssm.CfnDocument(
         scope,
         id_,
@@ -142,13 +174,22 @@ def preparation_document(
             "description": f"workspaces-image-bakery: {purpose} the template of persona {persona}",
             "mainSteps": [
                 {
+                    "action": "aws:downloadContent",
+                    "name": f"{purpose}Download",
+                    "inputs": {
+                        "sourceType": "S3",
+                        "sourceInfo": source,
+                        "destinationPath": DOWNLOAD_DIR,
+                    },
+                },
+                {
                     "action": "aws:runShellScript",
                     "name": purpose,
                     "inputs": {
-                        "runCommand": run_lines(script),
+                        "runCommand": download_lines(path.name, digest, purpose),
                         "timeoutSeconds": str(timeout_seconds),
                     },
-                }
+                },
             ],
         },
     )
