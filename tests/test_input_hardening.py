@@ -376,6 +376,7 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_image, "prepared_by", "mi-0123456789abcdef0", True),
     (build_image, "version", 1.0, True),
     (build_image, "retained_images", "3", False),
+    (build_image, "expectations", ["design=zero"], True),
     (build_bundle, "base_name", 5, False),
     (build_bundle, "description", 5, False),
     (build_bundle, "image", 7, False),

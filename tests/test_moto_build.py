@@ -28,8 +28,12 @@ def definition() -> dict[str, Any]:
 
 
 @pytest.fixture
-def moto_workspace() -> Iterator[tuple[Clients, str]]:
+def moto_workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Clients, str]]:
     with mock_aws():
+        # The evidence store, in moto's S3 (the build writes its record there).
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="evidence")
+        monkeypatch.setenv(contract.ENV_EVIDENCE_BUCKET, "evidence")
         ec2 = boto3.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         subnets = [
@@ -53,7 +57,7 @@ def moto_workspace() -> Iterator[tuple[Clients, str]]:
         )
         workspace_id = created["PendingRequests"][0]["WorkspaceId"]
         yield (
-            Clients(workspaces=workspaces, stepfunctions=boto3.client("stepfunctions")),
+            Clients(workspaces=workspaces, stepfunctions=boto3.client("stepfunctions"), s3=s3),
             workspace_id,
         )
 
@@ -94,9 +98,14 @@ def test_the_deployed_workflow_builds_an_image_in_moto(
     assert tags[contract.OWNER_TAG_KEY] == STACK_ID
     assert tags["Version"] == "1.0.0"
 
-    # A retried create step adopts the image instead of making a second one.
+    # A retried create step of the same execution adopts its image instead of making a
+    # second one (asl.run's execution is named "local").
     again = build_steps.run_step(
-        {"Step": contract.STEP_CREATE_IMAGE, "Build": build_for(workspace_id).to_input()},
+        {
+            "Step": contract.STEP_CREATE_IMAGE,
+            "Build": build_for(workspace_id).to_input(),
+            "Execution": "local",
+        },
         clients,
         now=0,
     )

@@ -36,6 +36,10 @@ def test_every_step_invokes_the_step_function_with_a_known_step(definition: dict
         contract.STEP_REBOOT_TEMPLATE,
         contract.STEP_VERIFY_MARKER,
         contract.STEP_VALIDATE_TEMPLATE,
+        contract.STEP_TAKE_INVENTORY,
+        contract.STEP_SEAL_TEMPLATE,
+        contract.STEP_ASSESS_TEMPLATE,
+        contract.STEP_WRITE_RECORD,
     }
     for state in tasks(definition).values():
         assert state["Resource"].endswith(":states:::lambda:invoke")
@@ -57,9 +61,11 @@ def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str
         if s["Parameters"]["Payload"]["Step"]
         not in (contract.STEP_SIGNAL_FAILURE, contract.STEP_CLEANUP_IMAGE)
     }
-    # Check, prepare, poll the preparation, reboot, check rebooted, verify the marker, poll
-    # it, image, poll the image, signal success.
-    assert len(build_steps) == 13
+    # Check the quota and the template, prepare, poll the preparation, reboot, check rebooted,
+    # verify the marker, poll it, validate, poll it, list the inventory, poll it, seal, poll
+    # it, restore, check the template after another build imaged it, assess, image, poll the
+    # image, write the record, signal success.
+    assert len(build_steps) == 21
     for name, state in build_steps.items():
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name
@@ -78,10 +84,13 @@ def test_waits_are_in_the_state_machine(definition: dict[str, Any]) -> None:
         [
             contract.TEMPLATE_POLL_SECONDS,
             contract.CLEANUP_POLL_SECONDS,
+            contract.TEMPLATE_POLL_SECONDS,  # a template another build images
             contract.REBOOT_SETTLE_SECONDS,
-            # The managed node (before and after the reboot, and for the validation), the
-            # preparation, the marker, the validation.
-            *[contract.COMMAND_POLL_SECONDS] * 6,
+            contract.SEAL_SETTLED_SECONDS,
+            # The managed node (before and after the reboot, for the validation, the
+            # inventory and the seal), the preparation, the marker, the validation, the
+            # inventory, the seal.
+            *[contract.COMMAND_POLL_SECONDS] * 10,
         ]
     )
     assert definition.get("TimeoutSeconds") == 13 * 3600

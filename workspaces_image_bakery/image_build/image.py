@@ -259,6 +259,15 @@ class WorkspaceImage(Construct):
         problems.text("persona", persona, max_len=64, tokens=False)
         register_name(problems, self.stack, "image persona", "persona", persona)
         recipe_strings = check_json(problems, "recipe", recipe)
+        expected_strings: dict[str, str] = {}
+        if expectations is not None and not isinstance(expectations, Mapping):
+            problems.add(
+                "expectations",
+                f"<{type(expectations).__name__}>",
+                "a mapping (design, baked_applications, agents), or None",
+            )
+        elif expectations is not None:
+            expected_strings = check_json(problems, "expectations", expectations)
         check_tags(problems, "tags", tags)
         if rebuild_token is not None and not isinstance(rebuild_token, str):
             problems.add("rebuild_token", rebuild_token, "a string, or None")
@@ -273,6 +282,7 @@ class WorkspaceImage(Construct):
                 "persona": persona,
                 "rebuild_token": rebuild_token,
                 **recipe_strings,
+                **expected_strings,
                 **(tag_strings("tags", tags) if isinstance(tags, Mapping) else {}),
             },
         )
