@@ -1,14 +1,23 @@
-"""DescribeStacks for the handlers' rollback check, behind a real boto3 client.
+"""DescribeStacks, DescribeStackResource and DescribeStackEvents for the handlers (their
+authentication of each event, their rollback and replacement checks), behind a real boto3
+client.
 
 CloudFormation speaks the query protocol: the fake answers with the XML that botocore
-parses, for the one stack whose status the test harness sets.
+parses, for the one stack whose status, resources and events the test harness sets. As
+the API reference and botocore's model say: a StackResourceDetail always has
+LogicalResourceId, ResourceType, LastUpdatedTimestamp and ResourceStatus, and a
+PhysicalResourceId only once CloudFormation knows one (not while a resource is first
+created); a logical id the stack does not have is a ValidationError; DescribeStackEvents
+lists the newest event first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
 import boto3
 from botocore.awsrequest import AWSResponse
@@ -17,6 +26,15 @@ from .transport import response
 
 ENDPOINT = "https://cloudformation.fake.test"
 NAMESPACE = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
+
+
+@dataclass(frozen=True)
+class StackResource:
+    """What DescribeStackResource says of one of the stack's resources."""
+
+    resource_type: str
+    status: str
+    physical_id: str | None
 
 
 class FakeCloudFormation:
@@ -31,6 +49,25 @@ class FakeCloudFormation:
         self.actions: list[str] = []
         # Logical id -> physical id of the stack's resources (the harness sets it).
         self.resources: Callable[[], dict[str, str]] = dict
+        # Logical id -> the resource as CloudFormation describes it (the harness sets it);
+        # by default each of `resources`, an up-to-date image resource.
+        self.describe: Callable[[str], StackResource | None] = self._from_resources
+        # The stack's events, oldest first: (logical id, type, status, physical id or "").
+        self.events: list[tuple[str, str, str, str]] = []
+
+    def _from_resources(self, logical: str) -> StackResource | None:
+        physical = self.resources().get(logical)
+        if physical is None:
+            return None
+        return StackResource("Custom::WorkSpacesImage", "UPDATE_COMPLETE", physical)
+
+    def event(self, logical: str, resource_type: str, status: str, physical: str = "") -> None:
+        """Record a stack event (the stack's own: logical id = the stack's name)."""
+        self.events.append((logical, resource_type, status, physical))
+
+    def stack_event(self, status: str) -> None:
+        name = self.stack_id.split("/")[1]
+        self.event(name, "AWS::CloudFormation::Stack", status, self.stack_id)
 
     def client(self, config: Any = None) -> Any:
         client = boto3.session.Session(
@@ -52,6 +89,8 @@ class FakeCloudFormation:
             return self._list_stack_resources(request.url, params)
         if params["Action"] == ["DescribeStackResource"]:
             return self._describe_stack_resource(request.url, params)
+        if params["Action"] == ["DescribeStackEvents"]:
+            return self._describe_stack_events(request.url, params)
         assert params["Action"] == ["DescribeStacks"], params
         if params["StackName"] == [name]:  # by name: the CLI's --stack
             return self._describe(request.url, name)
@@ -74,8 +113,8 @@ class FakeCloudFormation:
     def _describe_stack_resource(self, url: str, params: dict[str, list[str]]) -> AWSResponse:
         assert params["StackName"] == [self.stack_id], params
         (logical,) = params["LogicalResourceId"]
-        physical = self.resources().get(logical)
-        if physical is None:
+        resource = self.describe(logical)
+        if resource is None:
             body = (
                 "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code>"
                 f"<Message>Resource {logical} does not exist for stack {self.stack_id}</Message>"
@@ -85,14 +124,40 @@ class FakeCloudFormation:
         body = (
             f'<DescribeStackResourceResponse xmlns="{NAMESPACE}"><DescribeStackResourceResult>'
             f"<StackResourceDetail><StackId>{self.stack_id}</StackId>"
-            f"<LogicalResourceId>{logical}</LogicalResourceId>"
-            f"<PhysicalResourceId>{physical}</PhysicalResourceId>"
-            "<ResourceType>Custom::WorkSpacesImage</ResourceType>"
+            f"<LogicalResourceId>{escape(logical)}</LogicalResourceId>"
+            + (
+                f"<PhysicalResourceId>{escape(resource.physical_id)}</PhysicalResourceId>"
+                if resource.physical_id is not None
+                else ""
+            )
+            + f"<ResourceType>{escape(resource.resource_type)}</ResourceType>"
             "<LastUpdatedTimestamp>2026-11-27T00:00:00Z</LastUpdatedTimestamp>"
-            "<ResourceStatus>UPDATE_COMPLETE</ResourceStatus>"
+            f"<ResourceStatus>{resource.status}</ResourceStatus>"
             "</StackResourceDetail></DescribeStackResourceResult>"
             "<ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>"
             "</DescribeStackResourceResponse>"
+        ).encode()
+        return response(url, 200, "text/xml", body)
+
+    def _describe_stack_events(self, url: str, params: dict[str, list[str]]) -> AWSResponse:
+        """Every event on one page, newest first (no NextToken)."""
+        assert params["StackName"] == [self.stack_id], params
+        name = self.stack_id.split("/")[1]
+        members = "".join(
+            f"<member><StackId>{self.stack_id}</StackId><EventId>e{index}</EventId>"
+            f"<StackName>{name}</StackName>"
+            f"<LogicalResourceId>{escape(logical)}</LogicalResourceId>"
+            + (f"<PhysicalResourceId>{escape(physical)}</PhysicalResourceId>" if physical else "")
+            + f"<ResourceType>{escape(kind)}</ResourceType>"
+            f"<Timestamp>2026-11-27T00:00:{index % 60:02d}Z</Timestamp>"
+            f"<ResourceStatus>{status}</ResourceStatus></member>"
+            for index, (logical, kind, status, physical) in reversed(list(enumerate(self.events)))
+        )
+        body = (
+            f'<DescribeStackEventsResponse xmlns="{NAMESPACE}"><DescribeStackEventsResult>'
+            f"<StackEvents>{members}</StackEvents></DescribeStackEventsResult>"
+            "<ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>"
+            "</DescribeStackEventsResponse>"
         ).encode()
         return response(url, 200, "text/xml", body)
 

@@ -6,6 +6,13 @@ executions the image resource started through the deployed state machine definit
 resolves the WaitCondition from the workflow's signal, and on failure rolls back the way
 CloudFormation does: updated resources get an Update with their old properties, created
 ones a Delete, and replaced physical resources are deleted.
+
+The runtime checks each event with CloudFormation (DescribeStacks, DescribeStackResource,
+DescribeStackEvents; bakery_runtime/core/authenticate.py): the stand-in answers those from
+the stack as it holds it, with the resource it sends an event for in progress (created
+resources without a physical id until they answer), and records the stack's events. A
+test that sends an event outside deploy() (send_event by itself) has CloudFormation send
+it in an UPDATE_IN_PROGRESS operation, as it only sends events during one.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from bakery_runtime.image_build import custom_resource
 from bakery_runtime.image_build import steps as build_steps
 from bakery_runtime.image_build.request import DEADLINE_MARGIN_SECONDS as DEADLINE_MARGIN
 
-from ..fakes.cloudformation_service import FakeCloudFormation
+from ..fakes.cloudformation_service import FakeCloudFormation, StackResource
 from . import asl
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/WorkSpacesImageBakery/1111-2222"
@@ -109,8 +116,11 @@ class CloudFormation:
         self.types: dict[str, str] = {}
         self.paused: set[str] = set()
         self.documents: dict[str, Any] = {}
-        # DescribeStackResource answers from the stack as this stand-in holds it.
+        # DescribeStackResource answers from the stack as this stand-in holds it, with the
+        # resource an event is being sent for as CloudFormation records it meanwhile.
         status.resources = lambda: self.stack.physical
+        status.describe = self.described
+        self.working: dict[str, StackResource] = {}
 
     # ----- events -----------------------------------------------------------------------
     def send_event(
@@ -122,7 +132,12 @@ class CloudFormation:
         old_properties: Mapping[str, Any] | None = None,
         physical_id: str | None = None,
         request_id: str | None = None,
+        *,
+        replaced: bool = False,
     ) -> dict[str, Any]:
+        """Send the event as CloudFormation does, in a stack operation, the resource's record
+        in progress. `replaced`: the cleanup's Delete of a replaced physical resource, when
+        the logical id already names its replacement (CloudFormation's record stays so)."""
         event: dict[str, Any] = {
             "RequestType": request_type,
             "ResourceType": resource_type,
@@ -138,7 +153,44 @@ class CloudFormation:
         if physical_id is not None:
             event["PhysicalResourceId"] = physical_id
         self.events.append((request_type, logical_id, physical_id or ""))
-        return custom_resource.dispatch(event, self.clients)
+        status_before = self.status.status
+        if not status_before.endswith("_IN_PROGRESS"):
+            self.status.status = "UPDATE_IN_PROGRESS"
+        if request_type == "Create":  # CloudFormation creates this logical id as this type
+            self.types[logical_id] = resource_type
+        self.types.setdefault(logical_id, resource_type)
+        kind = self.types[logical_id]
+        step = request_type.upper()
+        self.status.event(logical_id, kind, f"{step}_IN_PROGRESS", physical_id or "")
+        if not replaced:
+            self.working[logical_id] = StackResource(
+                kind, f"{step}_IN_PROGRESS", None if request_type == "Create" else physical_id
+            )
+        try:
+            result = custom_resource.dispatch(event, self.clients)
+        except Exception:
+            self.status.event(logical_id, kind, f"{step}_FAILED", physical_id or "")
+            raise
+        finally:
+            self.working.pop(logical_id, None)
+            if not status_before.endswith("_IN_PROGRESS"):
+                self.status.status = status_before
+        self.status.event(logical_id, kind, f"{step}_COMPLETE", result["PhysicalResourceId"])
+        return result
+
+    def described(self, logical_id: str) -> StackResource | None:
+        """DescribeStackResource's answer: the resource being worked on, else as deployed."""
+        if logical_id in self.working:
+            return self.working[logical_id]
+        physical = self.stack.physical.get(logical_id)
+        if physical is None:
+            return None
+        return StackResource(self.types.get(logical_id, ""), "UPDATE_COMPLETE", physical)
+
+    def stack_status(self, status: str) -> None:
+        """The stack enters `status` (a stack event records it)."""
+        self.status.status = status
+        self.status.stack_event(status)
 
     # ----- the workflow -------------------------------------------------------------------
     def invoke_step(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +281,7 @@ class CloudFormation:
         """Create or update the stack to `template`; roll back and re-raise on failure."""
         before = copy.deepcopy(self.stack)
         first = not self.stack.physical
-        self.status.status = "CREATE_IN_PROGRESS" if first else "UPDATE_IN_PROGRESS"
+        self.stack_status("CREATE_IN_PROGRESS" if first else "UPDATE_IN_PROGRESS")
         new_resources = {k: v for k, v in template["Resources"].items() if v["Type"] in ORDER}
         old_resources = self.stack.template["Resources"]
         replaced: list[tuple[str, str, str, dict[str, Any]]] = []
@@ -244,13 +296,15 @@ class CloudFormation:
                         continue
                     self._apply(logical_id, resource, old_resources, waits, replaced, touched)
         except (DeployError, BuildFailed, ValueError) as failure:
-            self.status.status = "ROLLBACK_IN_PROGRESS" if first else "UPDATE_ROLLBACK_IN_PROGRESS"
+            self.stack_status("ROLLBACK_IN_PROGRESS" if first else "UPDATE_ROLLBACK_IN_PROGRESS")
             self._rollback(before, touched)
             raise DeployError(str(failure)) from failure
         # Cleanup: delete replaced physical resources, then removed resources.
-        self.status.status = "CREATE_COMPLETE" if first else "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        self.stack_status("CREATE_COMPLETE" if first else "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
         for logical_id, resource_type, physical_id, props in replaced:
-            self.send_event("Delete", logical_id, resource_type, props, physical_id=physical_id)
+            self.send_event(
+                "Delete", logical_id, resource_type, props, physical_id=physical_id, replaced=True
+            )
         # Removed resources go in reverse dependency order (bundles before their images).
         removed = sorted(
             old_resources.items(),
@@ -271,7 +325,7 @@ class CloudFormation:
                 self.stack.sent.pop(logical_id, None)
         self.stack.data["__waits__"] = dict(waits)
         self.stack.template = copy.deepcopy(dict(template))
-        self.status.status = "CREATE_COMPLETE" if first else "UPDATE_COMPLETE"
+        self.stack_status("CREATE_COMPLETE" if first else "UPDATE_COMPLETE")
 
     def _apply(
         self,
@@ -357,7 +411,7 @@ class CloudFormation:
         self.stack = before
 
     def delete_stack(self) -> None:
-        self.status.status = "DELETE_IN_PROGRESS"
+        self.stack_status("DELETE_IN_PROGRESS")
         for resource_type in reversed(ORDER):
             for logical_id, resource in self.stack.template["Resources"].items():
                 if resource["Type"] == resource_type and resource_type.startswith("Custom::"):

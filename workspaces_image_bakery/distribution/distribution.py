@@ -197,8 +197,18 @@ class DistributionRuntime(Construct):
             self.role.add_to_principal_policy(statement)
 
     def _grant_base(self) -> None:
-        """Reads and tag writes, in every Region (these actions support no resource types)."""
+        """Reads and tag writes, in every Region (these actions support no resource types);
+        the stack's own state, to check each event with CloudFormation."""
         self._add(
+            # Each event is checked with CloudFormation (bakery_runtime/core/authenticate.py).
+            iam.PolicyStatement(
+                actions=[
+                    "cloudformation:DescribeStacks",
+                    "cloudformation:DescribeStackResource",
+                    "cloudformation:DescribeStackEvents",
+                ],
+                resources=[Aws.STACK_ID],
+            ),
             iam.PolicyStatement(
                 actions=[
                     "workspaces:DescribeWorkspaceImages",

@@ -1,8 +1,8 @@
 """Lambda entry points of the distribution provider (the CDK Provider framework's on_event
 and is_complete): regional copies and bundles, shares and shared copies.
 
-Like custom_resource.py, it acts only for the stack in its own configuration
-(OWNER_STACK_ID) and refuses events that name another stack. Returns
+Like custom_resource.py, it acts only on events CloudFormation confirms it sent for the
+stack in its own configuration (OWNER_STACK_ID; core/authenticate.py). Returns
 {"PhysicalResourceId", "Data"} (on_event) or {"IsComplete", "Data"} (is_complete), or
 raises; the framework answers CloudFormation and never gets a response URL from here.
 """
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from ..core.aws import error_code, error_message, owner
+from ..core.authenticate import authenticate
+from ..core.aws import error_code, error_message
 from ..core.errors import BuildFailed, InvalidPropertiesError
 from ..core.events import ResourceEvent
 from ..image_build import bundle_resource
@@ -49,18 +50,17 @@ _ON_EVENT: dict[str, Callable[[ResourceEvent, DistributionClients], dict[str, An
 _clients: DistributionClients | None = None
 
 
-def _parse(raw: Mapping[str, Any]) -> ResourceEvent:
+def _parse(
+    raw: Mapping[str, Any], clients: DistributionClients, *, waiter: bool = False
+) -> ResourceEvent:
     event = ResourceEvent.parse(raw)
     if event.resource_type not in _ON_EVENT:
         raise ValueError(
             f"unknown resource type {event.resource_type}; expected {sorted(_ON_EVENT)}"
         )
-    if event.stack_id != owner():
-        # Only the runtime's own stack sends its events; anything else is a direct invoke.
-        raise BuildFailed(
-            f"{event.where}: the event names stack {event.stack_id or 'none'}, not the stack "
-            "this runtime belongs to; nothing was done"
-        )
+    # Only CloudFormation, working on this resource of the runtime's own stack, sends it
+    # (is_complete's event carries on_event's answer: `waiter`).
+    authenticate(event, clients.base.cloudformation, waiter=waiter)
     return event
 
 
@@ -76,14 +76,14 @@ def _answer(event: ResourceEvent, call: Callable[[], dict[str, Any]]) -> dict[st
 
 def dispatch(raw: Mapping[str, Any], clients: DistributionClients) -> dict[str, Any]:
     """on_event: start or finish the resource's change."""
-    event = _parse(raw)
+    event = _parse(raw, clients)
     logger.info("%s %s (%s)", event.request_type, event.where, event.physical_id)
     return _answer(event, lambda: _ON_EVENT[event.resource_type](event, clients))
 
 
 def check(raw: Mapping[str, Any], clients: DistributionClients) -> dict[str, Any]:
     """is_complete: only copies take time; everything else is done after on_event."""
-    event = _parse(raw)
+    event = _parse(raw, clients, waiter=True)
     if event.resource_type not in (d.COPY_RESOURCE_TYPE, d.SHARED_COPY_RESOURCE_TYPE):
         return {"IsComplete": True}
     shared = event.resource_type == d.SHARED_COPY_RESOURCE_TYPE

@@ -1,7 +1,8 @@
 """Lambda entry point of the CDK Provider framework's on_event handler.
 
 Returns {"PhysicalResourceId", "Data"} or raises; the framework answers CloudFormation.
-The event's ResponseURL is a pre-signed URL and is never logged.
+The event's ResponseURL is a pre-signed URL and is never logged. Nothing is done for an
+event CloudFormation does not confirm it sent (core/authenticate.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..core import contract as c
-from ..core.aws import Clients, error_code, error_message, owner
+from ..core.authenticate import authenticate
+from ..core.aws import Clients, error_code, error_message
 from ..core.errors import BuildFailed
 from ..core.events import ResourceEvent
 from . import bundle_resource, image_id_resource, image_resource
@@ -37,12 +39,8 @@ def dispatch(raw: Mapping[str, Any], clients: Clients) -> dict[str, Any]:
         raise ValueError(
             f"unknown resource type {event.resource_type}; expected {sorted(_HANDLERS)}"
         )
-    if event.stack_id != owner():
-        # Only the runtime's own stack sends its events; anything else is a direct invoke.
-        raise BuildFailed(
-            f"{event.where}: the event names stack {event.stack_id or 'none'}, not the stack "
-            "this runtime belongs to; nothing was done"
-        )
+    # Only CloudFormation, working on this resource of the runtime's own stack, sends it.
+    authenticate(event, clients.cloudformation)
     try:
         return handle(event, clients)
     except ClientError as error:
