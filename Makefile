@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTHON ?= python3
 
-.PHONY: setup synth test lint typecheck unit bench clean review-render system-test
+.PHONY: setup synth test lint typecheck unit bench clean review-render system-test rpm-tool
 
 $(VENV)/.installed: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ typecheck: setup
 	mypy workspaces_image_bakery app.py tests
 	cd workspaces_image_bakery/lambda && mypy --config-file ../../pyproject.toml --cache-dir ../../.mypy_cache/lambda bakery_runtime
 
-unit: setup
+# The SBOM tests check rpm's version order and query format against Debian's real rpm.
+rpm-tool:
+	@command -v rpm > /dev/null && command -v rpmbuild > /dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm > /dev/null; } || \
+		{ echo "the tests need Debian's rpm: apt-get install rpm"; exit 1; }
+
+unit: setup rpm-tool
 	pytest -n 2 -q
 
 test: lint typecheck unit
