@@ -273,6 +273,10 @@ class FakeSSM:
                 stdout or "==> bakery step: patch\n==> bakery done: recipe=" + written
             )
 
+    def script_of(self, document: str) -> list[str]:
+        """The lines of the script `document` runs (for tests that read it)."""
+        return self._run_command(document)
+
     def _run_command(self, document: str) -> list[str]:
         """The script the document runs: the one its aws:downloadContent step fetches (read
         from the file CDK staged as the asset, as the agent would read the S3 object)."""
