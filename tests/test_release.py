@@ -259,6 +259,28 @@ def test_a_stack_delete_removes_the_retained_images_too(templates: Templates) ->
         assert snapshot_unchanged(w, foreign)
 
 
+def test_a_stack_delete_keeps_the_images_of_a_retain_persona() -> None:
+    """RETAIN is RETAIN: deleting a stack that mixes a DESTROY persona and a RETAIN one
+    prunes the DESTROY persona's images only; the RETAIN persona's image and its retained
+    images stay (before, the DESTROY persona's delete pruned every persona of the stack)."""
+    from .harness.stacks import two_personas
+
+    first = two_personas(office_removal_policy=cdk.RemovalPolicy.RETAIN)
+    second = two_personas(
+        developer_version="1.1.0",
+        office_version="1.1.0",
+        office_removal_policy=cdk.RemovalPolicy.RETAIN,
+    )
+    with world(first) as w:
+        w.cloudformation.deploy(first)
+        w.cloudformation.deploy(second)
+        office = {n for n in w.images() if n.startswith("office-")}
+        assert len(office) == 2
+        w.cloudformation.delete_stack()
+        left = set(w.images())
+    assert left == office
+
+
 def test_retained_images_of_one_deletes_each_replaced_image() -> None:
     first, second = template("1.0", retained=1), template("1.1", retained=1)
     with account(first) as (w, foreign):

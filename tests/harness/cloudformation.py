@@ -414,6 +414,8 @@ class CloudFormation:
         self.stack_status("DELETE_IN_PROGRESS")
         for resource_type in reversed(ORDER):
             for logical_id, resource in self.stack.template["Resources"].items():
+                if resource.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate"):
+                    continue  # CloudFormation leaves it, and sends its handler nothing
                 if resource["Type"] == resource_type and resource_type.startswith("Custom::"):
                     self.send_event(
                         "Delete",

@@ -28,6 +28,7 @@ def two_personas(
     developer_build_timeout: Duration | None = None,
     office_template: str = "ws-off0template1",
     removal_policy: cdk.RemovalPolicy | None = None,
+    office_removal_policy: cdk.RemovalPolicy | None = None,
     office_node: str | None = None,
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -71,7 +72,9 @@ def two_personas(
             if office_node
             else {}
         ),
-        release=Release(removal_policy=removal_policy) if removal_policy else None,
+        release=Release(removal_policy=office_removal_policy or removal_policy)
+        if office_removal_policy or removal_policy
+        else None,
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal"},
     )

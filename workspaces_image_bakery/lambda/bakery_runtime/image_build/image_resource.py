@@ -222,7 +222,8 @@ def retire_image(event: ResourceEvent, image_name: str, clients: Clients) -> Non
       uses are deleted.
     - A rollback deletes the image of the failed update (it never served), but never an
       image tagged retained: that one predates the update (a build adopted it by name).
-    - A stack delete deletes the image and every image of this stack that nothing uses.
+    - A stack delete deletes the image and this persona's images that nothing uses; a
+      persona whose images CloudFormation retains (RETAIN) gets no Delete, and keeps them.
     - A persona retaining one image deletes each replaced image.
     """
     try:
@@ -253,7 +254,7 @@ def retire_image(event: ResourceEvent, image_name: str, clients: Clients) -> Non
         return
     delete_image(event, image_name, clients)
     if props is not None and status == "DELETE_IN_PROGRESS":
-        _prune_quietly(clients, None, 0, stack)
+        _prune_quietly(clients, props.persona, 0, stack)
 
 
 def retain_image(
