@@ -662,3 +662,37 @@ def test_the_scan_reads_a_clean_line_once_and_still_finds_every_secret() -> None
     value = "  Xk9#qLm2vR7wT4z"
     found = secret_scan.scan({"a": f"name:\n{value}", "b": f"password:\n{value}"})
     assert set(found) == {"b"} and found["b"].kinds == ("Secret Keyword",)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "aws_secret_access_key wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "export KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "curl -H 'X-Secret: 9f8e7d6c5b4a39281706f5e4d3c2b1a0' https://repo.example/x",
+        "curl -H 'Authorization: Bearer abcdef0123456789abcdef' https://repo.example/x",
+    ],
+)
+def test_keys_and_header_secrets_the_defaults_miss_are_found(line: str) -> None:
+    """What the security review got through: a secret key after a space, a bare secret key,
+    a secret in an HTTP header."""
+    from workspaces_image_bakery.core.secret_scan import scan
+
+    assert scan({"install_steps[0]": line})
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "git checkout 3f786850e387550fdab836ed7e6dc881de23001b",
+        "echo e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "curl -H 'Content-Type: application/json' https://repo.example/x",
+        "aws configure set aws_secret_access_key $KEY",
+        "apt-get install -y /opt/pkgs/Libreoffice7/x86_64/LibreOffice_7.6_Linux_x86-64.deb",
+    ],
+)
+def test_digests_references_and_plain_headers_are_not_secrets(line: str) -> None:
+    from workspaces_image_bakery.core.secret_scan import scan
+
+    assert not scan({"install_steps[0]": line})

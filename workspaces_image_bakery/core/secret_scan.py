@@ -15,6 +15,8 @@ from typing import Final
 
 BASIC_AUTH: Final = "Basic Auth Credentials"  # detect-secrets' own name: hits merge
 COMMAND_LINE_PASSWORD: Final = "Password on a command line"  # noqa: S105 (a kind)
+AWS_SECRET_KEY: Final = "AWS secret access key"  # noqa: S105 (a kind)
+HEADER_SECRET: Final = "Secret in an HTTP header"  # noqa: S105 (a kind)
 
 # Command-line rules. Each names the secret in the group "secret"; see _is_reference for
 # the values that are references to a secret rather than the secret.
@@ -60,6 +62,33 @@ _RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     (
         COMMAND_LINE_PASSWORD,
         re.compile(r"\bsshpass\b(?:\s+-[^p\s]\S*)*\s+-p\s*['\"]?(?P<secret>[^\s'\"]+)"),
+    ),
+    # aws configure set aws_secret_access_key <key>, and the key after the name with a
+    # space, "=" or ":" (detect-secrets' keyword detector needs "=" or ":").
+    (
+        AWS_SECRET_KEY,
+        re.compile(
+            r"(?i)\b(?:aws_secret_access_key|aws_session_token|secret_access_key)"
+            r"(?:\s+|\s*[=:]\s*)['\"]?(?P<secret>[A-Za-z0-9/+=]{16,})"
+        ),
+    ),
+    # A bare 40-character AWS secret access key: base64 letters of both cases and a digit,
+    # "/" or "+" (a hex digest has one case only, so a SHA-1 never matches).
+    (
+        AWS_SECRET_KEY,
+        re.compile(
+            r"(?<![A-Za-z0-9/+])(?P<secret>(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])"
+            r"(?=[A-Za-z0-9/+]*[0-9/+])[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+    ),
+    # curl -H 'Authorization: Bearer x', -H 'X-Api-Key: x', --header "X-Secret: x".
+    (
+        HEADER_SECRET,
+        re.compile(
+            r"(?i)(?:-H|--header)\s*['\"]?(?:authorization|proxy-authorization|"
+            r"[A-Za-z0-9-]*(?:secret|token|api-?key|auth)[A-Za-z0-9-]*)\s*:\s*"
+            r"(?:(?:bearer|basic|token)\s+)?(?P<secret>[^\s'\"]+)"
+        ),
     ),
     # mysql -psecret: only the attached form (with a space mysql prompts for the password
     # and the next word is the database).
