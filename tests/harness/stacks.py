@@ -61,6 +61,7 @@ def two_personas(
             **({"System": developer_system} if developer_system else {}),
         },
     )
+    office_policy = office_removal_policy or removal_policy
     stack.add_persona(
         "Office",
         name="office",
@@ -72,9 +73,7 @@ def two_personas(
             if office_node
             else {}
         ),
-        release=Release(removal_policy=office_removal_policy or removal_policy)
-        if office_removal_policy or removal_policy
-        else None,
+        release=Release(removal_policy=office_policy) if office_policy else None,
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal"},
     )
