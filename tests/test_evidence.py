@@ -399,3 +399,20 @@ def test_an_image_planted_under_the_builds_name_is_never_adopted(
     assert f"image {planted.image_id} is named {name}" in str(failure.value)
     assert "it is not adopted" in str(failure.value)
     assert planted.image_id not in bound
+
+
+def test_the_image_resource_carries_what_the_build_checks(
+    prepared_template: dict[str, Any],
+) -> None:
+    """The persona's design, baked applications and agents reach the image resource's
+    Expectations property, which the as-built checklist scores against."""
+    expectations = {
+        r["Properties"]["Persona"]: json.loads(r["Properties"][contract.EXPECTATIONS])
+        for r in prepared_template["Resources"].values()
+        if r["Type"] == contract.IMAGE_RESOURCE_TYPE
+    }
+    assert expectations["office"]["design"] == "fully-baked"
+    assert expectations["office"]["baked_applications"] == ["libreoffice 7.6"]
+    assert expectations["developer"]["design"] == "thin"
+    assert expectations["office"]["checklist_minimum"] is None
+    assert as_built.Expectations.from_json(expectations["office"]).design == "fully-baked"
