@@ -416,3 +416,34 @@ def test_the_image_resource_carries_what_the_build_checks(
     assert expectations["developer"]["design"] == "thin"
     assert expectations["office"]["checklist_minimum"] is None
     assert as_built.Expectations.from_json(expectations["office"]).design == "fully-baked"
+
+
+def test_the_checklist_minimum_gates_the_as_built_score_before_the_image() -> None:
+    """With checklist-minimum, a build whose as-built items score below it fails before
+    CreateWorkspaceImage, naming the items; the sealed template is rebooted so it gets its
+    registration back for the next build."""
+    from .harness.cloudformation import DeployError
+    from .harness.world import world
+
+    gated = two_personas(
+        office_node="mi-00000000000000001",
+        # The declared (synth-time) gate passes at 2.5; the as-built one does not.
+        context={"workspaces-image-bakery:checklist-minimum": "2.5"},
+    )
+    with world(gated) as w:
+        node = w.ssm.add_node("ws-off0template1")
+        with pytest.raises(DeployError) as failure:
+            w.cloudformation.deploy(gated)
+        office_images = [i for i in w.fake.images.values() if i.name.startswith("office-")]
+        reboots = w.fake.workspaces["ws-off0template1"].reboots
+        failed = w.monitoring.detail(contract.DETAIL_TYPE_FAILED)
+    assert "the as-built checklist" in str(failure.value)
+    # Each build's end is published with its reason: the office build names its low items;
+    # the developer's template is prepared by hand, so nothing could be checked.
+    reasons = {d["persona"]: d["reason"] for d in failed}
+    assert "the as-built checklist scores" in reasons["office"]
+    assert "below the minimum 2.5" in reasons["office"]
+    assert "item 17 scored 1: no log-forwarding agent declared" in reasons["office"]
+    assert "no checked item" in reasons["developer"]
+    assert "No image was taken" in reasons["office"] and office_images == []
+    assert node.seals == 1 and reboots == 2  # after the preparation, and after the failure

@@ -58,10 +58,15 @@ def assess_template(build: BuildRequest, clients: Clients, execution: str) -> di
         low = as_built.below(items, minimum)
         if low or score is None or score < minimum:
             named = "; ".join(f"item {i.number} scored {i.score}: {i.evidence}" for i in low)
+            if score is None:
+                raise BuildFailed(
+                    f"the as-built checklist has no checked item (a template prepared by hand "
+                    f"gives the build no evidence), so it cannot reach the minimum {minimum} "
+                    f"({c.CHECKLIST_MINIMUM_CONTEXT}). No image was taken"
+                )
             raise BuildFailed(
                 f"the as-built checklist scores {score}/5, below the minimum {minimum} "
-                f"({c.CHECKLIST_MINIMUM_CONTEXT}): {named or 'nothing could be checked'}. "
-                "No image was taken"
+                f"({c.CHECKLIST_MINIMUM_CONTEXT}): {named}. No image was taken"
             )
     logger.info("as-built checklist of %s: %s/5", build.image_name, score)
     return {"Status": c.STATUS_DONE}
