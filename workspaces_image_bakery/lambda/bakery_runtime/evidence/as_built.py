@@ -31,7 +31,6 @@ TITLES: Final[dict[int, str]] = {
     "analysis.",
     20: "Images contain tools to facilitate remote assistance.",
 }
-ITEM_COUNT: Final = 22
 AGENT_ITEMS: Final[dict[int, str]] = {
     16: "security",
     17: "log-forwarding",

@@ -29,11 +29,6 @@ from ..core.errors import BuildFailed
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-# GetCommandInvocation returns at most the first 24,000 characters of stdout and 8,000 of
-# stderr (botocore's model); the archive holds all of it.
-INVOCATION_STDOUT_LIMIT = 24_000
-INVOCATION_STDERR_LIMIT = 8_000
-
 
 def bucket() -> str:
     """The evidence store's name, from the function's own configuration."""

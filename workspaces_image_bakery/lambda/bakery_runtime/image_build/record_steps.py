@@ -19,7 +19,6 @@ from ..evidence.inventory import Inventory
 from .request import BuildRequest
 
 logger = logging.getLogger(__name__)
-SEAL_ITEM_PREFIX = "seal:"
 
 
 def evidence_of(found: dict[str, Any]) -> as_built.Evidence:
