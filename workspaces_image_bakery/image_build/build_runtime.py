@@ -883,7 +883,8 @@ class BuildRuntime(Construct):
         return rule
 
     def _grant(self) -> None:
-        """Least privilege, as far as the Service Authorization Reference allows (README)."""
+        """Least privilege, as far as the Service Authorization Reference allows
+        (docs/security.md)."""
         owner_is_this_stack = {"StringEquals": {OWNER_TAG_CONDITION: Aws.STACK_ID}}
         tagged_for_this_stack = {"StringEquals": {OWNER_REQUEST_TAG: Aws.STACK_ID}}
         reads = iam.PolicyStatement(
@@ -895,7 +896,7 @@ class BuildRuntime(Construct):
                 "workspaces:DescribeTags",
                 # Retention reads whether an image is associated or shared before pruning it.
                 # Granted on "*", which every action accepts, whatever resource types the
-                # Service Authorization Reference lists for them (README: not verified).
+                # Service Authorization Reference lists for them (docs/security.md).
                 "workspaces:DescribeImageAssociations",
                 "workspaces:DescribeWorkspaceImagePermissions",
             ],

@@ -45,7 +45,7 @@ EXIT_USAGE = 2
 EXIT_NOTHING_FOUND = 3
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
 TABLE_TYPE = "AWS::DynamoDB::Table"
-# What each state of the build workflow is doing (README: Runbook).
+# What each state of the build workflow is doing (docs/operations.md).
 STEP_MEANINGS = {
     "CheckTemplate": "checking the template WorkSpace",
     "WaitForTemplate": "waiting for the template WorkSpace to be AVAILABLE",
@@ -70,7 +70,7 @@ STEP_MEANINGS = {
     "CleanupImage": "cleanup: deleting an unfinished image",
 }
 _RETRY = Config(retries={"mode": "standard", "max_attempts": 10})
-# Where a bundle's rollout record lives (README: Rolling out to existing WorkSpaces): an item
+# Where a bundle's rollout record lives (docs/rollout.md): an item
 # of the stack's rollout table, keyed by bundle id (bakery_runtime/rollout/contract.py).
 ROLLOUT_TABLE_PREFIX = rollout_contract.TABLE_LOGICAL_ID_START
 ROLLOUT_KEY = rollout_contract.KEY

@@ -183,7 +183,7 @@ def mark_kept(client: WorkSpacesClient, resource_id: str, why: str) -> None:
     """Tag a resource CloudFormation deleted but that had to be kept, and log it.
 
     The delete still reports success (the stack operation must finish); the tag and the log
-    line tell an operator what is left and why (README: Teardown).
+    line tell an operator what is left and why (docs/operations.md: Teardown).
     """
     logger.warning("%s is kept: %s", resource_id, why)
     try:

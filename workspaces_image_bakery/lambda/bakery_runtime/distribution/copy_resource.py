@@ -17,7 +17,7 @@ naming both ids while it is still copying or in use: it is never adopted.
 A failing copy fails its own resource, and the handler changes nothing else; CloudFormation
 then rolls the whole stack operation back, so an image built in the same update is deleted
 and its bundle returns to the previous image. Keep copies in a later stack or pipeline stage
-to keep the home build when a copy fails (README: Regions and accounts).
+to keep the home build when a copy fails (docs/distribution.md: Regions and accounts).
 """
 
 from __future__ import annotations

@@ -303,7 +303,7 @@ def roll_back_to(event: ResourceEvent, props: ImageProperties, clients: Clients)
             f"{event.where}: rolling back to image {props.image_name}, which is {state}; no "
             "image is built during a rollback. Finish the rollback with `aws cloudformation "
             f"continue-update-rollback --stack-name <stack> --resources-to-skip "
-            f"{event.logical_id}` and deploy again (README: Failure modes)"
+            f"{event.logical_id}` and deploy again (docs/security.md: Failure modes)"
         )
     logger.info("rollback: image %s (%s) is kept", image["ImageId"], props.image_name)
     return {

@@ -2,7 +2,7 @@
 through Systems Manager Run Command, reboot it, and check the recipe marker it left.
 
 A WorkSpace is not an EC2 instance: Systems Manager reaches it as a hybrid managed node
-(mi-...) registered with an activation (README: Preparing the template in the build).
+(mi-...) registered with an activation (docs/preparation.md: In the build).
 Every step is short; the state machine's Wait states do the waiting. Nothing from the
 execution's input is trusted on its own: the managed node must be online and be the
 template WorkSpace (same IP address), IAM lets the runtime send only the stack's own
@@ -76,8 +76,9 @@ def check_node(build: BuildRequest, clients: Clients) -> bool:
     if node is None:
         raise BuildFailed(
             f"managed node {node_id} is not registered with Systems Manager in this account "
-            "and Region; register the template WorkSpace (README: Preparing the template in "
-            "the build) or correct the persona's managed_node_id"
+            "and Region; register the template WorkSpace (workspaces-image-bakery "
+            "register-template; docs/preparation.md: In the build) or correct the persona's "
+            "build.managed_node_id"
         )
     workspace = workspace_by_id(clients.workspaces, build.template_workspace_id)
     address = (workspace or {}).get("IpAddress")
