@@ -11,6 +11,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from bakery_runtime.core import contract
+from botocore.exceptions import ClientError
 
 from workspaces_image_bakery import (
     BakeryValidationError,
@@ -25,6 +26,9 @@ from .harness import invariants
 from .harness.cloudformation import DeployError
 from .harness.stacks import two_personas
 from .harness.world import World, world
+
+# The logical id (and so the fake's name) of the stack's script document.
+SCRIPT_DOCUMENT = "WorkSpacesImageBakeryRuntimeRunScript"
 
 NODE = "mi-00000000000000001"
 TEMPLATE = "ws-off0template1"
@@ -59,10 +63,22 @@ def test_the_build_prepares_reboots_checks_the_marker_then_images(
     assert f"recipe={recipe}" in node.version_file
     # Once after the preparation, once after the image (the seal's stash goes back).
     assert w.fake.workspaces[TEMPLATE].reboots == 2
-    sends = [p["DocumentName"] for op, p in w.ssm.calls if op == "SendCommand"]
+    calls = [p for op, p in w.ssm.calls if op == "SendCommand"]
+    sends = [p["DocumentName"] for p in calls]
     assert len(sends) == 4 and sends[1:3] == ["RecipeMarker-fake", "Inventory-fake"]
-    assert "SealDocument" in sends[3] and node.seals == 1
-    assert sends[0] in w.cloudformation.documents
+    # The stack's one script document runs the preparation and the seal, each named by
+    # its key and digest (the image resource's properties) and its purpose.
+    assert sends[0] == sends[3] and sends[0] in w.cloudformation.documents
+    purposes = [p.get("Parameters", {}).get("purpose") for p in calls]
+    assert purposes == [["prepare"], None, None, ["seal"]] and node.seals == 1
+    office = next(
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == contract.IMAGE_RESOURCE_TYPE and r["Properties"]["Persona"] == "office"
+    )
+    for call, script in zip((calls[0], calls[3]), ("PreparationScript", "SealScript"), strict=True):
+        assert call["Parameters"]["scriptKey"] == [office[script]["Key"]]
+        assert call["Parameters"]["sha256"] == [office[script]["Sha256"]]
     # Order: preparation, reboot, marker, image (the developer persona is prepared by hand).
     visited = [s for run in w.cloudformation.runs for s in run.visited]
     office_run = next(r for r in w.cloudformation.runs if "PrepareTemplate" in r.visited)
@@ -104,32 +120,70 @@ def test_the_build_prepares_reboots_checks_the_marker_then_images(
 def test_the_document_runs_the_script_with_bash_and_keeps_its_exit_code(
     prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
 ) -> None:
-    """The script is not in the template: the document downloads it from its asset, checks
-    its SHA-256 (known at synth), runs it with bash, keeps its exit code and deletes it."""
+    """The script is not in the template: the stack's one document downloads it from its
+    asset by the key it is sent, checks its SHA-256 against the digest it is sent (one of
+    those the stack declares: the document's allowed values), runs it with bash, keeps its
+    exit code and deletes it."""
     import hashlib
 
-    from workspaces_image_bakery.image_build.run_command import DIGEST_MISMATCH, SCRIPT_CACHE
+    from workspaces_image_bakery.image_build.run_command import (
+        DIGEST_MISMATCH,
+        DOWNLOAD_DIR,
+        SCRIPT_CACHE,
+    )
 
     w, _, _ = prepared
     w.cloudformation.deploy(template)
-    (name, document) = next(
-        (n, d)
-        for n, d in w.cloudformation.documents.items()
-        if n.startswith("OfficeImagePreparation")
-    )
+    (document,) = [
+        d for n, d in w.cloudformation.documents.items() if n.startswith(SCRIPT_DOCUMENT)
+    ]
     download, step = document["mainSteps"]
     assert download["action"] == "aws:downloadContent"
     assert download["inputs"]["sourceType"] == "S3"
+    # A folder (trailing slash): the agent keeps the object's name, the script's key.
+    assert download["inputs"]["destinationPath"] == f"{DOWNLOAD_DIR}/"
     assert step["action"] == "aws:runShellScript"
     lines = step["inputs"]["runCommand"]
     assert 'bash "$script"; status=$?' in lines and lines[-1] == 'exit "$status"'
     assert 'rm -f "$script"' in lines and f"  exit {DIGEST_MISMATCH}" in lines
+    assert f"script='{DOWNLOAD_DIR}/{{{{ scriptKey }}}}'" in lines
     (check,) = [line for line in lines if "sha256sum --check" in line]
-    (named,) = [line for line in lines if line.startswith("script=")]
-    script = (SCRIPT_CACHE / named.split("/")[-1].strip("'")).read_bytes()
-    assert hashlib.sha256(script).hexdigest() in check and b"recipe=" in script
-    assert int(step["inputs"]["timeoutSeconds"]) == 6 * 3600
-    assert len(json.dumps(document)) < 3_000, name  # the script itself is not in it
+    assert "{{ sha256 }}" in check
+    # Every script the stack declares, and nothing else, may be sent.
+    declared = {
+        r["Properties"][key]["Sha256"]
+        for r in template["Resources"].values()
+        if r["Type"] == contract.IMAGE_RESOURCE_TYPE
+        for key in ("PreparationScript", "ValidationScript", "SealScript")
+        if key in r["Properties"]
+    }
+    assert set(document["parameters"]["sha256"]["allowedValues"]) == declared
+    for digest in declared:
+        script = (SCRIPT_CACHE / f"{digest}.sh").read_bytes()
+        assert hashlib.sha256(script).hexdigest() == digest
+    assert any(b"recipe=" in (SCRIPT_CACHE / f"{d}.sh").read_bytes() for d in declared)
+
+
+def test_the_script_document_runs_no_script_the_stack_did_not_declare(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    """Whoever may send the document (the build's step role) cannot run another script:
+    Systems Manager refuses a digest that is not one of the document's allowed values."""
+    w, node, _ = prepared
+    w.cloudformation.deploy(template)
+    (name,) = [n for n in w.cloudformation.documents if n.startswith(SCRIPT_DOCUMENT)]
+    with pytest.raises(ClientError) as refused:
+        w.clients.ssm.send_command(
+            DocumentName=name,
+            InstanceIds=[node.node_id],
+            Parameters={
+                "purpose": ["prepare"],
+                "scriptKey": ["0" * 64 + ".sh"],
+                "sha256": ["0" * 64],
+                "timeoutSeconds": ["600"],
+            },
+        )
+    assert refused.value.response["Error"]["Code"] == "InvalidParameters"
 
 
 def test_a_failing_step_fails_the_build_with_its_name_and_the_archive_but_no_output(
@@ -306,9 +360,36 @@ def test_send_command_is_limited_to_the_declared_nodes_and_documents(
         for r in statement["Resource"]
     ]
     assert sum(f"managed-instance/{NODE}" in r for r in resources) == 1
-    # The persona's preparation and seal, the marker's and the inventory's.
-    assert sum(":document/" in r for r in resources) == 4
+    # The stack's script document, the marker's and the inventory's.
+    assert sum(":document/" in r for r in resources) == 3
     assert not any(r.endswith("*") for r in resources)
+
+
+def test_the_node_role_reads_the_declared_scripts_and_lists_no_other_prefix(
+    template: dict[str, Any],
+) -> None:
+    """aws:downloadContent downloads with the node's credentials: each script's object, and
+    a listing under the script's key (the agent lists "<key>/" first, and fails when it may
+    not), which holds no objects."""
+    statements = [
+        s
+        for r in template["Resources"].values()
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        and "TemplateNodeRole" in json.dumps(r["Properties"].get("Roles", []))
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (get,) = [s for s in statements if s["Action"] == "s3:GetObject"]
+    keys = {
+        r["Properties"][k]["Key"]
+        for r in template["Resources"].values()
+        if r["Type"] == contract.IMAGE_RESOURCE_TYPE
+        for k in ("PreparationScript", "ValidationScript", "SealScript")
+        if k in r["Properties"]
+    }
+    objects = {json.dumps(r).split("/")[-1].rstrip('"]}') for r in get["Resource"]}
+    assert objects == keys
+    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["*.sh/"]}}
 
 
 def test_the_script_and_the_runtime_agree_on_the_contract() -> None:

@@ -43,8 +43,12 @@ def test_image_resource_carries_name_recipe_tags_and_handle(
             "Persona": "developer",
             "BuildTimeoutSeconds": "21600",
             "WaitHandle": {"Ref": Match.string_like_regexp("BuildHandle")},
-            # Prepared in the build: the persona's document, on its template's managed node.
-            "PreparationDocument": {"Ref": Match.string_like_regexp("PreparationDocument")},
+            # Prepared in the build: the persona's script (its asset's key and digest), run by
+            # the stack's script document on its template's managed node.
+            "PreparationScript": {
+                "Key": Match.string_like_regexp(r"^[0-9a-f]{64}\.sh$"),
+                "Sha256": Match.string_like_regexp(r"^[0-9a-f]{64}$"),
+            },
             "ManagedNodeId": "mi-0dev0template0001",
             "Tags": Match.array_with(
                 [

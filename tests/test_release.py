@@ -437,8 +437,7 @@ def test_validation_runs_on_the_prepared_template_before_the_image(
         run = next(r for r in w.cloudformation.runs if "ValidateTemplate" in r.visited)
         steps = [s for s in run.visited if s in ("VerifyMarker", "ValidateTemplate", "Image")]
         assert steps == ["VerifyMarker", "ValidateTemplate", "Image"]
-        (name,) = [n for n in w.cloudformation.documents if "ValidationDocument" in n]
-        script = "\n".join(w.ssm.script_of(name))  # downloaded from its asset
+        script = "\n".join(w.ssm.script_sent("validate"))  # downloaded from its asset
         assert "bash -c 'systemctl is-active --quiet clamav-daemon'" in script
         assert "check 2: test -x /usr/bin/libreoffice" in script
 

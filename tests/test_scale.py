@@ -177,9 +177,9 @@ def test_workspaces_calls_per_deploy_scenario() -> None:
 
 
 def test_fifty_personas_prepared_in_the_build_fit_one_stack() -> None:
-    """Scripts travel as assets, not in the template: 50 prepared personas (preparation and
-    seal each) keep the template under 3/4 of CloudFormation's 1 MB (about 600 KB today; the
-    issue's aim of 512 KB needs the documents shared, see docs/performance.md)."""
+    """Scripts travel as assets, not in the template, and one document runs them all: 50
+    prepared personas (preparation and seal each) keep the template under half of
+    CloudFormation's 1 MB (about 420 KB)."""
     import json
 
     from aws_cdk.assertions import Template
@@ -187,6 +187,6 @@ def test_fifty_personas_prepared_in_the_build_fit_one_stack() -> None:
     template = Template.from_stack(many_personas_stack(50, in_build=True)).to_json()
     size = len(json.dumps(template, indent=1))
     documents = [r for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Document"]
-    assert len(documents) == 2 + 2 * 50  # marker, inventory; preparation and seal each
-    assert size < 768_000, size
+    assert len(documents) == 3  # marker, inventory, scripts
+    assert size < 512_000, size
     assert not any("apt-get install -y firefox-esr" in json.dumps(d) for d in documents)

@@ -3,14 +3,17 @@ boto3 client (botocore serializes and validates every request; the fake checks e
 patterns and maximum lengths from the same model, as for WorkSpaces).
 
 A managed node is linked to a WorkSpace of the WorkSpaces fake: it is offline while that
-WorkSpace reboots, and reports its IP address. Running the persona's preparation document
-leaves the version file the document's script writes (its ``recipe=`` line); the stack's
-marker document prints that file. Outcomes can be set per node: a failed command with its
-output, a timeout, a marker that does not match.
+WorkSpace reboots, and reports its IP address. SendCommand checks the parameters against the
+document's own (undeclared, missing, ``allowedValues``, ``allowedPattern``), as Systems
+Manager does, and substitutes them into its steps. Running the stack's script document with
+a persona's preparation leaves the version file the script writes (its ``recipe=`` line);
+the stack's marker document prints that file. Outcomes can be set per node: a failed
+command with its output, a timeout, a marker that does not match.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -89,6 +92,13 @@ class Invocation:
     # SendCommand's OutputS3BucketName / OutputS3KeyPrefix, when given.
     output_bucket: str = ""
     output_prefix: str = ""
+    # SendCommand's Parameters (checked against the document's).
+    parameters: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def purpose(self) -> str:
+        """The script document's purpose parameter (prepare, validate, seal), or ""."""
+        return self.parameters.get("purpose", [""])[0]
 
 
 @dataclass
@@ -173,6 +183,7 @@ class FakeSSM:
         name = params["DocumentName"]
         if name not in (MARKER_DOCUMENT, INVENTORY_DOCUMENT) and name not in self.documents:
             raise ServiceError("InvalidDocument", f"Document {name} does not exist.")
+        given = self._check_parameters(name, params.get("Parameters", {}))
         (node_id,) = params["InstanceIds"]
         node = self.nodes.get(node_id)
         if node is None or self._ping(node) != "Online":
@@ -184,8 +195,35 @@ class FakeSSM:
             name,
             output_bucket=params.get("OutputS3BucketName", ""),
             output_prefix=params.get("OutputS3KeyPrefix", ""),
+            parameters=given,
         )
         return {"Command": {"CommandId": command_id, "DocumentName": name, "Status": "Pending"}}
+
+    def _check_parameters(self, name: str, given: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Systems Manager's check of SendCommand's parameters against the document's."""
+        content = self.documents.get(name)
+        if isinstance(content, str):
+            content = json.loads(content)
+        declared: dict[str, Any] = (content or {}).get("parameters", {})
+        for key, values in given.items():
+            spec = declared.get(key)
+            if spec is None:
+                raise ServiceError("InvalidParameters", f"Parameter {key} is not declared.")
+            for value in values:
+                allowed = spec.get("allowedValues")
+                if allowed is not None and value not in allowed:
+                    raise ServiceError(
+                        "InvalidParameters", f"Parameter {key}: {value!r} is not allowed."
+                    )
+                pattern = spec.get("allowedPattern")
+                if pattern is not None and not re.search(pattern, value):
+                    raise ServiceError(
+                        "InvalidParameters", f"Parameter {key}: {value!r} fails {pattern}."
+                    )
+        missing = [k for k, spec in declared.items() if k not in given and "default" not in spec]
+        if missing:
+            raise ServiceError("InvalidParameters", f"Parameters {missing} are required.")
+        return dict(given)
 
     def _finish(self, invocation: Invocation) -> None:
         self._run(invocation)
@@ -219,7 +257,7 @@ class FakeSSM:
 
     def _run(self, invocation: Invocation) -> None:
         node = self.nodes[invocation.node_id]
-        if "SealDocument" in invocation.document:
+        if invocation.purpose == "seal":
             node.seals += 1
             invocation.stdout = node.seal_output or SEALED
             sealed = invocation.stdout.rstrip().endswith("==> bakery sealed: ok")
@@ -239,7 +277,7 @@ class FakeSSM:
                 invocation.stderr = "cat: /etc/workspaces-image-bakery/version: No such file"
             invocation.details = invocation.status
             return
-        if "ValidationDocument" in invocation.document:
+        if invocation.purpose == "validate":
             node.validations += 1
             status, stdout, stderr, code = node.validation_outcome or (
                 "Success",
@@ -265,7 +303,7 @@ class FakeSSM:
         )
         invocation.details = "ExecutionTimedOut" if status == "TimedOut" else status
         if status == "Success":
-            script = "\n".join(self._run_command(invocation.document))
+            script = "\n".join(self._run_command(invocation))
             recipe = _RECIPE.search(script)
             written = node.recipe_override or (recipe.group(1) if recipe else "")
             node.version_file = f"persona=x\nrecipe={written}\n"
@@ -273,24 +311,35 @@ class FakeSSM:
                 stdout or "==> bakery step: patch\n==> bakery done: recipe=" + written
             )
 
-    def script_of(self, document: str) -> list[str]:
-        """The lines of the script `document` runs (for tests that read it)."""
-        return self._run_command(document)
+    def script_sent(self, purpose: str) -> list[str]:
+        """The lines of the last script sent for `purpose` (prepare, validate, seal)."""
+        invocation = next(
+            i for i in reversed(list(self.invocations.values())) if i.purpose == purpose
+        )
+        return self._run_command(invocation)
 
-    def _run_command(self, document: str) -> list[str]:
-        """The script the document runs: the one its aws:downloadContent step fetches (read
-        from the file CDK staged as the asset, as the agent would read the S3 object)."""
-        content = self.documents[document]
+    def _run_command(self, invocation: Invocation) -> list[str]:
+        """The script the document runs, its parameters substituted as Systems Manager does:
+        for the script document, the script its aws:downloadContent step fetches (read from
+        the file CDK staged as the asset, as the agent would read the S3 object), checked
+        against its SHA-256 as the document's own check does."""
+        content = self.documents[invocation.document]
         if isinstance(content, str):
             content = json.loads(content)
         steps = content["mainSteps"]
         run = next(s for s in steps if s["action"] == "aws:runShellScript")
-        lines: list[str] = run["inputs"]["runCommand"]
-        if any(s["action"] == "aws:downloadContent" for s in steps):
-            (named,) = [line for line in lines if line.startswith("script=")]
-            name = named.split("/")[-1].strip("'\"")
-            return (SCRIPT_CACHE / name).read_text().splitlines()
-        return lines
+        lines = [self._substitute(line, invocation) for line in run["inputs"]["runCommand"]]
+        if not any(s["action"] == "aws:downloadContent" for s in steps):
+            return lines
+        (digest,) = invocation.parameters["sha256"]
+        body = (SCRIPT_CACHE / f"{digest}.sh").read_bytes()
+        assert hashlib.sha256(body).hexdigest() == digest
+        assert any(digest in line and "sha256sum --check" in line for line in lines)
+        return body.decode().splitlines()
+
+    @staticmethod
+    def _substitute(text: str, invocation: Invocation) -> str:
+        return re.sub(r"\{\{ *(\w+) *\}\}", lambda m: invocation.parameters[m.group(1)][0], text)
 
     def _op_GetCommandInvocation(self, params: dict[str, Any]) -> dict[str, Any]:
         invocation = self.invocations.get(params["CommandId"])

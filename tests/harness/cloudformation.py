@@ -20,12 +20,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from bakery_runtime.core import contract
 from bakery_runtime.core.aws import Clients
 from bakery_runtime.core.errors import BuildFailed, TransientError
 from bakery_runtime.image_build import custom_resource
@@ -116,6 +118,7 @@ class CloudFormation:
         self.types: dict[str, str] = {}
         self.paused: set[str] = set()
         self.documents: dict[str, Any] = {}
+        self._template: Mapping[str, Any] = {}
         # DescribeStackResource answers from the stack as this stand-in holds it, with the
         # resource an event is being sent for as CloudFormation records it meanwhile.
         status.resources = lambda: self.stack.physical
@@ -281,6 +284,7 @@ class CloudFormation:
         """Create or update the stack to `template`; roll back and re-raise on failure."""
         before = copy.deepcopy(self.stack)
         first = not self.stack.physical
+        self._template = template
         self.stack_status("CREATE_IN_PROGRESS" if first else "UPDATE_IN_PROGRESS")
         new_resources = {k: v for k, v in template["Resources"].items() if v["Type"] in ORDER}
         old_resources = self.stack.template["Resources"]
@@ -348,6 +352,7 @@ class CloudFormation:
                 name = f"{logical_id}-{uuid.uuid4().hex[:12]}"
                 self.stack.physical[logical_id] = name
                 self.documents[name] = resource["Properties"]["Content"]
+            self._configure_functions(logical_id)
             return
         if kind == "AWS::CloudFormation::WaitConditionHandle":
             self.stack.physical.setdefault(logical_id, handle_url(logical_id, self.stack_id))
@@ -384,6 +389,16 @@ class CloudFormation:
         self.stack.physical[logical_id] = result["PhysicalResourceId"]
         self.stack.sent[logical_id] = props
         self.stack.data[logical_id] = result.get("Data", {})
+
+    def _configure_functions(self, logical_id: str) -> None:
+        """The step function's environment names the stack's script document: where the
+        template's function refers to this document, the runtime is given its name."""
+        for resource in self._template.get("Resources", {}).values():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            if variables.get(contract.ENV_SCRIPT_DOCUMENT) == {"Ref": logical_id}:
+                os.environ[contract.ENV_SCRIPT_DOCUMENT] = self.stack.physical[logical_id]
 
     def _rollback(self, before: Stack, touched: list[str]) -> None:
         for logical_id in reversed(touched):

@@ -9,9 +9,20 @@ run for hours and reports to CloudFormation through a WaitCondition.
 from __future__ import annotations
 
 import functools
+import re
 from typing import TYPE_CHECKING
 
-from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import (
+    ArnFormat,
+    Aws,
+    CfnOutput,
+    Duration,
+    IStableListProducer,
+    Lazy,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -37,6 +48,7 @@ from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, i
 from ..core.validation import BakeryValidationError, Problem, is_token
 from ..evidence.sbom_layer import sbom_layer_folder
 from ..evidence.store import EVIDENCE_FINDING, EvidenceStore
+from .run_command import SCRIPT_KEY_PATTERN, script_document
 
 if TYPE_CHECKING:
     from aws_cdk import aws_cloudwatch as cloudwatch  # loaded by notify()
@@ -44,14 +56,16 @@ if TYPE_CHECKING:
 RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
 # CloudFormation's template limit is 1 MB (uploaded through S3). What the library adds to
 # a stack's template is counted as constructs are created: the runtime once, each image's
-# resources, and each preparation document as CDK writes it (its script's lines as JSON
-# strings, indented). Measured by `make bench`: the runtime takes about 85 KB and an image
-# with its wait and bundle about 5 KB; the estimates below leave room to spare.
+# resources, and each script's key, digest and grant as CDK writes them. Measured by
+# `make bench` and tests/test_preparation_build.py: the estimates stay above the real size.
 TEMPLATE_LIMIT_BYTES = 1_000_000
 RUNTIME_TEMPLATE_BYTES = 131_000
 IMAGE_TEMPLATE_BYTES = 11_000
-# A script's document: its download and digest check, its asset's grant to the node role.
-DOCUMENT_TEMPLATE_BYTES = 2_500
+# A script: its key and digest in the image's properties, its object in the node role's
+# policy, its digest in the script document (created once, counted in the runtime's bytes).
+SCRIPT_TEMPLATE_BYTES = 800
+# The stack's script document and the node role's listing grant, written once.
+SCRIPT_DOCUMENT_TEMPLATE_BYTES = 6_000
 # The asset holds the runtime's Python source files and nothing else (no caches from tests
 # or type checks), so its hash changes only when the code does.
 # The runtime's capability folders (core, build, release, distribution, rollout, evidence).
@@ -97,6 +111,17 @@ def _arn_of(service: str, resource: str) -> str:
 def _finding(resource: str) -> str:
     """How cdk-nag names a wildcard finding on a WorkSpaces ARN of this account and Region."""
     return "Resource::arn:<AWS::Partition>:workspaces:<AWS::Region>:<AWS::AccountId>:" + resource
+
+
+@jsii.implements(IStableListProducer)
+class _Sorted:
+    """The stack's script digests, sorted, as the script document lists them at synth."""
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+
+    def produce(self) -> list[str]:
+        return sorted(set(self.values))
 
 
 def runtime_function(
@@ -167,6 +192,8 @@ class BuildRuntime(Construct):
         self._send_statement: iam.PolicyStatement | None = None
         self._node_role: iam.Role | None = None
         self._script_statement: iam.PolicyStatement | None = None
+        self._script_digests: list[str] = []
+        self.script_document: ssm.CfnDocument | None = None
         self._template_bytes = RUNTIME_TEMPLATE_BYTES
         self.marker_document = self._marker_document()
         self.inventory_document = self._inventory_document()
@@ -360,26 +387,25 @@ class BuildRuntime(Construct):
                         "preparation",
                         f"a stack template of about {self._template_bytes // 1000} KB",
                         f"at most {TEMPLATE_LIMIT_BYTES // 1000} KB (CloudFormation's template "
-                        "limit): each persona prepared in the build carries its script in the "
-                        "template; put some personas in another stack",
+                        "limit): put some personas in another stack",
                     )
                 ]
             )
 
-    def allow_preparation(self, managed_node_id: str, document: ssm.CfnDocument) -> None:
-        """Let the build send this persona's document (and the recipe marker's) to this
-        template's managed node, and no other document or node."""
+    def allow_preparation(self, managed_node_id: str) -> None:
+        """Let the build send the stack's documents (the script document, the recipe
+        marker's and the inventory's) to this template's managed node, and no other
+        document or node."""
         _ = self.template_node_role  # the role a template's hybrid activation needs
         node = _arn_of("ssm", f"managed-instance/{managed_node_id}")
-        doc = _arn_of("ssm", f"document/{document.ref}")
         if self._send_statement is None:
             self._send_statement = iam.PolicyStatement(
                 actions=["ssm:SendCommand"],
                 resources=[
                     _arn_of("ssm", f"document/{self.marker_document.ref}"),
                     _arn_of("ssm", f"document/{self.inventory_document.ref}"),
-                    doc,
                     node,
+                    *([self._script_document_arn()] if self.script_document else []),
                 ],
             )
             self.step_function.add_to_role_policy(self._send_statement)
@@ -391,17 +417,60 @@ class BuildRuntime(Construct):
                 )
             )
         else:
-            self._send_statement.add_resources(doc, node)
+            self._send_statement.add_resources(node)
 
-    def allow_script(self, asset: s3_assets.Asset) -> None:
+    def allow_script(self, asset: s3_assets.Asset, digest: str) -> None:
         """The template's node role may read this script's object (aws:downloadContent
-        fetches it with the node's credentials); one statement holds every script."""
-        arn = f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
+        fetches it with the node's credentials; one statement holds every script), and the
+        stack's script document may run it (its digest is one of the document's allowed
+        values). The document is created with the first script."""
+        key = asset.s3_object_key
+        if is_token(key) or not re.fullmatch(SCRIPT_KEY_PATTERN, key):
+            raise BakeryValidationError(
+                [
+                    Problem(
+                        self.node.path,
+                        "preparation",
+                        key,
+                        "a script asset's S3 object key as the CDK's DefaultStackSynthesizer "
+                        "writes it (<hash>.sh, no bucket_prefix): the stack's script document "
+                        "downloads scripts by that key",
+                    )
+                ]
+            )
+        arn = f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{key}"
+        self._script_digests.append(digest)
         if self._script_statement is None:
             self._script_statement = iam.PolicyStatement(actions=["s3:GetObject"], resources=[arn])
             self.template_node_role.add_to_principal_policy(self._script_statement)
+            # The agent lists "<key>/" before it downloads (to tell a folder from a file;
+            # amazon-ssm-agent's s3resource) and fails when it may not: listing is allowed
+            # under script keys only, where the CDK writes no objects.
+            self.template_node_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}"],
+                    conditions={"StringLike": {"s3:prefix": ["*.sh/"]}},
+                )
+            )
+            self.script_document = script_document(
+                self,
+                "RunScript",
+                bucket=asset.s3_bucket_name,
+                digests=Lazy.list(_Sorted(self._script_digests)),
+            )
+            self.step_function.add_environment(
+                contract.ENV_SCRIPT_DOCUMENT, self.script_document.ref
+            )
+            self._template_bytes += SCRIPT_DOCUMENT_TEMPLATE_BYTES
+            if self._send_statement is not None:
+                self._send_statement.add_resources(self._script_document_arn())
         else:
             self._script_statement.add_resources(arn)
+
+    def _script_document_arn(self) -> str:
+        assert self.script_document is not None
+        return _arn_of("ssm", f"document/{self.script_document.ref}")
 
     @property
     def template_node_role(self) -> iam.Role:
@@ -682,7 +751,7 @@ class BuildRuntime(Construct):
                 c.STATUS_AVAILABLE,
                 write_record.next(
                     sfn.Choice(self, "SealedInBuild?")
-                    .when(sfn.Condition.is_present("$.Build.seal_document"), restore.next(succeed))
+                    .when(sfn.Condition.is_present("$.Build.seal_script"), restore.next(succeed))
                     .otherwise(succeed)
                 ),
                 wait_image,
@@ -776,7 +845,7 @@ class BuildRuntime(Construct):
         )
         sealed = (
             sfn.Choice(self, "SealInBuild?")
-            .when(sfn.Condition.is_present("$.Build.seal_document"), seal)
+            .when(sfn.Condition.is_present("$.Build.seal_script"), seal)
             .otherwise(assess)
         )
         poll_inventory.next(
@@ -793,7 +862,7 @@ class BuildRuntime(Construct):
         )
         validated = (
             sfn.Choice(self, "ValidatedInBuild?")
-            .when(sfn.Condition.is_present("$.Build.validation_document"), validate)
+            .when(sfn.Condition.is_present("$.Build.validation_script"), validate)
             .otherwise(take_inventory)
         )
         poll_marker.next(

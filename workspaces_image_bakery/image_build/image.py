@@ -54,11 +54,11 @@ from ..core.validation import (
     without_none,
 )
 from ..release.release import check_retained_images, check_version, image_quota
-from .build_runtime import DOCUMENT_TEMPLATE_BYTES, IMAGE_TEMPLATE_BYTES, BuildRuntime
+from .build_runtime import IMAGE_TEMPLATE_BYTES, SCRIPT_TEMPLATE_BYTES, BuildRuntime
 from .run_command import (
     RunCommandPreparation,
     check_managed_node_id,
-    preparation_document,
+    script_asset,
     validation_script,
 )
 
@@ -313,50 +313,35 @@ class WorkspaceImage(Construct):
         runtime.allow_template_workspace(template_workspace_id)
         self.prepared_by = prepared_by
         self.preparation_script: str | None = None
-        preparation: dict[str, str] = {}
+        preparation: dict[str, Any] = {}
         if prepared_by is not None:
             self.preparation_script = prepared_by.script(self.fingerprint)
-            document = preparation_document(
-                self,
-                "PreparationDocument",
-                script=self.preparation_script,
-                timeout_seconds=int(seconds),
-                persona=persona,
-                allow_read=runtime.allow_script,
-            )
-            runtime.allow_preparation(prepared_by.managed_node_id, document)
-            runtime.count_template_bytes(problems.path, DOCUMENT_TEMPLATE_BYTES)
             preparation = {
-                contract.PREPARATION_DOCUMENT: document.ref,
+                contract.PREPARATION_SCRIPT: script_asset(
+                    self,
+                    "PreparationScript",
+                    script=self.preparation_script,
+                    allow_read=runtime.allow_script,
+                ),
                 contract.MANAGED_NODE_ID: prepared_by.managed_node_id,
             }
+            runtime.allow_preparation(prepared_by.managed_node_id)
             if prepared_by.validation_commands:
-                checks = validation_script(prepared_by.validation_commands)
-                validation = preparation_document(
+                preparation[contract.VALIDATION_SCRIPT] = script_asset(
                     self,
-                    "ValidationDocument",
-                    script=checks,
-                    timeout_seconds=int(seconds),
-                    persona=persona,
+                    "ValidationScript",
+                    script=validation_script(prepared_by.validation_commands),
                     allow_read=runtime.allow_script,
-                    purpose="validate",
                 )
-                runtime.allow_preparation(prepared_by.managed_node_id, validation)
-                runtime.count_template_bytes(problems.path, DOCUMENT_TEMPLATE_BYTES)
-                preparation[contract.VALIDATION_DOCUMENT] = validation.ref
             if prepared_by.seal_script:
-                seal = preparation_document(
+                preparation[contract.SEAL_SCRIPT] = script_asset(
                     self,
-                    "SealDocument",
+                    "SealScript",
                     script=prepared_by.seal_script,
-                    timeout_seconds=1800,
-                    persona=persona,
                     allow_read=runtime.allow_script,
-                    purpose="seal",
                 )
-                runtime.allow_preparation(prepared_by.managed_node_id, seal)
-                runtime.count_template_bytes(problems.path, DOCUMENT_TEMPLATE_BYTES)
-                preparation[contract.SEAL_DOCUMENT] = seal.ref
+            scripts = len(preparation) - 1  # besides the managed node id
+            runtime.count_template_bytes(problems.path, SCRIPT_TEMPLATE_BYTES * scripts)
         self._declared_tags = dict(tags)
         self._tag_manager = tag_manager(contract.IMAGE_RESOURCE_TYPE, tags)
         TagCheck.register(self.stack, self)

@@ -2,12 +2,15 @@
 Systems Manager Run Command, as a hybrid managed node (mi-...) registered with an activation.
 
 Each script (preparation, validation, seal) travels as a CDK file asset (S3), not inside the
-template: a stack holds 50 prepared personas well under CloudFormation's 1 MB. Its
-``AWS::SSM::Document`` (Command, schema 2.2) is small: ``aws:downloadContent`` fetches the
-script with the node's own credentials (the template's node role may read exactly these
-objects), then ``aws:runShellScript`` checks its SHA-256, known at synth, runs it with bash
-and deletes it. The document's content changes with the script, so CloudFormation replaces
-it and the build always sends the document of its own recipe.
+template, and one ``AWS::SSM::Document`` per stack (Command, schema 2.2) runs them all: a
+stack holds 50 prepared personas in about half of CloudFormation's 1 MB. The document's
+``aws:downloadContent`` step fetches the script named by its ``scriptKey`` parameter with the
+node's own credentials (the template's node role may read exactly the stack's scripts), then
+``aws:runShellScript`` checks its SHA-256, runs it with bash and deletes it. The ``sha256``
+parameter takes only the digests of the scripts the stack declares (``allowedValues``, which
+Systems Manager enforces on SendCommand), so whoever may send the document can run nothing
+but a declared script; the build sends each persona's key and digest from its image
+resource's properties, which change with the recipe.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Fn
+from aws_cdk import Aws, Fn
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -128,6 +131,13 @@ def script_file(script: str) -> tuple[Path, str]:
     return path, digest
 
 
+# The parameters of the stack's script document, and what Systems Manager lets each take.
+PURPOSES = ("prepare", "validate", "seal")
+SCRIPT_KEY_PATTERN = r"^[0-9a-f]{64}\.sh$"  # a CDK file asset's object key: its hash
+# aws:runShellScript's timeoutSeconds, 1 to 172800 (as AWS-RunShellScript's executionTimeout).
+TIMEOUT_PATTERN = r"^([1-9][0-9]{0,4}|1[0-6][0-9]{4}|17[0-1][0-9]{3}|172[0-7][0-9]{2}|172800)$"
+
+
 def download_lines(file_name: str, digest: str, purpose: str) -> list[str]:
     """Check the downloaded script against its digest, run it with bash, keep its exit code
     and delete it (it must not stay in the image)."""
@@ -147,47 +157,64 @@ def download_lines(file_name: str, digest: str, purpose: str) -> list[str]:
     ]
 
 
-def preparation_document(
+def script_asset(
     scope: Construct,
     id_: str,
     *,
     script: str,
-    timeout_seconds: int,
-    persona: str,
-    allow_read: Callable[[s3_assets.Asset], None],
-    purpose: str = "prepare",
-) -> ssm.CfnDocument:
-    """The persona's preparation (or its validation checks, `purpose` "validate", or its
-    seal) as a Command document that downloads the script from its asset and runs it; the
-    run is bound by the build's. `allow_read` lets the template's node role read the asset."""
+    allow_read: Callable[[s3_assets.Asset, str], None],
+) -> dict[str, str]:
+    """The script as a file asset that the template's node role may read (`allow_read`
+    also lists its digest in the stack's document); what the image resource's property
+    holds: the object key and the SHA-256 the build sends with the document."""
     path, digest = script_file(script)
-    asset = s3_assets.Asset(scope, f"{id_}Script", path=str(path))
-    allow_read(asset)
+    asset = s3_assets.Asset(scope, id_, path=str(path))
+    allow_read(asset, digest)
+    return {contract.SCRIPT_KEY: asset.s3_object_key, contract.SCRIPT_SHA256: digest}
+
+
+def script_document(
+    scope: Construct, id_: str, *, bucket: str, digests: list[str]
+) -> ssm.CfnDocument:
+    """The stack's one document that runs a persona's script from the assets `bucket`;
+    `digests` is a list token of every declared script's SHA-256 (filled in at synth)."""
     # aws:downloadContent's sourceInfo is JSON text: {"path": "<the object's https URL>"}.
-    source = Fn.join("", ['{"path":"', asset.http_url, '"}'])
+    url = ["https://s3.", Aws.REGION, ".", Aws.URL_SUFFIX, "/", bucket, "/{{ scriptKey }}"]
+    source = Fn.join("", ['{"path":"', *url, '"}'])
     return ssm.CfnDocument(
         scope,
         id_,
         document_type="Command",
         content={
             "schemaVersion": "2.2",
-            "description": f"workspaces-image-bakery: {purpose} the template of persona {persona}",
+            "description": "workspaces-image-bakery: run a persona's script on its template",
+            "parameters": {
+                "purpose": {"type": "String", "allowedValues": list(PURPOSES)},
+                "scriptKey": {"type": "String", "allowedPattern": SCRIPT_KEY_PATTERN},
+                "sha256": {"type": "String", "allowedValues": digests},
+                "timeoutSeconds": {"type": "String", "allowedPattern": TIMEOUT_PATTERN},
+            },
             "mainSteps": [
                 {
                     "action": "aws:downloadContent",
-                    "name": f"{purpose}Download",
+                    "name": "download",
                     "inputs": {
                         "sourceType": "S3",
                         "sourceInfo": source,
-                        "destinationPath": DOWNLOAD_DIR,
+                        # A trailing slash: the agent keeps the object's name in this folder
+                        # (amazon-ssm-agent's s3resource.DownloadRemoteResource; without it,
+                        # a folder not there yet would become the file's own name).
+                        "destinationPath": f"{DOWNLOAD_DIR}/",
                     },
                 },
                 {
                     "action": "aws:runShellScript",
-                    "name": purpose,
+                    "name": "run",
                     "inputs": {
-                        "runCommand": download_lines(path.name, digest, purpose),
-                        "timeoutSeconds": str(timeout_seconds),
+                        "runCommand": download_lines(
+                            "{{ scriptKey }}", "{{ sha256 }}", "{{ purpose }}"
+                        ),
+                        "timeoutSeconds": "{{ timeoutSeconds }}",
                     },
                 },
             ],

@@ -23,16 +23,20 @@ RECIPE: Final = "Recipe"
 TAGS: Final = "Tags"
 BUILD_TIMEOUT_SECONDS: Final = "BuildTimeoutSeconds"
 WAIT_HANDLE: Final = "WaitHandle"
-# Preparation in the build (absent: the template is prepared by hand): the persona's SSM
-# Command document and the template's managed node (a hybrid activation, mi-...).
-PREPARATION_DOCUMENT: Final = "PreparationDocument"
+# Preparation in the build (absent: the template is prepared by hand): the persona's
+# preparation script and the template's managed node (a hybrid activation, mi-...). A script
+# property is {"Key": <its asset's S3 object key>, "Sha256": <its digest>}; the stack's one
+# script document (ENV_SCRIPT_DOCUMENT) downloads, checks and runs it.
+PREPARATION_SCRIPT: Final = "PreparationScript"
 MANAGED_NODE_ID: Final = "ManagedNodeId"
-# Validation before the image (absent: none): the persona's SSM Command document of checks,
-# run on the prepared, rebooted template; a failing check fails the build.
-VALIDATION_DOCUMENT: Final = "ValidationDocument"
-# The seal (with the preparation channel): the persona's SSM Command document that takes the
-# template's identity off its root volume, the last command before the image.
-SEAL_DOCUMENT: Final = "SealDocument"
+SCRIPT_KEY: Final = "Key"
+SCRIPT_SHA256: Final = "Sha256"
+# Validation before the image (absent: none): the persona's script of checks, run on the
+# prepared, rebooted template; a failing check fails the build.
+VALIDATION_SCRIPT: Final = "ValidationScript"
+# The seal (with the preparation channel): the persona's script that takes the template's
+# identity off its root volume, the last command before the image.
+SEAL_SCRIPT: Final = "SealScript"
 # Release: the image version (library tag below), how many of the persona's images are
 # kept, and the Region's image quota the build checks before it starts.
 IMAGE_VERSION: Final = "ImageVersion"
@@ -129,6 +133,8 @@ ENV_MARKER_DOCUMENT: Final = "MARKER_DOCUMENT"
 # prepared template holds (packages, unit states, evidence files).
 ENV_EVIDENCE_BUCKET: Final = "EVIDENCE_BUCKET"
 ENV_INVENTORY_DOCUMENT: Final = "INVENTORY_DOCUMENT"
+# The stack's script document (preparation, validation and seal scripts of every persona).
+ENV_SCRIPT_DOCUMENT: Final = "SCRIPT_DOCUMENT"
 # Where things live in the evidence store. Only the build's step role may write records,
 # SBOMs and a build's work; the template's node role may write command output only.
 RECORDS_PREFIX: Final = "records/"

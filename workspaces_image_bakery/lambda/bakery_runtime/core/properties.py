@@ -19,7 +19,9 @@ _IMAGE_ID = re.compile(r"^wsi-[0-9a-z]{9,63}$")
 _WORKSPACE_ID = re.compile(r"^ws-[0-9a-z]{8,63}$")
 # botocore's SSM InstanceId pattern, hybrid (managed) nodes only.
 MANAGED_NODE_ID = re.compile(r"^mi-\w{17}$")
-_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.:/]{3,128}$")
+# A script's asset: its S3 object key (a CDK file asset's hash) and its SHA-256.
+_SCRIPT_KEY = re.compile(r"^[0-9a-f]{64}\.sh$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,19}$")
 MAX_BUILD_TIMEOUT_SECONDS = 43_200
 
@@ -81,17 +83,17 @@ class ImageProperties:
     build_timeout_seconds: int
     wait_handle: str
     # Both set when the build prepares the template through Run Command; both None when
-    # the template is prepared by hand.
-    preparation_document: str | None = None
+    # the template is prepared by hand. A script is {"Key": ..., "Sha256": ...}.
+    preparation_script: dict[str, str] | None = None
     managed_node_id: str | None = None
     # The persona's image version (tagged on the image); None from an older template.
     version: str | None = None
     # How many of the persona's images are kept; 1 (an older template): none besides this.
     retained_images: int = 1
     image_quota: int = c.DEFAULT_IMAGE_QUOTA
-    validation_document: str | None = None
+    validation_script: dict[str, str] | None = None
     expectations: dict[str, Any] | None = None
-    seal_document: str | None = None
+    seal_script: dict[str, str] | None = None
 
     def library_tags(self) -> dict[str, str]:
         """The tags that say what the image is: persona, recipe and version."""
@@ -127,9 +129,9 @@ class ImageProperties:
             wait_handle=_text(props, c.WAIT_HANDLE, resource),
             **_preparation(props, resource),
             version=_version(props, c.IMAGE_VERSION, resource),
-            validation_document=_validation(props, resource),
+            validation_script=_script(props, c.VALIDATION_SCRIPT, resource),
             expectations=_expectations(props, resource),
-            seal_document=_document(props, c.SEAL_DOCUMENT, resource),
+            seal_script=_script(props, c.SEAL_SCRIPT, resource),
             retained_images=_int(props, c.RETAINED_IMAGES, resource, 1, c.MAX_RETAINED_IMAGES)
             if c.RETAINED_IMAGES in props
             else 1,
@@ -152,23 +154,28 @@ def _expectations(props: Mapping[str, Any], resource: str) -> dict[str, Any] | N
     return value
 
 
-def _validation(props: Mapping[str, Any], resource: str) -> str | None:
-    """The validation document's name; only with the preparation channel (it runs there)."""
-    return _document(props, c.VALIDATION_DOCUMENT, resource)
-
-
-def _document(props: Mapping[str, Any], key: str, resource: str) -> str | None:
-    """An SSM document's name that runs on the template (validation, seal); only with the
-    preparation channel (it runs there)."""
+def _script(props: Mapping[str, Any], key: str, resource: str) -> dict[str, str] | None:
+    """A script that runs on the template (validation, seal): its asset's object key and
+    SHA-256; only with the preparation channel (it runs there)."""
     if key not in props:
         return None
-    document = _text(props, key, resource)
-    if not _DOCUMENT_NAME.match(document) or c.MANAGED_NODE_ID not in props:
+    if c.MANAGED_NODE_ID not in props:
+        raise InvalidPropertiesError(f"{resource}: property {key} needs {c.MANAGED_NODE_ID}")
+    return _script_value(props, key, resource)
+
+
+def _script_value(props: Mapping[str, Any], key: str, resource: str) -> dict[str, str]:
+    value = props.get(key)
+    if (
+        not isinstance(value, Mapping)
+        or not _SCRIPT_KEY.match(str(value.get(c.SCRIPT_KEY, "")))
+        or not _SHA256.match(str(value.get(c.SCRIPT_SHA256, "")))
+    ):
         raise InvalidPropertiesError(
-            f"{resource}: property {key} must be an SSM document name, with "
-            f"{c.MANAGED_NODE_ID}, got {document!r}"
+            f"{resource}: property {key} must be {{{c.SCRIPT_KEY!r}: <64 hex>.sh, "
+            f"{c.SCRIPT_SHA256!r}: <64 hex>}}, got {value!r}"
         )
-    return document
+    return {c.SCRIPT_KEY: str(value[c.SCRIPT_KEY]), c.SCRIPT_SHA256: str(value[c.SCRIPT_SHA256])}
 
 
 def _version(props: Mapping[str, Any], key: str, resource: str) -> str | None:
@@ -183,24 +190,19 @@ def _version(props: Mapping[str, Any], key: str, resource: str) -> str | None:
     return value
 
 
-def _preparation(props: Mapping[str, Any], resource: str) -> dict[str, str]:
+def _preparation(props: Mapping[str, Any], resource: str) -> dict[str, Any]:
     """The preparation channel's two properties: both or neither."""
-    given = [k for k in (c.PREPARATION_DOCUMENT, c.MANAGED_NODE_ID) if k in props]
+    given = [k for k in (c.PREPARATION_SCRIPT, c.MANAGED_NODE_ID) if k in props]
     if not given:
         return {}
-    document = _text(props, c.PREPARATION_DOCUMENT, resource)
+    script = _script_value(props, c.PREPARATION_SCRIPT, resource)
     node = _text(props, c.MANAGED_NODE_ID, resource)
-    if not _DOCUMENT_NAME.match(document):
-        raise InvalidPropertiesError(
-            f"{resource}: property {c.PREPARATION_DOCUMENT} must be an SSM document name, "
-            f"got {document!r}"
-        )
     if not MANAGED_NODE_ID.match(node):
         raise InvalidPropertiesError(
             f"{resource}: property {c.MANAGED_NODE_ID} must look like mi- and 17 characters, "
             f"got {node!r}"
         )
-    return {"preparation_document": document, "managed_node_id": node}
+    return {"preparation_script": script, "managed_node_id": node}
 
 
 @dataclass(frozen=True)

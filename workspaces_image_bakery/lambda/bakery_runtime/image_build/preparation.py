@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -95,10 +95,12 @@ def check_node(build: BuildRequest, clients: Clients) -> bool:
 
 
 def prepare_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
-    """Send the persona's preparation document to the template's managed node."""
+    """Send the persona's preparation script to the template's managed node."""
+    if not build.preparation_script:
+        raise BuildFailed("this build has no preparation to run")
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send(build, clients, str(build.preparation_document), PURPOSE_PREPARATION)
+    return _send_script(build, clients, build.preparation_script, PURPOSE_PREPARATION)
 
 
 def verify_marker(build: BuildRequest, clients: Clients) -> dict[str, Any]:
@@ -119,11 +121,11 @@ def take_inventory(build: BuildRequest, clients: Clients) -> dict[str, Any]:
 def seal_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
     """The last command before the image: take the template's identity off its root volume
     and prove each item gone (preparation/seal.py renders the document)."""
-    if not build.seal_document:
+    if not build.seal_script:
         raise BuildFailed("this build has no seal to run")
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send(build, clients, build.seal_document, PURPOSE_SEAL)
+    return _send_script(build, clients, build.seal_script, PURPOSE_SEAL)
 
 
 def read_seal(stdout: str) -> tuple[dict[str, str], bool]:
@@ -143,17 +145,51 @@ def read_seal(stdout: str) -> tuple[dict[str, str], bool]:
 
 def validate_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
     """After the marker check, before the image: run the persona's validation checks."""
-    if not build.validation_document:
+    if not build.validation_script:
         raise BuildFailed("this build has no validation to run")
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send(build, clients, build.validation_document, PURPOSE_VALIDATION)
+    return _send_script(build, clients, build.validation_script, PURPOSE_VALIDATION)
 
 
-def _send(build: BuildRequest, clients: Clients, document: str, purpose: str) -> dict[str, Any]:
+# The stack's script document's purpose parameter (its allowed values) for each command.
+SCRIPT_PURPOSES = {
+    PURPOSE_PREPARATION: "prepare",
+    PURPOSE_VALIDATION: "validate",
+    PURPOSE_SEAL: "seal",
+}
+# How long the seal may run on the template; the preparation and validation take the
+# build's own bound.
+SEAL_TIMEOUT_SECONDS = 1800
+
+
+def _send_script(
+    build: BuildRequest, clients: Clients, script: Mapping[str, str], purpose: str
+) -> dict[str, Any]:
+    """Send the stack's script document with this script's key and digest: the document
+    downloads the object, checks its SHA-256 and runs it (Systems Manager refuses a digest
+    the stack did not declare)."""
+    timeout = SEAL_TIMEOUT_SECONDS if purpose == PURPOSE_SEAL else build.bound_seconds
+    parameters = {
+        "purpose": [SCRIPT_PURPOSES[purpose]],
+        "scriptKey": [script[c.SCRIPT_KEY]],
+        "sha256": [script[c.SCRIPT_SHA256]],
+        "timeoutSeconds": [str(timeout)],
+    }
+    return _send(build, clients, os.environ[c.ENV_SCRIPT_DOCUMENT], purpose, parameters)
+
+
+def _send(
+    build: BuildRequest,
+    clients: Clients,
+    document: str,
+    purpose: str,
+    parameters: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     try:
         command = clients.ssm.send_command(
             DocumentName=document,
+            Parameters=dict(parameters or {}),
             InstanceIds=[str(build.managed_node_id)],
             TimeoutSeconds=600,  # to be delivered; the document bounds the run itself
             Comment=f"workspaces-image-bakery {purpose} {build.image_name}"[:100],

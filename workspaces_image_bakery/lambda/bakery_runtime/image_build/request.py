@@ -46,22 +46,23 @@ class BuildRequest:
     # The full recipe fingerprint: the marker the preparation leaves in the version file.
     recipe: str = ""
     # Set when the build prepares the template through Run Command (see ImageProperties).
-    preparation_document: str | None = None
+    preparation_script: dict[str, str] | None = None
     managed_node_id: str | None = None
     # The Region's image quota the first step checks (the app's context value). A wrong
     # value only moves where a full Region is reported: AWS enforces the real quota.
     image_quota: int = c.DEFAULT_IMAGE_QUOTA
     # Set when checks run on the prepared template before the image is taken. IAM lets the
-    # runtime send only the stack's own documents to the declared nodes.
-    validation_document: str | None = None
-    # The seal document (with the preparation channel): the last command before the image.
-    seal_document: str | None = None
+    # runtime send only the stack's own script document to the declared nodes, and the
+    # document runs only the scripts the stack declares (their digests are its allowed values).
+    validation_script: dict[str, str] | None = None
+    # The seal script (with the preparation channel): the last command before the image.
+    seal_script: dict[str, str] | None = None
     # What the persona declares that the as-built checklist checks (Expectations property).
     expectations: dict[str, Any] | None = None
 
     @property
     def prepared_in_build(self) -> bool:
-        return bool(self.preparation_document and self.managed_node_id)
+        return bool(self.preparation_script and self.managed_node_id)
 
     @classmethod
     def for_image(cls, props: ImageProperties, now: float | None = None) -> BuildRequest:
@@ -76,12 +77,12 @@ class BuildRequest:
             bound_seconds=props.build_timeout_seconds,
             wait_handle=props.wait_handle,
             recipe=props.recipe,
-            preparation_document=props.preparation_document,
+            preparation_script=props.preparation_script,
             managed_node_id=props.managed_node_id,
             image_quota=props.image_quota,
-            validation_document=props.validation_document,
+            validation_script=props.validation_script,
             expectations=props.expectations,
-            seal_document=props.seal_document,
+            seal_script=props.seal_script,
         )
 
     def to_input(self) -> dict[str, Any]:
@@ -101,15 +102,19 @@ class BuildRequest:
             bound_seconds=int(data["bound_seconds"]),
             wait_handle=str(data["wait_handle"]),
             recipe=str(data.get("recipe") or ""),
-            preparation_document=_optional(data.get("preparation_document")),
+            preparation_script=_script(data.get("preparation_script")),
             managed_node_id=_optional(data.get("managed_node_id")),
             image_quota=int(data.get("image_quota") or c.DEFAULT_IMAGE_QUOTA),
-            validation_document=_optional(data.get("validation_document")),
-            seal_document=_optional(data.get("seal_document")),
+            validation_script=_script(data.get("validation_script")),
+            seal_script=_script(data.get("seal_script")),
             expectations=dict(data["expectations"])
             if isinstance(data.get("expectations"), Mapping)
             else None,
         )
+
+
+def _script(value: Any) -> dict[str, str] | None:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else None
 
 
 def _optional(value: Any) -> str | None:

@@ -345,7 +345,7 @@ def signal_failure(
     signal is published too: the build failed all the same)."""
     reason = f"persona {build.persona}: image build failed: {failure_reason(error)}"
     stack = owner()
-    if execution and build.seal_document:
+    if execution and build.seal_script:
         _restore_after_seal(build, clients, execution)
     image_id = ""
     try:
