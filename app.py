@@ -25,6 +25,7 @@ from workspaces_image_bakery import (
     ImageDesign,
     ImagePreparation,
     TemplateBuild,
+    VulnerabilityGate,
 )
 from workspaces_image_bakery.preparation import Agent, AgentKind, DesktopSettings
 
@@ -100,6 +101,9 @@ def build(app: cdk.App) -> ImageBakeryStack:
         "WorkSpacesImageBakery",
         description="WorkSpaces Linux images and custom bundles per persona",
         tag_defaults={"Project": "linux-desktops", "CostCenter": "cc-1234", "Stage": "dev"},
+        # Every build that prepares its template stops before the image on a HIGH or
+        # CRITICAL finding (Amazon Inspector ScanSbom); accept one with AcceptedFinding.
+        vulnerability_gate=VulnerabilityGate(severity="HIGH"),
     )
     stack.add_persona(
         "Developer",

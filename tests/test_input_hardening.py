@@ -364,6 +364,7 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_persona, "release", {"retained_images": 2}, True),
     (build_persona, "distribution", ["eu-west-1"], True),
     (build_persona, "rollout", "cron(0 3 ? * SUN *)", True),
+    (build_persona, "vulnerability_gate", "HIGH", True),
     (build_image, "base_name", 5, False),
     (build_image, "description", 5, False),
     (build_image, "template_workspace_id", 5, False),
@@ -393,6 +394,7 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_stack, "allowed_tag_values", "dev", True),
     (build_stack, "notification_topic", "arn:aws:sns:us-east-1:123456789012:ops", True),
     (build_stack, "create_notification_topic", "yes", False),
+    (build_stack, "vulnerability_gate", "HIGH", True),
 ]
 CONSTRUCTS: dict[Callable[..., Any], Callable[..., Any]] = {
     build_persona: Persona,

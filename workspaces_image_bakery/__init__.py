@@ -52,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "WorkspaceBundle": ".image_build.bundle",
     "WorkspaceImage": ".image_build.image",
     "WorkspaceRollout": ".rollout.rollout",
+    "AcceptedFinding": ".gates.vulnerability_gate",
+    "VulnerabilityGate": ".gates.vulnerability_gate",
     "load_baseline": ".review.review",
     "write_review": ".review.review",
 }
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
         SharedImageCopy,
     )
     from .evidence.checklist import PersonaFacts, Scorecard
+    from .gates.vulnerability_gate import AcceptedFinding, VulnerabilityGate
     from .image_build.build_runtime import BuildRuntime
     from .image_build.bundle import IWorkspaceBundle, WorkspaceBundle
     from .image_build.config import TemplateBuild
@@ -111,6 +114,7 @@ __all__ = [
     "IMAGE_QUOTA_CONTEXT",
     "REBUILD_CONTEXT",
     "REVIEW_CONTEXT",
+    "AcceptedFinding",
     "Agent",
     "AgentKind",
     "BakeryValidationError",
@@ -141,6 +145,7 @@ __all__ = [
     "StreamingProtocol",
     "TaggingPolicy",
     "TemplateBuild",
+    "VulnerabilityGate",
     "WorkspaceBundle",
     "WorkspaceImage",
     "WorkspaceRollout",

@@ -31,6 +31,7 @@ def two_personas(
     office_removal_policy: cdk.RemovalPolicy | None = None,
     office_node: str | None = None,
     context: dict[str, Any] | None = None,
+    office_gate: Any = None,
 ) -> dict[str, Any]:
     """A thin developer persona and a fully baked office persona.
 
@@ -76,6 +77,7 @@ def two_personas(
         release=Release(removal_policy=office_policy) if office_policy else None,
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal"},
+        vulnerability_gate=office_gate,
     )
     return dict(Template.from_stack(stack).to_json())
 

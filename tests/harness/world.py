@@ -15,6 +15,7 @@ from bakery_runtime.core.aws import RETRY_CONFIG, Clients
 from moto import mock_aws
 
 from ..fakes.cloudformation_service import FakeCloudFormation
+from ..fakes.inspector_scan_service import FakeInspectorScan
 from ..fakes.monitoring_service import FakeMonitoring
 from ..fakes.ssm_service import INVENTORY_DOCUMENT, MARKER_DOCUMENT, FakeSSM
 from ..fakes.workspaces_service import OWNER_TAG, FakeWorkSpaces
@@ -32,6 +33,7 @@ class World:
     clients: Clients
     ssm: FakeSSM
     monitoring: FakeMonitoring
+    inspector: FakeInspectorScan
 
     def owned(self, resource_id: str) -> bool:
         return self.fake.tags.get(resource_id, {}).get(OWNER_TAG) == self.cloudformation.stack_id
@@ -120,6 +122,7 @@ def world(
         documents: dict[str, Any] = {}
         ssm = FakeSSM(fake, documents, s3=s3)
         monitoring = FakeMonitoring()
+        inspector = FakeInspectorScan()
         clients = Clients(
             workspaces=fake.client(RETRY_CONFIG),
             stepfunctions=sfn,
@@ -127,12 +130,13 @@ def world(
             ssm=ssm.client(RETRY_CONFIG),
             events=monitoring.events_client(RETRY_CONFIG),
             cloudwatch=monitoring.cloudwatch_client(RETRY_CONFIG),
+            inspector_scan=inspector.client(RETRY_CONFIG),
             s3=s3,
         )
         cloudformation = CloudFormation(clients, arn, definition, stack, stack_id)
         cloudformation.documents = documents
         try:
-            yield World(fake, cloudformation, clients, ssm, monitoring)
+            yield World(fake, cloudformation, clients, ssm, monitoring, inspector)
         finally:
             os.environ[contract.ENV_OWNER_STACK_ID] = previous_owner or STACK_ID
             if previous is None:

@@ -411,8 +411,13 @@ class BuildRuntime(Construct):
             self.step_function.add_to_role_policy(self._send_statement)
             self.step_function.add_to_role_policy(
                 iam.PolicyStatement(
-                    # Neither supports resource types (Service Authorization Reference).
-                    actions=["ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"],
+                    # None supports resource types (Service Authorization Reference); the
+                    # scan reads the template's SBOM before its image (the vulnerability gate).
+                    actions=[
+                        "ssm:GetCommandInvocation",
+                        "ssm:DescribeInstanceInformation",
+                        "inspector-scan:ScanSbom",
+                    ],
                     resources=["*"],
                 )
             )

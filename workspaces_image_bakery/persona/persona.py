@@ -23,6 +23,7 @@ from ..core.validation import Problems, stack_of
 from ..distribution.config import Distribution
 from ..distribution.distribution import ImageShare, RegionalCopies
 from ..evidence.checklist import MINIMUM_CONTEXT, PersonaFacts, Scorecard
+from ..gates.vulnerability_gate import VulnerabilityGate
 from ..image_build.bundle import WorkspaceBundle
 from ..image_build.config import TemplateBuild
 from ..image_build.image import WorkspaceImage
@@ -94,6 +95,12 @@ class Persona(Construct):
     :param rollout: rebuild the persona's existing WorkSpaces onto each new image in its own
         maintenance window (docs/rollout.md). A rebuild resets the user volume to its last
         snapshot. Default None: existing WorkSpaces are never rebuilt.
+    :param vulnerability_gate: a build that prepares its template scans the template's
+        packages with Amazon Inspector before the image; with a gate, a finding at or above
+        its severity (and not accepted until a later day) stops the build before
+        ``CreateWorkspaceImage`` (docs/evidence.md). Default None: the stack's default
+        (``ImageBakeryStack(vulnerability_gate=...)``), else findings are recorded, never
+        gating.
 
     Each option group is checked field by field; errors name ``release.retained_images``
     and so on. Every free-text input (applications, agent, tags, licence keys, preparation,
@@ -122,6 +129,7 @@ class Persona(Construct):
         release: Release | None = None,
         distribution: Distribution | None = None,
         rollout: RolloutSchedule | None = None,
+        vulnerability_gate: VulnerabilityGate | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.stack = stack_of(self, scope)
@@ -144,6 +152,7 @@ class Persona(Construct):
             release=release,
             distribution=distribution,
             rollout=rollout,
+            vulnerability_gate=vulnerability_gate,
         )
         self.spec = spec
         self.name = spec.name
@@ -388,6 +397,7 @@ def _expectations(spec: PersonaSpec) -> dict[str, Any]:
         "agents": [
             {"name": a.name, "kind": a.kind.value, "service": a.service or ""} for a in agents
         ],
+        "vulnerability_gate": spec.vulnerability_gate,
     }
 
 

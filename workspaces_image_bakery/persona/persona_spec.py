@@ -31,6 +31,7 @@ from ..core.validation import (
 )
 from ..distribution.config import Distribution
 from ..distribution.distribution import check_account, check_region
+from ..gates.vulnerability_gate import check_vulnerability_gate
 from ..image_build.config import TemplateBuild
 from ..image_build.image import check_build_timeout, default_build_timeout
 from ..image_build.run_command import check_managed_node_id
@@ -90,6 +91,8 @@ class PersonaSpec:
     rollout: RolloutSchedule | None
     # What the Software tag lists: baked applications and every agent installed.
     software: tuple[str, ...]
+    # The vulnerability gate as the build reads it ({"severity", "accepted"}), or None.
+    vulnerability_gate: dict[str, Any] | None = None
 
     @property
     def image_description(self) -> str:
@@ -156,6 +159,7 @@ def check_persona(
     release: Any,
     distribution: Any,
     rollout: Any,
+    vulnerability_gate: Any = None,
 ) -> PersonaSpec:
     """Every prop checked (all problems reported together); the spec when none is wrong."""
     problems.text(
@@ -188,6 +192,7 @@ def check_persona(
     plan, removal_policy = _check_release(problems, release, image_version)
     places = _check_distribution(problems, distribution, plan)
     software = _software(baked, agent, preparation)
+    gate = check_vulnerability_gate(problems, vulnerability_gate)
     full_tags: dict[str, str] = {}
     if isinstance(tagging_policy, TaggingPolicy):
         full_tags = tagging_policy.tags_for(
@@ -211,6 +216,8 @@ def check_persona(
     )
     if preparation is not None:
         scanned.update(preparation.user_strings())
+    for index, accepted in enumerate((gate or {}).get("accepted", ())):
+        scanned[f"vulnerability_gate.accepted[{index}].reason"] = accepted["reason"]
     spec = PersonaSpec(
         name=name,
         design=design,
@@ -230,6 +237,7 @@ def check_persona(
         distribution=places,
         rollout=rollout,
         software=tuple(software),
+        vulnerability_gate=gate,
     )
     if all(isinstance(v, str) for v in (name, image_version, template_workspace_id)) and (
         isinstance(design, ImageDesign)

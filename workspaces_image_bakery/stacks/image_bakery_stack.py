@@ -12,6 +12,7 @@ from constructs import Construct
 from ..core.stack_traces import without_stack_traces
 from ..core.tagging_policy import DEFAULT_REQUIRED, TaggingPolicy
 from ..core.validation import BakeryValidationError, Problem
+from ..gates.vulnerability_gate import VulnerabilityGate
 from ..image_build.build_runtime import BuildRuntime
 from ..persona.persona import Persona
 
@@ -36,6 +37,9 @@ class ImageBakeryStack(Stack):
         on the build events) and the stack's BuildFailed alarm. Default None.
     :param create_notification_topic: create such a topic (KMS-encrypted, TLS only) when
         no `notification_topic` is given. Default False: no rule, no alarm.
+    :param vulnerability_gate: the gate of every persona added with ``add_persona`` that
+        sets none of its own (see :class:`Persona`). Default None: findings are recorded,
+        never gating.
     Other keyword arguments go to ``aws_cdk.Stack``.
     """
 
@@ -49,6 +53,7 @@ class ImageBakeryStack(Stack):
         allowed_tag_values: Mapping[str, Sequence[str] | None] | None = None,
         notification_topic: sns.ITopic | None = None,
         create_notification_topic: bool = False,
+        vulnerability_gate: VulnerabilityGate | None = None,
         **stack_props: Any,
     ) -> None:
         super().__init__(scope, id_, **stack_props)
@@ -66,7 +71,17 @@ class ImageBakeryStack(Stack):
             raise error.renamed(POLICY_PROPS) from None
         self.personas: list[Persona] = []
         self.notification_topic: sns.ITopic | None = None
+        self.vulnerability_gate = vulnerability_gate
         problems = []
+        if vulnerability_gate is not None and not isinstance(vulnerability_gate, VulnerabilityGate):
+            problems.append(
+                Problem(
+                    self.node.path,
+                    "vulnerability_gate",
+                    f"<{type(vulnerability_gate).__name__}>",
+                    "a VulnerabilityGate or None",
+                )
+            )
         if notification_topic is not None and not hasattr(notification_topic, "topic_arn"):
             problems.append(
                 Problem(self.node.path, "notification_topic", notification_topic, "an sns.ITopic")
@@ -87,6 +102,8 @@ class ImageBakeryStack(Stack):
 
     def add_persona(self, id_: str, **persona_props: Any) -> Persona:
         """Add a persona (see :class:`Persona` for the props); the policy is the stack's."""
+        if persona_props.get("vulnerability_gate") is None:
+            persona_props["vulnerability_gate"] = self.vulnerability_gate
         persona = Persona(self, id_, tagging_policy=self.tagging_policy, **persona_props)
         self.personas.append(persona)
         return persona

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_inspector_scan import InspectorscanClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -67,6 +68,10 @@ class Clients:
     )
     cloudwatch: CloudWatchClient = field(
         default_factory=lambda: boto3.client("cloudwatch", config=RETRY_CONFIG)
+    )
+    # The vulnerability scan of a template's SBOM before its image (Amazon Inspector).
+    inspector_scan: InspectorscanClient = field(
+        default_factory=lambda: boto3.client("inspector-scan", config=RETRY_CONFIG)
     )
 
 

@@ -49,6 +49,9 @@ class Expectations:
     agents: tuple[tuple[str, str, str], ...] = ()
     validation_commands: int = 0
     checklist_minimum: float | None = None
+    # The persona's vulnerability gate ({"severity", "accepted"}), or None: findings are
+    # recorded, never gating.
+    vulnerability_gate: Mapping[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Expectations:
@@ -65,6 +68,9 @@ class Expectations:
             ),
             validation_commands=int(data.get("validation_commands", 0)),
             checklist_minimum=None if minimum in (None, "") else float(minimum),
+            vulnerability_gate=dict(data["vulnerability_gate"])
+            if isinstance(data.get("vulnerability_gate"), Mapping)
+            else None,
         )
 
 

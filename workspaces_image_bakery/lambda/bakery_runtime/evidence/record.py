@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 RECORD_VERSION: Final = 1
-PIECES: Final = ("preparation", "marker", "validation", "inventory", "seal", "assessment")
+PIECES: Final = (
+    "preparation",
+    "marker",
+    "validation",
+    "inventory",
+    "seal",
+    "assessment",
+    "vulnerabilities",
+)
 
 
 def record_key(persona: str, image_name: str) -> str:

@@ -30,7 +30,7 @@ from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.tool import ToolRepository
-from cyclonedx.output.json import JsonV1Dot6
+from cyclonedx.output.json import JsonV1Dot5, JsonV1Dot6
 from packageurl import PackageURL
 
 from .inventory import PACKAGE_QUERY
@@ -171,8 +171,10 @@ def build_sbom(
     os_version: str,
     family: str,
     timestamp: datetime,
+    spec_version: str = "1.6",
 ) -> str:
-    """The CycloneDX 1.6 JSON document of an image's packages (see the module's docstring).
+    """The CycloneDX 1.6 JSON document of an image's packages (see the module's docstring);
+    with `spec_version` "1.5", the same as CycloneDX 1.5 (what Inspector's ScanSbom reads).
 
     ``os_id`` and ``os_version`` are the template's os-release ID and VERSION_ID
     (``ubuntu``/``22.04``, ``rocky``/``9.4``, ``rhel``/``8.10``); ``timestamp`` (with its
@@ -222,7 +224,8 @@ def build_sbom(
     bom.register_dependency(image, components)
     for component in components:
         bom.register_dependency(component)
-    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+    writer = {"1.5": JsonV1Dot5, "1.6": JsonV1Dot6}[spec_version]
+    return writer(bom).output_as_string(indent=2) + "\n"
 
 
 def _checked(package: Package, family: str) -> Package:

@@ -1,0 +1,1 @@
+"""Gates a build passes before its image is taken (the vulnerability gate)."""
