@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import mean
+from typing import Any
 
 from ..preparation import PROTOCOLS, AgentKind, Clipboard, ImagePreparation
 
@@ -47,6 +48,8 @@ class PersonaFacts:
     candidate_bundle_name: str | None = None
     # Checks the build runs on the prepared, rebooted template before the image.
     validation_commands: tuple[str, ...] = ()
+    # The vulnerability gate as the build reads it ({"severity", "accepted"}), or None.
+    vulnerability_gate: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

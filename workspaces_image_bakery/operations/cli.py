@@ -674,6 +674,7 @@ def _render_report(item: dict[str, Any]) -> None:
         table.add_row(str(entry["number"]), score, entry["evidence"])
     console.print(table)
     console.print(f"  as-built score: {record['score']}")
+    _render_vulnerabilities(console, item.get("vulnerabilities"), item.get("previous_image"))
     diff = item.get("package_diff")
     if diff is None:
         console.print("  package diff: no previous image with an SBOM")
@@ -689,6 +690,26 @@ def _render_report(item: dict[str, Any]) -> None:
             console.print(f"    + {added[0]} {added[1]}")
         for removed in diff["removed"]:
             console.print(f"    - {removed[0]} {removed[1]}")
+
+
+def _render_vulnerabilities(console: Any, scan: dict[str, Any] | None, previous: Any) -> None:
+    if scan is None:
+        console.print("  vulnerabilities: not scanned (no inventory)")
+        return
+    if not scan["scanned"]:
+        console.print(f"  vulnerabilities: the scan failed ({scan['error']})")
+        return
+    order = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+    counts = ", ".join(f"{k} {scan['summary'][k]}" for k in order if k in scan["summary"])
+    gate = f"gate {scan['gate']}" if scan["gate"] else "no gate"
+    accepted = f"; accepted: {', '.join(scan['accepted'])}" if scan["accepted"] else ""
+    console.print(f"  vulnerabilities: {counts} ({gate}{accepted})")
+    if scan["new"] is not None:
+        console.print(
+            f"  since {previous}: {len(scan['new'])} new, {len(scan['gone'])} gone"
+            + "".join(f"\n    + {n}" for n in scan["new"])
+            + "".join(f"\n    - {g}" for g in scan["gone"])
+        )
 
 
 @cli.command("register-template")

@@ -86,4 +86,32 @@ def persona_report(
     changes = package_changes(previous, newest)
     report["previous_image"] = None if len(mine) < 2 else mine[1][0].get("Name")
     report["package_diff"] = None if changes is None else asdict(changes)
+    report["vulnerabilities"] = vulnerability_report(
+        record.get("vulnerabilities"),
+        None if previous is None else previous.record.get("vulnerabilities"),
+    )
     return report
+
+
+def vulnerability_report(
+    scan: dict[str, Any] | None, before: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The record's scan (a count per severity, the gate, what it accepted) and the findings
+    new or gone since the image before it; None when the build scanned nothing."""
+    if not scan:
+        return None
+    if not scan.get("scanned"):
+        return {"scanned": False, "error": scan.get("error")}
+
+    def ids(found: dict[str, Any] | None) -> set[str]:
+        return {f"{f['id']} {f['package']}" for f in (found or {}).get("findings", [])}
+
+    now, then = ids(scan), ids(before if before and before.get("scanned") else None)
+    return {
+        "scanned": True,
+        "summary": scan.get("summary", {}),
+        "gate": (scan.get("gate") or {}).get("severity"),
+        "accepted": scan.get("accepted", []),
+        "new": sorted(now - then) if before else None,
+        "gone": sorted(then - now) if before else None,
+    }

@@ -320,6 +320,7 @@ class Persona(Construct):
                 self.candidate_bundle.bundle_name if self.candidate_bundle is not None else None
             ),
             validation_commands=tuple(self.spec.build.validation_commands),
+            vulnerability_gate=self.spec.vulnerability_gate,
         )
 
     def _warn(self, compute_type: str) -> None:

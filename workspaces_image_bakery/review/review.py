@@ -18,6 +18,7 @@ to ``review-full.md`` beside it.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import re
@@ -523,6 +524,7 @@ def _persona_section(
                 else ""
             ),
         ),
+        ("Vulnerability gate", _gate_text(p)),
         ("Licences", _codes(f"{a} -> {r}" for a, r in sorted(p.license_references.items()))),
         ("Tags", _codes(f"{k}={v}" for k, v in sorted(p.tags.items()))),
     ]
@@ -545,6 +547,30 @@ def _persona_section(
     lines += _script_block(p, script, baseline, path)
     lines += _reasons(card, p.name)
     return [*lines, "</details>", ""]
+
+
+def _gate_text(p: PersonaFacts, today: datetime.date | None = None) -> str:
+    """The declared gate (the build applies it before the image; findings are in each
+    image's record and `report`), with each acceptance and whether its day has passed."""
+    gate = p.vulnerability_gate
+    scanned = p.preparation_channel == "run-command"
+    if gate is None:
+        return (
+            "none: findings recorded, never gating"
+            if scanned
+            else "none (prepared by hand: no inventory, nothing scanned)"
+        )
+    day = today or datetime.datetime.now(datetime.UTC).date()
+    accepted = [
+        f"{code(a['id'])} until {a['until']}"
+        + (" (<b>expired</b>)" if datetime.date.fromisoformat(a["until"]) < day else "")
+        + f": {escape_markdown(a['reason'])}"
+        for a in gate.get("accepted", [])
+    ]
+    text = f"stops the build at {code(gate['severity'])} or above"
+    if not scanned:
+        text += " (declared; prepared by hand: nothing is scanned)"
+    return text + (f"; accepted: {'; '.join(accepted)}" if accepted else "")
 
 
 # --- The whole page -------------------------------------------------------------------
