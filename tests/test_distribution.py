@@ -155,9 +155,9 @@ def test_each_region_gets_a_copy_and_a_bundle_bound_to_it(
         assert bundle["Properties"][contract.IMAGE_BUILD_RESULT] == {
             "Fn::GetAtt": [logical_id, dc.ATTR_IMAGE_ID]
         }
-        assert bundle["Properties"][contract.EXPECTED_IMAGE_NAME] == {
-            "Fn::GetAtt": [logical_id, dc.ATTR_IMAGE_NAME]
-        }
+        # The name and the source come from the template, never from the copy's answer.
+        assert bundle["Properties"][contract.EXPECTED_IMAGE_NAME] == props[dc.SOURCE_IMAGE_NAME]
+        assert bundle["Properties"][dc.EXPECTED_SOURCE_IMAGE_ID] == props[dc.SOURCE_IMAGE_ID]
         assert bundle["Properties"][contract.BUNDLE_NAME].startswith("p-")
 
 
@@ -991,3 +991,71 @@ def test_tags_added_with_tags_of_leave_room_for_the_source_tag() -> None:
         copy.cdk_tag_manager.set_tag(f"k{index}", "v", 100)
     messages = stack.node.validate()
     assert any("Copy: tags=49 tags is not valid; at most 40 tags" in m for m in messages)
+
+
+def test_a_regional_bundle_refuses_a_copy_named_in_a_forged_waiter_answer(
+    world: WorkSpacesWorld, home_image: str
+) -> None:
+    """The copy's answer travels through the Provider's waiter, whose execution input holds
+    CloudFormation's response URL: a reader of that execution can answer with another id.
+    The bundle takes the expected name and the source image from the template instead, so
+    an older copy of this stack, or a copy of another image with the same name, is refused
+    and the bundle stays where it was."""
+    deploy = Deploy(world)
+    copy_props = {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: home_image}
+    first = deploy.create("Copy", dc.COPY_RESOURCE_TYPE, copy_props)
+    bundle_props = {
+        dc.REGION: "eu-west-1",
+        contract.BUNDLE_NAME: "p-abc123",
+        contract.BUNDLE_DESCRIPTION: "p bundle",
+        contract.COMPUTE_TYPE: "STANDARD",
+        contract.ROOT_VOLUME_GIB: "80",
+        contract.USER_VOLUME_GIB: "10",
+        contract.IMAGE_BUILD_RESULT: first[dc.ATTR_IMAGE_ID],
+        contract.EXPECTED_IMAGE_NAME: IMAGE_NAME,
+        dc.EXPECTED_SOURCE_IMAGE_ID: home_image,
+    }
+    deploy.create("Bundle", dc.REGIONAL_BUNDLE_RESOURCE_TYPE, bundle_props)
+    newer = world.fake(HOME).add_image("p-2-00000000", tags={OWNER: STACK_ID})
+    second = deploy.update("Copy", {**copy_props, dc.SOURCE_IMAGE_ID: newer})
+    ireland = world.fake("eu-west-1")
+    (bundle,) = ireland.bundles.values()
+    # Forged: the older copy (this stack's, AVAILABLE) offered for the new image.
+    older = first[dc.ATTR_IMAGE_ID]
+    with pytest.raises(BuildFailed, match=f"refusing image {older}: it is a copy of {home_image}"):
+        deploy.update(
+            "Bundle",
+            {
+                **bundle_props,
+                contract.IMAGE_BUILD_RESULT: first[dc.ATTR_IMAGE_ID],
+                contract.EXPECTED_IMAGE_NAME: "p-2-00000000",
+                dc.EXPECTED_SOURCE_IMAGE_ID: newer,
+            },
+        )
+    # Forged: a copy of this stack with the right name but copied from another image.
+    impostor = ireland.add_image(
+        "p-2-00000000",
+        tags={OWNER: STACK_ID, dc.SOURCE_TAG_KEY: home_image},
+    )
+    with pytest.raises(BuildFailed, match=f"refusing image {impostor}: it is a copy of"):
+        deploy.update(
+            "Bundle",
+            {
+                **bundle_props,
+                contract.IMAGE_BUILD_RESULT: impostor,
+                contract.EXPECTED_IMAGE_NAME: "p-2-00000000",
+                dc.EXPECTED_SOURCE_IMAGE_ID: newer,
+            },
+        )
+    assert bundle.image_id == first[dc.ATTR_IMAGE_ID]
+    # The real answer binds.
+    deploy.update(
+        "Bundle",
+        {
+            **bundle_props,
+            contract.IMAGE_BUILD_RESULT: second[dc.ATTR_IMAGE_ID],
+            contract.EXPECTED_IMAGE_NAME: "p-2-00000000",
+            dc.EXPECTED_SOURCE_IMAGE_ID: newer,
+        },
+    )
+    assert bundle.image_id == second[dc.ATTR_IMAGE_ID]

@@ -483,9 +483,15 @@ class RegionalCopy(Construct):
                 contract.COMPUTE_TYPE: compute_type,
                 contract.ROOT_VOLUME_GIB: str(root_volume_gib),
                 contract.USER_VOLUME_GIB: str(user_volume_gib),
-                # The handler checks the copy's name and ownership tag before binding to it.
+                # The handler checks the copy's name, ownership and source tags before binding
+                # to it. Name and source come from the template, not from the copy's answer
+                # (the Provider's waiter carries CloudFormation's response URL in its
+                # execution input, which a reader of the execution can answer).
                 contract.IMAGE_BUILD_RESULT: self.image_id,
-                contract.EXPECTED_IMAGE_NAME: self.copy.get_att_string(dc.ATTR_IMAGE_NAME),
+                contract.EXPECTED_IMAGE_NAME: name
+                if name is not None and not is_token(name)
+                else self.copy.get_att_string(dc.ATTR_IMAGE_NAME),
+                dc.EXPECTED_SOURCE_IMAGE_ID: _image_reference(image),
                 contract.TAGS: self._tag_manager.rendered_tags,
             },
         )

@@ -23,6 +23,9 @@ REGION: Final = "Region"
 # The image to copy or share; its name, when the construct knows it (checked before use).
 SOURCE_IMAGE_ID: Final = "SourceImageId"
 SOURCE_IMAGE_NAME: Final = "SourceImageName"
+# A regional bundle's check of the copy it binds to: the id of the image the copy must have
+# been copied from (its SOURCE_TAG_KEY), known without the copy's own (waiter) answer.
+EXPECTED_SOURCE_IMAGE_ID: Final = "ExpectedSourceImageId"
 # Custom::WorkSpacesSharedImageCopy: where the shared image lives and who must own it.
 SOURCE_REGION: Final = "SourceRegion"
 SOURCE_ACCOUNT_ID: Final = "SourceAccountId"

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from ..core.authenticate import authenticate
-from ..core.aws import error_code, error_message
+from ..core.aws import Clients, error_code, error_message
 from ..core.errors import BuildFailed, InvalidPropertiesError
 from ..core.events import ResourceEvent
+from ..core.properties import BundleProperties
+from ..core.workspaces import describe_tags
 from ..image_build import bundle_resource
 from . import contract as d
 from . import copy_resource, share_resource
 from .clients import DistributionClients
-from .copy_resource import REGION
+from .copy_resource import REGION, source_image_id
 
 if TYPE_CHECKING:
     pass
@@ -38,7 +40,33 @@ def _regional_bundle(event: ResourceEvent, clients: DistributionClients) -> dict
     region = props.get(d.REGION)
     if not isinstance(region, str) or not REGION.match(region):
         raise InvalidPropertiesError(f"{event.where}: property {d.REGION} is not a Region")
-    return bundle_resource.handle(event, clients.in_region(region))
+    regional = clients.in_region(region)
+    if event.request_type != "Delete":
+        _check_copied_from(event, regional)
+    return bundle_resource.handle(event, regional)
+
+
+def _check_copied_from(event: ResourceEvent, clients: Clients) -> None:
+    """The copy a regional bundle binds to must be a copy of the image this deploy copies.
+
+    The copy's id and name reach the bundle through the copy resource's answer, which the
+    Provider framework's waiter carries with CloudFormation's response URL in its execution
+    input: whoever may read that execution can answer for the copy. So the bundle takes its
+    expected name from the template (known at synth) and the source image from the template
+    too, and checks the copy's source tag, written by CopyWorkspaceImage for this stack.
+    """
+    if d.EXPECTED_SOURCE_IMAGE_ID not in event.properties:
+        return
+    # An image id, or the build's result (the WaitCondition's data), as the copy takes it.
+    expected = source_image_id(event.properties, d.EXPECTED_SOURCE_IMAGE_ID, event.where)
+    props = BundleProperties.parse(event.properties, event.where)
+    copied_from = describe_tags(clients.workspaces, props.image_id).get(d.SOURCE_TAG_KEY)
+    if copied_from != expected:
+        raise BuildFailed(
+            f"{event.where} ({props.bundle_name}): refusing image {props.image_id}: it is a "
+            f"copy of {copied_from or 'no image of this stack'}, not of {expected} (the image "
+            "this deploy copies); the copy's answer was not this stack's copy"
+        )
 
 
 _ON_EVENT: dict[str, Callable[[ResourceEvent, DistributionClients], dict[str, Any]]] = {
