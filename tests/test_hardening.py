@@ -15,6 +15,7 @@ import aws_cdk as cdk
 import pytest
 from bakery_runtime.core import contract
 from bakery_runtime.core.errors import BuildFailed
+from bakery_runtime.image_build import request
 from bakery_runtime.image_build import steps as build_steps
 from bakery_runtime.image_build import watch as build_watch
 
@@ -247,11 +248,11 @@ def test_two_personas_on_one_template_build_one_after_the_other(templates: Templ
                     w.clients.stepfunctions.describe_execution(executionArn=arn)
                     for arn in cfn.running()
                 ]
+                requests = [
+                    (d["name"], request.load(w.clients.s3, d["name"]).to_input()) for d in described
+                ]
                 name, other = next(
-                    (d["name"], json.loads(d["input"])["Build"])
-                    for d in described
-                    if json.loads(d["input"])["Build"]["image_name"]
-                    != payload["Build"]["image_name"]
+                    (n, r) for n, r in requests if r["image_name"] != payload["Build"]["image_name"]
                 )
                 raced.append(other["image_name"])
                 # As that build's own execution does it (its context names it).
@@ -371,26 +372,43 @@ def test_the_build_watch_trusts_nothing_from_the_event(templates: Templates) -> 
         )
         assert result == {"Action": "ignored", "Why": "another state machine's execution"}
         # An execution of our machine whose input names another stack's handle.
-        mine = sfn.start_execution(
-            stateMachineArn=w.cloudformation.state_machine_arn,
-            input=json.dumps(
-                {
-                    "Build": {
-                        "image_name": "x",
-                        "description": "d",
-                        "template_workspace_id": "ws-dev0template1",
-                        "persona": "p",
-                        "tags": {},
-                        "deadline": 1,
-                        "bound_seconds": 1,
-                        "wait_handle": handle_url("H", stack_id=OTHER_STACK),
-                    }
+        mine_input = json.dumps(
+            {
+                "Build": {
+                    "image_name": "x",
+                    "description": "d",
+                    "template_workspace_id": "ws-dev0template1",
+                    "persona": "p",
+                    "tags": {},
+                    "deadline": 1,
+                    "bound_seconds": 1,
+                    "wait_handle": handle_url("H", stack_id=OTHER_STACK),
                 }
-            ),
+            }
+        )
+        mine = sfn.start_execution(
+            stateMachineArn=w.cloudformation.state_machine_arn, input=mine_input
         )
         sfn.stop_execution(executionArn=mine["executionArn"])
         result = build_watch.on_execution_end(
             _ended_event(mine["executionArn"]), w.clients, send=lambda *a: sent.append(a)
+        )
+        # Its input is not read: the image resource wrote no request under its name.
+        assert result == {
+            "Action": "ignored",
+            "Why": "not a build of this stack (no request of its own)",
+        }
+        # A request in the store (only the runtime writes there) is still checked: a handle
+        # of another stack is never signalled.
+        third = sfn.start_execution(stateMachineArn=w.cloudformation.state_machine_arn, input="{}")
+        request.save(
+            w.clients.s3,
+            third["executionArn"].rsplit(":", 1)[1],
+            request.BuildRequest.from_input(json.loads(mine_input)["Build"]),
+        )
+        sfn.stop_execution(executionArn=third["executionArn"])
+        result = build_watch.on_execution_end(
+            _ended_event(third["executionArn"]), w.clients, send=lambda *a: sent.append(a)
         )
         assert result["Action"] == "ignored" and "not a WaitCondition handle" in result["Why"]
         assert sent == []
@@ -442,3 +460,35 @@ def test_retained_resources_block_a_stack_created_again_with_a_clear_reason(
         for image in again.fake.images.values():
             if image.name in kept:
                 assert again.fake.tags[image.image_id][OWNER_TAG] == STACK_ID
+
+
+def test_an_execution_started_by_hand_builds_nothing_whatever_its_input(
+    templates: Templates,
+) -> None:
+    """A build request is not an execution's input: whoever may start an execution can
+    write the input, never the evidence store. A hand-started execution whose input names
+    this stack's template, image name and wait handle fails at its first state, with no
+    WorkSpaces call and no signal."""
+    with world(templates["v1"]) as w:
+        cfn = w.cloudformation
+        forged = request.BuildRequest(
+            image_name="developer-9.9.9-00000000",
+            description="d",
+            template_workspace_id="ws-dev0template1",
+            persona="developer",
+            tags={},
+            deadline=10**10,
+            bound_seconds=3600,
+            wait_handle=handle_url("DeveloperImageBuildHandle"),
+        )
+        w.clients.stepfunctions.start_execution(
+            stateMachineArn=cfn.state_machine_arn,
+            name="build-by-hand",
+            input=json.dumps({"Build": forged.to_input()}),
+        )
+        calls_before = len(w.fake.calls)
+        cfn.run_builds()
+        (run,) = cfn.runs
+        assert run.status == "FAILED" and run.visited == ["CleanupOrBuild?", "LoadRequest"]
+        assert len(w.fake.calls) == calls_before
+        assert cfn.signals.received == {}

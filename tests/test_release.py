@@ -610,7 +610,7 @@ def test_the_quota_is_checked_once_per_build_before_the_template() -> None:
     assert text.count(f'\\"Step\\":\\"{contract.STEP_CHECK_QUOTA}\\"') == 1
     with account(template("1.0")) as (w, _):
         run = w.cloudformation.runs[0]
-        assert run.visited[:2] == ["CleanupOrBuild?", "CheckImageQuota"]
+        assert run.visited[:3] == ["CleanupOrBuild?", "LoadRequest", "CheckImageQuota"]
         assert run.visited.count("CheckImageQuota") == 1
 
 

@@ -40,6 +40,7 @@ def test_every_step_invokes_the_step_function_with_a_known_step(definition: dict
         contract.STEP_SEAL_TEMPLATE,
         contract.STEP_ASSESS_TEMPLATE,
         contract.STEP_WRITE_RECORD,
+        contract.STEP_LOAD_REQUEST,
     }
     for state in tasks(definition).values():
         assert state["Resource"].endswith(":states:::lambda:invoke")
@@ -59,8 +60,21 @@ def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str
         n: s
         for n, s in tasks(definition).items()
         if s["Parameters"]["Payload"]["Step"]
-        not in (contract.STEP_SIGNAL_FAILURE, contract.STEP_CLEANUP_IMAGE)
+        not in (
+            contract.STEP_SIGNAL_FAILURE,
+            contract.STEP_CLEANUP_IMAGE,
+            contract.STEP_LOAD_REQUEST,
+        )
     }
+    # Reading the request signals nothing when it fails: without a request of this stack's
+    # own there is no handle the runtime may trust.
+    (load,) = [
+        s
+        for s in tasks(definition).values()
+        if s["Parameters"]["Payload"]["Step"] == contract.STEP_LOAD_REQUEST
+    ]
+    assert "Catch" not in load and load["ResultPath"] == "$"
+    assert load["ResultSelector"] == {"Build.$": "$.Payload"}
     # Check the quota and the template, prepare, poll the preparation, reboot, check rebooted,
     # verify the marker, poll it, validate, poll it, list the inventory, poll it, seal, poll
     # it, restore, check the template after another build imaged it, assess, image, poll the

@@ -225,12 +225,20 @@ class CloudFormation:
         for arn in self.running():
             if arn in self.paused:
                 continue
-            execution_input = json.loads(sfn.describe_execution(executionArn=arn)["input"])
-            build = execution_input.get("Build")
+            described = sfn.describe_execution(executionArn=arn)
+            execution_input = json.loads(described["input"])
+            # The build's request, as the image resource's function stored it.
+            key = f"{contract.WORK_PREFIX}{described['name']}/request.json"
+            try:
+                stored = self.clients.s3.get_object(
+                    Bucket=os.environ[contract.ENV_EVIDENCE_BUCKET], Key=key
+                )
+                build = json.loads(stored["Body"].read())
+            except self.clients.s3.exceptions.NoSuchKey:
+                build = None
             if build is not None:
                 # The build started when the custom resource answered.
                 self.clock.now = float(build["deadline"]) - build["bound_seconds"] + DEADLINE_MARGIN
-            described = sfn.describe_execution(executionArn=arn)
             context = {
                 "Execution": {
                     "Id": arn,

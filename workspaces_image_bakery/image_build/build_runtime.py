@@ -641,6 +641,27 @@ class BuildRuntime(Construct):
         c = contract
         status = {"Status.$": "$.Payload.Status"}
         sent = {"Status.$": "$.Payload.Status", "CommandId.$": "$.Payload.CommandId"}
+        # The build request, from the evidence store under this execution's name (the image
+        # resource's function wrote it there): the state becomes {"Build": <request>},
+        # whatever the input said.
+        load = tasks.LambdaInvoke(
+            self,
+            "LoadRequest",
+            lambda_function=self.step_function,
+            payload=sfn.TaskInput.from_object(
+                {"Step": c.STEP_LOAD_REQUEST, "Execution.$": "$$.Execution.Name"}
+            ),
+            result_selector={"Build.$": "$.Payload"},
+            result_path="$",
+            retry_on_service_exceptions=True,
+        )
+        load.add_retry(
+            errors=[contract.ERROR_TRANSIENT, "Lambda.TooManyRequestsException"],
+            interval=self._constants.retry_interval,
+            backoff_rate=2,
+            max_attempts=6,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         quota = self._step("CheckImageQuota", c.STEP_CHECK_QUOTA, None)
         check = self._step("CheckTemplate", c.STEP_CHECK_TEMPLATE, status)
         prepare = self._step("PrepareTemplate", c.STEP_PREPARE_TEMPLATE, sent)
@@ -888,7 +909,7 @@ class BuildRuntime(Construct):
         definition = (
             sfn.Choice(self, "CleanupOrBuild?")
             .when(sfn.Condition.is_present("$.Cleanup"), self._cleanup_branch(status))
-            .otherwise(quota.next(check))
+            .otherwise(load.next(quota.next(check)))
         )
         return sfn.StateMachine(
             self,

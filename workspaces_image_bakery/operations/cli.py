@@ -239,9 +239,12 @@ def running_builds(aws: Aws, state_machine: str) -> list[dict[str, Any]]:
     ):
         arn = execution["executionArn"]
         described = sfn.describe_execution(executionArn=arn)
-        # The input holds the WaitCondition's pre-signed URL: only the persona is read.
+        # A build's input names its persona only (its request is in the evidence store);
+        # an execution started before 0.5 carried the whole request: only the persona is read.
         build_input = json.loads(described.get("input") or "{}")
-        persona = str((build_input.get("Build") or {}).get("persona", ""))
+        persona = str(
+            build_input.get("Persona") or (build_input.get("Build") or {}).get("persona", "")
+        )
         kind = "cleanup" if "Cleanup" in build_input else "build"
         step = current_step(sfn, arn)
         started = execution["startDate"]

@@ -176,6 +176,9 @@ STEP_TAKE_INVENTORY: Final = "take_inventory"
 STEP_SEAL_TEMPLATE: Final = "seal_template"
 STEP_ASSESS_TEMPLATE: Final = "assess_template"
 STEP_WRITE_RECORD: Final = "write_record"
+# The first state of a build: the request the image resource's function wrote into the
+# evidence store under the execution's name (never the execution's input).
+STEP_LOAD_REQUEST: Final = "load_request"
 # Not a state of the workflow: the EventBridge rule on the workflow's executions that ended
 # without reporting (stopped, timed out, failed outside a catch) invokes the step function
 # with an event of this detail-type.

@@ -24,6 +24,7 @@ from ..core.properties import ImageProperties
 from ..core.workspaces import describe_tags, mark_kept, owned_image, sync_tags
 from ..evidence import record
 from ..release.retention import PersonaImage, mark_retained, prune
+from . import request
 from .request import BuildRequest
 from .steps import inspect_template
 
@@ -56,7 +57,10 @@ def start_build(event: ResourceEvent, props: ImageProperties, clients: Clients) 
         raise BuildFailed(f"{event.where} (persona {props.persona}): {failure}") from None
     build = BuildRequest.for_image(props)
     name = execution_name(event, props.image_name)
-    payload = json.dumps({"Build": build.to_input()}, sort_keys=True)
+    # The request goes where only the runtime writes; the input names the persona only
+    # (for `status`), and no longer carries the WaitCondition's pre-signed URL.
+    request.save(clients.s3, name, build)
+    payload = json.dumps({"Persona": props.persona}, sort_keys=True)
     try:
         arn = clients.stepfunctions.start_execution(
             stateMachineArn=state_machine_arn(), name=name, input=payload

@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import contract as c
+from ..core.errors import BuildFailed
 from ..core.properties import ImageProperties
+from ..evidence import store
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 # The workflow gives up this long before CloudFormation's WaitCondition times out, so the
 # stack event carries the workflow's own reason instead of a bare timeout. It is longer
@@ -28,11 +33,14 @@ DEADLINE_MARGIN_SECONDS = (
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """Everything the workflow steps need; travels as the execution input's "Build".
+    """Everything the workflow steps need.
 
-    Anyone who may start an execution can write this input, so nothing here decides
-    ownership: the owner is the runtime's own configuration (:func:`aws.owner`), and the
-    wait handle is checked to be one of that stack's handles before it is signalled.
+    The image resource's function writes it into the evidence store under the execution's
+    name (:func:`save`), where only the runtime's roles may write, and the workflow's first
+    state reads it back from there (:func:`load`) by the name in the state machine's
+    context object: whoever may start an execution can write its input, never this. The
+    owner is still the runtime's own configuration (:func:`aws.owner`), and the wait handle
+    is still checked to be one of that stack's handles before it is signalled.
     """
 
     image_name: str
@@ -119,3 +127,26 @@ def _script(value: Any) -> dict[str, str] | None:
 
 def _optional(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+# The piece of the build's work that holds its request (store.work_key).
+REQUEST_PIECE = "request"
+
+
+def save(s3: S3Client, execution: str, build: BuildRequest) -> None:
+    """Keep the request for the execution `execution` (once: a re-sent event keeps the first)."""
+    key = store.work_key(execution, REQUEST_PIECE)
+    if store.get_json(s3, key) is None:
+        store.put_json(s3, key, build.to_input())
+
+
+def load(s3: S3Client, execution: str) -> BuildRequest:
+    """The request the image resource wrote for `execution`; BuildFailed when there is none
+    (an execution started by anyone else: it builds nothing and signals nothing)."""
+    data = store.get_json(s3, store.work_key(execution, REQUEST_PIECE)) if execution else None
+    if not isinstance(data, Mapping):
+        raise BuildFailed(
+            f"execution {execution!r} has no build request in the evidence store: only the "
+            "image resource starts builds, so this execution builds nothing"
+        )
+    return BuildRequest.from_input(data)

@@ -22,7 +22,7 @@ from ..core.properties import tag_list
 from ..core.workspaces import describe_tags, image_by_id, owned_image, workspace_by_id
 from ..evidence import record, store
 from ..release.retention import check_quota
-from . import notify, record_steps, wait_condition
+from . import notify, record_steps, request, wait_condition
 from . import preparation as preparation_steps
 from .request import BuildRequest
 
@@ -48,6 +48,7 @@ WAIT_STATES = frozenset(
     }
 )
 STEP_TITLES = {
+    c.STEP_LOAD_REQUEST: "reading the build request",
     c.STEP_CHECK_QUOTA: "checking the Region's image quota",
     c.STEP_CHECK_TEMPLATE: "checking the template WorkSpace",
     c.STEP_CREATE_IMAGE: "creating the image",
@@ -437,10 +438,16 @@ def run_step(
             raise BuildFailed(
                 f"{STEP_TITLES[step]}: {error_code(error)}: {error_message(error)}"
             ) from None
-    build = BuildRequest.from_input(event["Build"])
-    at = time.time() if now is None else now
     # From the state machine's context object ($$.Execution), which no input can set.
     execution = str(event.get("Execution") or "")
+    if step == c.STEP_LOAD_REQUEST:
+        try:
+            return request.load(clients.s3, execution).to_input()
+        except ClientError as error:
+            raise_if_transient(error)
+            raise BuildFailed(f"{STEP_TITLES[step]}: {error_code(error)}") from None
+    build = BuildRequest.from_input(event["Build"])
+    at = time.time() if now is None else now
     actions: dict[str, Callable[[], dict[str, Any]]] = {
         c.STEP_CHECK_QUOTA: lambda: check_image_quota(build, clients),
         c.STEP_CHECK_TEMPLATE: lambda: check_template(build, clients, at),

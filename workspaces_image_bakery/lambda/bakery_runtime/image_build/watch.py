@@ -12,7 +12,6 @@ belong to this runtime's state machine, and its wait handle must be one of this 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,8 +23,7 @@ from botocore.exceptions import ClientError
 from ..core import contract as c
 from ..core.aws import Clients, error_code, owner
 from ..core.errors import BuildFailed
-from . import notify, wait_condition
-from .request import BuildRequest
+from . import notify, request, wait_condition
 from .steps import failure_reason
 
 logger = logging.getLogger(__name__)
@@ -62,11 +60,13 @@ def on_execution_end(
     error = str(execution.get("error") or "")
     if status not in ENDED or error in SILENT_ERRORS:
         return {"Action": "ignored", "Why": f"{status} {error}".strip()}
+    # The request the image resource wrote for this execution, never the execution's input.
     try:
-        build_input = json.loads(execution.get("input") or "{}").get("Build")
-        build = BuildRequest.from_input(build_input)
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return {"Action": "ignored", "Why": "not a build (a cleanup or a malformed input)"}
+        build = request.load(clients.s3, str(execution["name"]))
+    except BuildFailed:
+        return {"Action": "ignored", "Why": "not a build of this stack (no request of its own)"}
+    except (KeyError, TypeError, ValueError):
+        return {"Action": "ignored", "Why": "a malformed build request"}
     cause = failure_reason({"Error": error or status, "Cause": execution.get("cause") or ""})
     reason = (
         f"persona {build.persona}: the image build {execution['name']} ended {status} without "
