@@ -220,10 +220,17 @@ ACTIVATION = {
 
 def test_register_template_as_a_subcommand_and_as_a_module() -> None:
     client = boto3.client("ssm", region_name="eu-west-1")
-    with Stubber(client) as stub:
+    workspaces = boto3.client("workspaces", region_name="eu-west-1")
+    tagged = {
+        "ResourceId": "ws-abcdefgh1",
+        "Tags": [{"Key": "workspaces-image-bakery:template", "Value": "ws-abcdefgh1"}],
+    }
+    with Stubber(client) as stub, Stubber(workspaces) as tags:
         stub.add_response("create_activation", ACTIVATION)
+        tags.add_response("create_tags", {}, tagged)
+        tags.add_response("create_tags", {}, tagged)
         result = _invoke(
-            Aws(ssm=client),
+            Aws(ssm=client, workspaces=workspaces),
             "register-template",
             "--workspace",
             "ws-abcdefgh1",
@@ -239,10 +246,13 @@ def test_register_template_as_a_subcommand_and_as_a_module() -> None:
         assert "amazon-ssm-agent -register" in answer["instructions"]
         stub.add_response("create_activation", ACTIVATION)
         code = register_template.main(
-            ["--workspace", "ws-abcdefgh1", "--role", "r", "--region", "eu-west-1"], client=client
+            ["--workspace", "ws-abcdefgh1", "--role", "r", "--region", "eu-west-1"],
+            client=client,
+            workspaces_client=workspaces,
         )
         assert code == 0
         stub.assert_no_pending_responses()
+        tags.assert_no_pending_responses()
     result = _invoke(Aws(ssm=client), "register-template", "--workspace", "bad", "--role", "r")
     assert result.exit_code == 2 and "expected ws-" in result.stderr
 

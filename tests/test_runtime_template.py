@@ -295,3 +295,44 @@ def test_every_workspaces_call_of_the_runtime_is_granted(template: dict[str, Any
     }
     assert "DescribeImageAssociations" in called  # the scan sees retention's calls
     assert called - granted == set()
+
+
+def test_a_template_given_as_a_token_is_reached_only_through_its_tag() -> None:
+    """A template id known at deploy time only cannot be listed in IAM: the runtime may
+    start, reboot and image ``workspace/*`` only where the WorkSpace carries the template
+    tag naming that id (register-template writes it); a literal id is listed as is."""
+    import json
+
+    from aws_cdk.assertions import Template
+
+    stack = ImageBakeryStack(
+        cdk.App(), "Tokens", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    token = cdk.CfnParameter(stack, "TemplateId").value_as_string
+    for name, template in (("a", token), ("b", "ws-literal001")):
+        stack.add_persona(
+            name.upper(),
+            name=name,
+            design=ImageDesign.FULLY_BAKED,
+            image_version="1.0.0",
+            template_workspace_id=template,
+            tags={"Role": "r", "Confidentiality": "internal"},
+        )
+    statements = [
+        s
+        for r in Template.from_stack(stack).to_json()["Resources"].values()
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+        if "workspaces:StartWorkspaces" in json.dumps(s["Action"])
+    ]
+    assert len(statements) == 4  # start (image resource), start/reboot/image (steps), twice
+    for statement in statements:
+        text = json.dumps(statement["Resource"])
+        if ":workspace/*" in text:
+            assert statement["Condition"] == {
+                "StringEquals": {
+                    f"aws:ResourceTag/{contract.TEMPLATE_TAG_KEY}": {"Ref": "TemplateId"}
+                }
+            }
+        else:
+            assert "workspace/ws-literal001" in text and "Condition" not in statement

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jsii
 from aws_cdk import (
@@ -353,27 +353,51 @@ class BuildRuntime(Construct):
         return topic
 
     def allow_template_workspace(self, workspace_id: str) -> None:
-        """Let the runtime start and image this template WorkSpace (and no other)."""
+        """Let the runtime start and image this template WorkSpace (and no other). A
+        template given as a token (known at deploy time only) is reached through
+        ``workspace/*`` only when the WorkSpace carries the tag ``TEMPLATE_TAG_KEY`` = its
+        id (register-template writes it)."""
         if workspace_id in self._template_workspaces:
             return
         self._template_workspaces.append(workspace_id)
-        arn = _arn("workspace/*") if is_token(workspace_id) else _arn(f"workspace/{workspace_id}")
+        if is_token(workspace_id):
+            self._allow_tagged_template(workspace_id)
+            return
+        arn = _arn(f"workspace/{workspace_id}")
         if self._template_statements is None:
-            start = iam.PolicyStatement(actions=["workspaces:StartWorkspaces"], resources=[arn])
-            start_and_snapshot = iam.PolicyStatement(
-                actions=[
-                    "workspaces:StartWorkspaces",
-                    "workspaces:RebootWorkspaces",
-                    "workspaces:CreateWorkspaceImage",
-                ],
-                resources=[arn],
-            )
-            self._template_statements = (start, start_and_snapshot)
-            self.on_event_function.add_to_role_policy(start)
-            self.step_function.add_to_role_policy(start_and_snapshot)
+            self._template_statements = self._template_grants([arn])
         else:
             for statement in self._template_statements:
                 statement.add_resources(arn)
+
+    def _template_grants(
+        self, arns: list[str], conditions: dict[str, Any] | None = None
+    ) -> tuple[iam.PolicyStatement, iam.PolicyStatement]:
+        """StartWorkspaces for the image resource's function; start, reboot and image for
+        the workflow's steps."""
+        start = iam.PolicyStatement(
+            actions=["workspaces:StartWorkspaces"], resources=arns, conditions=conditions
+        )
+        start_and_snapshot = iam.PolicyStatement(
+            actions=[
+                "workspaces:StartWorkspaces",
+                "workspaces:RebootWorkspaces",
+                "workspaces:CreateWorkspaceImage",
+            ],
+            resources=arns,
+            conditions=conditions,
+        )
+        self.on_event_function.add_to_role_policy(start)
+        self.step_function.add_to_role_policy(start_and_snapshot)
+        return start, start_and_snapshot
+
+    def _allow_tagged_template(self, workspace_id: str) -> None:
+        """``workspace/*``, conditioned on the template tag naming this id (one pair of
+        statements per token: the tag's value is the token's own deploy-time value)."""
+        self._template_grants(
+            [_arn("workspace/*")],
+            {"StringEquals": {f"aws:ResourceTag/{contract.TEMPLATE_TAG_KEY}": workspace_id}},
+        )
 
     def count_template_bytes(self, path: str, added: int) -> None:
         """Add what a construct writes into the stack's template; fail at synth before the
@@ -1116,7 +1140,9 @@ class BuildRuntime(Construct):
                 ),
                 Finding(
                     "AwsSolutions-IAM5",
-                    "A template WorkSpace id given as a token is only known at deploy time.",
+                    "A template WorkSpace id given as a token is only known at deploy time: "
+                    "workspace/* only where the WorkSpace carries the template tag naming "
+                    "that id (aws:ResourceTag condition).",
                     [_finding("workspace/*")],
                 ),
                 Finding(

@@ -721,11 +721,13 @@ def _render_vulnerabilities(console: Any, scan: dict[str, Any] | None, previous:
 @OUTPUT
 @click.pass_obj
 def register_template(aws: Aws, workspace: str, role: str, output: str) -> None:
-    """Register a template WorkSpace with Systems Manager (once per template)."""
+    """Register a template WorkSpace with Systems Manager (once per template), and tag it
+    with its own id (workspaces-image-bakery:template)."""
     ssm: SSMClient = aws.client("ssm")
     region = aws.region or ssm.meta.region_name
     try:
         activation = registration.create_activation(workspace, role, client=ssm, region=region)
+        registration.tag_template(workspace, client=aws.client("workspaces"))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--workspace") from None
     except (ClientError, BotoCoreError) as error:

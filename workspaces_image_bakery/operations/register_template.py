@@ -10,7 +10,9 @@ from typing import Any
 from . import cli
 
 
-def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, client: Any = None, workspaces_client: Any = None
+) -> int:
     """``python -m workspaces_image_bakery.operations.register_template``: the same as
     ``workspaces-image-bakery register-template`` (see :mod:`.cli`)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -18,7 +20,8 @@ def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
     if "--region" in args:
         at = args.index("--region")
         region, args = args[at : at + 2], args[:at] + args[at + 2 :]
-    return cli.run([*region, "register-template", *args], cli.Aws(ssm=client))
+    aws = cli.Aws(ssm=client, workspaces=workspaces_client)
+    return cli.run([*region, "register-template", *args], aws)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core.runtime_assets import contract
+
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_workspaces import WorkSpacesClient
 
 ACTIVATION_HOURS = 24
-TEMPLATE_TAG = "workspaces-image-bakery:template"
+# The tag the activation and the template WorkSpace carry: the WorkSpace's id.
+TEMPLATE_TAG = contract.TEMPLATE_TAG_KEY
 _WORKSPACE_ID = re.compile(r"^ws-[0-9a-z]{8,63}$")
 
 
@@ -78,3 +82,9 @@ def create_activation(
         Tags=[{"Key": TEMPLATE_TAG, "Value": workspace_id}],
     )
     return Activation(created["ActivationId"], created["ActivationCode"], region, workspace_id)
+
+
+def tag_template(workspace_id: str, *, client: WorkSpacesClient) -> None:
+    """Tag the template WorkSpace with its own id: a persona whose template id is a token
+    (known at deploy time only) may start, reboot and image only a WorkSpace so tagged."""
+    client.create_tags(ResourceId=workspace_id, Tags=[{"Key": TEMPLATE_TAG, "Value": workspace_id}])

@@ -133,6 +133,9 @@ ENV_MARKER_DOCUMENT: Final = "MARKER_DOCUMENT"
 # prepared template holds (packages, unit states, evidence files).
 ENV_EVIDENCE_BUCKET: Final = "EVIDENCE_BUCKET"
 ENV_INVENTORY_DOCUMENT: Final = "INVENTORY_DOCUMENT"
+# What register-template tags a template WorkSpace (and its activation) with: its own id.
+# A template given as a token is reached only through this tag (the IAM condition).
+TEMPLATE_TAG_KEY: Final = "workspaces-image-bakery:template"
 # The stack's script document (preparation, validation and seal scripts of every persona).
 ENV_SCRIPT_DOCUMENT: Final = "SCRIPT_DOCUMENT"
 # Where things live in the evidence store. Only the build's step role may write records,
