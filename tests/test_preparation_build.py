@@ -466,3 +466,45 @@ def test_the_template_estimate_stays_above_the_real_size(tmp_path: Any, count: i
     written = len(json.dumps(cdk.assertions.Template.from_stack(stack).to_json(), indent=1))
     estimate = build_runtime.BuildRuntime.of(stack)._template_bytes
     assert written <= estimate <= written * 1.5, (written, estimate)
+
+
+def test_a_node_lost_mid_command_fails_in_minutes_naming_it_and_cancels_the_command(
+    template: dict[str, Any],
+) -> None:
+    """A node that drops off while its command runs is not waited for the whole bound (6 h):
+    once it has been unreachable for 10 minutes, the build cancels the command and fails,
+    naming the node; no image is taken."""
+    from bakery_runtime.image_build.preparation import NODE_LOST_SECONDS
+
+    with world(template) as w:
+        node = w.ssm.add_node(TEMPLATE)
+        node.drop_after = "prepare"
+        with pytest.raises(DeployError) as failed:
+            w.cloudformation.deploy(template)
+        (prepare,) = [p for op, p in w.ssm.calls if op == "SendCommand"]
+        (cancel,) = [p for op, p in w.ssm.calls if op == "CancelCommand"]
+        office = [i for i in w.fake.images.values() if i.name.startswith("office-")]
+    message = str(failed.value)
+    assert f"managed node {NODE} of template WorkSpace {TEMPLATE} is ConnectionLost" in message
+    assert f"more than {NODE_LOST_SECONDS // 60} minutes) during the preparation" in message
+    assert f"command {w.ssm.cancelled[0]} was cancelled" in message
+    assert cancel["InstanceIds"] == [NODE] and office == []
+    assert prepare["Parameters"]["purpose"] == ["prepare"]
+
+
+def test_a_build_stopped_by_cloudformation_cancels_its_command(
+    template: dict[str, Any],
+) -> None:
+    """A rollback or delete that stops a build mid-preparation cancels its Run Command: a
+    quick redeploy never prepares the template beside it."""
+    with world(template) as w:
+        w.ssm.add_node(TEMPLATE)
+        cfn = w.cloudformation
+        original = cfn.run_builds
+        cfn.run_builds = lambda pause_at=None: original("WaitForPreparation")  # type: ignore[method-assign]
+        with pytest.raises(DeployError):
+            cfn.deploy(template)  # the build is still preparing: the WaitCondition times out
+        cfn.run_builds = original  # type: ignore[method-assign]
+        sent = [p for op, p in w.ssm.calls if op == "SendCommand"]
+        cancelled = list(w.ssm.cancelled)
+    assert len(sent) == 1 and len(cancelled) == 1

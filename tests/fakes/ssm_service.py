@@ -19,6 +19,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -72,6 +73,12 @@ class Node:
     )
     files: tuple[str, ...] = ()
     os_release: tuple[str, str] = ("ubuntu", "22.04")
+    # When the node last reached Systems Manager (DescribeInstanceInformation's
+    # LastPingDateTime); None: now. Set it with `ping` to take a node off mid-command.
+    last_ping: datetime | None = None
+    # Set to a script purpose (prepare, validate, seal): the node drops off right after that
+    # command is sent, last seen 20 minutes earlier, and its command makes no progress.
+    drop_after: str | None = None
     # What the seal prints; None: every item absent (the SSM registration deferred), sealed.
     seal_output: str | None = None
     seals: int = 0
@@ -108,6 +115,8 @@ class FakeSSM:
     nodes: dict[str, Node] = field(default_factory=dict)
     invocations: dict[str, Invocation] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The commands CancelCommand stopped while they ran.
+    cancelled: list[str] = field(default_factory=list)
 
     # An S3 client (moto's) that the node's agent archives command output with.
     s3: Any = None
@@ -172,6 +181,7 @@ class FakeSSM:
                 {
                     "InstanceId": node.node_id,
                     "PingStatus": self._ping(node),
+                    "LastPingDateTime": (node.last_ping or datetime.now(UTC)).timestamp(),
                     "ResourceType": "ManagedInstance",
                     "IPAddress": workspace.ip_address if workspace else "10.9.9.9",
                     "PlatformType": "Linux",
@@ -197,6 +207,8 @@ class FakeSSM:
             output_prefix=params.get("OutputS3KeyPrefix", ""),
             parameters=given,
         )
+        if node.drop_after is not None and node.drop_after == given.get("purpose", [""])[0]:
+            node.ping, node.last_ping = "ConnectionLost", datetime.now(UTC) - timedelta(minutes=20)
         return {"Command": {"CommandId": command_id, "DocumentName": name, "Status": "Pending"}}
 
     def _check_parameters(self, name: str, given: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -341,6 +353,15 @@ class FakeSSM:
     def _substitute(text: str, invocation: Invocation) -> str:
         return re.sub(r"\{\{ *(\w+) *\}\}", lambda m: invocation.parameters[m.group(1)][0], text)
 
+    def _op_CancelCommand(self, params: dict[str, Any]) -> dict[str, Any]:
+        invocation = self.invocations.get(params["CommandId"])
+        if invocation is None:
+            raise ServiceError("InvalidCommandId", "No such command.")
+        if invocation.status in ("Pending", "InProgress", "Delayed"):
+            invocation.status = invocation.details = "Cancelled"
+            self.cancelled.append(invocation.command_id)
+        return {}
+
     def _op_GetCommandInvocation(self, params: dict[str, Any]) -> dict[str, Any]:
         invocation = self.invocations.get(params["CommandId"])
         if invocation is None or invocation.node_id != params["InstanceId"]:
@@ -348,7 +369,8 @@ class FakeSSM:
         if invocation.hidden_polls > 0:
             invocation.hidden_polls -= 1
             raise ServiceError("InvocationDoesNotExist", "No such invocation yet.")
-        if invocation.status == "InProgress":
+        node = self.nodes.get(invocation.node_id)
+        if invocation.status == "InProgress" and node is not None and self._ping(node) == "Online":
             invocation.polls_left -= 1
             if invocation.polls_left <= 0:
                 self._finish(invocation)

@@ -433,6 +433,10 @@ class BuildRuntime(Construct):
                 ],
             )
             self.step_function.add_to_role_policy(self._send_statement)
+            # A build stopped by CloudFormation cancels the command it had in flight.
+            self.on_event_function.add_to_role_policy(
+                iam.PolicyStatement(actions=["ssm:CancelCommand"], resources=["*"])
+            )
             self.step_function.add_to_role_policy(
                 iam.PolicyStatement(
                     # None supports resource types (Service Authorization Reference); the
@@ -440,6 +444,7 @@ class BuildRuntime(Construct):
                     actions=[
                         "ssm:GetCommandInvocation",
                         "ssm:DescribeInstanceInformation",
+                        "ssm:CancelCommand",
                         "inspector-scan:ScanSbom",
                     ],
                     resources=["*"],

@@ -24,7 +24,7 @@ from ..core.properties import ImageProperties
 from ..core.workspaces import describe_tags, mark_kept, owned_image, sync_tags
 from ..evidence import record
 from ..release.retention import PersonaImage, mark_retained, prune
-from . import request
+from . import preparation, request
 from .request import BuildRequest
 from .steps import inspect_template
 
@@ -87,6 +87,8 @@ def stop_builds(event: ResourceEvent, image_name: str, clients: Clients) -> list
                     error=c.ERROR_STACK_OPERATION,
                     cause=f"CloudFormation is deleting {event.where} ({image_name})",
                 )
+                # Its Run Command too: a quick redeploy must not prepare the template beside it.
+                preparation.cancel_command(clients, execution["name"])
                 stopped.append(execution["executionArn"])
     if stopped:
         logger.info("image %s: stopped %d running build(s)", image_name, len(stopped))

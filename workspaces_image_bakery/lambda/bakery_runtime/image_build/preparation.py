@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,12 @@ PURPOSES = (
     PURPOSE_SEAL,
 )
 SEAL_STATES = ("absent", "deferred", "present")
+# How long a managed node may stay unreachable while its command runs before the build
+# cancels the command and fails, naming the node (instead of waiting its whole bound).
+NODE_LOST_SECONDS = 600
+# The piece of the build's work that names its command in flight (cancelled when the build
+# is stopped or ends without reporting).
+COMMAND_PIECE = "command"
 
 
 def failing_step(stdout: str, stderr: str) -> str:
@@ -94,38 +101,38 @@ def check_node(build: BuildRequest, clients: Clients) -> bool:
     return True
 
 
-def prepare_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
+def prepare_template(build: BuildRequest, clients: Clients, execution: str = "") -> dict[str, Any]:
     """Send the persona's preparation script to the template's managed node."""
     if not build.preparation_script:
         raise BuildFailed("this build has no preparation to run")
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send_script(build, clients, build.preparation_script, PURPOSE_PREPARATION)
+    return _send_script(build, clients, build.preparation_script, PURPOSE_PREPARATION, execution)
 
 
-def verify_marker(build: BuildRequest, clients: Clients) -> dict[str, Any]:
+def verify_marker(build: BuildRequest, clients: Clients, execution: str = "") -> dict[str, Any]:
     """After the reboot: ask the template for its version file (the recipe marker)."""
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send(build, clients, os.environ[c.ENV_MARKER_DOCUMENT], PURPOSE_MARKER)
+    return _send(build, clients, os.environ[c.ENV_MARKER_DOCUMENT], PURPOSE_MARKER, execution)
 
 
-def take_inventory(build: BuildRequest, clients: Clients) -> dict[str, Any]:
+def take_inventory(build: BuildRequest, clients: Clients, execution: str = "") -> dict[str, Any]:
     """After the validation, before the image: list what the template holds (packages from
     its own database, unit states, evidence files) with the stack's inventory document."""
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send(build, clients, os.environ[c.ENV_INVENTORY_DOCUMENT], PURPOSE_INVENTORY)
+    return _send(build, clients, os.environ[c.ENV_INVENTORY_DOCUMENT], PURPOSE_INVENTORY, execution)
 
 
-def seal_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
+def seal_template(build: BuildRequest, clients: Clients, execution: str = "") -> dict[str, Any]:
     """The last command before the image: take the template's identity off its root volume
     and prove each item gone (preparation/seal.py renders the document)."""
     if not build.seal_script:
         raise BuildFailed("this build has no seal to run")
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send_script(build, clients, build.seal_script, PURPOSE_SEAL)
+    return _send_script(build, clients, build.seal_script, PURPOSE_SEAL, execution)
 
 
 def read_seal(stdout: str) -> tuple[dict[str, str], bool]:
@@ -143,13 +150,13 @@ def read_seal(stdout: str) -> tuple[dict[str, str], bool]:
     return items, last == "ok" and bool(items)
 
 
-def validate_template(build: BuildRequest, clients: Clients) -> dict[str, Any]:
+def validate_template(build: BuildRequest, clients: Clients, execution: str = "") -> dict[str, Any]:
     """After the marker check, before the image: run the persona's validation checks."""
     if not build.validation_script:
         raise BuildFailed("this build has no validation to run")
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send_script(build, clients, build.validation_script, PURPOSE_VALIDATION)
+    return _send_script(build, clients, build.validation_script, PURPOSE_VALIDATION, execution)
 
 
 # The stack's script document's purpose parameter (its allowed values) for each command.
@@ -164,7 +171,11 @@ SEAL_TIMEOUT_SECONDS = 1800
 
 
 def _send_script(
-    build: BuildRequest, clients: Clients, script: Mapping[str, str], purpose: str
+    build: BuildRequest,
+    clients: Clients,
+    script: Mapping[str, str],
+    purpose: str,
+    execution: str = "",
 ) -> dict[str, Any]:
     """Send the stack's script document with this script's key and digest: the document
     downloads the object, checks its SHA-256 and runs it (Systems Manager refuses a digest
@@ -176,7 +187,7 @@ def _send_script(
         "sha256": [script[c.SCRIPT_SHA256]],
         "timeoutSeconds": [str(timeout)],
     }
-    return _send(build, clients, os.environ[c.ENV_SCRIPT_DOCUMENT], purpose, parameters)
+    return _send(build, clients, os.environ[c.ENV_SCRIPT_DOCUMENT], purpose, execution, parameters)
 
 
 def _send(
@@ -184,6 +195,7 @@ def _send(
     clients: Clients,
     document: str,
     purpose: str,
+    execution: str = "",
     parameters: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     try:
@@ -204,11 +216,69 @@ def _send(
             return {"Status": c.STATUS_WAIT, "CommandId": ""}
         raise
     logger.info("%s of %s: command %s sent", purpose, build.image_name, command.get("CommandId"))
+    if execution:
+        # Which command is in flight: cancelled if the build is stopped or lost.
+        store.put_json(
+            clients.s3,
+            store.work_key(execution, COMMAND_PIECE),
+            {"command_id": command.get("CommandId", ""), "node": build.managed_node_id},
+        )
     return {"Status": c.STATUS_SENT, "CommandId": command.get("CommandId", "")}
 
 
+def cancel_command(clients: Clients, execution: str) -> str | None:
+    """Cancel the command this execution has in flight (a build stopped, or ended without
+    reporting); its id, or None when there is none. Errors are logged, never raised: the
+    command may have ended already."""
+    sent = store.get_json(clients.s3, store.work_key(execution, COMMAND_PIECE))
+    if not isinstance(sent, Mapping) or not sent.get("command_id"):
+        return None
+    command_id, node = str(sent["command_id"]), str(sent.get("node") or "")
+    try:
+        clients.ssm.cancel_command(
+            CommandId=command_id, **({"InstanceIds": [node]} if node else {})
+        )
+    except ClientError as error:
+        logger.info("command %s not cancelled: %s", command_id, error_code(error))
+        return None
+    logger.info("command %s of execution %s cancelled", command_id, execution)
+    return command_id
+
+
+def _check_node_lost(
+    build: BuildRequest, clients: Clients, command_id: str, purpose: str, now: float
+) -> None:
+    """While the command runs: a node unreachable for NODE_LOST_SECONDS stops the build. The
+    command was sent while the node was online, so its last ping bounds how long it has been
+    gone; the command is cancelled and the node named."""
+    node_id = str(build.managed_node_id)
+    node = _node(clients, node_id)
+    ping = (node or {}).get("PingStatus", "unregistered")
+    if ping == "Online":
+        return
+    last = (node or {}).get("LastPingDateTime")
+    gone = now - last.timestamp() if last is not None else float(NODE_LOST_SECONDS + 1)
+    if gone <= NODE_LOST_SECONDS:
+        return
+    try:
+        clients.ssm.cancel_command(CommandId=command_id, InstanceIds=[node_id])
+    except ClientError as error:
+        logger.info("command %s not cancelled: %s", command_id, error_code(error))
+    seen = f"last seen {last.isoformat()}" if last is not None else "never seen"
+    raise BuildFailed(
+        f"managed node {node_id} of template WorkSpace {build.template_workspace_id} is "
+        f"{ping} ({seen}, more than {NODE_LOST_SECONDS // 60} minutes) during the {purpose}; "
+        f"command {command_id} was cancelled. Check the template WorkSpace and its SSM Agent, "
+        "then deploy again"
+    )
+
+
 def poll_command(
-    build: BuildRequest, clients: Clients, command: Mapping[str, Any], execution: str = ""
+    build: BuildRequest,
+    clients: Clients,
+    command: Mapping[str, Any],
+    execution: str = "",
+    now: float | None = None,
 ) -> dict[str, Any]:
     """WAIT while the command runs; DONE when it succeeded (and, for the marker, matched).
 
@@ -231,6 +301,7 @@ def poll_command(
         raise
     status = invocation.get("Status", "")
     if status in RUNNING:
+        _check_node_lost(build, clients, command_id, purpose, time.time() if now is None else now)
         return {"Status": c.STATUS_WAIT}
     node = str(build.managed_node_id)
     prefix = store.output_prefix(build.persona, build.image_name, purpose)

@@ -459,19 +459,23 @@ def run_step(
         c.STEP_SIGNAL_FAILURE: lambda: signal_failure(
             build, clients, event.get("Error", {}), send, at, execution
         ),
-        c.STEP_PREPARE_TEMPLATE: lambda: preparation_steps.prepare_template(build, clients),
-        c.STEP_POLL_COMMAND: lambda: preparation_steps.poll_command(
-            build, clients, event.get("Command") or {}, execution
+        c.STEP_PREPARE_TEMPLATE: lambda: preparation_steps.prepare_template(
+            build, clients, execution
         ),
-        c.STEP_TAKE_INVENTORY: lambda: preparation_steps.take_inventory(build, clients),
-        c.STEP_SEAL_TEMPLATE: lambda: preparation_steps.seal_template(build, clients),
+        c.STEP_POLL_COMMAND: lambda: preparation_steps.poll_command(
+            build, clients, event.get("Command") or {}, execution, at
+        ),
+        c.STEP_TAKE_INVENTORY: lambda: preparation_steps.take_inventory(build, clients, execution),
+        c.STEP_SEAL_TEMPLATE: lambda: preparation_steps.seal_template(build, clients, execution),
         c.STEP_ASSESS_TEMPLATE: lambda: record_steps.assess_template(build, clients, execution),
         c.STEP_WRITE_RECORD: lambda: record_steps.write_record(
             build, clients, execution, str(event.get("ImageId")), str(event.get("Started") or "")
         ),
         c.STEP_REBOOT_TEMPLATE: lambda: preparation_steps.reboot_template(build, clients),
-        c.STEP_VERIFY_MARKER: lambda: preparation_steps.verify_marker(build, clients),
-        c.STEP_VALIDATE_TEMPLATE: lambda: preparation_steps.validate_template(build, clients),
+        c.STEP_VERIFY_MARKER: lambda: preparation_steps.verify_marker(build, clients, execution),
+        c.STEP_VALIDATE_TEMPLATE: lambda: preparation_steps.validate_template(
+            build, clients, execution
+        ),
     }
     preparing = step in PREPARATION_STEPS
     if step not in actions:
@@ -491,7 +495,7 @@ def run_step(
             raise BuildFailed("this build prepares nothing: its template is prepared by hand")
         result = actions[step]()
         if preparing and result.get("Status") == c.STATUS_WAIT:
-            _check_deadline(build, at, title)
+            _check_deadline(build, at, f"{title} (on managed node {build.managed_node_id})")
         return result
     except BuildFailed as failure:
         raise BuildFailed(f"{title}: {failure}") from None

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from ..core import contract as c
 from ..core.aws import Clients, error_code, owner
 from ..core.errors import BuildFailed
-from . import notify, request, wait_condition
+from . import notify, preparation, request, wait_condition
 from .steps import failure_reason
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ def on_execution_end(
         return {"Action": "ignored", "Why": "not a build of this stack (no request of its own)"}
     except (KeyError, TypeError, ValueError):
         return {"Action": "ignored", "Why": "a malformed build request"}
+    # A command it left running on the template is cancelled before anything else.
+    preparation.cancel_command(clients, str(execution["name"]))
     cause = failure_reason({"Error": error or status, "Cause": execution.get("cause") or ""})
     reason = (
         f"persona {build.persona}: the image build {execution['name']} ended {status} without "
