@@ -492,3 +492,35 @@ def test_an_execution_started_by_hand_builds_nothing_whatever_its_input(
         assert run.status == "FAILED" and run.visited == ["CleanupOrBuild?", "LoadRequest"]
         assert len(w.fake.calls) == calls_before
         assert cfn.signals.received == {}
+
+
+def test_an_image_tagged_as_ours_by_someone_else_is_never_deleted(deployed: World) -> None:
+    """A tag is a label: an image someone tagged with this stack's id, its persona, an
+    execution and the cleanup mark is deleted neither by a hand-started cleanup nor by the
+    image resource's Delete. Only what the runtime wrote down (a record, or the build's own
+    note that it created the image) makes an image this stack's to delete."""
+    w = deployed
+    foreign = next(i for i in w.fake.images.values() if not w.owned(i.image_id))
+    w.fake.tags[foreign.image_id] = {
+        OWNER_TAG: STACK_ID,
+        contract.PERSONA_TAG_KEY: "office",
+        contract.EXECUTION_TAG_KEY: "build-forged",
+        contract.CLEANUP_TAG_KEY: "requested",
+    }
+    w.fake.bundles.clear()
+    result = build_steps.run_step(
+        {
+            "Step": contract.STEP_CLEANUP_IMAGE,
+            "Cleanup": {"image_id": foreign.image_id, "image_name": foreign.name},
+        },
+        w.clients,
+    )
+    assert result == {"Status": contract.STATUS_DONE}
+    # The image resource's Delete of an image of that name: kept as well.
+    logical = next(k for k in w.cloudformation.stack.sent if "OfficeImage" in k)
+    props = {**w.cloudformation.stack.sent[logical], contract.IMAGE_NAME: foreign.name}
+    w.cloudformation.send_event(
+        "Delete", "Planted", contract.IMAGE_RESOURCE_TYPE, props, physical_id=foreign.name
+    )
+    assert foreign.image_id in w.fake.images
+    assert w.fake.count("DeleteWorkspaceImage") == 0

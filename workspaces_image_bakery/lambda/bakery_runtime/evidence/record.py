@@ -148,6 +148,50 @@ def why_not_owned(
     return None
 
 
+# The piece of a build's work that says which image the build created (written by the step
+# that called CreateWorkspaceImage, before any record exists).
+MADE_PIECE: Final = "image"
+
+
+def note_made(s3: S3Client, execution: str, image_id: str, image_name: str, owner: str) -> None:
+    """Keep, in the build's work, that this execution created `image_id`."""
+    store.put_json(
+        s3,
+        store.work_key(execution, MADE_PIECE),
+        {"image_id": image_id, "image_name": image_name, "stack": owner},
+    )
+
+
+def why_not_made_here(
+    s3: S3Client, image_id: str, image_name: str, tags: Mapping[str, str], owner: str
+) -> str | None:
+    """None when the runtime wrote down that this stack made the image: its record (a
+    finished build), or the build's own note that it created it (a build stopped or failed
+    before its record). Else why not: the image is then never deleted by the runtime, what
+    ever its tags say (anyone who may tag can write them)."""
+    persona = tags.get(c.PERSONA_TAG_KEY, "")
+    why = (
+        why_not_owned(s3, persona, image_id, image_name, tags, owner)
+        if persona
+        else "it carries no persona"
+    )
+    if why is None:
+        return None
+    execution = tags.get(c.EXECUTION_TAG_KEY, "")
+    if execution and "/" not in execution:
+        try:
+            made = store.get_json(s3, store.work_key(execution, MADE_PIECE))
+        except ClientError as error:
+            return f"{why}; its build's note could not be read ({error_code(error)})"
+        if (
+            isinstance(made, Mapping)
+            and made.get("image_id") == image_id
+            and made.get("stack") == owner
+        ):
+            return None
+    return f"{why}; and no build of this stack noted creating it"
+
+
 def delete(s3: S3Client, persona: str, image_name: str) -> None:
     """Remove the record and SBOM of an image that is gone (their versions stay)."""
     for key in (record_key(persona, image_name), sbom_key(persona, image_name)):

@@ -125,6 +125,11 @@ def delete_image(event: ResourceEvent, image_name: str, clients: Clients) -> Non
     if image is None:
         logger.info("image %s is already gone", image_name)
         return
+    tags = describe_tags(clients.workspaces, image["ImageId"])
+    why = record.why_not_made_here(clients.s3, image["ImageId"], image_name, tags, owner())
+    if why is not None:
+        logger.warning("not deleting image %s (%s): %s", image["ImageId"], image_name, why)
+        return
     if image.get("State") == "PENDING":
         start_cleanup(image["ImageId"], image_name, clients)
         return

@@ -235,6 +235,9 @@ def create_image(
             raise TransientError(f"{code}: {error_message(error)}") from None
         raise
     logger.info("creating image %s (%s)", created["ImageId"], build.image_name)
+    if execution:
+        # What proves, until the record exists, that this stack made the image.
+        record.note_made(clients.s3, execution, created["ImageId"], build.image_name, stack)
     return {"ImageId": created["ImageId"], "Status": c.STATUS_CREATED}
 
 
@@ -396,8 +399,9 @@ def _restore_after_seal(build: BuildRequest, clients: Clients, execution: str) -
 def cleanup_image(cleanup: Mapping[str, Any], clients: Clients) -> dict[str, Any]:
     """Delete an image a stopped build left PENDING, once it is no longer PENDING.
 
-    The image id comes from the execution's input: only an image that carries both this
-    stack's ownership tag (the runtime's own configuration) and the cleanup mark is deleted.
+    The image id comes from the execution's input: only an image that carries the cleanup
+    mark and that the runtime wrote down as this stack's (its record, or its build's note
+    that it created it) is deleted; its tags alone prove nothing.
     """
     client = clients.workspaces
     image_id = str(cleanup["image_id"])
@@ -405,8 +409,12 @@ def cleanup_image(cleanup: Mapping[str, Any], clients: Clients) -> dict[str, Any
     if image is None:
         return {"Status": c.STATUS_DONE}
     tags = describe_tags(client, image_id)
-    if tags.get(c.OWNER_TAG_KEY) != owner() or c.CLEANUP_TAG_KEY not in tags:
+    if c.CLEANUP_TAG_KEY not in tags:
         logger.warning("image %s is not an image this stack marked for cleanup; kept", image_id)
+        return {"Status": c.STATUS_DONE}
+    why = record.why_not_made_here(clients.s3, image_id, str(image.get("Name", "")), tags, owner())
+    if why is not None:
+        logger.warning("image %s is kept: %s", image_id, why)
         return {"Status": c.STATUS_DONE}
     if image.get("State") == "PENDING":
         return {"Status": c.STATUS_WAIT}
