@@ -524,3 +524,18 @@ def test_an_image_tagged_as_ours_by_someone_else_is_never_deleted(deployed: Worl
     )
     assert foreign.image_id in w.fake.images
     assert w.fake.count("DeleteWorkspaceImage") == 0
+
+
+def test_tags_are_synced_only_on_an_image_the_runtime_wrote_down(deployed: World) -> None:
+    """A tag-only update re-tags the persona's image only when its record (or its build's
+    note) says this stack made it; an image that only carries the stack's tag is refused,
+    its tags left alone."""
+    w = deployed
+    office = _image_named(w, "office-")
+    # As if planted: the stack's tag, no record digest, no execution of this stack.
+    for key in (contract.RECORD_TAG_KEY, contract.EXECUTION_TAG_KEY):
+        w.fake.tags[office.image_id].pop(key, None)
+    before = dict(w.fake.tags[office.image_id])
+    with pytest.raises(DeployError, match=f"image {office.image_id} .* carries this stack's tag"):
+        w.cloudformation.deploy(two_personas(stage="prod"))
+    assert w.fake.tags[office.image_id] == before

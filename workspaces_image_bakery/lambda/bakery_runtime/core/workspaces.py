@@ -159,15 +159,20 @@ def workspace_by_id(client: WorkSpacesClient, workspace_id: str) -> WorkspaceTyp
 
 
 def sync_tags(
-    client: WorkSpacesClient, resource_id: str, desired: Mapping[str, str], owner: str
+    client: WorkSpacesClient,
+    resource_id: str,
+    desired: Mapping[str, str],
+    owner: str,
+    current: Mapping[str, str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Make the resource's tags exactly `desired` plus the ownership tag.
+    """Make the resource's tags exactly `desired` plus the ownership tag (`current`: its
+    tags when the caller just read them).
 
     Returns the keys written and the keys removed, in that order. Calls nothing when the
     tags already match, so an unrelated deploy makes no tag calls.
     """
     wanted = {**desired, c.OWNER_TAG_KEY: owner}
-    current = describe_tags(client, resource_id)
+    current = describe_tags(client, resource_id) if current is None else current
     stale = sorted(k for k in current if k not in wanted and k not in c.LIBRARY_TAG_KEYS)
     changed = {k: v for k, v in wanted.items() if current.get(k) != v}
     if stale:

@@ -183,7 +183,18 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
             "CloudFormation). Change the persona's image version or deploy with the rebuild "
             "context value to build it again"
         )
-    sync_tags(clients.workspaces, image["ImageId"], props.all_tags(), stack)
+    tags = describe_tags(clients.workspaces, image["ImageId"])
+    why = record.why_not_made_here(clients.s3, image["ImageId"], props.image_name, tags, stack)
+    if why is not None and rolling_back(clients, stack):
+        logger.warning("not re-tagging image %s on rollback: %s", image["ImageId"], why)
+        return {"PhysicalResourceId": props.image_name, "Data": data}
+    if why is not None:
+        raise BuildFailed(
+            f"{event.where}: image {image['ImageId']} ({props.image_name}) carries this stack's "
+            f"tag, but {why}: its tags are left alone. Deploy with the rebuild context value "
+            "to build the persona's image again"
+        )
+    sync_tags(clients.workspaces, image["ImageId"], props.all_tags(), stack, tags)
     if event.request_type == "Update" and _retained_count_of(event.old_properties) != (
         props.retained_images
     ):
