@@ -416,7 +416,19 @@ def test_the_stack_creates_the_role_a_template_registers_with(template: dict[str
     (role,) = roles
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
-    assert "AmazonSSMManagedInstanceCore" in json.dumps(role["Properties"]["ManagedPolicyArns"])
+    # Least privilege: no managed policy, no Parameter Store reads for root on the template.
+    assert "ManagedPolicyArns" not in role["Properties"]
+    logical = next(k for k, r in template["Resources"].items() if r is role)
+    actions = {
+        a
+        for r in template["Resources"].values()
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        and {"Ref": logical} in r["Properties"].get("Roles", [])
+        for st in r["Properties"]["PolicyDocument"]["Statement"]
+        for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    }
+    assert {"ssm:UpdateInstanceInformation", "ec2messages:GetMessages"} <= actions
+    assert not any(a.startswith(("ssm:GetParameter", "ssm:PutInventory")) for a in actions)
     assert "TemplateNodeRoleName" in template["Outputs"]
 
 
@@ -508,3 +520,18 @@ def test_a_build_stopped_by_cloudformation_cancels_its_command(
         sent = [p for op, p in w.ssm.calls if op == "SendCommand"]
         cancelled = list(w.ssm.cancelled)
     assert len(sent) == 1 and len(cancelled) == 1
+
+
+def test_the_first_build_deletes_the_activation_its_node_registered_with(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    """The activation code is a credential until it expires: once the node it registered is
+    online and the build uses it, the activation is deleted (the node stays registered), and
+    a later build finds it gone without failing."""
+    w, node, _ = prepared
+    w.cloudformation.deploy(template)
+    assert w.ssm.deleted_activations == [node.activation_id]
+    w.cloudformation.deploy(two_personas(office_node=NODE, office_version="1.1.0"))
+    assert w.ssm.deleted_activations == [node.activation_id]
+    deletes = [p for op, p in w.ssm.calls if op == "DeleteActivation"]
+    assert len(deletes) == 2  # the second found it gone, and the build went on

@@ -79,6 +79,8 @@ class Node:
     # Set to a script purpose (prepare, validate, seal): the node drops off right after that
     # command is sent, last seen 20 minutes earlier, and its command makes no progress.
     drop_after: str | None = None
+    # The hybrid activation the node registered with (deleted by the build once it is used).
+    activation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     # What the seal prints; None: every item absent (the SSM registration deferred), sealed.
     seal_output: str | None = None
     seals: int = 0
@@ -117,6 +119,7 @@ class FakeSSM:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # The commands CancelCommand stopped while they ran.
     cancelled: list[str] = field(default_factory=list)
+    deleted_activations: list[str] = field(default_factory=list)
 
     # An S3 client (moto's) that the node's agent archives command output with.
     s3: Any = None
@@ -182,6 +185,7 @@ class FakeSSM:
                     "InstanceId": node.node_id,
                     "PingStatus": self._ping(node),
                     "LastPingDateTime": (node.last_ping or datetime.now(UTC)).timestamp(),
+                    "ActivationId": node.activation_id,
                     "ResourceType": "ManagedInstance",
                     "IPAddress": workspace.ip_address if workspace else "10.9.9.9",
                     "PlatformType": "Linux",
@@ -352,6 +356,13 @@ class FakeSSM:
     @staticmethod
     def _substitute(text: str, invocation: Invocation) -> str:
         return re.sub(r"\{\{ *(\w+) *\}\}", lambda m: invocation.parameters[m.group(1)][0], text)
+
+    def _op_DeleteActivation(self, params: dict[str, Any]) -> dict[str, Any]:
+        known = {n.activation_id for n in self.nodes.values()}
+        if params["ActivationId"] not in known - set(self.deleted_activations):
+            raise ServiceError("InvalidActivationId", "No such activation.")
+        self.deleted_activations.append(params["ActivationId"])
+        return {}
 
     def _op_CancelCommand(self, params: dict[str, Any]) -> dict[str, Any]:
         invocation = self.invocations.get(params["CommandId"])

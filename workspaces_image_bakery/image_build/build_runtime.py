@@ -64,8 +64,27 @@ IMAGE_TEMPLATE_BYTES = 11_000
 # A script: its key and digest in the image's properties, its object in the node role's
 # policy, its digest in the script document (created once, counted in the runtime's bytes).
 SCRIPT_TEMPLATE_BYTES = 800
-# The stack's script document and the node role's listing grant, written once.
-SCRIPT_DOCUMENT_TEMPLATE_BYTES = 6_000
+# The template node role's own policy: the SSM Agent's messaging for Run Command, its
+# registration and association look-ups; no Parameter Store reads.
+NODE_AGENT_ACTIONS = [
+    "ssm:UpdateInstanceInformation",
+    "ssm:ListInstanceAssociations",
+    "ssm:DescribeAssociation",
+    "ssm:GetDocument",
+    "ssm:DescribeDocument",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+]
+# The stack's script document, the node role's agent policy and its listing grant, once.
+SCRIPT_DOCUMENT_TEMPLATE_BYTES = 8_000
 # The asset holds the runtime's Python source files and nothing else (no caches from tests
 # or type checks), so its hash changes only when the code does.
 # The runtime's capability folders (core, build, release, distribution, rollout, evidence).
@@ -445,6 +464,8 @@ class BuildRuntime(Construct):
                         "ssm:GetCommandInvocation",
                         "ssm:DescribeInstanceInformation",
                         "ssm:CancelCommand",
+                        # The template's activation, deleted once its node registered.
+                        "ssm:DeleteActivation",
                         "inspector-scan:ScanSbom",
                     ],
                     resources=["*"],
@@ -523,26 +544,30 @@ class BuildRuntime(Construct):
                         "ArnEquals": {"aws:SourceArn": _arn_of("ssm", "*")},
                     },
                 ),
-                managed_policies=[
-                    iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
-                ],
             )
+            self._node_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    # What the agent needs for Run Command (AmazonSSMManagedInstanceCore less
+                    # ssm:GetParameter(s), inventory, compliance, patching and association
+                    # writes): root on the template reads no Parameter Store value. On "*"
+                    # as in that managed policy: the node's documents and associations are
+                    # not known here, and the messaging actions support no resource types.
+                    actions=NODE_AGENT_ACTIONS,
+                    resources=["*"],
+                )
+            )
+            self.evidence.grant_command_output(self._node_role)
             suppress(
                 self._node_role,
                 [
-                    Finding(
-                        "AwsSolutions-IAM4",
-                        "Systems Manager's setup for hybrid nodes asks for "
-                        "AmazonSSMManagedInstanceCore on the activation's service role.",
-                        [
-                            "Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"
-                        ],
+                    EVIDENCE_FINDING,
+                    star_resource(
+                        "The SSM Agent's messaging (ec2messages, ssmmessages), registration and "
+                        "document and association look-ups, as AmazonSSMManagedInstanceCore "
+                        "grants them on *, without its Parameter Store reads."
                     ),
                 ],
-                children=False,
-            )
-            self.evidence.grant_command_output(self._node_role)
-            suppress(self._node_role, [EVIDENCE_FINDING])  # after the grant made its policy
+            )  # after the grants made its policy
             CfnOutput(
                 stack,
                 "TemplateNodeRoleName",

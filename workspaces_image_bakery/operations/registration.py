@@ -43,6 +43,9 @@ class Activation:
         """What to run on the template WorkSpace, as root (the code is shown once)."""
         return "\n".join(
             [
+                "# The activation code below is a credential: until it is used once or",
+                "# expires (24 h), it registers any machine as a node with the template's role.",
+                "# Keep it out of tickets and chat; the first build deletes the activation.",
                 f"# On template WorkSpace {self.workspace_id}, as root (the SSM Agent is",
                 "# preinstalled on Amazon Linux 2; elsewhere install it first, see",
                 "# https://docs.aws.amazon.com/systems-manager/latest/userguide/"

@@ -107,7 +107,24 @@ def prepare_template(build: BuildRequest, clients: Clients, execution: str = "")
         raise BuildFailed("this build has no preparation to run")
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
+    _retire_activation(clients, str(build.managed_node_id))
     return _send_script(build, clients, build.preparation_script, PURPOSE_PREPARATION, execution)
+
+
+def _retire_activation(clients: Clients, node_id: str) -> None:
+    """Delete the hybrid activation the node registered with: its code is a credential that
+    could register another machine until it expires. Deleting it leaves the registered node
+    as it is; an activation already gone is fine."""
+    activation = (_node(clients, node_id) or {}).get("ActivationId")
+    if not activation:
+        return
+    try:
+        clients.ssm.delete_activation(ActivationId=activation)
+    except ClientError as error:
+        if error_code(error) not in ("InvalidActivationId", "InvalidActivation"):
+            raise
+        return
+    logger.info("deleted activation %s of managed node %s", activation, node_id)
 
 
 def verify_marker(build: BuildRequest, clients: Clients, execution: str = "") -> dict[str, Any]:
