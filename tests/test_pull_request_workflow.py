@@ -165,3 +165,16 @@ def test_no_baseline_is_understood(tmp_path: Path) -> None:
     assert load_baseline("none") is None
     assert load_baseline(tmp_path) is None
     assert load_baseline(None) is None
+
+
+def test_diff_job_runs_in_an_environment_that_the_roles_trust_policy_pins() -> None:
+    """Anyone who may push a branch can edit the workflow: the role trusts only the subject
+    of the `cdk-diff` environment, whose reviewers approve each run."""
+    assert jobs()["diff"]["environment"] == "cdk-diff"
+    review = (WORKFLOW.parent.parent.parent / "docs" / "review.md").read_text()
+    assert '"token.actions.githubusercontent.com:sub": "repo:OWNER/REPO:environment:cdk-diff"' in (
+        review
+    )
+    assert 'repo:OWNER/REPO:pull_request"' not in review
+    for job in ("test", "comment"):
+        assert "environment" not in jobs()[job]
