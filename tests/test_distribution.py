@@ -733,22 +733,28 @@ def test_a_stale_copy_a_bundle_still_uses_fails_the_copy_naming_both_images(
     assert ireland.count("CopyWorkspaceImage") == 1
 
 
-def test_a_new_image_makes_a_new_copy_and_the_old_one_goes_after_the_bundle_moved(
-    world: WorkSpacesWorld, home_image: str
-) -> None:
-    deploy = Deploy(world)
-    copy_props = {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: home_image}
-    first = deploy.create("Copy", dc.COPY_RESOURCE_TYPE, copy_props)
-    bundle_props = {
+def _regional_bundle(image_id: str, name: str, **more: str) -> dict[str, str]:
+    """A regional bundle's properties in eu-west-1, bound to `image_id` named `name`."""
+    return {
         dc.REGION: "eu-west-1",
         contract.BUNDLE_NAME: "p-abc123",
         contract.BUNDLE_DESCRIPTION: "p bundle",
         contract.COMPUTE_TYPE: "STANDARD",
         contract.ROOT_VOLUME_GIB: "80",
         contract.USER_VOLUME_GIB: "10",
-        contract.IMAGE_BUILD_RESULT: first[dc.ATTR_IMAGE_ID],
-        contract.EXPECTED_IMAGE_NAME: first[dc.ATTR_IMAGE_NAME],
+        contract.IMAGE_BUILD_RESULT: image_id,
+        contract.EXPECTED_IMAGE_NAME: name,
+        **more,
     }
+
+
+def test_a_new_image_makes_a_new_copy_and_the_old_one_goes_after_the_bundle_moved(
+    world: WorkSpacesWorld, home_image: str
+) -> None:
+    deploy = Deploy(world)
+    copy_props = {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: home_image}
+    first = deploy.create("Copy", dc.COPY_RESOURCE_TYPE, copy_props)
+    bundle_props = _regional_bundle(first[dc.ATTR_IMAGE_ID], first[dc.ATTR_IMAGE_NAME])
     deploy.create("Bundle", dc.REGIONAL_BUNDLE_RESOURCE_TYPE, bundle_props)
     newer = world.fake(HOME).add_image("p-2-00000000", tags={OWNER: STACK_ID})
     old_physical = deploy.physical["Copy"]
@@ -1004,17 +1010,9 @@ def test_a_regional_bundle_refuses_a_copy_named_in_a_forged_waiter_answer(
     deploy = Deploy(world)
     copy_props = {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: home_image}
     first = deploy.create("Copy", dc.COPY_RESOURCE_TYPE, copy_props)
-    bundle_props = {
-        dc.REGION: "eu-west-1",
-        contract.BUNDLE_NAME: "p-abc123",
-        contract.BUNDLE_DESCRIPTION: "p bundle",
-        contract.COMPUTE_TYPE: "STANDARD",
-        contract.ROOT_VOLUME_GIB: "80",
-        contract.USER_VOLUME_GIB: "10",
-        contract.IMAGE_BUILD_RESULT: first[dc.ATTR_IMAGE_ID],
-        contract.EXPECTED_IMAGE_NAME: IMAGE_NAME,
-        dc.EXPECTED_SOURCE_IMAGE_ID: home_image,
-    }
+    bundle_props = _regional_bundle(
+        first[dc.ATTR_IMAGE_ID], IMAGE_NAME, **{dc.EXPECTED_SOURCE_IMAGE_ID: home_image}
+    )
     deploy.create("Bundle", dc.REGIONAL_BUNDLE_RESOURCE_TYPE, bundle_props)
     newer = world.fake(HOME).add_image("p-2-00000000", tags={OWNER: STACK_ID})
     second = deploy.update("Copy", {**copy_props, dc.SOURCE_IMAGE_ID: newer})

@@ -634,6 +634,8 @@ class BuildRuntime(Construct):
         step: str,
         result_selector: dict[str, str] | None,
         extra: dict[str, object] | None = None,
+        *,
+        result_path: str | None = None,
     ) -> tasks.LambdaInvoke:
         payload: dict[str, object] = {
             "Step": step,
@@ -644,6 +646,8 @@ class BuildRuntime(Construct):
         }
         if step == contract.STEP_CLEANUP_IMAGE:
             payload = {"Step": step, "Cleanup.$": "$.Cleanup"}
+        if step == contract.STEP_LOAD_REQUEST:
+            payload = {"Step": step, "Execution.$": "$$.Execution.Name"}
         if step in (
             contract.STEP_POLL_IMAGE,
             contract.STEP_SIGNAL_SUCCESS,
@@ -660,7 +664,7 @@ class BuildRuntime(Construct):
             lambda_function=self.step_function,
             payload=sfn.TaskInput.from_object(payload),
             result_selector=result_selector,
-            result_path=f"$.{id_}" if result_selector else self._constants.discard,
+            result_path=result_path or (f"$.{id_}" if result_selector else self._constants.discard),
             retry_on_service_exceptions=True,
         )
         task.add_retry(
@@ -698,23 +702,8 @@ class BuildRuntime(Construct):
         # The build request, from the evidence store under this execution's name (the image
         # resource's function wrote it there): the state becomes {"Build": <request>},
         # whatever the input said.
-        load = tasks.LambdaInvoke(
-            self,
-            "LoadRequest",
-            lambda_function=self.step_function,
-            payload=sfn.TaskInput.from_object(
-                {"Step": c.STEP_LOAD_REQUEST, "Execution.$": "$$.Execution.Name"}
-            ),
-            result_selector={"Build.$": "$.Payload"},
-            result_path="$",
-            retry_on_service_exceptions=True,
-        )
-        load.add_retry(
-            errors=[contract.ERROR_TRANSIENT, "Lambda.TooManyRequestsException"],
-            interval=self._constants.retry_interval,
-            backoff_rate=2,
-            max_attempts=6,
-            jitter_strategy=sfn.JitterType.FULL,
+        load = self._step(
+            "LoadRequest", c.STEP_LOAD_REQUEST, {"Build.$": "$.Payload"}, result_path="$"
         )
         quota = self._step("CheckImageQuota", c.STEP_CHECK_QUOTA, None)
         check = self._step("CheckTemplate", c.STEP_CHECK_TEMPLATE, status)
