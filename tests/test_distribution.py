@@ -640,8 +640,10 @@ def test_a_copy_still_pending_near_the_hour_fails_then_the_next_deploy_adopts_it
     (pending,) = world.fake("eu-west-1").owned_images()
     # The rollback deletes the resource: the copy is kept (it is still copying) ...
     deleted = {**event, "RequestType": "Delete", "PhysicalResourceId": pending.image_id}
+    deploy.cloudformation.status = "UPDATE_ROLLBACK_IN_PROGRESS"
     with deploy.sending(deleted):
         distribution.dispatch(deleted, deploy.clients)
+    deploy.cloudformation.status = "UPDATE_IN_PROGRESS"
     assert contract.KEPT_TAG_KEY in world.fake("eu-west-1").tags[pending.image_id]
     # ... and the next deploy adopts it instead of copying again.
     data = deploy.create("CopyEu", dc.COPY_RESOURCE_TYPE, props)
@@ -688,8 +690,10 @@ def test_a_copy_left_by_a_rollback_is_adopted_only_if_it_copies_the_same_image()
         "RequestType": "Delete",
         "PhysicalResourceId": started["PhysicalResourceId"],
     }
+    deploy.cloudformation.status = "UPDATE_ROLLBACK_IN_PROGRESS"
     with deploy.sending(deleted):
         distribution.dispatch(deleted, deploy.clients)
+    deploy.cloudformation.status = "UPDATE_IN_PROGRESS"
     assert contract.KEPT_TAG_KEY in ireland.tags[left.image_id]
     second = _rebuild(world, first)
     # Still copying the old image: neither adopted nor deleted; both ids are named.
@@ -1057,3 +1061,37 @@ def test_a_regional_bundle_refuses_a_copy_named_in_a_forged_waiter_answer(
         },
     )
     assert bundle.image_id == second[dc.ATTR_IMAGE_ID]
+
+
+def test_a_region_removed_while_its_copy_is_pending_deletes_the_copy_once_it_settles() -> None:
+    """No later deploy comes back for a Region taken out of the list: its copy, still
+    PENDING when CloudFormation deletes the resource, is deleted by the waiter once it
+    settles, nothing left behind; a rollback keeps it for the next deploy instead."""
+    world = WorkSpacesWorld(image_polls=4)
+    home_image = world.fake(HOME).add_image(IMAGE_NAME, tags={OWNER: STACK_ID})
+    deploy = Deploy(world)
+    event = {
+        "RequestType": "Create",
+        "ResourceType": dc.COPY_RESOURCE_TYPE,
+        "LogicalResourceId": "CopyEu",
+        "StackId": STACK_ID,
+        "RequestId": "r1",
+        "ResourceProperties": _copy_props(home_image),
+    }
+    with deploy.sending(event):
+        started = distribution.dispatch(event, deploy.clients)
+    ireland = world.fake("eu-west-1")
+    (copy,) = ireland.owned_images()
+    assert copy.state == "PENDING"
+    deploy.cloudformation.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+    deleted = {
+        **event,
+        "RequestType": "Delete",
+        "PhysicalResourceId": started["PhysicalResourceId"],
+    }
+    with deploy.sending(deleted):
+        answer = distribution.dispatch(deleted, deploy.clients)
+        waiting = {**deleted, **answer}
+        done = [distribution.check(waiting, deploy.clients)["IsComplete"] for _ in range(6)]
+    assert done[0] is False and done[-1] is True
+    assert ireland.owned_images() == [] and ireland.count("DeleteWorkspaceImage") == 1

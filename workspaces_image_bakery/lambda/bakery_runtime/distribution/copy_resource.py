@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from ..core import contract as c
-from ..core.aws import error_code, error_message, owner
+from ..core.aws import error_code, error_message, owner, rolling_back
 from ..core.errors import BuildFailed, InvalidPropertiesError
 from ..core.events import ResourceEvent
 from ..core.properties import image_id_from_build_result, parse_tags, tag_list
@@ -443,16 +443,24 @@ def _delete(event: ResourceEvent, clients: DistributionClients, *, shared: bool)
     image = _image(target.client, image_id)
     if image is None:
         return {"PhysicalResourceId": image_id}
-    if image.get("State") == "PENDING":
+    if image.get("State") == "PENDING" and rolling_back(clients.base, owner()):
         mark_kept(
             target.client,
             image_id,
             # A tag value: letters, digits, spaces and _ . : / = + - @ only.
-            "still copying when its stack deleted it: a later deploy of the same source adopts "
-            "it - a deploy of another source deletes it once settled - or delete it by hand "
-            "once AVAILABLE",
+            "still copying when a rollback deleted it: a later deploy of the same source adopts "
+            "it - a deploy of another source deletes it once settled",
         )
         return {"PhysicalResourceId": image_id}
+    if image.get("State") == "PENDING":
+        # Still copying (a Region removed, or the stack deleted): nothing will come back for
+        # it, so the waiter deletes it once it settles.
+        return {"PhysicalResourceId": image_id, d.STARTED_AT: int(time.time())}
+    return _delete_settled(target, image_id)
+
+
+def _delete_settled(target: Target, image_id: str) -> dict[str, Any]:
+    """Delete a copy that is no longer PENDING (one in use or shared is kept and marked)."""
     try:
         target.client.delete_workspace_image(ImageId=image_id)
     except ClientError as error:
@@ -482,6 +490,39 @@ def handle(event: ResourceEvent, clients: DistributionClients, *, shared: bool) 
     return _update(event, props, clients, shared=shared)
 
 
+def _delete_complete(
+    raw: Mapping[str, Any], event: ResourceEvent, clients: DistributionClients, *, shared: bool
+) -> dict[str, Any]:
+    """The waiter after a Delete that found its copy PENDING: delete it once it settles; one
+    still PENDING near CloudFormation's hour is marked kept (the stack operation goes on)."""
+    image_id = event.physical_id or ""
+    if d.STARTED_AT not in raw or not IMAGE_ID.match(image_id):
+        return {"IsComplete": True}
+    try:
+        target = _target(
+            CopyProperties.parse(event.properties, event.where, shared=shared), clients
+        )
+    except InvalidPropertiesError:
+        return {"IsComplete": True}
+    image = _image(target.client, image_id)
+    if image is None or describe_tags(target.client, image_id).get(c.OWNER_TAG_KEY) != owner():
+        return {"IsComplete": True}  # gone, or not this stack's: never deleted
+    if image.get("State") != "PENDING":
+        _delete_settled(target, image_id)
+        return {"IsComplete": True}
+    started = raw.get(d.STARTED_AT)
+    waited = time.time() - float(started) if isinstance(started, int | float | str) else 0.0
+    if waited > d.COPY_DEADLINE_SECONDS:
+        mark_kept(
+            target.client,
+            image_id,
+            # A tag value: letters, digits, spaces and _ . : / = + - @ only.
+            "still copying an hour after its stack deleted it: delete it by hand once settled",
+        )
+        return {"IsComplete": True}
+    return {"IsComplete": False}
+
+
 def is_complete(
     raw: Mapping[str, Any], event: ResourceEvent, clients: DistributionClients, *, shared: bool
 ) -> dict[str, Any]:
@@ -491,7 +532,7 @@ def is_complete(
     same source then, else deletes it once settled). A failed resource makes CloudFormation
     roll back the whole stack operation, not this resource only."""
     if event.request_type == "Delete":
-        return {"IsComplete": True}
+        return _delete_complete(raw, event, clients, shared=shared)
     props = CopyProperties.parse(event.properties, event.where, shared=shared)
     target = _target(props, clients)
     image_id = event.physical_id or ""
