@@ -674,11 +674,14 @@ def test_the_scan_reads_a_clean_line_once_and_still_finds_every_secret() -> None
         "export KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
         "curl -H 'X-Secret: 9f8e7d6c5b4a39281706f5e4d3c2b1a0' https://repo.example/x",
         "curl -H 'Authorization: Bearer abcdef0123456789abcdef' https://repo.example/x",
+        "export TOKEN=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_Xg",
+        'echo \'{"auths":{"r.example":{"auth":"dXNlcjpwYXNzd29yZDEyMw=="}}}\' > ~/.docker/c.json',
+        "printf 'Zm9vYmFy\\n-----END OPENSSH PRIVATE KEY-----\\n' >> /etc/ssh/key",
     ],
 )
 def test_keys_and_header_secrets_the_defaults_miss_are_found(line: str) -> None:
     """What the security review got through: a secret key after a space, a bare secret key,
-    a secret in an HTTP header."""
+    a secret in an HTTP header, a JWT, a docker config's auth, the last line of a key."""
     from workspaces_image_bakery.core.secret_scan import scan
 
     assert scan({"install_steps[0]": line})
@@ -692,6 +695,8 @@ def test_keys_and_header_secrets_the_defaults_miss_are_found(line: str) -> None:
         "curl -H 'Content-Type: application/json' https://repo.example/x",
         "aws configure set aws_secret_access_key $KEY",
         "apt-get install -y /opt/pkgs/Libreoffice7/x86_64/LibreOffice_7.6_Linux_x86-64.deb",
+        "grep -q auth /etc/pam.d/common-auth",
+        "openssl x509 -in c.pem | grep -- '-----END CERTIFICATE-----'",
     ],
 )
 def test_digests_references_and_plain_headers_are_not_secrets(line: str) -> None:

@@ -17,6 +17,8 @@ BASIC_AUTH: Final = "Basic Auth Credentials"  # detect-secrets' own name: hits m
 COMMAND_LINE_PASSWORD: Final = "Password on a command line"  # noqa: S105 (a kind)
 AWS_SECRET_KEY: Final = "AWS secret access key"  # noqa: S105 (a kind)
 HEADER_SECRET: Final = "Secret in an HTTP header"  # noqa: S105 (a kind)
+DOCKER_AUTH: Final = "Docker registry auth"
+PRIVATE_KEY_PART: Final = "Private key (its last line)"
 
 # Command-line rules. Each names the secret in the group "secret"; see _is_reference for
 # the values that are references to a secret rather than the secret.
@@ -89,6 +91,17 @@ _RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
             r"[A-Za-z0-9-]*(?:secret|token|api-?key|auth)[A-Za-z0-9-]*)\s*:\s*"
             r"(?:(?:bearer|basic|token)\s+)?(?P<secret>[^\s'\"]+)"
         ),
+    ),
+    # A docker config's "auth" (base64 of user:password) or "identitytoken", written inline.
+    (
+        DOCKER_AUTH,
+        re.compile(r'(?i)"(?:auth|identitytoken)"\s*:\s*"(?P<secret>[A-Za-z0-9+/_.-]{8,}={0,2})"'),
+    ),
+    # The end of a private key written line by line (detect-secrets flags its BEGIN line
+    # only): the key's lines come before it.
+    (
+        PRIVATE_KEY_PART,
+        re.compile(r"-----(?P<secret>END (?:[A-Z0-9]+ )*PRIVATE KEY)-----"),
     ),
     # mysql -psecret: only the attached form (with a space mysql prompts for the password
     # and the next word is the database).
