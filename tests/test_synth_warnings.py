@@ -102,3 +102,26 @@ def test_an_app_that_asks_for_stack_traces_keeps_them(tmp_path: Path) -> None:
     app.synth()
     (warning,) = [w for w in _warnings(tmp_path) if NO_COMPLIANCE in str(w["data"])]
     assert warning.get("trace")
+
+
+def test_a_persona_in_a_plain_stack_records_no_stack_trace_either(tmp_path: Path) -> None:
+    """A Persona imported into a team's own cdk.Stack (no ImageBakeryStack above it)."""
+    from workspaces_image_bakery import Persona, TaggingPolicy
+
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Warned")
+    Persona(
+        stack,
+        "Developer",
+        name="developer",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1.0.0",
+        template_workspace_id="ws-dev0template1",
+        tagging_policy=TaggingPolicy(
+            stack, "Tags", defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+        ),
+        tags={"Role": "developer", "Confidentiality": "internal"},
+    )
+    app.synth()
+    (warning,) = [w for w in _warnings(tmp_path) if NO_COMPLIANCE in str(w["data"])]
+    assert "trace" not in warning

@@ -16,6 +16,8 @@ from constructs import IConstruct
 
 # cx-api's DISABLE_METADATA_STACK_TRACE (a TypeScript constant jsii does not carry).
 DISABLE_STACK_TRACE: Final = "aws:cdk:disable-stack-trace"
+# Set (in Python, no round trip) on a construct whose subtree records no stack traces.
+QUIET_ATTRIBUTE: Final = "_records_no_stack_traces"
 
 
 def without_stack_traces(construct: IConstruct) -> None:
@@ -24,3 +26,4 @@ def without_stack_traces(construct: IConstruct) -> None:
     keeps them). Call it before the construct has children."""
     if construct.node.try_get_context(DISABLE_STACK_TRACE) is None:
         construct.node.set_context(DISABLE_STACK_TRACE, True)
+    setattr(construct, QUIET_ATTRIBUTE, True)

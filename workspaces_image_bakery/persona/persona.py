@@ -17,6 +17,7 @@ from aws_cdk import Annotations, RemovalPolicy, Stack
 from constructs import Construct, IValidation
 
 from ..core.compute import Compute, smallest_volumes
+from ..core.stack_traces import QUIET_ATTRIBUTE, without_stack_traces
 from ..core.tagging import DERIVED_TAG_PRIORITY, TagCheck, pin_tag
 from ..core.tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
 from ..core.validation import Problems, stack_of
@@ -133,6 +134,10 @@ class Persona(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.stack = stack_of(self, scope)
+        # Warnings without the jsii runtime's temporary path above them, in any stack (an
+        # ImageBakeryStack has seen to it for everything under it: no round trips here).
+        if not getattr(self.stack, QUIET_ATTRIBUTE, False):
+            without_stack_traces(self)
         spec = check_persona(
             Problems.of(self),
             self.stack,
