@@ -535,3 +535,34 @@ def test_the_first_build_deletes_the_activation_its_node_registered_with(
     assert w.ssm.deleted_activations == [node.activation_id]
     deletes = [p for op, p in w.ssm.calls if op == "DeleteActivation"]
     assert len(deletes) == 2  # the second found it gone, and the build went on
+
+
+def test_properties_of_a_0_4_0_template_still_parse_for_a_rollback(
+    template: dict[str, Any],
+) -> None:
+    """Rolling back an upgrade, CloudFormation sends the image resource its 0.4.0 properties
+    (a per-persona PreparationDocument, ValidationDocument, SealDocument) while the functions
+    still run this version: they parse, as a template the rollback does not build."""
+    from bakery_runtime.core.properties import ImageProperties
+
+    (office,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == contract.IMAGE_RESOURCE_TYPE and r["Properties"]["Persona"] == "office"
+    ]
+    old = {
+        k: v
+        for k, v in office.items()
+        if k not in ("PreparationScript", "ValidationScript", "SealScript", "ServiceToken")
+    }
+    old.update(
+        {
+            "PreparationDocument": "Lifecycle-OfficeImagePreparationDocument-abc",
+            "SealDocument": "Lifecycle-OfficeImageSealDocument-abc",
+            "WaitHandle": "https://cloudformation-waitcondition-us-east-1.s3.amazonaws.com/x",
+            "Tags": [],
+        }
+    )
+    parsed = ImageProperties.parse(old)
+    assert parsed.preparation_script is None and parsed.seal_script is None
+    assert parsed.managed_node_id is None  # a rollback builds nothing

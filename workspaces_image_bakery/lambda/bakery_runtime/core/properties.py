@@ -19,6 +19,9 @@ _IMAGE_ID = re.compile(r"^wsi-[0-9a-z]{9,63}$")
 _WORKSPACE_ID = re.compile(r"^ws-[0-9a-z]{8,63}$")
 # botocore's SSM InstanceId pattern, hybrid (managed) nodes only.
 MANAGED_NODE_ID = re.compile(r"^mi-\w{17}$")
+# The preparation document property of 0.4.0 templates (before the stack's one script
+# document): read back only on the rollback of an upgrade.
+LEGACY_PREPARATION_DOCUMENT = "PreparationDocument"
 # A script's asset: its S3 object key (a CDK file asset's hash) and its SHA-256.
 _SCRIPT_KEY = re.compile(r"^[0-9a-f]{64}\.sh$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -159,8 +162,10 @@ def _script(props: Mapping[str, Any], key: str, resource: str) -> dict[str, str]
     SHA-256; only with the preparation channel (it runs there)."""
     if key not in props:
         return None
-    if c.MANAGED_NODE_ID not in props:
-        raise InvalidPropertiesError(f"{resource}: property {key} needs {c.MANAGED_NODE_ID}")
+    if c.PREPARATION_SCRIPT not in props or c.MANAGED_NODE_ID not in props:
+        raise InvalidPropertiesError(
+            f"{resource}: property {key} needs {c.PREPARATION_SCRIPT} and {c.MANAGED_NODE_ID}"
+        )
     return _script_value(props, key, resource)
 
 
@@ -194,6 +199,11 @@ def _preparation(props: Mapping[str, Any], resource: str) -> dict[str, Any]:
     """The preparation channel's two properties: both or neither."""
     given = [k for k in (c.PREPARATION_SCRIPT, c.MANAGED_NODE_ID) if k in props]
     if not given:
+        return {}
+    if c.PREPARATION_SCRIPT not in props and LEGACY_PREPARATION_DOCUMENT in props:
+        # A 0.4.0 template's properties, which CloudFormation sends back on the rollback of
+        # an upgrade: they name a document that no longer exists, and a rollback builds
+        # nothing, so they describe a template prepared by hand here.
         return {}
     script = _script_value(props, c.PREPARATION_SCRIPT, resource)
     node = _text(props, c.MANAGED_NODE_ID, resource)
