@@ -678,6 +678,24 @@ class BuildRuntime(Construct):
         )
         return task
 
+    def _command(
+        self, send_id: str, step: str, poll_id: str, purpose: str
+    ) -> tuple[tasks.LambdaInvoke, tasks.LambdaInvoke]:
+        """A Run Command stage: the step that sends the command (SENT with its id, or WAIT
+        for the node) and the step that polls it (DONE or WAIT), reading the id it sent."""
+        send = self._step(
+            send_id,
+            step,
+            {"Status.$": "$.Payload.Status", "CommandId.$": "$.Payload.CommandId"},
+        )
+        poll = self._step(
+            poll_id,
+            contract.STEP_POLL_COMMAND,
+            {"Status.$": "$.Payload.Status"},
+            {"Command": {"CommandId.$": f"$.{send_id}.CommandId", "Purpose": purpose}},
+        )
+        return send, poll
+
     def _wait(self, id_: str, seconds: int, then: sfn.IChainable) -> sfn.Wait:
         wait = sfn.Wait(self, id_, time=self._constants.wait(seconds))
         wait.next(then)
@@ -698,7 +716,6 @@ class BuildRuntime(Construct):
         for the image; signal. Every failure goes to the failure signal."""
         c = contract
         status = {"Status.$": "$.Payload.Status"}
-        sent = {"Status.$": "$.Payload.Status", "CommandId.$": "$.Payload.CommandId"}
         # The build request, from the evidence store under this execution's name (the image
         # resource's function wrote it there): the state becomes {"Build": <request>},
         # whatever the input said.
@@ -707,43 +724,21 @@ class BuildRuntime(Construct):
         )
         quota = self._step("CheckImageQuota", c.STEP_CHECK_QUOTA, None)
         check = self._step("CheckTemplate", c.STEP_CHECK_TEMPLATE, status)
-        prepare = self._step("PrepareTemplate", c.STEP_PREPARE_TEMPLATE, sent)
-        poll_preparation = self._step(
-            "PollPreparation",
-            c.STEP_POLL_COMMAND,
-            status,
-            {"Command": {"CommandId.$": "$.PrepareTemplate.CommandId", "Purpose": "preparation"}},
+        prepare, poll_preparation = self._command(
+            "PrepareTemplate", c.STEP_PREPARE_TEMPLATE, "PollPreparation", "preparation"
         )
         reboot = self._step("RebootTemplate", c.STEP_REBOOT_TEMPLATE, None)
         check_rebooted = self._step("CheckRebooted", c.STEP_CHECK_TEMPLATE, status)
-        verify = self._step("VerifyMarker", c.STEP_VERIFY_MARKER, sent)
-        poll_marker = self._step(
-            "PollMarker",
-            c.STEP_POLL_COMMAND,
-            status,
-            {"Command": {"CommandId.$": "$.VerifyMarker.CommandId", "Purpose": "marker"}},
+        verify, poll_marker = self._command(
+            "VerifyMarker", c.STEP_VERIFY_MARKER, "PollMarker", "marker"
         )
-        validate = self._step("ValidateTemplate", c.STEP_VALIDATE_TEMPLATE, sent)
-        poll_validation = self._step(
-            "PollValidation",
-            c.STEP_POLL_COMMAND,
-            status,
-            {"Command": {"CommandId.$": "$.ValidateTemplate.CommandId", "Purpose": "validation"}},
+        validate, poll_validation = self._command(
+            "ValidateTemplate", c.STEP_VALIDATE_TEMPLATE, "PollValidation", "validation"
         )
-        take_inventory = self._step("TakeInventory", c.STEP_TAKE_INVENTORY, sent)
-        poll_inventory = self._step(
-            "PollInventory",
-            c.STEP_POLL_COMMAND,
-            status,
-            {"Command": {"CommandId.$": "$.TakeInventory.CommandId", "Purpose": "inventory"}},
+        take_inventory, poll_inventory = self._command(
+            "TakeInventory", c.STEP_TAKE_INVENTORY, "PollInventory", "inventory"
         )
-        seal = self._step("SealTemplate", c.STEP_SEAL_TEMPLATE, sent)
-        poll_seal = self._step(
-            "PollSeal",
-            c.STEP_POLL_COMMAND,
-            status,
-            {"Command": {"CommandId.$": "$.SealTemplate.CommandId", "Purpose": "seal"}},
-        )
+        seal, poll_seal = self._command("SealTemplate", c.STEP_SEAL_TEMPLATE, "PollSeal", "seal")
         # After the image (or a failure, in the failure signal): the template's restore unit
         # gives it back what the seal stashed, at its next boot.
         restore = self._step("RestoreTemplate", c.STEP_REBOOT_TEMPLATE, None)
