@@ -656,6 +656,18 @@ def _copy_props(source: str) -> dict[str, Any]:
     return {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: source, dc.SOURCE_IMAGE_NAME: IMAGE_NAME}
 
 
+def _copy_created(source: str) -> dict[str, Any]:
+    """CloudFormation's Create of the eu-west-1 copy of `source`."""
+    return {
+        "RequestType": "Create",
+        "ResourceType": dc.COPY_RESOURCE_TYPE,
+        "LogicalResourceId": "CopyEu",
+        "StackId": STACK_ID,
+        "RequestId": "r1",
+        "ResourceProperties": _copy_props(source),
+    }
+
+
 def _rebuild(world: WorkSpacesWorld, old: str) -> str:
     """The rollback deleted the home image; the next deploy builds the same recipe (same
     name) again: a new image id."""
@@ -669,14 +681,7 @@ def test_a_copy_left_by_a_rollback_is_adopted_only_if_it_copies_the_same_image()
     world = WorkSpacesWorld(image_polls=4)
     first = world.fake(HOME).add_image(IMAGE_NAME, tags={OWNER: STACK_ID})
     deploy = Deploy(world)
-    event = {
-        "RequestType": "Create",
-        "ResourceType": dc.COPY_RESOURCE_TYPE,
-        "LogicalResourceId": "CopyEu",
-        "StackId": STACK_ID,
-        "RequestId": "r1",
-        "ResourceProperties": _copy_props(first),
-    }
+    event = _copy_created(first)
     with deploy.sending(event):
         started = distribution.dispatch(event, deploy.clients)
     ireland = world.fake("eu-west-1")
@@ -1066,18 +1071,12 @@ def test_a_regional_bundle_refuses_a_copy_named_in_a_forged_waiter_answer(
 def test_a_region_removed_while_its_copy_is_pending_deletes_the_copy_once_it_settles() -> None:
     """No later deploy comes back for a Region taken out of the list: its copy, still
     PENDING when CloudFormation deletes the resource, is deleted by the waiter once it
-    settles, nothing left behind; a rollback keeps it for the next deploy instead."""
+    settles, nothing left behind (a rollback keeps it for the next deploy instead: the
+    test of a copy left by a rollback)."""
     world = WorkSpacesWorld(image_polls=4)
     home_image = world.fake(HOME).add_image(IMAGE_NAME, tags={OWNER: STACK_ID})
     deploy = Deploy(world)
-    event = {
-        "RequestType": "Create",
-        "ResourceType": dc.COPY_RESOURCE_TYPE,
-        "LogicalResourceId": "CopyEu",
-        "StackId": STACK_ID,
-        "RequestId": "r1",
-        "ResourceProperties": _copy_props(home_image),
-    }
+    event = _copy_created(home_image)
     with deploy.sending(event):
         started = distribution.dispatch(event, deploy.clients)
     ireland = world.fake("eu-west-1")
