@@ -5,8 +5,12 @@ digest checked against the image, and the evidence store's policy in the templat
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -47,14 +51,21 @@ PREPARED = ("patch", "install", "agents", "clean-down")
 
 def test_the_inventory_document_runs_on_a_real_debian_system() -> None:
     """The document's commands, run by bash on this Debian machine, print what the parser
-    reads, and the packages make an SBOM that validates against CycloneDX 1.6."""
-    result = subprocess.run(
-        ["bash", "-c", "\n".join(INVENTORY_COMMANDS)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    reads, and the packages make an SBOM that validates against CycloneDX 1.6. A licence file
+    planted under /var/lib (where this machine lets the test write) is listed by path."""
+    planted = Path(tempfile.mkdtemp(prefix="bakery-test-", dir="/var/lib")) / "network.lic"
+    planted.write_text("SERVER licence.example.com 0 27000\n")
+    try:
+        result = subprocess.run(
+            ["bash", "-c", "\n".join(INVENTORY_COMMANDS)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        shutil.rmtree(planted.parent)
     found = parse_inventory_output(result.stdout)
+    assert str(planted) in found.licence_files
     assert found.family == "deb" and found.os_id
     packages = parse_inventory(found.packages_text, found.family)
     assert any(p.name == "bash" for p in packages)
@@ -143,6 +154,61 @@ def test_a_configuration_management_agent_counts_only_when_held_on_the_template(
         as_built.Evidence(PREPARED, 0, _inventory({"puppet.service": "enabled"})),
     )
     assert running[14].score == 2 and "enabled" in running[14].evidence
+
+
+def test_licence_files_left_on_the_root_volume_fail_item_4() -> None:
+    """Item 4 reads the licence files the inventory found on the template, by path only."""
+    leaked = replace(_inventory(), licence_files=("/opt/matlab/licenses/network.lic",))
+    found = _items(
+        as_built.Expectations(licensed_applications=("matlab",)),
+        as_built.Evidence(PREPARED, 0, leaked),
+    )
+    assert found[4].score == 1 and "/opt/matlab/licenses/network.lic" in found[4].evidence
+    clean = _items(
+        as_built.Expectations(licensed_applications=("matlab",)),
+        as_built.Evidence(PREPARED, 0, _inventory()),
+    )
+    assert clean[4].score == 5 and "referenced outside the image (matlab)" in clean[4].evidence
+
+
+def test_an_application_meant_for_launch_found_in_the_image_fails_item_6() -> None:
+    """Item 6: the image holds its baked applications and none of those meant to arrive at
+    launch, matched to packages by label ("firefox esr" is the package firefox-esr)."""
+    packages = "".join(
+        f"installed\t{name}\t1.0\tamd64\n" for name in ("bash", "firefox-esr", "python3.12")
+    )
+    inventory = _inventory({"puppet.service": "masked"}, packages=packages)
+    discrete = _items(
+        as_built.Expectations(
+            design="thin",
+            baked_applications=("python 3.12", "firefox esr"),
+            launch_applications=("libreoffice 7.6",),
+            agents=(PUPPET,),
+        ),
+        as_built.Evidence(PREPARED, 0, inventory),
+    )
+    assert discrete[6].score == 5 and discrete[2].score == 4
+    leaked = _items(
+        as_built.Expectations(design="zero", launch_applications=("firefox esr",)),
+        as_built.Evidence(PREPARED, 0, inventory),
+    )
+    assert leaked[6].score == 2 and "firefox esr (firefox-esr)" in leaked[6].evidence
+
+
+def test_item_7_needs_an_installed_agent_with_something_to_deliver() -> None:
+    """Item 7: launch applications need a configuration-management agent on the template."""
+    thin = as_built.Expectations(design="thin", launch_applications=("docker-ce",))
+    no_agent = _items(thin, as_built.Evidence(PREPARED, 0, _inventory()))
+    assert no_agent[7].score == 1
+    with_agent = replace(thin, agents=(PUPPET,))
+    absent = _items(with_agent, as_built.Evidence(PREPARED, 0, _inventory()))
+    assert absent[7].score == 1 and "not on the template" in absent[7].evidence
+    held = _items(
+        with_agent, as_built.Evidence(PREPARED, 0, _inventory({"puppet.service": "masked"}))
+    )
+    assert held[7].score == 5
+    baked = _items(as_built.Expectations(), as_built.Evidence(PREPARED, 0, _inventory()))
+    assert baked[7].score == 3
 
 
 def test_what_the_build_cannot_check_scores_nothing() -> None:

@@ -400,6 +400,8 @@ def _expectations(spec: PersonaSpec) -> dict[str, Any]:
     return {
         "design": spec.design.value,
         "baked_applications": list(spec.baked_applications),
+        "launch_applications": list(spec.launch_applications),
+        "licensed_applications": sorted(spec.license_references),
         "agents": [
             {"name": a.name, "kind": a.kind.value, "service": a.service or ""} for a in agents
         ],

@@ -21,6 +21,9 @@ from .inventory import EVIDENCE_FILES, Inventory
 TITLES: Final[dict[int, str]] = {
     1: "Image configuration is scripted.",
     2: "Only necessary applications are installed into the base image.",
+    4: "Application license details are stored externally from the image.",
+    6: "Each image delivers to a discrete application set.",
+    7: "Configuration management tools are used to provide application abstraction.",
     10: "Images are created to ensure that a preconfigured and validated deployment is available.",
     14: "Configuration management tools are used appropriately for application deployment "
     "and configuration.",
@@ -45,6 +48,10 @@ class Expectations:
 
     design: str = "fully-baked"
     baked_applications: tuple[str, ...] = ()
+    # Applications the configuration-management agent delivers at launch (not in the image).
+    launch_applications: tuple[str, ...] = ()
+    # Applications whose licence is referenced outside the image (license_references).
+    licensed_applications: tuple[str, ...] = ()
     # (name, kind, service or "") of each declared agent.
     agents: tuple[tuple[str, str, str], ...] = ()
     validation_commands: int = 0
@@ -61,6 +68,8 @@ class Expectations:
         return cls(
             design=str(data.get("design", "fully-baked")),
             baked_applications=tuple(str(a) for a in data.get("baked_applications", ())),
+            launch_applications=tuple(str(a) for a in data.get("launch_applications", ())),
+            licensed_applications=tuple(str(a) for a in data.get("licensed_applications", ())),
             agents=tuple(
                 (str(a.get("name", "")), str(a.get("kind", "")), str(a.get("service") or ""))
                 for a in data.get("agents", ())
@@ -98,6 +107,9 @@ def assess(expected: Expectations, found: Evidence) -> list[Item]:
     return [
         _item(1, *_scripted(found)),
         _item(2, *_necessary_apps(expected, found)),
+        _item(4, *_licences_outside(expected, found)),
+        _item(6, *_discrete_set(expected, found)),
+        _item(7, *_abstraction(expected, found)),
         _item(10, *_validated(expected, found)),
         _item(14, *_config_management(expected, found)),
         _item(15, *_sealed(found)),
@@ -136,6 +148,18 @@ def _package_names(inventory: Inventory) -> set[str]:
     return names
 
 
+def package_for(application: str, names: set[str]) -> str | None:
+    """The installed package an application label names, or None. A label is matched as
+    written, with its spaces as hyphens or removed, and by its first word ("firefox esr" ->
+    firefox-esr, "python 3.12" -> python3.12, "libreoffice 7.6" -> libreoffice)."""
+    label = application.lower().strip()
+    first = label.split()[0] if label.split() else label
+    for candidate in (label, label.replace(" ", "-"), label.replace(" ", ""), first):
+        if candidate in names:
+            return candidate
+    return None
+
+
 def _scripted(found: Evidence) -> tuple[int | None, str]:
     if found.preparation_steps is None:
         return None, "not checked: the template is prepared by hand, so the build ran no script"
@@ -149,7 +173,7 @@ def _necessary_apps(expected: Expectations, found: Evidence) -> tuple[int | None
     if found.inventory is None:
         return None, "not checked: no inventory of the template"
     names = _package_names(found.inventory)
-    missing = [a for a in expected.baked_applications if a.lower() not in names]
+    missing = [a for a in expected.baked_applications if package_for(a, names) is None]
     if missing:
         return 1, (f"declared baked applications not installed (inventory): {', '.join(missing)}")
     present = len(expected.baked_applications)
@@ -157,6 +181,80 @@ def _necessary_apps(expected: Expectations, found: Evidence) -> tuple[int | None
         f"{present} declared baked application(s) found installed among {len(names)} "
         "packages (inventory); packages beyond the operating system's base set are not "
         "classified, so this item never scores 5"
+    )
+
+
+def _licences_outside(expected: Expectations, found: Evidence) -> tuple[int | None, str]:
+    if found.inventory is None:
+        return None, "not checked: no inventory of the template"
+    files = found.inventory.licence_files
+    if files:
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        return 1, f"licence file(s) on the root volume, so in the image (inventory): {shown}"
+    where = (
+        f"; {len(expected.licensed_applications)} licence(s) referenced outside the image "
+        f"({', '.join(expected.licensed_applications)})"
+        if expected.licensed_applications
+        else ""
+    )
+    return 5, (
+        "no licence file (*.lic, license.dat, *.license) under /etc, /opt, /usr/local, "
+        f"/srv, /var/lib or /root on the template (inventory){where}"
+    )
+
+
+def _discrete_set(expected: Expectations, found: Evidence) -> tuple[int | None, str]:
+    if found.inventory is None:
+        return None, "not checked: no inventory of the template"
+    names = _package_names(found.inventory)
+    missing = [a for a in expected.baked_applications if package_for(a, names) is None]
+    baked_in = [
+        f"{a} ({package})"
+        for a in expected.launch_applications
+        if (package := package_for(a, names)) is not None
+    ]
+    if baked_in:
+        return 2, (
+            "applications meant to arrive at launch are already in the image (inventory): "
+            + ", ".join(baked_in)
+        )
+    if missing:
+        return (
+            2,
+            f"declared baked applications not found installed (inventory): {', '.join(missing)}",
+        )
+    return 5, (
+        f"the image holds its {len(expected.baked_applications)} baked application(s) and "
+        f"none of its {len(expected.launch_applications)} launch application(s) (inventory)"
+    )
+
+
+def _abstraction(expected: Expectations, found: Evidence) -> tuple[int | None, str]:
+    if found.inventory is None:
+        return None, "not checked: no inventory of the template"
+    agents = [a for a in expected.agents if a[1] == "configuration-management"]
+    if not agents:
+        if expected.launch_applications:
+            return 1, (
+                f"{len(expected.launch_applications)} launch application(s) but no "
+                "configuration-management agent to deliver them"
+            )
+        return 3, "no configuration-management agent: every application is baked into the image"
+    name, _, service = agents[0]
+    state = found.inventory.unit_state(service) if service else "absent"
+    if state == "absent":
+        return (
+            1,
+            f"{name}: its unit {service or '(none declared)'} is not on the template (inventory)",
+        )
+    if not expected.launch_applications:
+        return (
+            3,
+            f"{name}: installed ({service} {state}), but no application is delivered at launch",
+        )
+    return 5, (
+        f"{name}: installed ({service} {state}, inventory) to deliver "
+        f"{len(expected.launch_applications)} launch application(s)"
     )
 
 

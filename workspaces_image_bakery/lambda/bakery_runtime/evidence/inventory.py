@@ -1,7 +1,8 @@
 """What a prepared template holds, listed on the template itself by the stack's inventory
 document (one SSM document per stack) after the reboot, just before the image is taken:
 its operating system, its installed packages (from its own package database), the state of
-every systemd unit, and whether the evidence files the checklist reads are present.
+every systemd unit, whether the evidence files the checklist reads are present, and any
+licence file left on the root volume (names only, never contents).
 
 This module is the contract between that document and the build: the construct side loads
 it by path (``INVENTORY_COMMANDS``) and the runtime parses what it printed
@@ -34,6 +35,19 @@ EVIDENCE_FILES: Final[dict[str, tuple[str, ...]]] = {
     "rsyslog.service": ("/etc/rsyslog.conf",),
 }
 _FILES: Final = tuple(sorted({path for paths in EVIDENCE_FILES.values() for path in paths}))
+# Where applications leave licence files on the root volume (item 4: licence details are
+# stored outside the image), and the names such files go by (FlexLM, RLM, vendor keys).
+LICENCE_DIRECTORIES: Final = ("/etc", "/opt", "/usr/local", "/srv", "/var/lib", "/root")
+LICENCE_NAMES: Final = ("*.lic", "license.dat", "licence.dat", "*.license", "*.licence")
+# At most this many licence files are listed (a count beyond it is enough to fail item 4).
+LICENCE_LIMIT: Final = 50
+_LICENCE_FIND: Final = (
+    "find "
+    + " ".join(LICENCE_DIRECTORIES)
+    + " -xdev -type f \\( "
+    + " -o ".join(f"-iname '{name}'" for name in LICENCE_NAMES)
+    + f" \\) -print 2>/dev/null | head -n {LICENCE_LIMIT} || true"
+)
 
 INVENTORY_COMMANDS: Final[tuple[str, ...]] = (
     "set -euo pipefail",
@@ -50,12 +64,14 @@ INVENTORY_COMMANDS: Final[tuple[str, ...]] = (
     '  if [ -s "$f" ]; then state=present; else state=absent; fi',
     '  printf \'%s\\t%s\\n\' "$f" "$state"',
     "done",
+    f"echo '{MARKER}licences'",
+    _LICENCE_FIND,
     f"echo '{MARKER}end'",
 )
 
 _OS_LINE: Final = re.compile(r"os (\S+) (\S+)")
 _FAMILY_LINE: Final = re.compile(r"family (deb|rpm)")
-SECTIONS: Final = ("packages", "units", "files")
+SECTIONS: Final = ("packages", "units", "files", "licences")
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,8 @@ class Inventory:
     packages_text: str
     units: dict[str, str] = field(default_factory=dict)
     files: dict[str, bool] = field(default_factory=dict)
+    # Licence files found on the root volume (paths; at most LICENCE_LIMIT).
+    licence_files: tuple[str, ...] = ()
 
     def unit_state(self, unit: str) -> str:
         """The unit's state (enabled, disabled, masked, static, ...) or "absent"."""
@@ -81,12 +99,14 @@ class Inventory:
             "packages_text": self.packages_text,
             "units": dict(sorted(self.units.items())),
             "files": dict(sorted(self.files.items())),
+            "licence_files": list(self.licence_files),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Inventory:
         units = data.get("units")
         files = data.get("files")
+        licences = data.get("licence_files")
         return cls(
             os_id=str(data["os_id"]),
             os_version=str(data["os_version"]),
@@ -94,6 +114,7 @@ class Inventory:
             packages_text=str(data["packages_text"]),
             units={str(k): str(v) for k, v in (units if isinstance(units, dict) else {}).items()},
             files={str(k): bool(v) for k, v in (files if isinstance(files, dict) else {}).items()},
+            licence_files=tuple(str(f) for f in licences) if isinstance(licences, list) else (),
         )
 
 
@@ -141,4 +162,5 @@ def parse_inventory_output(text: str) -> Inventory:
         packages_text="\n".join(sections["packages"]) + "\n",
         units=units,
         files=files,
+        licence_files=tuple(line.strip() for line in sections["licences"]),
     )
