@@ -424,3 +424,28 @@ def test_register_template_as_a_module_without_a_region(
     assert register_template.main(["--workspace", "ws-abcdefgh1", "--role", "r"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "no AWS Region" in line and "--region" in line
+
+
+def test_as_built_says_it_could_not_read_records_without_credentials(tmp_path: Path) -> None:
+    """Without credentials (a fork, no role) the review's as-built section says so, and the
+    command still succeeds: the comment shows the declared side with that reason."""
+    import botocore.session
+    from click.testing import CliRunner
+
+    from workspaces_image_bakery.operations.cli import Aws, cli
+    from workspaces_image_bakery.review.as_built import declared_entry, write_declared
+
+    session = botocore.session.Session()
+    session.get_component("credential_provider").providers = []
+    workspaces: Any = session.create_client("workspaces", region_name="eu-west-1")
+    (tmp_path / "preparation").mkdir()
+    write_declared(tmp_path / "preparation", {"office": declared_entry("S", "office-1", 4.0, {})})
+    result = CliRunner().invoke(
+        cli, ["as-built", "--assembly", str(tmp_path)], obj=Aws(workspaces=workspaces)
+    )
+    assert result.exit_code == 0, result.output
+    assert "**Not read**: the records could not be read (Unable to locate credentials)" in (
+        result.stdout
+    )
+    missing = CliRunner().invoke(cli, ["as-built", "--assembly", str(tmp_path / "preparation")])
+    assert missing.exit_code != 0 and "no declared checklist in the assembly" in missing.output

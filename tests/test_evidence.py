@@ -377,13 +377,15 @@ def test_a_failure_deep_in_long_output_names_its_step_and_the_archive(
 
 
 def test_report_shows_what_two_builds_did_and_their_package_diff(
-    prepared_template: dict[str, Any],
+    prepared_template: dict[str, Any], tmp_path: Path
 ) -> None:
     """A second build with a changed recipe: `report` shows the newest image's record (steps,
-    seal, as-built checklist, SBOM) and the packages changed since the previous image."""
+    seal, as-built checklist, SBOM) and the packages changed since the previous image; the
+    review's as-built section shows the served image's checklist beside the declared one."""
     from click.testing import CliRunner
 
     from workspaces_image_bakery.operations.cli import Aws, cli
+    from workspaces_image_bakery.review.as_built import declared_entry, write_declared
 
     from .harness.world import world
 
@@ -403,6 +405,18 @@ def test_report_shows_what_two_builds_did_and_their_package_diff(
         )
         result = CliRunner().invoke(cli, ["report", "office", "--output", "json"], obj=aws)
         table = CliRunner().invoke(cli, ["report", "office"], obj=aws)
+        stack = w.cloudformation.stack_id.split("/")[1]
+        (tmp_path / "preparation").mkdir()
+        write_declared(
+            tmp_path / "preparation",
+            {
+                "office": declared_entry(stack, "office-1.2.0-x", 3.9, {2: 4, 10: 5, 17: None}),
+                "developer": declared_entry(stack, "developer-1.0.0-x", 4.5, {2: 5}),
+                "elsewhere": declared_entry("NotDeployed", "elsewhere-1.0.0-x", 3.0, {}),
+            },
+        )
+        as_built_args = ["as-built", "--assembly", str(tmp_path)]
+        section = CliRunner().invoke(cli, as_built_args, obj=aws)
         # A record changed after the runtime wrote it is refused, never shown.
         newest = json.loads(result.stdout)["reports"][0]["image"]["name"]
         key = f"records/office/{newest}.json"
@@ -412,6 +426,19 @@ def test_report_shows_what_two_builds_did_and_their_package_diff(
         body["assessment"]["score"] = 5.0
         w.clients.s3.put_object(Bucket="bakery-evidence-fake", Key=key, Body=json.dumps(body))
         tampered = CliRunner().invoke(cli, ["report", "office", "--output", "json"], obj=aws)
+        tampered_section = CliRunner().invoke(cli, as_built_args, obj=aws)
+    assert section.exit_code == 0, section.output
+    rows = {line.split(" | ")[0]: line for line in section.stdout.splitlines() if " | " in line}
+    assert "| 3.9/5 | " in rows["| office"] and "(office-1.1.0-" in rows["| office"]
+    assert rows["| office"].endswith("| 1 added, 1 upgraded |")
+    assert "stack NotDeployed not read" in rows["| elsewhere"]
+    assert (
+        "| 10 | 5/5 | " in section.stdout
+        and "- bash 5.1-6ubuntu1.1 -> 5.1-6ubuntu1.2" in section.stdout
+    )
+    # Personas with package changes lead the table.
+    assert section.stdout.index("| office |") < section.stdout.index("| developer |")
+    assert "not shown: the record of image office-1.1.0-" in tampered_section.stdout
     assert tampered.exit_code == 3
     (refused,) = json.loads(tampered.stdout)["reports"]
     assert "record" not in refused and "not the one its tag names" in refused["refused"][0]

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from workspaces_image_bakery import load_baseline
+from workspaces_image_bakery.review.as_built import AS_BUILT_MARKER
 
 WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "pull-request.yml"
 
@@ -72,8 +73,14 @@ def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
         assert PINNED_LINE.match(line), f"{line.strip()!r} lacks '@<sha> # vX.Y.Z'"
 
 
+def base_only(text: str) -> str:
+    """A job's scripts without the base branch's own Python (a venv, then its command line
+    from the base checkout): what is left must not run the pull request's code."""
+    return text.replace(BASE_CLI, "").replace('python -m venv "$RUNNER_TEMP/cli"', "")
+
+
 def test_jobs_that_run_pull_request_code_hold_no_credentials_or_write_token() -> None:
-    runners = [name for name in jobs() if RUNS_PR_CODE.search(scripts(name))]
+    runners = [name for name in jobs() if RUNS_PR_CODE.search(base_only(scripts(name)))]
     assert runners == ["test"]
     for name in runners:
         permissions: dict[str, str] = jobs()[name]["permissions"]
@@ -136,7 +143,34 @@ def test_diff_job_reads_the_downloaded_assembly_with_the_base_branch_cli() -> No
     credentials = next(i for i, n in enumerate(names) if "configure-aws-credentials" in n)
     check = next(i for i, n in enumerate(names) if n.startswith("Check the assembly"))
     assert check < credentials
-    assert not RUNS_PR_CODE.search(runs("diff"))
+    assert not RUNS_PR_CODE.search(base_only(runs("diff")))
+
+
+# The one Python the diff job runs: the base branch's command line, from its checkout.
+BASE_CLI = 'PYTHONPATH="$GITHUB_WORKSPACE" "$RUNNER_TEMP/cli/bin/python" -m'
+
+
+def test_diff_job_renders_the_as_built_section_with_the_base_branch_code_only() -> None:
+    """The as-built section is made by the base branch's command line (its checkout on the
+    Python path, no build), whose packages are pinned by hash, reading the pull request's
+    assembly as data; the comment job puts it in place of the review's marker."""
+    (step,) = [s for s in steps("diff") if "as-built" in s.get("run", "")]
+    script = step["run"]
+    assert BASE_CLI in script and "workspaces_image_bakery.operations.cli" in script
+    assert (
+        '--require-hashes --no-deps \\\n  -r "$GITHUB_WORKSPACE/tools/ci/cli-requirements.txt"'
+        in script
+    )
+    assert script.count("python") == 2  # the venv, and the base branch's command line
+    assert 'as-built --assembly "$ASSEMBLY"' in script
+    requirements = (WORKFLOW.parents[2] / "tools" / "ci" / "cli-requirements.txt").read_text()
+    pins = [line for line in requirements.splitlines() if re.match(r"^[a-z]", line)]
+    assert pins and all("==" in pin and pin.endswith(" \\") for pin in pins)
+    assert {"boto3", "click", "rich", "packageurl-python"} <= {p.split("==")[0] for p in pins}
+    (post,) = uses("comment", "actions/github-script")
+    assert "body.replace(asBuiltMarker, () => asBuilt)" in post["with"]["script"]
+    assert AS_BUILT_MARKER in post["with"]["script"]
+    assert "every score here is declared" in post["with"]["script"]
 
 
 def test_comment_job_runs_no_project_code_and_finds_its_comment_by_the_bot() -> None:

@@ -21,14 +21,21 @@ from workspaces_image_bakery import (
     ImageDesign,
     ImagePreparation,
     PersonaFacts,
+    Scorecard,
     load_baseline,
     write_review,
+)
+from workspaces_image_bakery.review.as_built import (
+    AS_BUILT_MARKER,
+    read_declared,
+    render_as_built,
 )
 from workspaces_image_bakery.review.review import (
     DEPLOY_TIME,
     FULL_REVIEW_FILE,
     NO_BREAK_HYPHEN,
     REVIEW_LIMIT,
+    Baseline,
     agent_names,
     code,
     declared_not_done,
@@ -188,10 +195,13 @@ def test_review_tells_which_personas_build_a_new_image(
 
 
 def test_prepared_by_hand_is_said_in_the_first_lines(by_hand: cdk.Stack, tmp_path: Path) -> None:
+    """What the pull request changes (new images, then the as-built section's marker) leads;
+    the warning follows at once."""
     text = review_of(by_hand, tmp_path, None)
-    head = text.splitlines()[:6]
-    assert head[2] == "> [!WARNING]"
-    assert head[3].startswith(
+    head = text.splitlines()[:8]
+    assert head[2].startswith("New images on deploy:") and head[4] == AS_BUILT_MARKER
+    assert head[6] == "> [!WARNING]"
+    assert head[7].startswith(
         "> **Prepared by hand, not by the build** (3 of 3): developer, office, contractor."
     )
     assert text.count("preparation: declared, not run by the build") == 3
@@ -535,3 +545,58 @@ def test_lesser_problems_are_cdk_warnings() -> None:
     assert "above the smallest valid pair 80/10" in text
     assert "a fully baked image with 12 applications" in text
     assert "no Compliance tag" in text
+
+
+# --- As built -------------------------------------------------------------------------
+
+
+def test_the_synth_writes_the_declared_checklist_the_as_built_section_reads(
+    reference: cdk.Stack, tmp_path: Path
+) -> None:
+    """Each persona's stack, image name, declared score and its 22 items go into the
+    assembly, where the diff job's `as-built` command reads them beside the records."""
+    review_of(reference, tmp_path, None)
+    declared = read_declared(tmp_path)
+    assert sorted(declared) == ["contractor", "developer", "office"]
+    office = declared["office"]
+    assert office["stack"] == reference.stack_name and office["image_name"].startswith("office-")
+    assert len(office["items"]) == 22 and office["score"] == 3.8
+    section = render_as_built(declared, {})
+    assert section.count("| not shown: no record |") == 3
+
+
+def test_the_as_built_section_says_why_it_is_missing() -> None:
+    section = render_as_built({"office": {"score": 4.0}}, {}, problem="no credentials")
+    assert "**Not read**: no credentials" in section and "| office |" not in section
+
+
+def test_declared_checklist_changes_lead_the_review(by_hand: cdk.Stack) -> None:
+    """Against a baseline whose declared scores differ, the changed personas are named
+    right after the new images and before the as-built marker; unchanged ones are not."""
+    facts = list(facts_of(by_hand).values())
+    images = {f.name: f.image_name for f in facts}
+    now = Scorecard.of(facts).scores
+    declared = {"office": 1.0, "developer": now["developer"]}
+    lines = render("T", facts, Baseline(images, declared=declared)).splitlines()
+    (changes,) = [n for n, line in enumerate(lines) if line.startswith("Declared checklist")]
+    assert lines[changes] == f"Declared checklist changes: office 1.0 -> {now['office']}."
+    assert lines[2] == "New images on deploy: none." and changes < lines.index(AS_BUILT_MARKER)
+
+
+def test_thirty_of_fifty_prepared_by_hand_are_named_once_and_folded(by_hand: cdk.Stack) -> None:
+    """At 50 personas with 30 prepared by hand, the opening names each of them once, in a
+    fold, after what the pull request changes."""
+    base = next(iter(facts_of(by_hand).values()))
+    facts = [
+        dataclasses.replace(
+            base, name=f"team{index:02d}", image_name=f"team{index:02d}-1.0.0-a", preparation=None
+        )
+        for index in range(50)
+    ]
+    facts[30:] = [prepared_in_build(f, "echo prepared\n") for f in facts[30:]]
+    text = render("T", facts, None)
+    head = text[: text.index("<!-- review-cut-note -->")]
+    assert "<details><summary>The 30 personas prepared by hand</summary>" in head
+    assert all(head.count(f"team{index:02d}") == 1 for index in range(30))
+    assert "none of them has a preparation script" in head
+    assert head.index("New images on deploy") < head.index("Prepared by hand")

@@ -94,6 +94,8 @@ class FakeCloudFormation:
         assert params["Action"] == ["DescribeStacks"], params
         if params["StackName"] == [name]:  # by name: the CLI's --stack
             return self._describe(request.url, name)
+        if not params["StackName"][0].startswith("arn:"):  # another stack's name
+            return self._no_stack(request.url, params["StackName"][0])
         assert params["StackName"] == [self.stack_id], params
         self.calls += 1
         return self._describe(request.url, name)
@@ -161,14 +163,18 @@ class FakeCloudFormation:
         ).encode()
         return response(url, 200, "text/xml", body)
 
+    @staticmethod
+    def _no_stack(url: str, name: str) -> AWSResponse:
+        body = (
+            "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code>"
+            f"<Message>Stack with id {name} does not exist</Message>"
+            "</Error><RequestId>fake</RequestId></ErrorResponse>"
+        ).encode()
+        return response(url, 400, "text/xml", body)
+
     def _list_stack_resources(self, url: str, params: dict[str, list[str]]) -> AWSResponse:
         if params["StackName"] != [self.stack_id]:
-            body = (
-                "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code>"
-                f"<Message>Stack with id {params['StackName'][0]} does not exist</Message>"
-                "</Error><RequestId>fake</RequestId></ErrorResponse>"
-            ).encode()
-            return response(url, 400, "text/xml", body)
+            return self._no_stack(url, params["StackName"][0])
         members = [
             ("WorkSpacesImageBakeryRuntimeWorkflowStep0A1B2C3D", "AWS::Lambda::Function", "fn"),
         ]

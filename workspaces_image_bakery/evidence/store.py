@@ -10,7 +10,7 @@ describe images that may outlive the stack (retained, shared).
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -71,6 +71,13 @@ class EvidenceStore(Construct):
                 )
             ],
             children=False,
+        )
+        CfnOutput(
+            Stack.of(self),
+            "EvidenceBucketName",
+            value=self.bucket.bucket_name,
+            description="The as-built records and SBOMs (the review's read-only role reads "
+            "records/ and sboms/)",
         )
 
     @property

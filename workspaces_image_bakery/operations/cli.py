@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -30,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..core.runtime_assets import contract, rollout_contract
+from ..review import as_built
 from . import registration
 from . import report as reports
 
@@ -715,6 +717,70 @@ def _render_vulnerabilities(console: Any, scan: dict[str, Any] | None, previous:
         )
 
 
+@cli.command("as-built")
+@click.option(
+    "--assembly",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="the pull request's cloud assembly (cdk.out): its declared checklist",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="the review's section, or JSON",
+)
+@click.pass_obj
+def as_built_command(aws: Aws, assembly: str, output: str) -> None:
+    """The review's as-built section: for each persona of ASSEMBLY, the as-built checklist
+    of the image its bundle serves (record checked against the image) beside the pull
+    request's declared checklist, and the packages changed since the image before it. What
+    cannot be read (no credentials, a stack not deployed) is said in the section; the
+    command fails only when the assembly has no declared checklist."""
+    try:
+        declared = as_built.read_declared(Path(assembly))
+    except ValueError as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(EXIT_FAILURE) from None
+    found: dict[str, dict[str, Any]] = {}
+    problem = None
+    try:
+        inventory = Inventory.read(aws.client("workspaces"))
+        stacks: dict[str, tuple[str, str | None] | str] = {}
+        for name in sorted({str(d.get("stack", "")) for d in declared.values()}):
+            try:
+                owner = _resolve_stack(aws, name)
+            except ClientError as error:
+                stacks[name] = f"stack {name} not read: {error.response['Error'].get('Message')}"
+                continue
+            resources = _stack_resources(aws.client("cloudformation"), owner)
+            stacks[name] = (owner, reports.evidence_bucket(resources))
+        for persona, entry in declared.items():
+            where = stacks[str(entry.get("stack", ""))]
+            if isinstance(where, str):
+                found[persona] = {"problem": where}
+                continue
+            owner, bucket = where
+            served = as_built.served_image(
+                inventory.bundles,
+                inventory.images,
+                persona,
+                owner,
+                contract.PERSONA_TAG_KEY,
+                contract.OWNER_TAG_KEY,
+            )
+            found[persona] = reports.persona_report(
+                aws.client("s3"), bucket, inventory.images, persona, owner, served
+            )
+    except (ClientError, BotoCoreError) as error:
+        problem = f"the records could not be read ({error})"
+    if output == "json":
+        _echo_json({"problem": problem, "reports": found})
+    else:
+        click.echo(as_built.render_as_built(declared, found, problem=problem), nl=False)
+
+
 @cli.command("register-template")
 @click.option("--workspace", required=True, help="the template WorkSpace id (ws-...)")
 @click.option("--role", required=True, help="the stack's TemplateNodeRoleName output")
@@ -762,3 +828,7 @@ def run(args: list[str], aws: Aws | None = None) -> int:
 def main() -> None:
     """The console script."""
     cli(obj=None)
+
+
+if __name__ == "__main__":  # python -m workspaces_image_bakery.operations.cli (no install)
+    main()

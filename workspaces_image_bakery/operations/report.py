@@ -33,9 +33,11 @@ def persona_report(
     images: list[tuple[dict[str, Any], dict[str, str]]],
     persona: str,
     owner: str,
+    served: str | None = None,
 ) -> dict[str, Any]:
-    """The newest image of `persona` (of stack `owner`) with its record, and the package
-    diff from the image before it. `images` are the account's (image, tags) pairs."""
+    """The newest image of `persona` (of stack `owner`), or the image `served` (the one its
+    bundle serves) when given, with its record, and the package diff from the image before
+    it. `images` are the account's (image, tags) pairs."""
     mine = sorted(
         (
             (image, tags)
@@ -47,6 +49,9 @@ def persona_report(
         key=lambda pair: _created(pair[0]),
         reverse=True,
     )
+    if served is not None:
+        at = next((i for i, (image, _) in enumerate(mine) if image.get("ImageId") == served), 0)
+        mine = mine[at:]
     report: dict[str, Any] = {"persona": persona, "stack": owner, "images": len(mine)}
     if not mine:
         report["problem"] = f"persona {persona} has no AVAILABLE image in stack {owner}"

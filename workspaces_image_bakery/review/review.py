@@ -39,6 +39,7 @@ from ..core.runtime_assets import contract
 from ..core.validation import is_token
 from ..evidence.checklist import PersonaFacts, Scorecard
 from ..preparation import ImagePreparation, render_script
+from .as_built import AS_BUILT_MARKER, declared_entry, read_declared, write_declared
 
 if TYPE_CHECKING:
     from ..image_build.image import WorkspaceImage
@@ -194,10 +195,13 @@ class Baseline(dict[str, str]):
         images: Mapping[str, str],
         scripts: Mapping[str, str] | None = None,
         recipes: Mapping[str, Mapping[str, Any]] | None = None,
+        declared: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(images)
         self.scripts: dict[str, str] = dict(scripts or {})
         self.recipes: dict[str, Mapping[str, Any]] = dict(recipes or {})
+        # Persona -> declared checklist score of the baseline (its declared-checklist.json).
+        self.declared: dict[str, float] = dict(declared or {})
 
 
 def personas_of(scope: IConstruct) -> list[Persona]:
@@ -235,7 +239,14 @@ def load_baseline(path: str | Path | None) -> Baseline | None:
             data = json.loads(recipe.read_text())
             if isinstance(data, dict):
                 recipes[name] = data
-    return Baseline(images, scripts, recipes)
+    declared: dict[str, float] = {}
+    try:
+        for name, entry in read_declared(folder.parent).items():
+            if isinstance(entry.get("score"), int | float):
+                declared[name] = float(entry["score"])
+    except ValueError:
+        pass  # a baseline from before 0.5 has no declared file
+    return Baseline(images, scripts, recipes, declared)
 
 
 # --- What changes ---------------------------------------------------------------------
@@ -689,6 +700,53 @@ def _checklist_line(card: Scorecard) -> str:
     )
 
 
+def _declared_changes(card: Scorecard, baseline: Mapping[str, str] | None) -> list[str]:
+    """One line naming the personas whose declared score differs from the baseline's."""
+    before: Mapping[str, float] = getattr(baseline, "declared", {}) or {}
+    changed = [
+        f"{_nb(name)} {before[name]} -> {score}"
+        for name, score in card.scores.items()
+        if name in before and before[name] != score
+    ]
+    if not before or not changed:
+        return []
+    return [f"Declared checklist changes: {', '.join(changed)}.", ""]
+
+
+def _by_hand_warning(
+    personas: Sequence[PersonaFacts], by_hand: Sequence[PersonaFacts]
+) -> list[str]:
+    """The warning for personas the build does not prepare: each name once, folded when the
+    list is long (the changes above stay first)."""
+    unscripted = [p.name for p in by_hand if p.preparation is None]
+    if len(unscripted) == len(by_hand):
+        scripts = (
+            "; none of them has a preparation script"
+            if len(by_hand) > 1
+            else ("; it has no preparation script")
+        )
+    else:
+        scripts = f"; no script at all for {_names(unscripted)}" if unscripted else ""
+    head = f"**Prepared by hand, not by the build** ({len(by_hand)} of {len(personas)})"
+    tail = f"The image is taken from the template WorkSpace as it is left{scripts}."
+    if len(by_hand) == len(personas) > SHORT_LIST:
+        return ["> [!WARNING]", f"> {head}: all {len(personas)} personas. {tail}", ""]
+    names = ", ".join(_nb(p.name) for p in by_hand)
+    if len(by_hand) > SHORT_LIST:
+        return [
+            "> [!WARNING]",
+            f"> {head}. {tail}",
+            "",
+            f"<details><summary>The {len(by_hand)} personas prepared by hand</summary>",
+            "",
+            names,
+            "",
+            "</details>",
+            "",
+        ]
+    return ["> [!WARNING]", f"> {head}: {names}. {tail}", ""]
+
+
 def render(
     title: str,
     personas: Sequence[PersonaFacts],
@@ -704,23 +762,8 @@ def render(
     statuses = {p.name: build_status(p, baseline) for p in personas}
     builds = [p.name for p in personas if statuses[p.name].builds]
     lines = [f"# WorkSpaces images and bundles: {escape_markdown(title)}", ""]
-    by_hand = [p for p in personas if _channel(p) != RUN_COMMAND]
-    if by_hand:
-        unscripted = [p.name for p in by_hand if p.preparation is None]
-        who = (
-            f"all {len(personas)} personas"
-            if len(by_hand) == len(personas) > SHORT_LIST
-            else ", ".join(_nb(p.name) for p in by_hand)
-        )
-        lines += [
-            "> [!WARNING]",
-            f"> **Prepared by hand, not by the build** ({len(by_hand)} of {len(personas)}): "
-            f"{who}. The image is taken from the template WorkSpace as it is left"
-            + (f"; no script at all for {_names(unscripted)}" if unscripted else "")
-            + ".",
-            "",
-        ]
-    lines += [_CUT_NOTE, "", _checklist_line(card) if personas else "No personas.", ""]
+    # What this pull request changes comes first: new images, then checklist changes, then
+    # (in the workflow's comment) the as-built section in place of its marker.
     if baseline is None:
         lines.append("New images on deploy: unknown (no baseline template given).")
     elif builds:
@@ -730,7 +773,11 @@ def render(
         )
     else:
         lines.append("New images on deploy: none.")
-    lines.append("")
+    lines += ["", *_declared_changes(card, baseline), AS_BUILT_MARKER, ""]
+    by_hand = [p for p in personas if _channel(p) != RUN_COMMAND]
+    if by_hand:
+        lines += _by_hand_warning(personas, by_hand)
+    lines += [_CUT_NOTE, "", _checklist_line(card) if personas else "No personas.", ""]
     if personas:
         lines += _summary_table(personas, statuses)
         lines += _diagram(personas, statuses)
@@ -944,6 +991,19 @@ def _write(
     folder = out / SCRIPTS_DIR
     if personas:
         folder.mkdir(exist_ok=True)
+        card = Scorecard.of(facts)
+        write_declared(
+            folder,
+            {
+                f.name: declared_entry(
+                    p.stack.stack_name,
+                    f.image_name,
+                    card.scores[f.name],
+                    {a.number: a.score for a in card.per_persona[f.name]},
+                )
+                for p, f in zip(personas, facts, strict=True)
+            },
+        )
     for persona in personas:
         recipe = json.dumps(recipes[persona.name], indent=2, sort_keys=True)
         (folder / f"{persona.name}{RECIPE_SUFFIX}").write_text(recipe + "\n")
