@@ -7,9 +7,11 @@ with the very properties the synthesized template gives each custom resource.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,8 +22,9 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
-from bakery_runtime.core import contract
+from bakery_runtime.core import cfn_response, contract
 from bakery_runtime.core.aws import Clients
+from bakery_runtime.core.cfn_response import CREATE_FAILED
 from bakery_runtime.core.errors import BuildFailed
 from bakery_runtime.distribution import contract as dc
 from bakery_runtime.distribution import provider as distribution
@@ -161,37 +164,53 @@ def test_each_region_gets_a_copy_and_a_bundle_bound_to_it(
         assert bundle["Properties"][contract.BUNDLE_NAME].startswith("p-")
 
 
-def test_one_provider_with_a_waiter_bounded_by_cloudformations_hour(
+def test_one_handler_answers_cloudformation_itself_with_no_step_functions(
     synthesized: tuple[ImageBakeryStack, dict[str, Any]],
 ) -> None:
+    """The distribution's response URLs never enter a Step Functions execution: there is
+    no waiter state machine and no Provider framework function; one Python function serves
+    every copy, share and regional bundle and may invoke only itself (its hand-over)."""
     _, template = synthesized
     functions = _of_type(template, "AWS::Lambda::Function")
-    handlers = sorted(
-        f["Properties"]["Handler"]
-        for f in functions.values()
+    (handler,) = [
+        k
+        for k, f in functions.items()
         if f["Properties"]["Handler"].startswith("bakery_runtime.distribution")
-    )
-    assert handlers == [
-        "bakery_runtime.distribution.provider.is_complete",
-        "bakery_runtime.distribution.provider.on_event",
     ]
-    for function in functions.values():
-        if function["Properties"]["Handler"].startswith("bakery_runtime.distribution"):
-            variables = function["Properties"]["Environment"]["Variables"]
-            assert variables[contract.ENV_OWNER_STACK_ID] == {"Ref": "AWS::StackId"}
-        if function["Properties"]["Handler"] in ("framework.onEvent", "framework.isComplete"):
-            assert function["Properties"]["LoggingConfig"]["ApplicationLogLevel"] == "FATAL"
-    waiters = [
-        m
-        for k, m in _of_type(template, "AWS::StepFunctions::StateMachine").items()
-        if "Distribution" in k
+    props = functions[handler]["Properties"]
+    assert props["Handler"] == "bakery_runtime.distribution.provider.handler"
+    assert props["Timeout"] == 900
+    assert props["Environment"]["Variables"][contract.ENV_OWNER_STACK_ID] == {"Ref": "AWS::StackId"}
+    assert not [k for k in functions if "Distribution" in k and k != handler]
+    assert not [
+        k for k in _of_type(template, "AWS::StepFunctions::StateMachine") if "Distribution" in k
     ]
-    (waiter,) = waiters
-    definition = json.dumps(waiter["Properties"]["DefinitionString"])
-    assert '\\"IntervalSeconds\\":60' in definition
-    assert '\\"MaxAttempts\\":60' in definition
-    logging = waiter["Properties"]["LoggingConfiguration"]
-    assert logging["IncludeExecutionData"] is False
+    (hand_over,) = [k for k, p in _of_type(template, "AWS::IAM::Policy").items() if "HandOver" in k]
+    statements = _of_type(template, "AWS::IAM::Policy")[hand_over]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    assert statements == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [handler, "Arn"]},
+        }
+    ]
+    served = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"]
+        in (
+            dc.COPY_RESOURCE_TYPE,
+            dc.REGIONAL_BUNDLE_RESOURCE_TYPE,
+            dc.SHARE_RESOURCE_TYPE,
+            dc.SHARED_COPY_RESOURCE_TYPE,
+        )
+    ]
+    assert len(served) >= 4
+    for resource in served:
+        assert resource["Properties"]["ServiceToken"] == {"Fn::GetAtt": [handler, "Arn"]}
+        assert hand_over in resource["DependsOn"]
 
 
 def test_iam_uses_only_what_the_reference_supports_and_the_ownership_tag(
@@ -394,6 +413,8 @@ class Deploy:
         self.properties: dict[str, dict[str, Any]] = {}
         self.types: dict[str, str] = {}
         self.working: dict[str, StackResource] = {}
+        self.answers: list[dict[str, Any]] = []
+        self.handed_over = 0
 
     def described(self, logical_id: str) -> StackResource | None:
         if logical_id in self.working:
@@ -424,13 +445,14 @@ class Deploy:
         properties: Mapping[str, Any] | None = None,
         old: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        request_id = str(uuid.uuid4())
         event: dict[str, Any] = {
             "RequestType": request,
             "ResourceType": kind,
             "LogicalResourceId": logical_id,
             "StackId": self.stack_id,
-            "RequestId": str(uuid.uuid4()),
-            "ResponseURL": "https://cloudformation-custom-resource-response.example/secret",
+            "RequestId": request_id,
+            "ResponseURL": response_url(self.stack_id, logical_id, request_id),
             "ResourceProperties": stringify(dict(properties or {})),
         }
         if old is not None:
@@ -438,18 +460,12 @@ class Deploy:
         if logical_id in self.physical:
             event["PhysicalResourceId"] = self.physical[logical_id]
         with self.sending(event):
-            result = distribution.dispatch(event, self.clients)
-            # The framework merges on_event's answer into the event its waiter passes on.
-            waiting = {**event, **result}
-            for _ in range(20):
-                done = distribution.check(waiting, self.clients)
-                if done["IsComplete"]:
-                    break
-            else:
-                raise AssertionError(f"{logical_id} never completed")
-        data = {**result.get("Data", {}), **done.get("Data", {})}
+            response = self.answer_of(event)
+        if response["Status"] != "SUCCESS":
+            raise BuildFailed(response["Reason"])
+        data: dict[str, Any] = response["Data"]
         if request != "Delete":
-            self.physical[logical_id] = result["PhysicalResourceId"]
+            self.physical[logical_id] = response["PhysicalResourceId"]
             self.data[logical_id] = data
             self.properties[logical_id] = dict(properties or {})
             self.types[logical_id] = kind
@@ -457,6 +473,35 @@ class Deploy:
             for table in (self.physical, self.data, self.properties, self.types):
                 table.pop(logical_id, None)
         return data
+
+    def answer_of(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """What the handler answers CloudFormation for `event`, running it as Lambda would:
+        each invocation has 15 minutes (a poll is a minute of it), and an event handed on
+        is invoked again, until one answer came."""
+        answers: list[dict[str, Any]] = []
+        handed: list[dict[str, Any]] = []
+        for _ in range(10):
+            remaining = itertools.count(900_000 - 60_000, -60_000).__next__  # a poll: a minute
+            distribution.run(
+                event,
+                distribution.Runner(
+                    clients=self.clients,
+                    send=lambda url, body: answers.append(
+                        {"url": url, **json.loads(body.decode())}
+                    ),
+                    hand_over=handed.append,
+                    remaining_millis=remaining,
+                    sleep=lambda _: None,
+                ),
+            )
+            if answers:
+                break
+            event = json.loads(json.dumps(handed.pop()))  # as the invoke's payload
+            self.handed_over += 1
+        (answer,) = answers
+        assert answer["url"] == event["ResponseURL"] and answer["RequestId"] == event["RequestId"]
+        self.answers.append(answer)
+        return answer
 
     def create(self, logical_id: str, kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
         return self.send("Create", logical_id, kind, properties)
@@ -468,6 +513,17 @@ class Deploy:
 
     def delete(self, logical_id: str) -> dict[str, Any]:
         return self.send("Delete", logical_id, self.types[logical_id], self.properties[logical_id])
+
+
+def response_url(stack_id: str, logical_id: str, request_id: str) -> str:
+    """A ResponseURL as CloudFormation makes it (AWS's Lambda guide shows one): a pre-signed
+    URL of its response bucket in the stack's Region."""
+    region = stack_id.split(":")[3]
+    key = urllib.parse.quote(f"{stack_id}|{logical_id}|{request_id}", safe="")
+    return (
+        f"https://cloudformation-custom-resource-response-{region.replace('-', '')}"
+        f".s3.{region}.amazonaws.com/{key}?X-Amz-Signature=secret"
+    )
 
 
 def _resolve(value: Any, image_id: str, deploy: Deploy) -> Any:
@@ -1011,11 +1067,11 @@ def test_tags_added_with_tags_of_leave_room_for_the_source_tag() -> None:
 def test_a_regional_bundle_refuses_a_copy_named_in_a_forged_waiter_answer(
     world: WorkSpacesWorld, home_image: str
 ) -> None:
-    """The copy's answer travels through the Provider's waiter, whose execution input holds
-    CloudFormation's response URL: a reader of that execution can answer with another id.
-    The bundle takes the expected name and the source image from the template instead, so
-    an older copy of this stack, or a copy of another image with the same name, is refused
-    and the bundle stays where it was."""
+    """Defence in depth: only the handler answers for a copy now (no response URL leaves
+    its invocations), but a bundle still believes nothing of the copy's answer but the id.
+    It takes the expected name and the source image from the template, so an older copy of
+    this stack, or a copy of another image with the same name, is refused and the bundle
+    stays where it was."""
     deploy = Deploy(world)
     copy_props = {dc.REGION: "eu-west-1", dc.SOURCE_IMAGE_ID: home_image}
     first = deploy.create("Copy", dc.COPY_RESOURCE_TYPE, copy_props)
@@ -1094,3 +1150,82 @@ def test_a_region_removed_while_its_copy_is_pending_deletes_the_copy_once_it_set
         done = [distribution.check(waiting, deploy.clients)["IsComplete"] for _ in range(6)]
     assert done[0] is False and done[-1] is True
     assert ireland.owned_images() == [] and ireland.count("DeleteWorkspaceImage") == 1
+
+
+# ----- the handler answers CloudFormation itself ----------------------------------------------
+def test_a_copy_pending_longer_than_one_invocation_is_handed_on_and_answered_once() -> None:
+    """A copy that takes longer than one invocation's 15 minutes: the handler hands the
+    event on to a new invocation of itself, which answers once, with the copy."""
+    world = WorkSpacesWorld(image_polls=20)  # 20 looks before the copy is AVAILABLE
+    home_image = world.fake(HOME).add_image(IMAGE_NAME, tags={OWNER: STACK_ID})
+    deploy = Deploy(world)
+    data = deploy.create("CopyEu", dc.COPY_RESOURCE_TYPE, _copy_props(home_image))
+    assert deploy.handed_over == 1 and len(deploy.answers) == 1
+    (answer,) = deploy.answers
+    assert answer["Status"] == "SUCCESS" and answer["PhysicalResourceId"] == data[dc.ATTR_IMAGE_ID]
+    assert world.fake("eu-west-1").count("CopyWorkspaceImage") == 1
+
+
+def test_nothing_is_done_for_an_event_whose_response_url_is_not_cloudformations(
+    world: WorkSpacesWorld, home_image: str
+) -> None:
+    """An event whose ResponseURL is not CloudFormation's response bucket of the stack's
+    Region (an invoke made by hand) changes nothing and is answered to nobody."""
+    deploy = Deploy(world)
+    for url in (
+        "https://attacker.example/answer",
+        "http://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/k",
+        response_url(STACK_ID.replace(HOME, "eu-west-3"), "CopyEu", "r"),
+    ):
+        event = {**_copy_created(home_image), "ResponseURL": url}
+        sent: list[bytes] = []
+        with deploy.sending(event), pytest.raises(BuildFailed, match="nothing was answered"):
+            distribution.run(
+                event,
+                distribution.Runner(
+                    clients=deploy.clients,
+                    send=lambda _, body, sent=sent: sent.append(body),
+                    hand_over=lambda _: None,
+                    remaining_millis=lambda: 900_000,
+                    sleep=lambda _: None,
+                ),
+            )
+        assert sent == [] and world.fake("eu-west-1").count("CopyWorkspaceImage") == 0
+
+
+def test_a_failed_create_is_answered_and_its_rollback_delete_touches_nothing(
+    world: WorkSpacesWorld,
+) -> None:
+    """A Create that fails answers FAILED with the handler's own physical id; the Delete of
+    its rollback, with that id, is answered at once and calls nothing."""
+    deploy = Deploy(world)
+    with pytest.raises(BuildFailed, match="Region"):
+        deploy.create("CopyEu", dc.COPY_RESOURCE_TYPE, {dc.REGION: "nowhere"})
+    (failed,) = deploy.answers
+    assert failed["Status"] == "FAILED" and failed["PhysicalResourceId"] == CREATE_FAILED
+    calls = world.fake(HOME).count("DescribeWorkspaceImages")
+    deploy.physical["CopyEu"] = CREATE_FAILED
+    deploy.types["CopyEu"] = dc.COPY_RESOURCE_TYPE
+    deploy.properties["CopyEu"] = {dc.REGION: "nowhere"}
+    deploy.delete("CopyEu")
+    assert deploy.answers[-1]["Status"] == "SUCCESS"
+    assert deploy.answers[-1]["PhysicalResourceId"] == CREATE_FAILED
+    assert world.fake(HOME).count("DescribeWorkspaceImages") == calls
+
+
+def test_an_answer_keeps_within_cloudformations_size_and_names_the_request() -> None:
+    event = {
+        "StackId": STACK_ID,
+        "RequestId": "r-1",
+        "LogicalResourceId": "CopyEu",
+        "ResponseURL": response_url(STACK_ID, "CopyEu", "r-1"),
+    }
+    body = json.loads(
+        cfn_response.response_body(event, success=False, physical_id="wsi-1", reason="x" * 9000)
+    )
+    assert body["Status"] == "FAILED" and len(json.dumps(body)) < 4096
+    assert {k: body[k] for k in ("StackId", "RequestId", "LogicalResourceId")} == {
+        "StackId": STACK_ID,
+        "RequestId": "r-1",
+        "LogicalResourceId": "CopyEu",
+    }

@@ -269,6 +269,9 @@ def _statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
     return statements
 
 
+WATCH = "WorkSpacesImageBakeryRuntimeBuildWatch"
+
+
 def test_only_the_runtime_may_write_records(prepared_template: dict[str, Any]) -> None:
     """The bucket denies writes of records, SBOMs and builds' work to every principal but the
     build's step role and the image resource's role; the template's node role may write
@@ -308,6 +311,23 @@ def test_only_the_runtime_may_write_records(prepared_template: dict[str, Any]) -
     for statement in node_writes:
         text = json.dumps(statement["Resource"])
         assert contract.OUTPUT_PREFIX in text and contract.RECORDS_PREFIX not in text
+    # Builds' work (each request holds its WaitCondition handle) is read by the runtime's
+    # roles only: the step role, the image resource's and the build watch's, which reads
+    # the request of a build that ended without reporting (from the bucket it is given).
+    (reads,) = [s for s in _statements(policy) if s.get("Sid") == "OnlyTheRuntimeReadsBuildsWork"]
+    assert reads["Effect"] == "Deny" and reads["Principal"] == {"AWS": "*"}
+    assert reads["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert contract.WORK_PREFIX in json.dumps(reads["Resource"])
+    readers = {a["Fn::GetAtt"][0] for a in reads["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
+    (watch,) = [
+        v
+        for k, v in resources.items()
+        if v["Type"] == "AWS::Lambda::Function" and k.startswith(WATCH)
+    ]
+    assert readers == roles | {watch["Properties"]["Role"]["Fn::GetAtt"][0]}
+    assert watch["Properties"]["Environment"]["Variables"][contract.ENV_EVIDENCE_BUCKET] == {
+        "Ref": bucket_id
+    }
 
 
 def test_the_build_gets_no_evidence_from_its_input(prepared_template: dict[str, Any]) -> None:

@@ -539,3 +539,16 @@ def test_tags_are_synced_only_on_an_image_the_runtime_wrote_down(deployed: World
     with pytest.raises(DeployError, match=f"image {office.image_id} .* carries this stack's tag"):
         w.cloudformation.deploy(two_personas(stage="prod"))
     assert w.fake.tags[office.image_id] == before
+
+
+def test_no_execution_history_holds_the_wait_handle(deployed: World) -> None:
+    """The WaitCondition handle is a credential (whoever holds it can end the deploy): it
+    stays in the evidence store, and the signalling steps read it from there. No state's
+    input, task parameters or task result of any build (what readers of executions see in
+    the history) holds it, and the signals still arrived."""
+    runs = deployed.cloudformation.runs
+    assert runs and all(run.status == "SUCCEEDED" for run in runs)
+    for run in runs:
+        assert "LoadRequest" in run.visited and run.history
+        assert not [h for h in run.history if "cloudformation-waitcondition" in h]
+    assert deployed.cloudformation.signals.received

@@ -35,6 +35,9 @@ class Run:
     output: dict[str, Any]
     visited: list[str] = field(default_factory=list)
     retries: int = 0
+    # What Step Functions keeps in the execution's history: each state's input, each task's
+    # parameters and result (JSON text), for tests of what readers of executions can see.
+    history: list[str] = field(default_factory=list)
 
 
 def definition_from_template(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +140,7 @@ def run(
             return result
         state = states[name]
         result.visited.append(name)
+        result.history.append(json.dumps(data, default=str))
         kind = state["Type"]
         if kind == "Succeed":
             result.status, result.output = "SUCCEEDED", data
@@ -163,7 +167,9 @@ def run(
         attempts: dict[int, int] = {}
         while True:
             try:
+                result.history.append(json.dumps(params, default=str))
                 output: Any = {"Payload": invoke(params["Payload"]), "StatusCode": 200}
+                result.history.append(json.dumps(output, default=str))
                 break
             except TaskError as error:
                 retrier = next(

@@ -9,13 +9,17 @@ and the receiving account's own copy of a shared image.
 - :class:`SharedImageCopy` copies an image another account shared into this account (a
   bundle uses images of its own account only); a :class:`WorkspaceBundle` binds to it.
 
-One more provider per stack (created on first use) serves all three: the CDK Provider
-framework with an ``is_complete`` handler whose waiter asks every 60 seconds whether a copy
-is AVAILABLE, for at most an hour: CloudFormation waits for a custom resource at most
-``ServiceTimeout`` = 3600 s. A copy still PENDING after 55 minutes fails its resource with
-that reason and goes on copying; the next deploy adopts it when it is a copy of the same
-source (by name, ownership tag and the ``workspaces-image-bakery:source-image`` tag each copy
-gets), and deletes it once settled when it is not (a rolled-back build's image).
+One more function per stack (created on first use) serves all three and answers
+CloudFormation itself: it asks every 60 seconds whether a copy is AVAILABLE, handing the
+event on to a new invocation of itself before its 15 minutes run out, for at most an hour:
+CloudFormation waits for a custom resource at most ``ServiceTimeout`` = 3600 s. It is not
+the CDK Provider framework, whose waiter would put CloudFormation's response URL into a Step
+Functions execution's input and history, where any reader of executions could answer for a
+copy (bakery_runtime/distribution/provider.py). A copy still PENDING after 55 minutes fails
+its resource with that reason and goes on copying; the next deploy adopts it when it is a
+copy of the same source (by name, ownership tag and the
+``workspaces-image-bakery:source-image`` tag each copy gets), and deletes it once settled
+when it is not (a rolled-back build's image).
 
 A failing copy fails its own resource and the handler changes nothing else, but
 CloudFormation then rolls the whole stack operation back: an image built in the same update
@@ -44,13 +48,10 @@ from aws_cdk import (
 )
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import custom_resources as cr
 from constructs import Construct, IValidation
 
 from ..core.compute import check_compute
-from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
+from ..core.nag import Finding, basic_execution_role, star_resource, suppress
 from ..core.naming import DESCRIPTION_PATTERN, IMAGE_ID_PATTERN, IMAGE_ID_TEXT, NAME_PATTERN
 from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
 from ..core.runtime_assets import distribution_contract as dc
@@ -67,7 +68,6 @@ from ..core.validation import (
 )
 from ..image_build.build_runtime import (
     ASSET_EXCLUDE,
-    LOG_RETENTION,
     OWNER_REQUEST_TAG,
     OWNER_TAG_CONDITION,
     runtime_function,
@@ -104,13 +104,12 @@ def _workspaces_arn(region: str, resource: str, account: str | None = None) -> s
 
 
 class DistributionRuntime(Construct):
-    """The provider behind copies, regional bundles and shares: one per stack (:meth:`of`).
+    """The handler behind copies, regional bundles and shares: one per stack (:meth:`of`).
 
-    Its two functions (on_event, is_complete) share one role, granted per Region as
-    constructs ask for it (least privilege; docs/distribution.md: IAM added by distribution).
+    One function, whose role is granted per Region as constructs ask for it (least
+    privilege; docs/distribution.md: IAM added by distribution), and which may invoke
+    itself only (the hand-over of a copy still pending when its time runs short).
     """
-
-    _service_token: str | None = None
 
     @classmethod
     def of(cls, scope: Construct) -> DistributionRuntime:
@@ -139,58 +138,38 @@ class DistributionRuntime(Construct):
                 )
             ],
         )
-        entry = f"{RUNTIME_PACKAGE}.distribution.provider"
-        self.on_event_function = self._function(
-            "OnEvent", code, f"{entry}.on_event", Duration.minutes(5)
-        )
-        self.is_complete_function = self._function(
-            "IsComplete", code, f"{entry}.is_complete", Duration.minutes(2)
+        self.function = runtime_function(
+            self,
+            "Handler",
+            code=code,
+            handler=f"{RUNTIME_PACKAGE}.distribution.provider.handler",
+            timeout=Duration.minutes(15),
+            role=self.role,
         )
         self._regions: set[str] = set()
         self._sources: set[tuple[str, str]] = set()
         self._grant_base()
         self._share_granted = False
-        self.provider = cr.Provider(
+        # Its own policy, not the role's default one: the function depends on that, and
+        # this statement names the function. Each custom resource waits for it.
+        self.hand_over = iam.Policy(
             self,
-            "Provider",
-            on_event_handler=self.on_event_function,
-            is_complete_handler=self.is_complete_function,
-            query_interval=Duration.seconds(dc.POLL_SECONDS),
-            total_timeout=Duration.seconds(dc.TOTAL_TIMEOUT_SECONDS),
-            # The framework logs each whole event (properties included) at INFO, and on a
-            # timeout the response URL too: keep its log level pinned above that.
-            framework_lambda_logging_level=lambda_.ApplicationLogLevel.FATAL,
-            log_group=logs.LogGroup(
-                self, "ProviderLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
-            ),
-            disable_waiter_state_machine_logging=False,
-            waiter_state_machine_log_options=cr.LogOptions(
-                destination=logs.LogGroup(
-                    self,
-                    "WaiterLogs",
-                    retention=LOG_RETENTION,
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
-                level=sfn.LogLevel.ALL,
-                # The waiter's input is the whole event, response URL included.
-                include_execution_data=False,
-            ),
+            "HandOver",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"], resources=[self.function.function_arn]
+                )
+            ],
         )
+        self.service_token = self.function.function_arn
         self._suppress_nag()
 
-    @property
-    def service_token(self) -> str:
-        """The provider's service token (a constant token), asked of jsii once."""
-        if self._service_token is None:
-            self._service_token = self.provider.service_token
-        return self._service_token
-
-    def _function(
-        self, id_: str, code: lambda_.Code, handler: str, timeout: Duration
-    ) -> lambda_.Function:
-        return runtime_function(
-            self, id_, code=code, handler=handler, timeout=timeout, role=self.role
-        )
+    def resource(self, scope: Construct, id_: str, **props: Any) -> CustomResource:
+        """A custom resource this handler serves (once its hand-over policy exists)."""
+        made = CustomResource(scope, id_, service_token=self.service_token, **props)
+        made.node.add_dependency(self.hand_over)
+        return made
 
     def _add(self, *statements: iam.PolicyStatement) -> None:
         for statement in statements:
@@ -317,7 +296,7 @@ class DistributionRuntime(Construct):
                 star_resource(
                     "Resource * only for what supports no resource types (WorkSpaces "
                     "Describe*, and CreateTags/DeleteTags, limited by request-tag "
-                    "conditions instead) and the Provider waiter's logging."
+                    "conditions instead)."
                 ),
                 Finding(
                     "AwsSolutions-IAM5",
@@ -329,22 +308,6 @@ class DistributionRuntime(Construct):
                         r"([a-z0-9-]+|<AWS::Region>):(<AWS::AccountId>|\d{12}|\*):"
                         r"workspace(image|bundle)\/\*$/"
                     ],
-                ),
-                Finding(
-                    "AwsSolutions-IAM5",
-                    "The Provider framework invokes its handler functions' versions and "
-                    "starts executions of its own waiter state machine.",
-                    [VERSIONS_OF_AN_ARN],
-                ),
-                Finding(
-                    "AwsSolutions-SF2",
-                    "The CDK Provider framework's waiter state machine offers no X-Ray "
-                    "setting; it only calls is_complete, whose logs are kept a year.",
-                ),
-                Finding(
-                    "AwsSolutions-L1",
-                    "The Provider framework's own functions use the Node.js runtime the "
-                    "CDK release pins; the bakery's handlers use the latest Python.",
                 ),
             ],
         )
@@ -455,10 +418,9 @@ class RegionalCopy(Construct):
         _CopyTagCheck.register(Stack.of(self), self.node.path, self._tag_manager)
         runtime.allow_region(region)
         name = image.image_name
-        self.copy = CustomResource(
+        self.copy = runtime.resource(
             self,
             "Copy",
-            service_token=runtime.service_token,
             resource_type=dc.COPY_RESOURCE_TYPE,
             removal_policy=removal_policy,
             service_timeout=copy_service_timeout(),
@@ -469,10 +431,9 @@ class RegionalCopy(Construct):
                 dc.TAGS: self._tag_manager.rendered_tags,
             },
         )
-        self.bundle = CustomResource(
+        self.bundle = runtime.resource(
             self,
             "Bundle",
-            service_token=runtime.service_token,
             resource_type=dc.REGIONAL_BUNDLE_RESOURCE_TYPE,
             removal_policy=removal_policy,
             service_timeout=service_timeout(),
@@ -484,9 +445,7 @@ class RegionalCopy(Construct):
                 contract.ROOT_VOLUME_GIB: str(root_volume_gib),
                 contract.USER_VOLUME_GIB: str(user_volume_gib),
                 # The handler checks the copy's name, ownership and source tags before binding
-                # to it. Name and source come from the template, not from the copy's answer
-                # (the Provider's waiter carries CloudFormation's response URL in its
-                # execution input, which a reader of the execution can answer).
+                # to it. Name and source come from the template, not from the copy's answer.
                 contract.IMAGE_BUILD_RESULT: self.image_id,
                 contract.EXPECTED_IMAGE_NAME: name
                 if name is not None and not is_token(name)
@@ -717,10 +676,9 @@ class ImageShare(Construct):
         runtime = DistributionRuntime.of(stack)
         runtime.allow_share()
         name = image.image_name
-        self.resource = CustomResource(
+        self.resource = runtime.resource(
             self,
             "Resource",
-            service_token=runtime.service_token,
             resource_type=dc.SHARE_RESOURCE_TYPE,
             service_timeout=service_timeout(),
             properties={
@@ -815,10 +773,9 @@ class SharedImageCopy(Construct):
         _CopyTagCheck.register(stack, self.node.path, self._tag_manager)
         runtime = DistributionRuntime.of(stack)
         runtime.allow_shared_source(region, source_account_id)
-        self.resource = CustomResource(
+        self.resource = runtime.resource(
             self,
             "Resource",
-            service_token=runtime.service_token,
             resource_type=dc.SHARED_COPY_RESOURCE_TYPE,
             removal_policy=removal_policy,
             service_timeout=copy_service_timeout(),

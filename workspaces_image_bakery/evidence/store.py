@@ -99,6 +99,32 @@ class EvidenceStore(Construct):
             )
         )
 
+    def work_only_read_by(self, *roles: iam.IRole) -> None:
+        """Deny reads under ``work/`` to every principal but `roles`: it holds each build's
+        request, whose WaitCondition handle is a credential (whoever holds it can end the
+        deploy), so not even a reader of the whole account (``ReadOnlyAccess``) may read it."""
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheRuntimeReadsBuildsWork",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[self.bucket.arn_for_objects(f"{contract.WORK_PREFIX}*")],
+                conditions={
+                    "ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in roles]}
+                },
+            )
+        )
+
+    def grant_work_read(self, role: iam.IRole) -> None:
+        """Read builds' work (the build watch reads a build's stored request)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(f"{contract.WORK_PREFIX}*")],
+            )
+        )
+
     def grant_runtime(self, role: iam.IRole) -> None:
         """Read everything; write records, SBOMs and work (the build's step role)."""
         self.bucket.grant_read(role)

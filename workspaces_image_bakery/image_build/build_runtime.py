@@ -262,6 +262,12 @@ class BuildRuntime(Construct):
         self.watch_function.add_environment(
             contract.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn
         )
+        # The watch reads the build's stored request (never the execution's input).
+        self.watch_function.add_environment(contract.ENV_EVIDENCE_BUCKET, self.evidence.bucket_name)
+        watch_role = self.watch_function.role
+        assert watch_role is not None
+        self.evidence.grant_work_read(watch_role)
+        self.evidence.work_only_read_by(step_role, event_role, watch_role)
         self.build_watch_rule = self._watch_rule()
         self._grant()
         self.provider = cr.Provider(

@@ -47,11 +47,11 @@ ATTR_REGION: Final = "Region"
 ATTR_SOURCE_IMAGE_ID: Final = "SourceImageId"
 ATTR_ACCOUNT_IDS: Final = "AccountIds"
 
-# What on_event hands to is_complete through the Provider framework (it merges the whole
-# on_event result into the event it passes on): when the copy was started, epoch seconds.
+# What dispatch hands to check (provider.run merges the whole answer into the event it
+# polls with, as the Provider framework did): when the copy was started, epoch seconds.
 STARTED_AT: Final = "BakeryCopyStartedAt"
 
-# The Provider's waiter: is_complete every POLL_SECONDS for at most TOTAL_TIMEOUT_SECONDS.
+# The handler checks every POLL_SECONDS for at most TOTAL_TIMEOUT_SECONDS.
 # CloudFormation waits for a custom resource at most ServiceTimeout = 3600 s, so a copy
 # that is still PENDING after COPY_DEADLINE_SECONDS fails the resource with its own reason
 # (before the framework's generic timeout); the copy goes on, and the next deploy adopts it

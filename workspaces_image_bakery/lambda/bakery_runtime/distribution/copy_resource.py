@@ -6,13 +6,14 @@ another Region of the same account. A shared copy takes an image another account
 with this one (UpdateWorkspaceImagePermission) into this account, in the stack's Region;
 it is found by id or by name and must be owned by the account the stack names.
 
-on_event starts the copy and answers at once; is_complete, called by the CDK Provider
-framework's waiter, reports the copy done once it is AVAILABLE. Every copy is tagged with the
-id of the image it was copied from (distribution_contract.SOURCE_TAG_KEY). A copy this stack
-started before (a retried event, or one a failed deploy left) is adopted only when it carries
-this stack's ownership tag *and* was copied from the very source named now; a same-named copy
-of another source (a rolled-back build's image) is deleted once settled, or fails the resource
-naming both ids while it is still copying or in use: it is never adopted.
+handle starts the copy and answers at once; is_complete, asked every minute by the
+distribution's handler (provider.run), reports the copy done once it is AVAILABLE. Every
+copy is tagged with the id of the image it was copied from
+(distribution_contract.SOURCE_TAG_KEY). A copy this stack started before (a retried event,
+or one a failed deploy left) is adopted only when it carries this stack's ownership tag
+*and* was copied from the very source named now; a same-named copy of another source (a
+rolled-back build's image) is deleted once settled, or fails the resource naming both ids
+while it is still copying or in use: it is never adopted.
 
 A failing copy fails its own resource, and the handler changes nothing else; CloudFormation
 then rolls the whole stack operation back, so an image built in the same update is deleted

@@ -7,6 +7,7 @@ own deadline (up to 12 hours), not by Lambda's 15 minutes or CloudFormation's 1 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -285,17 +286,32 @@ def poll_image(build: BuildRequest, clients: Clients, now: float, image_id: str)
     return {"Status": c.STATUS_WAIT}
 
 
+def wait_handle(build: BuildRequest, clients: Clients | None, execution: str) -> str:
+    """The WaitCondition handle: read from the stored request when signalling, since the
+    workflow's state (an execution's history, which readers of executions see) never holds
+    it (see run_step's LoadRequest)."""
+    if build.wait_handle or clients is None:
+        return build.wait_handle
+    return request.load(clients.s3, execution).wait_handle
+
+
 def signal_success(
     build: BuildRequest,
     image_id: str,
     send: wait_condition.Sender,
     clients: Clients | None = None,
     now: float | None = None,
+    execution: str = "",
 ) -> dict[str, Any]:
     stack = owner()
     reason = f"image {build.image_name} is AVAILABLE"
     wait_condition.signal(
-        build.wait_handle, owner=stack, success=True, reason=reason, data=image_id, send=send
+        wait_handle(build, clients, execution),
+        owner=stack,
+        success=True,
+        reason=reason,
+        data=image_id,
+        send=send,
     )
     if clients is not None:
         at = time.time() if now is None else now
@@ -375,7 +391,11 @@ def signal_failure(
 
     try:
         wait_condition.signal(
-            build.wait_handle, owner=stack, success=False, reason=reason, send=send
+            wait_handle(build, clients, execution),
+            owner=stack,
+            success=False,
+            reason=reason,
+            send=send,
         )
     except BuildFailed:
         publish()  # a TransientError is retried by the workflow: published once, later
@@ -450,7 +470,11 @@ def run_step(
     execution = str(event.get("Execution") or "")
     if step == c.STEP_LOAD_REQUEST:
         try:
-            return request.load(clients.s3, execution).to_input()
+            # The handle stays in the store: the state (and so the execution's history)
+            # never holds it; the signalling steps read it back (wait_handle).
+            return dataclasses.replace(
+                request.load(clients.s3, execution), wait_handle=""
+            ).to_input()
         except ClientError as error:
             raise_if_transient(error)
             raise BuildFailed(f"{STEP_TITLES[step]}: {error_code(error)}") from None
@@ -462,7 +486,7 @@ def run_step(
         c.STEP_CREATE_IMAGE: lambda: create_image(build, clients, at, execution),
         c.STEP_POLL_IMAGE: lambda: poll_image(build, clients, at, str(event.get("ImageId"))),
         c.STEP_SIGNAL_SUCCESS: lambda: signal_success(
-            build, str(event.get("ImageId")), send, clients, at
+            build, str(event.get("ImageId")), send, clients, at, execution
         ),
         c.STEP_SIGNAL_FAILURE: lambda: signal_failure(
             build, clients, event.get("Error", {}), send, at, execution

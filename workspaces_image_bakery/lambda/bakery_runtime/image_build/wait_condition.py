@@ -7,17 +7,15 @@ signalled only when it is a WaitCondition handle of the runtime's own stack.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 
 from ..core import contract as c
-from ..core.errors import BuildFailed, TransientError
+from ..core import https
+from ..core.errors import BuildFailed
 
 logger = logging.getLogger(__name__)
 
@@ -86,33 +84,8 @@ def check_handle(url: str, owner: str) -> None:
 
 
 def http_put(url: str, body: bytes) -> None:
-    """PUT the signal. The pre-signed URL was signed with an empty Content-Type.
-
-    Every failure a later attempt may fix (a dropped or reset connection, a response that
-    never came, a 5xx) is a TransientError, which the workflow retries; a 4xx (an expired
-    or deleted handle) is not.
-    """
-    host = urllib.parse.urlsplit(url).hostname
-    request = urllib.request.Request(  # noqa: S310 - the URL is a checked CloudFormation handle
-        url, data=body, method="PUT", headers={"Content-Type": ""}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            response.read()
-    except urllib.error.HTTPError as error:
-        if error.code >= 500 or error.code in (408, 429):
-            raise TransientError(
-                f"could not signal the WaitCondition at {host}: HTTP {error.code}"
-            ) from None
-        raise BuildFailed(
-            f"the WaitCondition at {host} refused the signal (HTTP {error.code}); its stack "
-            "operation has probably ended"
-        ) from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        # URLError wraps refused and unresolved connections; a reset connection or a closed
-        # one without a response (RemoteDisconnected) comes as OSError or HTTPException.
-        reason = getattr(error, "reason", None) or type(error).__name__
-        raise TransientError(f"could not signal the WaitCondition at {host}: {reason}") from None
+    """PUT the signal (core/https.py: a 5xx or a lost connection is a TransientError)."""
+    https.put(url, body, what="the WaitCondition")
 
 
 def signal_body(success: bool, reason: str, data: str) -> bytes:
