@@ -1172,19 +1172,23 @@ def test_nothing_is_done_for_an_event_whose_response_url_is_not_cloudformations(
     """An event whose ResponseURL is not CloudFormation's response bucket of the stack's
     Region (an invoke made by hand) changes nothing and is answered to nobody."""
     deploy = Deploy(world)
+    sent: list[bytes] = []
+
+    def send(_: str, body: bytes) -> None:
+        sent.append(body)
+
     for url in (
         "https://attacker.example/answer",
         "http://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/k",
         response_url(STACK_ID.replace(HOME, "eu-west-3"), "CopyEu", "r"),
     ):
         event = {**_copy_created(home_image), "ResponseURL": url}
-        sent: list[bytes] = []
         with deploy.sending(event), pytest.raises(BuildFailed, match="nothing was answered"):
             distribution.run(
                 event,
                 distribution.Runner(
                     clients=deploy.clients,
-                    send=lambda _, body, sent=sent: sent.append(body),
+                    send=send,
                     hand_over=lambda _: None,
                     remaining_millis=lambda: 900_000,
                     sleep=lambda _: None,
