@@ -566,3 +566,36 @@ def test_properties_of_a_0_4_0_template_still_parse_for_a_rollback(
     parsed = ImageProperties.parse(old)
     assert parsed.preparation_script is None and parsed.seal_script is None
     assert parsed.managed_node_id is None  # a rollback builds nothing
+
+
+def test_the_preparations_own_checks_run_again_on_the_rebooted_template() -> None:
+    """`validation_steps` run in the script, before the reboot, and again with the build's
+    validation commands on the rebooted template, right before the image: what the image
+    holds is what they checked. The script is not part of the recipe (no rebuild)."""
+    from workspaces_image_bakery.image_build.run_command import SCRIPT_CACHE
+
+    stack = _stack({"workspaces-image-bakery:review": "false"})
+    _persona(
+        stack,
+        "one",
+        "ws-valid00001",
+        preparation=ImagePreparation(validation_steps=["git --version"]),
+        build=TemplateBuild(managed_node_id=NODE, validation_commands=["test -x /usr/bin/git"]),
+    )
+    _persona(
+        stack,
+        "two",
+        "ws-valid00002",
+        preparation=ImagePreparation(validation_steps=["python3 --version"]),
+        build=TemplateBuild(managed_node_id="mi-00000000000000002"),
+    )
+    images = {
+        r["Properties"]["Persona"]: r["Properties"]
+        for r in cdk.assertions.Template.from_stack(stack).to_json()["Resources"].values()
+        if r["Type"] == contract.IMAGE_RESOURCE_TYPE
+    }
+    one = (SCRIPT_CACHE / f"{images['one'][contract.VALIDATION_SCRIPT]['Sha256']}.sh").read_text()
+    assert one.index("check 1: git --version") < one.index("check 2: test -x /usr/bin/git")
+    two = (SCRIPT_CACHE / f"{images['two'][contract.VALIDATION_SCRIPT]['Sha256']}.sh").read_text()
+    assert "check 1: python3 --version" in two and "check 2" not in two
+    assert "git --version" not in json.dumps(images["one"]["Recipe"])

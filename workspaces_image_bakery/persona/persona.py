@@ -427,6 +427,8 @@ def _run_command(spec: PersonaSpec) -> RunCommandPreparation | None:
     return RunCommandPreparation(
         managed_node_id=node,
         script=script,
-        validation_commands=tuple(spec.build.validation_commands),
+        # The preparation's own checks run again on the rebooted template, before the
+        # build's validation commands: what the image holds is what they check.
+        validation_commands=(*preparation.validation_steps, *spec.build.validation_commands),
         seal_script=render_seal_script(preparation),
     )
