@@ -1,0 +1,127 @@
+"""A vendor's package goes into an image only when its signature is good, made by the key
+with the fingerprint written in code, and it is the pinned version: run for real with gpg
+and dpkg-deb on packages and keys made here (file:// URLs stand in for the vendor's)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from workspaces_image_bakery.preparation.signed_package import SignedPackage
+
+
+def _gpg(home: Path, *args: str) -> str:
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    return subprocess.run(
+        ["gpg", "--batch", "--quiet", *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _key(home: Path) -> str:
+    home.mkdir(mode=0o700)
+    _gpg(home, "--passphrase", "", "--quick-gen-key", "Vendor <v@example.com>", "ed25519", "sign")
+    line = next(
+        x for x in _gpg(home, "--with-colons", "--list-keys").splitlines() if x.startswith("fpr:")
+    )
+    return line.split(":")[9]
+
+
+def _deb(folder: Path, version: str) -> Path:
+    control = folder / "pkg" / "DEBIAN"
+    control.mkdir(parents=True)
+    (control / "control").write_text(
+        f"Package: vendor-agent\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: Vendor <v@example.com>\nDescription: test package\n"
+    )
+    deb = folder / "vendor-agent.deb"
+    subprocess.run(
+        ["dpkg-deb", "--build", str(folder / "pkg"), str(deb)], check=True, capture_output=True
+    )
+    return deb
+
+
+@pytest.fixture(scope="module")
+def vendor(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
+    """A vendor's key (fingerprint), a package of version 1.300066.0-1 signed with it, and
+    the public key, in one folder; and another key that is not the vendor's."""
+    folder = tmp_path_factory.mktemp("vendor")
+    fingerprint = _key(folder / "home")
+    deb = _deb(folder, "1.300066.0-1")
+    _gpg(folder / "home", "--yes", "--detach-sign", "-o", f"{deb}.sig", str(deb))
+    (folder / "key.gpg").write_text(_gpg(folder / "home", "--armor", "--export"))
+    _key(folder / "other-home")
+    return folder, fingerprint, deb
+
+
+def _run(package: SignedPackage) -> subprocess.CompletedProcess[str]:
+    script = (
+        "set -euo pipefail\n" + package.download_and_verify() + '\nrm -rf "$work"\necho verified\n'
+    )
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+
+
+def _package(
+    folder: Path, fingerprint: str, *, version: str = "1.300066.0", sig: str = ""
+) -> SignedPackage:
+    spaced = " ".join(fingerprint[i : i + 4] for i in range(0, 40, 4))
+    return SignedPackage(
+        name="vendor-agent",
+        url=f"file://{folder}/vendor-agent.deb",
+        signature_url=f"file://{folder}/{sig or 'vendor-agent.deb.sig'}",
+        key_url=f"file://{folder}/key.gpg",
+        fingerprint=spaced,
+        version=version,
+    )
+
+
+def test_a_package_signed_by_the_pinned_key_at_the_pinned_version_is_installed(
+    vendor: tuple[Path, str, Path],
+) -> None:
+    folder, fingerprint, _ = vendor
+    result = _run(_package(folder, fingerprint))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("verified")
+
+
+def test_a_changed_package_another_key_or_another_version_is_refused(
+    vendor: tuple[Path, str, Path],
+) -> None:
+    folder, fingerprint, deb = vendor
+    tampered = folder / "tampered"
+    tampered.mkdir(exist_ok=True)
+    (tampered / "vendor-agent.deb").write_bytes(deb.read_bytes() + b"\0")
+    (tampered / "vendor-agent.deb.sig").write_bytes(Path(f"{deb}.sig").read_bytes())
+    (tampered / "key.gpg").write_text((folder / "key.gpg").read_text())
+    changed = _run(_package(tampered, fingerprint))
+    assert changed.returncode == 1 and "the signature is not good" in changed.stderr
+    # Signed by a key that is in the downloaded key file but is not the pinned one.
+    other = folder / "other"
+    other.mkdir(exist_ok=True)
+    (other / "vendor-agent.deb").write_bytes(deb.read_bytes())
+    _gpg(
+        folder / "other-home",
+        "--yes",
+        "--detach-sign",
+        "-o",
+        str(other / "vendor-agent.deb.sig"),
+        str(deb),
+    )
+    (other / "key.gpg").write_text(
+        (folder / "key.gpg").read_text() + _gpg(folder / "other-home", "--armor", "--export")
+    )
+    foreign = _run(_package(other, fingerprint))
+    assert foreign.returncode == 1 and "not made by the key" in foreign.stderr
+    newer = _run(_package(folder, fingerprint, version="1.300070.0"))
+    assert newer.returncode == 1
+    assert "is version 1.300066.0-1, not the pinned 1.300070.0" in newer.stderr
+
+
+def test_a_signed_package_needs_urls_a_fingerprint_and_a_version() -> None:
+    with pytest.raises(ValueError) as error:
+        SignedPackage("agent", "http://x/a.deb", "https://x/a.sig", "https://x/k", "1234", "")
+    message = str(error.value)
+    assert "url='http://x/a.deb'" in message and "fingerprint='1234'" in message
+    assert "version=''" in message
