@@ -77,6 +77,7 @@ def templates() -> Templates:
         "1.2": template("1.2"),
         "1.1 pinned to 1.0": template("1.1", released="1.0"),
         "1.1 pinned to 0.9": template("1.1", released="0.9"),
+        "1.2 pinned to 1.0": template("1.2", released="1.0"),
         "1.0 keep 2": template("1.0", retained=2),
         "1.1 keep 2": template("1.1", retained=2),
         "1.2 keep 2": template("1.2", retained=2),
@@ -170,6 +171,27 @@ def test_a_pinned_rollback_moves_the_bundle_back_with_no_build(templates: Templa
         w.cloudformation.deploy(templates["1.1"])  # unpin: back to the build, again no build
         assert served(w) == {"main": new}
         assert w.fake.count("CreateWorkspaceImage") == builds
+
+
+def test_a_pin_never_waits_for_a_build_nor_moves_users_twice(templates: Templates) -> None:
+    """A pin is the emergency brake. A deploy that pins 1.0 while users are on 1.1 and also
+    builds 1.2 would move users 1.1 -> 1.0, then back to 1.1 when the 1.2 build failed and
+    the stack rolled back. It is refused in seconds instead, before any build starts and
+    before the bundle moves; the pin alone then moves users at once, with no build."""
+    with account(templates["1.0"]) as (w, foreign):
+        w.cloudformation.deploy(templates["1.1"])
+        (old,) = images_of_version(w, "1.0")
+        (current,) = images_of_version(w, "1.1")
+        calls, runs = len(w.fake.calls), len(w.cloudformation.runs)
+        with pytest.raises(DeployError, match="A pin never waits for a build") as failure:
+            w.cloudformation.deploy(templates["1.2 pinned to 1.0"])
+        assert "pins the persona's bundle to version 1.0 (it served 1.1)" in str(failure.value)
+        made = [op for op, _ in w.fake.calls[calls:]]
+        assert "UpdateWorkspaceBundle" not in made and "CreateWorkspaceImage" not in made
+        assert len(w.cloudformation.runs) == runs and served(w) == {"main": current}
+        w.cloudformation.deploy(templates["1.1 pinned to 1.0"])  # the pin alone
+        assert served(w) == {"main": old} and len(w.cloudformation.runs) == runs
+        invariants.check(w, foreign=foreign, deployed=templates["1.1 pinned to 1.0"])
 
 
 def test_pinning_a_version_that_is_not_retained_names_the_ones_that_are(

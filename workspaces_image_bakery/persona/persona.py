@@ -9,7 +9,7 @@ bundle, copies in other Regions, an image share and a rollout. The persona reads
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from weakref import WeakSet
 
 import jsii
@@ -17,6 +17,7 @@ from aws_cdk import Annotations, RemovalPolicy, Stack
 from constructs import Construct, IValidation
 
 from ..core.compute import Compute, smallest_volumes
+from ..core.runtime_assets import contract
 from ..core.stack_traces import QUIET_ATTRIBUTE, without_stack_traces
 from ..core.tagging import DERIVED_TAG_PRIORITY, TagCheck, pin_tag
 from ..core.tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
@@ -44,6 +45,9 @@ from .persona_spec import (
     PersonaSpec,
     check_persona,
 )
+
+if TYPE_CHECKING:
+    from aws_cdk import CfnResource
 
 __all__ = [
     "APPLICATION_PATTERN",
@@ -229,8 +233,12 @@ class Persona(Construct):
             **self._shape(spec),
         )
         if not spec.release.serves_build:
-            # Deleted before the image on a stack delete, as a bundle following it would be.
+            # Deleted before the image on a stack delete, as a bundle following it would be;
+            # and moved only after the image resource answered, which refuses a deploy that
+            # both moves the pin and builds (a pin never waits for a build: image_resource.py).
             bundle.resource.node.add_dependency(self.image.resource)
+            pinned = cast("CfnResource", self.image.resource.node.default_child)
+            pinned.add_property_override(contract.RELEASED_VERSION, spec.release.released_version)
         if not spec.release.candidate_bundle:
             return bundle, None
         candidate = WorkspaceBundle(

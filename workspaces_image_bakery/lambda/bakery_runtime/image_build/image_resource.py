@@ -169,6 +169,7 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
         return roll_back_to(event, props, clients)
     if event.request_type == "Create" or event.physical_id != props.image_name:
         # New resource, or a new recipe: a new image (CloudFormation deletes the old one later).
+        check_pin_alone(event, props.image_name)
         data[c.ATTR_EXECUTION_ARN] = start_build(event, props, clients)
         return {"PhysicalResourceId": props.image_name, "Data": data}
 
@@ -201,6 +202,28 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
         # A lower count frees images now, not only when the next image replaces this one.
         _prune_quietly(clients, props.persona, props.retained_images, stack, props.image_name)
     return {"PhysicalResourceId": props.image_name, "Data": data}
+
+
+def check_pin_alone(event: ResourceEvent, image_name: str) -> None:
+    """A pin is the emergency brake: a deploy that moves the persona's bundle to a pinned
+    version never waits for a build, nor fails with one. The persona's pinned bundle waits
+    for this resource's answer (not for the build), so refusing here, before any build
+    starts, fails the deploy before users move: never 1.5 -> 1.4 -> 1.5 when the 1.6 build
+    fails and the stack rolls back. Deploy the pin alone, then the new recipe."""
+    if event.request_type != "Update":
+        return
+    pinned = event.properties.get(c.RELEASED_VERSION)
+    # What the bundle served before: its pin, or the version then built.
+    before = event.old_properties.get(c.RELEASED_VERSION) or event.old_properties.get(
+        c.IMAGE_VERSION
+    )
+    if pinned and pinned != before:
+        raise BuildFailed(
+            f"{event.where}: this deploy pins the persona's bundle to version {pinned} "
+            f"(it served {before or 'the version built'}) and also builds {image_name}. A pin "
+            "never waits for a build: nothing was built and no bundle moved. Deploy the pin "
+            "alone (keep the image version and recipe), then the new recipe"
+        )
 
 
 def _retained_count_of(raw: Any) -> int:
