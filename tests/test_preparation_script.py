@@ -53,14 +53,20 @@ FINGERPRINT = "0123abcd" * 8
 MACHINE_ID = "0f0e0d0c0b0a09080706050403020100"
 OS_RELEASE = {
     OperatingSystem.UBUNTU_22_04: 'NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\n',
+    OperatingSystem.UBUNTU_24_04: 'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\n',
     OperatingSystem.ROCKY_8: 'NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="8.10"\n',
+    OperatingSystem.ROCKY_9: 'NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="9.6"\n',
     OperatingSystem.RHEL_8: 'NAME="Red Hat Enterprise Linux"\nID="rhel"\nVERSION_ID="8.9"\n',
+    OperatingSystem.RHEL_9: 'NAME="Red Hat Enterprise Linux"\nID="rhel"\nVERSION_ID="9.6"\n',
     OperatingSystem.AMAZON_LINUX_2: 'NAME="Amazon Linux"\nVERSION="2"\nID="amzn"\nVERSION_ID="2"\n',
 }
 CASES = [
     (OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP),
+    (OperatingSystem.UBUNTU_24_04, StreamingProtocol.WSP),
     (OperatingSystem.ROCKY_8, StreamingProtocol.WSP),
+    (OperatingSystem.ROCKY_9, StreamingProtocol.WSP),
     (OperatingSystem.RHEL_8, StreamingProtocol.WSP),
+    (OperatingSystem.RHEL_9, StreamingProtocol.WSP),
     (OperatingSystem.AMAZON_LINUX_2, StreamingProtocol.PCOIP),
     (OperatingSystem.AMAZON_LINUX_2, StreamingProtocol.WSP),
 ]
@@ -321,8 +327,11 @@ def test_every_operating_system_is_prepared_in_full(
     # Commands, in order: patch, install, agents' installs, then their checks.
     patch = {
         OperatingSystem.UBUNTU_22_04: "apt-get",
+        OperatingSystem.UBUNTU_24_04: "apt-get",
         OperatingSystem.ROCKY_8: "dnf -y --refresh upgrade",
+        OperatingSystem.ROCKY_9: "dnf -y --refresh upgrade",
         OperatingSystem.RHEL_8: "dnf -y --refresh upgrade",
+        OperatingSystem.RHEL_9: "dnf -y --refresh upgrade",
         OperatingSystem.AMAZON_LINUX_2: "yum -y update",
     }[os_]
     assert run.index(patch) < run.index("install-apps --all") < run.index("install-clamav")
@@ -700,13 +709,14 @@ def test_the_defaults_are_valid_and_stream_with_the_os_protocol() -> None:
     assert ImagePreparation().problems() == []
     assert preparation().problems() == []
     assert ImagePreparation().protocol is StreamingProtocol.WSP
-    for os_ in (OperatingSystem.UBUNTU_22_04, OperatingSystem.ROCKY_8, OperatingSystem.RHEL_8):
+    for os_ in OFFERED:
         assert preparation(os_).problems() == []
 
 
-@pytest.mark.parametrize(
-    "os_", [OperatingSystem.UBUNTU_22_04, OperatingSystem.ROCKY_8, OperatingSystem.RHEL_8]
-)
+OFFERED = [o for o in OperatingSystem if OPERATING_SYSTEMS[o].offered]
+
+
+@pytest.mark.parametrize("os_", OFFERED)
 def test_pcoip_is_refused_where_aws_offers_only_dcv(os_: OperatingSystem) -> None:
     label = OPERATING_SYSTEMS[os_].label
     assert fields_of(preparation(os_, StreamingProtocol.PCOIP)) == {
@@ -718,6 +728,36 @@ def test_amazon_linux_2_is_refused_now_that_aws_retired_it() -> None:
     problems = fields_of(preparation(OperatingSystem.AMAZON_LINUX_2, StreamingProtocol.PCOIP))
     assert list(problems) == ["preparation.operating_system"]
     assert "June 30, 2026" in problems["preparation.operating_system"]
+
+
+def test_the_offered_systems_are_those_the_guide_documents() -> None:
+    assert {o.name for o in OFFERED} == {
+        "UBUNTU_22_04",
+        "UBUNTU_24_04",
+        "ROCKY_8",
+        "ROCKY_9",
+        "RHEL_8",
+        "RHEL_9",
+    }
+
+
+@pytest.mark.parametrize(
+    "os_", [OperatingSystem.UBUNTU_26_04, OperatingSystem.ROCKY_10, OperatingSystem.RHEL_10]
+)
+def test_systems_the_api_lists_but_the_guide_does_not_are_refused_with_why(
+    os_: OperatingSystem,
+) -> None:
+    """The WorkSpaces API (botocore) names them; no bundle or DCV configuration is
+    documented yet: refused, saying so and what is offered instead."""
+    import botocore.session
+
+    api = botocore.session.get_session().get_service_model("workspaces")
+    assert os_.name in api.shape_for("OperatingSystemName").enum
+    problems = fields_of(preparation(os_))
+    assert list(problems) == ["preparation.operating_system"]
+    why = problems["preparation.operating_system"]
+    assert "no public bundle, desktop or DCV configuration is documented" in why
+    assert "UBUNTU_24_04, ROCKY_8, ROCKY_9, RHEL_8 or RHEL_9" in why
 
 
 def test_options_without_a_documented_setting_are_refused() -> None:

@@ -176,7 +176,13 @@ class ImagePreparation:
             return None
         facts = OPERATING_SYSTEMS[self.operating_system]
         if not facts.offered:
-            found.append(("preparation.operating_system", self.operating_system.name, RETIRED_TEXT))
+            found.append(
+                (
+                    "preparation.operating_system",
+                    self.operating_system.name,
+                    facts.refusal or RETIRED_TEXT,
+                )
+            )
         return facts
 
     def _agent_problems(self) -> list[Problem]:

@@ -35,15 +35,25 @@ from typing import Final
 class OperatingSystem(Enum):
     """Linux WorkSpaces operating systems.
 
-    ``AMAZON_LINUX_2`` reached end of life on June 30, 2026 and AWS no longer creates new
-    WorkSpaces from Amazon Linux 2 bundles ([MIGRATE] above): a preparation for it still
-    renders (its MATE desktop and PCoIP are supported) but is refused by validation.
+    Ubuntu 22.04/24.04, Rocky Linux 8/9 and RHEL 8/9 are the Linux WorkSpaces the guide
+    documents ([MODERN] above): GNOME, DCV, apt-get or dnf. ``AMAZON_LINUX_2`` reached end of
+    life on June 30, 2026 and AWS no longer creates new WorkSpaces from Amazon Linux 2
+    bundles ([MIGRATE] above): a preparation for it still renders (its MATE desktop and
+    PCoIP are supported) but is refused by validation. ``UBUNTU_26_04``, ``ROCKY_10`` and
+    ``RHEL_10`` are in the WorkSpaces API but not in the guide: refused (``NOT_YET_TEXT``).
     """
 
     UBUNTU_22_04 = "ubuntu-22.04"
+    UBUNTU_24_04 = "ubuntu-24.04"
     ROCKY_8 = "rocky-8"
+    ROCKY_9 = "rocky-9"
     RHEL_8 = "rhel-8"
+    RHEL_9 = "rhel-9"
     AMAZON_LINUX_2 = "amazon-linux-2"
+    # Listed by the WorkSpaces API, not yet by the Administration Guide: refused (NOT_YET_TEXT).
+    UBUNTU_26_04 = "ubuntu-26.04"
+    ROCKY_10 = "rocky-10"
+    RHEL_10 = "rhel-10"
 
 
 class StreamingProtocol(Enum):
@@ -93,14 +103,36 @@ class OsFacts:
     default_protocol: StreamingProtocol
     protocols: tuple[StreamingProtocol, ...]
     offered: bool
-    """Whether AWS still creates new WorkSpaces with this operating system."""
+    """Whether AWS creates WorkSpaces with this operating system, as its guide documents."""
+    refusal: str = ""
+    """Why a preparation for it is refused (when not ``offered``)."""
 
 
+OFFERED_TEXT: Final = "UBUNTU_22_04, UBUNTU_24_04, ROCKY_8, ROCKY_9, RHEL_8 or RHEL_9"
+# The WorkSpaces API (botocore 1.44's OperatingSystemName) lists UBUNTU_26_04, ROCKY_10 and
+# RHEL_10, but the Administration Guide's Linux page ([MODERN]) does not document WorkSpaces
+# or public bundles for them yet: their desktop, packages and DCV configuration are unknown.
+NOT_YET_TEXT: Final = (
+    "an operating system the WorkSpaces Administration Guide documents for Linux WorkSpaces "
+    "(Ubuntu 22.04/24.04, Rocky Linux 8/9, RHEL 8/9, checked 2026-11-27): the WorkSpaces API "
+    "lists this one, but no public bundle, desktop or DCV configuration is documented for it "
+    f"yet, so it is refused until AWS does; use {OFFERED_TEXT}"
+)
 OPERATING_SYSTEMS: Final[dict[OperatingSystem, OsFacts]] = {
     OperatingSystem.UBUNTU_22_04: OsFacts(
         "Ubuntu 22.04",
         "ubuntu",
         "22.04",
+        PackageManager.APT,
+        Desktop.GNOME,
+        StreamingProtocol.WSP,
+        (StreamingProtocol.WSP,),
+        offered=True,
+    ),
+    OperatingSystem.UBUNTU_24_04: OsFacts(
+        "Ubuntu 24.04",
+        "ubuntu",
+        "24.04",
         PackageManager.APT,
         Desktop.GNOME,
         StreamingProtocol.WSP,
@@ -117,10 +149,30 @@ OPERATING_SYSTEMS: Final[dict[OperatingSystem, OsFacts]] = {
         (StreamingProtocol.WSP,),
         offered=True,
     ),
+    OperatingSystem.ROCKY_9: OsFacts(
+        "Rocky Linux 9",
+        "rocky",
+        "9",
+        PackageManager.DNF,
+        Desktop.GNOME,
+        StreamingProtocol.WSP,
+        (StreamingProtocol.WSP,),
+        offered=True,
+    ),
     OperatingSystem.RHEL_8: OsFacts(
         "Red Hat Enterprise Linux 8",
         "rhel",
         "8",
+        PackageManager.DNF,
+        Desktop.GNOME,
+        StreamingProtocol.WSP,
+        (StreamingProtocol.WSP,),
+        offered=True,
+    ),
+    OperatingSystem.RHEL_9: OsFacts(
+        "Red Hat Enterprise Linux 9",
+        "rhel",
+        "9",
         PackageManager.DNF,
         Desktop.GNOME,
         StreamingProtocol.WSP,
@@ -137,12 +189,45 @@ OPERATING_SYSTEMS: Final[dict[OperatingSystem, OsFacts]] = {
         (StreamingProtocol.PCOIP, StreamingProtocol.WSP),
         offered=False,
     ),
+    OperatingSystem.UBUNTU_26_04: OsFacts(
+        "Ubuntu 26.04",
+        "ubuntu",
+        "26.04",
+        PackageManager.APT,
+        Desktop.GNOME,
+        StreamingProtocol.WSP,
+        (StreamingProtocol.WSP,),
+        offered=False,
+        refusal=NOT_YET_TEXT,
+    ),
+    OperatingSystem.ROCKY_10: OsFacts(
+        "Rocky Linux 10",
+        "rocky",
+        "10",
+        PackageManager.DNF,
+        Desktop.GNOME,
+        StreamingProtocol.WSP,
+        (StreamingProtocol.WSP,),
+        offered=False,
+        refusal=NOT_YET_TEXT,
+    ),
+    OperatingSystem.RHEL_10: OsFacts(
+        "Red Hat Enterprise Linux 10",
+        "rhel",
+        "10",
+        PackageManager.DNF,
+        Desktop.GNOME,
+        StreamingProtocol.WSP,
+        (StreamingProtocol.WSP,),
+        offered=False,
+        refusal=NOT_YET_TEXT,
+    ),
 }
 
 RETIRED_TEXT: Final = (
     "an operating system AWS still offers: Amazon Linux 2 reached end of life on June 30, "
     "2026 and new WorkSpaces cannot be created with Amazon Linux 2 bundles (WorkSpaces "
-    "Administration Guide, 'Migrate a Linux WorkSpace'); use UBUNTU_22_04, ROCKY_8 or RHEL_8"
+    f"Administration Guide, 'Migrate a Linux WorkSpace'); use {OFFERED_TEXT}"
 )
 
 
