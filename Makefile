@@ -8,10 +8,12 @@ PYTHON ?= python3
 
 .PHONY: setup synth test lint typecheck unit bench clean review-render system-test rpm-tool
 
-$(VENV)/.installed: pyproject.toml requirements-dev.txt
+# Every package from the hashed lock (a changed or substituted download fails the install),
+# then this package itself, with nothing more fetched for it.
+$(VENV)/.installed: pyproject.toml requirements-dev.txt requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed

@@ -172,7 +172,8 @@ class PipelineStack(cdk.Stack):
                     REPOSITORY, "main", connection_arn=CONNECTION_ARN
                 ),
                 commands=[
-                    "pip install -r requirements-dev.txt -e .",
+                    "pip install --require-hashes -r requirements-dev.lock",
+                    "pip install --no-deps --no-build-isolation -e .",
                     "npm ci",
                     'npx cdk synth --app "python examples/pipeline_app.py"',
                 ],

@@ -135,3 +135,28 @@ def test_the_command_line_tool_does_not_load_the_cdk() -> None:
         " if m in sys.modules))\n"
     )
     assert last_line(program) == "[]"
+
+
+def test_every_package_make_installs_is_pinned_with_its_hashes() -> None:
+    """`make` installs from requirements-dev.lock with --require-hashes: every pin of
+    requirements-dev.txt is there at the same version, every entry carries sha256 hashes,
+    and the Makefile installs nothing else (the package itself with --no-deps)."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    lock = (root / "requirements-dev.lock").read_text()
+    entries = re.findall(
+        r"^([A-Za-z0-9._-]+)==(\S+) \\\n((?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)", lock, re.M
+    )
+    locked = {name.lower().replace("_", "-"): version for name, version, _ in entries}
+    assert len(entries) == len(re.findall(r"^[A-Za-z0-9._-]+==", lock, re.M)) > 50
+    for line in (root / "requirements-dev.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = re.sub(r"\[.*\]", "", line).split("==")
+            assert locked.get(name.lower().replace("_", "-")) == version, line
+    make = (root / "Makefile").read_text()
+    installs = [line.strip() for line in make.splitlines() if "pip install" in line]
+    assert installs == [
+        "$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock",
+        "$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .",
+    ]
