@@ -118,66 +118,28 @@ NOT_YET_TEXT: Final = (
     "lists this one, but no public bundle, desktop or DCV configuration is documented for it "
     f"yet, so it is refused until AWS does; use {OFFERED_TEXT}"
 )
+
+
+def _dcv_gnome(
+    label: str, os_id: str, version: str, package_manager: PackageManager, refusal: str = ""
+) -> OsFacts:
+    """A Linux WorkSpace as the guide documents them all ([MODERN]): GNOME, DCV only."""
+    wsp = StreamingProtocol.WSP
+    return OsFacts(
+        label, os_id, version, package_manager, Desktop.GNOME, wsp, (wsp,), not refusal, refusal
+    )
+
+
 OPERATING_SYSTEMS: Final[dict[OperatingSystem, OsFacts]] = {
-    OperatingSystem.UBUNTU_22_04: OsFacts(
-        "Ubuntu 22.04",
-        "ubuntu",
-        "22.04",
-        PackageManager.APT,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=True,
+    OperatingSystem.UBUNTU_22_04: _dcv_gnome("Ubuntu 22.04", "ubuntu", "22.04", PackageManager.APT),
+    OperatingSystem.UBUNTU_24_04: _dcv_gnome("Ubuntu 24.04", "ubuntu", "24.04", PackageManager.APT),
+    OperatingSystem.ROCKY_8: _dcv_gnome("Rocky Linux 8", "rocky", "8", PackageManager.DNF),
+    OperatingSystem.ROCKY_9: _dcv_gnome("Rocky Linux 9", "rocky", "9", PackageManager.DNF),
+    OperatingSystem.RHEL_8: _dcv_gnome(
+        "Red Hat Enterprise Linux 8", "rhel", "8", PackageManager.DNF
     ),
-    OperatingSystem.UBUNTU_24_04: OsFacts(
-        "Ubuntu 24.04",
-        "ubuntu",
-        "24.04",
-        PackageManager.APT,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=True,
-    ),
-    OperatingSystem.ROCKY_8: OsFacts(
-        "Rocky Linux 8",
-        "rocky",
-        "8",
-        PackageManager.DNF,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=True,
-    ),
-    OperatingSystem.ROCKY_9: OsFacts(
-        "Rocky Linux 9",
-        "rocky",
-        "9",
-        PackageManager.DNF,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=True,
-    ),
-    OperatingSystem.RHEL_8: OsFacts(
-        "Red Hat Enterprise Linux 8",
-        "rhel",
-        "8",
-        PackageManager.DNF,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=True,
-    ),
-    OperatingSystem.RHEL_9: OsFacts(
-        "Red Hat Enterprise Linux 9",
-        "rhel",
-        "9",
-        PackageManager.DNF,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=True,
+    OperatingSystem.RHEL_9: _dcv_gnome(
+        "Red Hat Enterprise Linux 9", "rhel", "9", PackageManager.DNF
     ),
     OperatingSystem.AMAZON_LINUX_2: OsFacts(
         "Amazon Linux 2",
@@ -189,38 +151,14 @@ OPERATING_SYSTEMS: Final[dict[OperatingSystem, OsFacts]] = {
         (StreamingProtocol.PCOIP, StreamingProtocol.WSP),
         offered=False,
     ),
-    OperatingSystem.UBUNTU_26_04: OsFacts(
-        "Ubuntu 26.04",
-        "ubuntu",
-        "26.04",
-        PackageManager.APT,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=False,
-        refusal=NOT_YET_TEXT,
+    OperatingSystem.UBUNTU_26_04: _dcv_gnome(
+        "Ubuntu 26.04", "ubuntu", "26.04", PackageManager.APT, refusal=NOT_YET_TEXT
     ),
-    OperatingSystem.ROCKY_10: OsFacts(
-        "Rocky Linux 10",
-        "rocky",
-        "10",
-        PackageManager.DNF,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=False,
-        refusal=NOT_YET_TEXT,
+    OperatingSystem.ROCKY_10: _dcv_gnome(
+        "Rocky Linux 10", "rocky", "10", PackageManager.DNF, refusal=NOT_YET_TEXT
     ),
-    OperatingSystem.RHEL_10: OsFacts(
-        "Red Hat Enterprise Linux 10",
-        "rhel",
-        "10",
-        PackageManager.DNF,
-        Desktop.GNOME,
-        StreamingProtocol.WSP,
-        (StreamingProtocol.WSP,),
-        offered=False,
-        refusal=NOT_YET_TEXT,
+    OperatingSystem.RHEL_10: _dcv_gnome(
+        "Red Hat Enterprise Linux 10", "rhel", "10", PackageManager.DNF, refusal=NOT_YET_TEXT
     ),
 }
 
