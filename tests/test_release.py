@@ -24,6 +24,7 @@ from workspaces_image_bakery import (
 )
 from workspaces_image_bakery.core.validation import BakeryValidationError
 
+from .fakes.workspaces_service import Image
 from .harness import invariants
 from .harness.cloudformation import DeployError
 from .harness.world import World, world
@@ -224,6 +225,32 @@ def test_a_pin_never_uses_an_image_the_stack_did_not_create(templates: Templates
         assert foreign_id not in {
             b.image_id for b in w.fake.bundles.values() if w.owned(b.bundle_id)
         }
+
+
+def test_a_pin_moves_users_only_to_an_image_whose_record_names_this_stack(
+    templates: Templates,
+) -> None:
+    """An image someone tagged with this stack's ownership, persona and version tags (a tag
+    is a label) is refused by a pin: it has no as-built record of this stack. The bundle
+    stays where it was."""
+    with account(templates["1.0"]) as (w, _):
+        w.cloudformation.deploy(templates["1.1"])
+        before = served(w)
+        (old,) = images_of_version(w, "1.0")
+        w.fake.images[w.images()[old]["id"]].state = "ERROR"
+        planted = Image("wsi-000000666p", "office-1.0-planted0", "planted", "ws-other0template")
+        planted.state = "AVAILABLE"
+        w.fake.images[planted.image_id] = planted
+        w.fake.tags[planted.image_id] = {
+            contract.OWNER_TAG_KEY: w.cloudformation.stack_id,
+            contract.PERSONA_TAG_KEY: "office",
+            contract.IMAGE_VERSION_TAG_KEY: "1.0",
+        }
+        with pytest.raises(
+            DeployError, match=r"refusing to pin version 1\.0 to image wsi-000000666p"
+        ):
+            w.cloudformation.deploy(templates["1.1 pinned to 1.0"])
+        assert served(w) == before
 
 
 def test_pruning_keeps_the_retained_count_and_what_is_shared_or_in_use(

@@ -26,6 +26,7 @@ from ..core.workspaces import (
     sync_tags,
     verify_image,
 )
+from ..evidence import record
 from ..release.retention import find_released
 
 if TYPE_CHECKING:
@@ -190,7 +191,9 @@ def resolve_release(
 ) -> BundleProperties:
     """A bundle that serves a released version: the persona's retained image of it.
 
-    The image is found by this stack's ownership tag and the persona and version tags, then
+    The image is found by this stack's ownership tag and the persona and version tags, but
+    users are moved to it only when its as-built record (written by the runtime alone) names
+    this stack and this image: tags are labels anyone who may tag can write. Then it is
     checked like a built one (name, account, ownership, AVAILABLE) before the bundle moves.
     """
     if props.released_version is None or props.persona is None:
@@ -199,6 +202,16 @@ def resolve_release(
         image = find_released(clients.workspaces, props.persona, props.released_version, owner())
     except BuildFailed as missing:
         raise BuildFailed(f"{event.where} ({props.bundle_name}): {missing}") from None
+    why = record.why_not_owned(
+        clients.s3, props.persona, image.image_id, image.name, image.tags, owner()
+    )
+    if why is not None:
+        raise BuildFailed(
+            f"{event.where} ({props.bundle_name}): refusing to pin version "
+            f"{props.released_version} to image {image.image_id} ({image.name}): {why}. A pin "
+            "moves users only to an image whose as-built record names this stack (built by it "
+            "since 0.4.0); the bundle stays where it is"
+        )
     logger.info(
         "bundle %s serves released version %s: image %s (%s)",
         props.bundle_name,
