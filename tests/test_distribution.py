@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import boto3
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 from bakery_runtime.core import cfn_response, contract
@@ -29,7 +30,9 @@ from bakery_runtime.core.errors import BuildFailed
 from bakery_runtime.distribution import contract as dc
 from bakery_runtime.distribution import provider as distribution
 from bakery_runtime.distribution.clients import DistributionClients
+from bakery_runtime.evidence import record
 from bakery_runtime.image_build import custom_resource
+from moto import mock_aws
 
 from workspaces_image_bakery import BakeryValidationError, ImageBakeryStack, ImageDesign
 from workspaces_image_bakery.distribution.distribution import (
@@ -394,7 +397,13 @@ class Deploy:
     update, its resources as deployed here, and the one an event is sent for in progress.
     """
 
-    def __init__(self, world: WorkSpacesWorld, account: str = ACCOUNT, stack_id: str = STACK_ID):
+    def __init__(
+        self,
+        world: WorkSpacesWorld,
+        account: str = ACCOUNT,
+        stack_id: str = STACK_ID,
+        s3: Any = None,
+    ):
         self.world = world
         self.stack_id = stack_id
         self.cloudformation = FakeCloudFormation(stack_id)
@@ -404,6 +413,7 @@ class Deploy:
             base=Clients(
                 workspaces=world.fake(HOME, account).client(),
                 cloudformation=self.cloudformation.client(),
+                **({"s3": s3} if s3 is not None else {}),
             ),
             regional=world.clients_of(account),
             home_region=HOME,
@@ -544,6 +554,33 @@ def _resolve(value: Any, image_id: str, deploy: Deploy) -> Any:
 @pytest.fixture
 def world() -> WorkSpacesWorld:
     return WorkSpacesWorld()
+
+
+@pytest.fixture
+def evidence(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The stack's evidence store (moto's S3), named in the function's configuration."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=HOME)
+        s3.create_bucket(Bucket="evidence")
+        monkeypatch.setenv(contract.ENV_EVIDENCE_BUCKET, "evidence")
+        yield s3
+
+
+def proven(
+    world: WorkSpacesWorld,
+    s3: Any,
+    image_id: str,
+    account: str = ACCOUNT,
+    stack_id: str = STACK_ID,
+) -> str:
+    """Give this stack's image the as-built record a build writes (and its digest tag)."""
+    home = world.fake(HOME, account)
+    name = home.images[image_id].name
+    data = {"stack": stack_id, "persona": "p", "image": {"id": image_id, "name": name}}
+    home.tags[image_id].update(
+        {contract.PERSONA_TAG_KEY: "p", contract.RECORD_TAG_KEY: record.write(s3, data, None)}
+    )
+    return image_id
 
 
 @pytest.fixture
@@ -890,11 +927,12 @@ def test_events_of_another_stack_do_nothing(world: WorkSpacesWorld, home_image: 
 
 # ----- sharing, and the receiving account's copy ----------------------------------------------
 def test_a_share_grants_exactly_the_declared_accounts(
-    world: WorkSpacesWorld, home_image: str
+    world: WorkSpacesWorld, home_image: str, evidence: Any
 ) -> None:
     home = world.fake(HOME)
+    proven(world, evidence, home_image)
     home.permissions[home_image] = {"333333333333"}  # shared by hand before
-    deploy = Deploy(world)
+    deploy = Deploy(world, s3=evidence)
     deploy.create(
         "Share",
         dc.SHARE_RESOURCE_TYPE,
@@ -907,7 +945,7 @@ def test_a_share_grants_exactly_the_declared_accounts(
     )
     assert home.permissions[home_image] == {PARTNER, "444444444444"}
     # A new image takes the old one's place; the old one is unshared at once.
-    newer = home.add_image("p-2-00000000", tags={OWNER: STACK_ID})
+    newer = proven(world, evidence, home.add_image("p-2-00000000", tags={OWNER: STACK_ID}))
     deploy.update("Share", {dc.IMAGE_ID: newer, dc.ACCOUNT_IDS: ["444444444444"]})
     assert home.permissions[newer] == {"444444444444"}
     assert home.permissions[home_image] == set()
@@ -924,11 +962,31 @@ def test_a_share_refuses_an_image_the_stack_did_not_make(world: WorkSpacesWorld)
     assert world.fake(HOME).count("UpdateWorkspaceImagePermission") == 0
 
 
-def _builder_shares(world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch) -> str:
+def test_a_share_refuses_an_image_tagged_as_ours_without_our_record(
+    world: WorkSpacesWorld, home_image: str, evidence: Any
+) -> None:
+    """A tag is a label: an image carrying this stack's ownership tag is shared only when its
+    as-built record (written by the runtime alone) names this stack and this image."""
+    with pytest.raises(BuildFailed, match="carries no as-built record digest"):
+        Deploy(world, s3=evidence).create(
+            "Share", dc.SHARE_RESOURCE_TYPE, {dc.IMAGE_ID: home_image, dc.ACCOUNT_IDS: [PARTNER]}
+        )
+    forged = dict(world.fake(HOME).tags[home_image])
+    forged[contract.RECORD_TAG_KEY] = "sha256:" + "0" * 64
+    world.fake(HOME).tags[home_image] = forged
+    with pytest.raises(BuildFailed, match="has no as-built record in the evidence store"):
+        Deploy(world, s3=evidence).create(
+            "Share", dc.SHARE_RESOURCE_TYPE, {dc.IMAGE_ID: home_image, dc.ACCOUNT_IDS: [PARTNER]}
+        )
+    assert world.fake(HOME).count("UpdateWorkspaceImagePermission") == 0
+
+
+def _builder_shares(world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch, s3: Any) -> str:
     """The building account's stack builds an image and shares it with this account."""
     monkeypatch.setenv(contract.ENV_OWNER_STACK_ID, BUILDER_STACK)
     built = world.fake(HOME, BUILDER).add_image(IMAGE_NAME, tags={OWNER: BUILDER_STACK})
-    Deploy(world, BUILDER, BUILDER_STACK).create(
+    proven(world, s3, built, BUILDER, BUILDER_STACK)
+    Deploy(world, BUILDER, BUILDER_STACK, s3=s3).create(
         "Share", dc.SHARE_RESOURCE_TYPE, {dc.IMAGE_ID: built, dc.ACCOUNT_IDS: [ACCOUNT]}
     )
     monkeypatch.setenv(contract.ENV_OWNER_STACK_ID, STACK_ID)
@@ -936,9 +994,9 @@ def _builder_shares(world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_the_receiving_account_copies_a_shared_image_and_binds_a_bundle_to_the_copy(
-    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch
+    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch, evidence: Any
 ) -> None:
-    built = _builder_shares(world, monkeypatch)
+    built = _builder_shares(world, monkeypatch, evidence)
     mine = world.fake(HOME)
     # A bundle cannot use the shared image itself: it belongs to another account.
     bundle_props = {
@@ -986,9 +1044,9 @@ def test_the_receiving_account_copies_a_shared_image_and_binds_a_bundle_to_the_c
 
 
 def test_a_shared_copy_of_an_earlier_shared_image_is_never_adopted(
-    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch
+    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch, evidence: Any
 ) -> None:
-    built = _builder_shares(world, monkeypatch)
+    built = _builder_shares(world, monkeypatch, evidence)
     props = {
         dc.SOURCE_ACCOUNT_ID: BUILDER,
         dc.SOURCE_REGION: HOME,
@@ -1004,7 +1062,7 @@ def test_a_shared_copy_of_an_earlier_shared_image_is_never_adopted(
     builder = world.fake(HOME, BUILDER)
     builder.permissions.pop(built)
     del builder.images[built]
-    rebuilt = _builder_shares(world, monkeypatch)
+    rebuilt = _builder_shares(world, monkeypatch, evidence)
     assert rebuilt != built
     second = deploy.create("Copy", dc.SHARED_COPY_RESOURCE_TYPE, props)
     (copy,) = mine.owned_images()
@@ -1014,9 +1072,9 @@ def test_a_shared_copy_of_an_earlier_shared_image_is_never_adopted(
 
 
 def test_a_shared_copy_trusts_only_the_named_source_account(
-    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch
+    world: WorkSpacesWorld, monkeypatch: pytest.MonkeyPatch, evidence: Any
 ) -> None:
-    _builder_shares(world, monkeypatch)
+    _builder_shares(world, monkeypatch, evidence)
     with pytest.raises(BuildFailed, match=r"shared by account 555555555555 .*not trusted"):
         Deploy(world).create(
             "Copy",

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -752,7 +753,8 @@ def test_systems_the_api_lists_but_the_guide_does_not_are_refused_with_why(
     import botocore.session
 
     api = botocore.session.get_session().get_service_model("workspaces")
-    assert os_.name in api.shape_for("OperatingSystemName").enum
+    names: Any = api.shape_for("OperatingSystemName")
+    assert os_.name in names.enum
     problems = fields_of(preparation(os_))
     assert list(problems) == ["preparation.operating_system"]
     why = problems["preparation.operating_system"]

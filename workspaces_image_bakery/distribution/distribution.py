@@ -66,10 +66,13 @@ from ..core.validation import (
     register_images,
     register_name,
 )
+from ..evidence.store import EVIDENCE_FINDING
 from ..image_build.build_runtime import (
     ASSET_EXCLUDE,
     OWNER_REQUEST_TAG,
     OWNER_TAG_CONDITION,
+    RUNTIME_ID,
+    BuildRuntime,
     runtime_function,
 )
 from ..image_build.bundle import MAX_BASE_NAME_LENGTH, SHAPE_CHARS
@@ -249,10 +252,20 @@ class DistributionRuntime(Construct):
         )
 
     def allow_share(self) -> None:
-        """Share and unshare this stack's images in the stack's Region."""
+        """Share and unshare this stack's images in the stack's Region; read their as-built
+        records in the stack's evidence store (a share needs one: the handler refuses an
+        image whose record does not name this stack). Without a build runtime in the stack
+        there is no store, and every share is refused at deploy."""
         if self._share_granted:
             return
         self._share_granted = True
+        stack = Stack.of(self)
+        runtime = stack.node.try_find_child(RUNTIME_ID)
+        if isinstance(runtime, BuildRuntime):
+            self.function.add_environment(
+                contract.ENV_EVIDENCE_BUCKET, runtime.evidence.bucket_name
+            )
+            runtime.evidence.grant_record_read(self.role)
         self._add(
             iam.PolicyStatement(
                 actions=[
@@ -293,6 +306,7 @@ class DistributionRuntime(Construct):
             self,
             [
                 basic_execution_role("the functions"),
+                EVIDENCE_FINDING,
                 star_resource(
                     "Resource * only for what supports no resource types (WorkSpaces "
                     "Describe*, and CreateTags/DeleteTags, limited by request-tag "

@@ -116,6 +116,15 @@ class EvidenceStore(Construct):
             )
         )
 
+    def grant_record_read(self, role: iam.IRole) -> None:
+        """Read as-built records (the distribution's handler, before it shares an image)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(f"{contract.RECORDS_PREFIX}*")],
+            )
+        )
+
     def grant_work_read(self, role: iam.IRole) -> None:
         """Read builds' work (the build watch reads a build's stored request)."""
         role.add_to_principal_policy(

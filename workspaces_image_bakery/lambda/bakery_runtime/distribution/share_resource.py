@@ -19,7 +19,8 @@ from ..core import contract as c
 from ..core.aws import owner
 from ..core.errors import BuildFailed, InvalidPropertiesError
 from ..core.events import ResourceEvent
-from ..core.workspaces import describe_tags, shared_with, verify_image
+from ..core.workspaces import describe_tags, image_by_id, shared_with, verify_image
+from ..evidence import record
 from . import contract as d
 from .copy_resource import ACCOUNT_ID, IMAGE_ID, IMAGE_NAME, source_image_id
 
@@ -81,6 +82,25 @@ def _set(client: WorkSpacesClient, image_id: str, wanted: set[str]) -> tuple[lis
     return added, removed
 
 
+def _unproven(clients: DistributionClients, image_id: str) -> str | None:
+    """Why the image is not proven this stack's (its as-built record), or None."""
+    image = image_by_id(clients.base.workspaces, image_id)
+    if image is None:
+        return "it does not exist"
+    tags = describe_tags(clients.base.workspaces, image_id)
+    try:
+        return record.why_not_owned(
+            clients.base.s3,
+            tags.get(c.PERSONA_TAG_KEY, ""),
+            image_id,
+            str(image.get("Name", "")),
+            tags,
+            owner(),
+        )
+    except BuildFailed as no_store:
+        return f"its record cannot be read ({no_store})"
+
+
 def _previous_image(event: ResourceEvent) -> str | None:
     """The image an Update moves away from (None when it cannot be read)."""
     if event.request_type != "Update" or d.IMAGE_ID not in event.old_properties:
@@ -106,6 +126,13 @@ def _apply(event: ResourceEvent, clients: DistributionClients) -> dict[str, Any]
         raise BuildFailed(
             f"{event.where}: refusing to share image {props.image_id}: {wrong}"
         ) from None
+    why = _unproven(clients, props.image_id)
+    if why is not None:
+        raise BuildFailed(
+            f"{event.where}: refusing to share image {props.image_id}: {why}. Only an image "
+            "whose as-built record names this stack is shared (a tag is a label anyone who "
+            "may tag can write)"
+        )
     _set(client, props.image_id, set(props.account_ids))
     previous = _previous_image(event)
     if previous is not None and previous != props.image_id and _owned(client, previous):
