@@ -20,6 +20,7 @@ from bakery_runtime.core.errors import BuildFailed
 from bakery_runtime.evidence import as_built, record, store
 from bakery_runtime.evidence.inventory import (
     INVENTORY_COMMANDS,
+    LAUNCH_FACTS_FILE,
     Inventory,
     parse_inventory_output,
 )
@@ -206,7 +207,9 @@ def test_item_7_needs_an_installed_agent_with_something_to_deliver() -> None:
     held = _items(
         with_agent, as_built.Evidence(PREPARED, 0, _inventory({"puppet.service": "masked"}))
     )
-    assert held[7].score == 5
+    assert held[7].score == 3 and "launch facts" in held[7].evidence
+    handed = _inventory({"puppet.service": "masked"}, {LAUNCH_FACTS_FILE: True})
+    assert _items(with_agent, as_built.Evidence(PREPARED, 0, handed))[7].score == 5
     baked = _items(as_built.Expectations(), as_built.Evidence(PREPARED, 0, _inventory()))
     assert baked[7].score == 3
 
@@ -560,3 +563,10 @@ def test_the_checklist_minimum_gates_the_as_built_score_before_the_image() -> No
     assert "no checked item" in reasons["developer"]
     assert "No image was taken" in reasons["office"] and office_images == []
     assert node.seals == 1 and reboots == 2  # after the preparation, and after the failure
+
+
+def test_the_script_writes_the_launch_facts_where_the_inventory_looks() -> None:
+    from workspaces_image_bakery.preparation.script import LAUNCH_FACTS_FILE as written
+
+    assert written == LAUNCH_FACTS_FILE
+    assert f" {LAUNCH_FACTS_FILE} " in " ".join(INVENTORY_COMMANDS) + " "

@@ -313,6 +313,7 @@ def test_every_operating_system_is_prepared_in_full(
         "check-agent:cwagent",
         "check-agent:puppet-agent",
         "hold-agent:puppet-agent",
+        "write-launch-facts",
         "configure-streaming-protocol",
         "configure-desktop",
         "remove-user-sudo",
@@ -905,3 +906,51 @@ def test_without_patching_no_package_is_updated(tmp_path: Path) -> None:
     assert run.result.returncode == 0, run.result.stderr
     assert "patch-os" not in run.steps
     assert not [c for c in run.commands if " upgrade" in c or c.endswith(" update")]
+
+
+def test_the_launch_facts_reach_each_installed_tool(tmp_path: Path) -> None:
+    """The persona's launch applications, design and version go into the bakery's launch
+    facts and, where a tool's configuration folder exists, where that tool reads facts:
+    Facter's external facts, Ansible's local facts, an Ohai hint, Salt grains. A second
+    run changes nothing; a persona with neither launch applications nor an agent gets none."""
+    import json
+
+    from workspaces_image_bakery.preparation.script import LAUNCH_FACTS_FILE
+
+    root = make_root(tmp_path, OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP)
+    for folder in ("etc/puppetlabs", "etc/ansible", "etc/salt"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    script = tmp_path / "thin.sh"
+    script.write_text(
+        render_script(
+            preparation(),
+            persona="developer",
+            version="1.0.0",
+            fingerprint=FINGERPRINT,
+            design="thin",
+            launch_applications=["docker-ce", "jetbrains-toolbox"],
+        )
+    )
+    first = run_bash(tmp_path, script, root)
+    assert first.result.returncode == 0, first.result.stderr
+    assert "write-launch-facts" in first.steps
+    facts = json.loads((root / LAUNCH_FACTS_FILE.lstrip("/")).read_text())
+    assert facts == {
+        "design": "thin",
+        "image_version": "1.0.0",
+        "launch_applications": ["docker-ce", "jetbrains-toolbox"],
+        "persona": "developer",
+    }
+    puppet = root / "etc/puppetlabs/facter/facts.d/workspaces_image_bakery.json"
+    ansible = root / "etc/ansible/facts.d/workspaces_image_bakery.fact"
+    assert json.loads(puppet.read_text()) == facts == json.loads(ansible.read_text())
+    salt = (root / "etc/salt/minion.d/workspaces_image_bakery.conf").read_text()
+    assert salt.startswith("grains:\n  workspaces_image_bakery: {")
+    assert not (root / "etc/chef").exists() and not (root / "etc/facter").exists()
+    before = tree_hash(root)
+    run_bash(tmp_path, script, root)
+    assert tree_hash(root) == before
+    baked = render_script(
+        ImagePreparation(), persona="office", version="1", fingerprint=FINGERPRINT
+    )
+    assert "write-launch-facts" not in baked

@@ -430,6 +430,8 @@ def _run_command(spec: PersonaSpec) -> RunCommandPreparation | None:
             version=spec.image_version,
             fingerprint=fingerprint,
             software=spec.software,
+            design=spec.design.value,
+            launch_applications=spec.launch_applications,
         )
 
     return RunCommandPreparation(

@@ -19,6 +19,7 @@ failure, never a skip).
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Sequence
@@ -195,10 +196,14 @@ def render_script(
     version: str,
     fingerprint: str,
     software: Sequence[str] = (),
+    design: str = "",
+    launch_applications: Sequence[str] = (),
 ) -> str:
     """The preparation as a bash script (checked with shellcheck in the tests).
 
     `software` is what the image's Software tag lists; the preparation's agents are added.
+    `design` and `launch_applications` go into the launch facts (:func:`_launch_facts`),
+    which the configuration-management agent reads on each WorkSpace at launch.
     """
     q = shlex.quote
     os_facts = OPERATING_SYSTEMS[preparation.operating_system]
@@ -233,6 +238,7 @@ def render_script(
     for index, command in enumerate(preparation.install_steps, 1):
         out += [f"step install-step-{index}", *_run(command), ""]
     out += _agents(preparation)
+    out += _launch_facts(persona, version, design, launch_applications, preparation)
     out += _protocol(preparation)
     out += _desktop(preparation)
     out += _sudo(preparation)
@@ -539,6 +545,63 @@ def _clean_down() -> list[str]:
         "done",
         "",
     ]
+
+
+# Where each configuration-management tool reads facts a machine brings with it, written
+# only where the tool's own configuration folder exists (after the agents are installed):
+# folder -> (file, how the content is wrapped). Puppet: Facter's external facts (JSON);
+# Ansible: local facts (`ansible_local.workspaces_image_bakery`); Chef: an Ohai hint
+# (`node['hints']['workspaces_image_bakery']`); Salt: minion configuration grains.
+LAUNCH_FACTS_FILE: Final = "/etc/workspaces-image-bakery/launch-facts.json"
+LAUNCH_FACT_FILES: Final[tuple[tuple[str, str, str], ...]] = (
+    ("/etc/puppetlabs", "/etc/puppetlabs/facter/facts.d/workspaces_image_bakery.json", "json"),
+    ("/etc/puppet", "/etc/facter/facts.d/workspaces_image_bakery.json", "json"),
+    ("/etc/ansible", "/etc/ansible/facts.d/workspaces_image_bakery.fact", "json"),
+    ("/etc/chef", "/etc/chef/ohai/hints/workspaces_image_bakery.json", "json"),
+    ("/etc/salt", "/etc/salt/minion.d/workspaces_image_bakery.conf", "grains"),
+)
+
+
+def launch_facts(
+    persona: str, version: str, design: str, launch_applications: Sequence[str]
+) -> dict[str, object]:
+    """What a WorkSpace launched from the image tells its configuration-management agent."""
+    return {
+        "persona": persona,
+        "image_version": version,
+        "design": design,
+        "launch_applications": list(launch_applications),
+    }
+
+
+def _launch_facts(
+    persona: str,
+    version: str,
+    design: str,
+    launch_applications: Sequence[str],
+    preparation: ImagePreparation,
+) -> list[str]:
+    """The launch facts, for the agent that delivers the launch applications: one JSON file
+    of the bakery's own, and a copy where each installed tool reads facts."""
+    has_agent = any(a.kind is AgentKind.CONFIGURATION_MANAGEMENT for a in preparation.agents)
+    if not launch_applications and not has_agent:
+        return []
+    facts = json.dumps(launch_facts(persona, version, design, launch_applications), sort_keys=True)
+    grains = "grains:\n  workspaces_image_bakery: " + facts
+    out = [
+        "step write-launch-facts",
+        "# What the configuration-management agent delivers at launch (the persona's launch",
+        "# applications), where each tool reads facts (docs/preparation.md).",
+        f"printf '%s\\n' {shlex.quote(facts)} | write_file \"$R{LAUNCH_FACTS_FILE}\" 644",
+    ]
+    for folder, path, form in LAUNCH_FACT_FILES:
+        text = facts if form == "json" else grains
+        out += [
+            f'if [[ -d "$R{folder}" ]]; then',
+            f"  printf '%s\\n' {shlex.quote(text)} | write_file \"$R{path}\" 644",
+            "fi",
+        ]
+    return [*out, ""]
 
 
 def _version_file(persona: str, version: str, fingerprint: str, software: list[str]) -> list[str]:

@@ -942,6 +942,8 @@ def _script_of(persona: Persona, facts: PersonaFacts) -> str | None:
         persona=persona.name,
         version=persona.image_version,
         fingerprint=persona.image.fingerprint,
+        design=facts.design,
+        launch_applications=facts.launch_applications,
     )
 
 

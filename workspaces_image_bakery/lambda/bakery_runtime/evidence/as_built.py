@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from statistics import mean
 from typing import Any, Final
 
-from .inventory import EVIDENCE_FILES, Inventory
+from .inventory import EVIDENCE_FILES, LAUNCH_FACTS_FILE, Inventory
 
 # The whitepaper's item numbers (Appendix A, in order) that the build checks.
 TITLES: Final[dict[int, str]] = {
@@ -252,9 +252,15 @@ def _abstraction(expected: Expectations, found: Evidence) -> tuple[int | None, s
             3,
             f"{name}: installed ({service} {state}), but no application is delivered at launch",
         )
+    if not found.inventory.files.get(LAUNCH_FACTS_FILE):
+        return 3, (
+            f"{name}: installed ({service} {state}), but the launch facts that name its "
+            f"{len(expected.launch_applications)} launch application(s) are not on the "
+            f"template ({LAUNCH_FACTS_FILE})"
+        )
     return 5, (
-        f"{name}: installed ({service} {state}, inventory) to deliver "
-        f"{len(expected.launch_applications)} launch application(s)"
+        f"{name}: installed ({service} {state}, inventory) with the launch facts naming its "
+        f"{len(expected.launch_applications)} launch application(s) ({LAUNCH_FACTS_FILE})"
     )
 
 

@@ -34,7 +34,12 @@ EVIDENCE_FILES: Final[dict[str, tuple[str, ...]]] = {
     "td-agent-bit.service": ("/etc/td-agent-bit/td-agent-bit.conf",),
     "rsyslog.service": ("/etc/rsyslog.conf",),
 }
-_FILES: Final = tuple(sorted({path for paths in EVIDENCE_FILES.values() for path in paths}))
+# The launch facts the preparation script writes for the configuration-management agent
+# (item 7: the launch applications reach it); preparation/script.py writes this path.
+LAUNCH_FACTS_FILE: Final = "/etc/workspaces-image-bakery/launch-facts.json"
+_FILES: Final = tuple(
+    sorted({LAUNCH_FACTS_FILE, *(path for paths in EVIDENCE_FILES.values() for path in paths)})
+)
 # Where applications leave licence files on the root volume (item 4: licence details are
 # stored outside the image), and the names such files go by (FlexLM, RLM, vendor keys).
 LICENCE_DIRECTORIES: Final = ("/etc", "/opt", "/usr/local", "/srv", "/var/lib", "/root")
