@@ -566,7 +566,7 @@ def test_the_checklist_minimum_gates_the_as_built_score_before_the_image() -> No
 
 
 def test_the_script_writes_the_launch_facts_where_the_inventory_looks() -> None:
-    from workspaces_image_bakery.preparation.script import LAUNCH_FACTS_FILE as written
+    from workspaces_image_bakery.preparation import script
 
-    assert written == LAUNCH_FACTS_FILE
+    assert script.LAUNCH_FACTS_FILE == LAUNCH_FACTS_FILE
     assert f" {LAUNCH_FACTS_FILE} " in " ".join(INVENTORY_COMMANDS) + " "
