@@ -16,6 +16,9 @@ from workspaces_image_bakery.preparation import (
 )
 
 FINGERPRINT = "5e7e" * 16
+# Delivered at launch by the configuration-management agent (Debian's puppet-agent reads
+# Facter's external facts from /etc/facter/facts.d).
+LAUNCH_APPLICATIONS = ("libreoffice", "gimp")
 AGENTS = (
     Agent(
         "auditd",
@@ -70,5 +73,10 @@ apt-mark hold base-files > /dev/null
 
 def script(preparation: ImagePreparation) -> str:
     return render_script(
-        preparation, persona="system-test", version="1.0.0", fingerprint=FINGERPRINT
+        preparation,
+        persona="system-test",
+        version="1.0.0",
+        fingerprint=FINGERPRINT,
+        design="thin",
+        launch_applications=LAUNCH_APPLICATIONS,
     )

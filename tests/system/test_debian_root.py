@@ -15,13 +15,14 @@ distributions' official container images could run them for real."""
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.system.conftest import Prepared
-from tests.system.persona import FINGERPRINT, PREPARATION, script
+from tests.system.persona import FINGERPRINT, LAUNCH_APPLICATIONS, PREPARATION, script
 from tests.system.root import bash_in, run_in
 from workspaces_image_bakery.preparation import (
     DONE_MARKER,
@@ -123,6 +124,9 @@ def test_the_script_completes_with_real_tools(prepared: Prepared) -> None:
     assert not there(wants / "puppet.service")
     assert (root / "etc/systemd/system/puppet.service").readlink() == Path("/dev/null")
     assert (root / "etc/dconf/db/local").is_file()  # compiled by dconf update
+    # The launch applications, where Debian's puppet-agent (Facter) reads external facts.
+    facts = json.loads((root / "etc/facter/facts.d/workspaces_image_bakery.json").read_text())
+    assert facts["launch_applications"] == list(LAUNCH_APPLICATIONS) and facts["design"] == "thin"
     assert (
         "/org/gnome/desktop/session/idle-delay"
         in (root / "etc/dconf/db/local.d/locks/50-workspaces-image-bakery").read_text()
