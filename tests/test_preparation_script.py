@@ -304,6 +304,7 @@ def test_every_operating_system_is_prepared_in_full(
     assert run.steps == [
         "preflight",
         "check-operating-system",
+        "check-known-template",
         "patch-os",
         "install-step-1",
         "install-agent:clamav",
@@ -321,6 +322,7 @@ def test_every_operating_system_is_prepared_in_full(
         "install-template-restore",
         "validate-1",
         "remove-build-users",
+        "record-agents",
         "clean-down",
         "write-version-file",
     ]
@@ -954,3 +956,23 @@ def test_the_launch_facts_reach_each_installed_tool(tmp_path: Path) -> None:
         ImagePreparation(), persona="office", version="1", fingerprint=FINGERPRINT
     )
     assert "write-launch-facts" not in baked
+
+
+def test_a_template_with_an_agent_the_recipe_dropped_is_refused_before_any_change(
+    tmp_path: Path,
+) -> None:
+    """A template prepared by an earlier recipe carries its agents: one the new recipe no
+    longer declares would stay installed and enabled in the image while the version file and
+    the Software tag leave it out. The script stops at once, naming it and its service."""
+    root = make_root(tmp_path, OperatingSystem.UBUNTU_22_04, StreamingProtocol.WSP)
+    first = prepare(tmp_path, preparation(), root)
+    assert first.result.returncode == 0, first.result.stderr
+    before = tree_hash(root)
+    kept = tuple(a for a in AGENTS if a.name == "cwagent")
+    second = prepare(tmp_path, preparation(agents=kept), root)
+    assert second.result.returncode != 0
+    assert second.steps[-1] == "check-known-template"
+    assert "no longer declares: clamav, puppet-agent (puppet.service)." in second.result.stderr
+    assert tree_hash(root) == before and second.commands == []
+    again = prepare(tmp_path, preparation(), root)  # the same recipe again: fine
+    assert again.result.returncode == 0, again.result.stderr

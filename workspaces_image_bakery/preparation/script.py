@@ -57,6 +57,9 @@ STEP_MARKER: Final = "==> bakery step: "
 FAILED_MARKER: Final = "==> bakery failed: "
 DONE_MARKER: Final = "==> bakery done: "
 VERSION_FILE: Final = f"{STATE_DIR}/version"
+# What the last completed preparation installed: one agent per line, "name<TAB>service".
+# The next run refuses a template that carries an agent its recipe no longer declares.
+AGENTS_FILE: Final = f"{STATE_DIR}/agents"
 # An SSM document holds at most 64 KB; the build wraps the script in one.
 MAX_SCRIPT_BYTES: Final = 60_000
 SOFTWARE_SEPARATOR: Final = ", "
@@ -228,6 +231,7 @@ def render_script(
     if os_facts.package_manager is PackageManager.APT:
         out += ["export DEBIAN_FRONTEND=noninteractive", ""]
     out += _preflight(preparation)
+    out += _known_template(preparation)
     if preparation.patch_os:
         out += [
             "step patch-os",
@@ -251,6 +255,7 @@ def render_script(
             "",
         ]
     out += _build_users(preparation)
+    out += _record_agents(preparation)
     out += _clean_down()
     listed = list(dict.fromkeys([*software, *preparation.installed_software()]))
     out += _version_file(persona, version, fingerprint, listed)
@@ -287,6 +292,53 @@ def _preflight(preparation: ImagePreparation) -> list[str]:
         f"      ( $os_version != {version} && $os_version != {version}.* ) ]]; then",
         f'  die "this is $os_id $os_version, not {facts.label} ({os_id} {version})"',
         "fi",
+        "",
+    ]
+
+
+def _agent_lines(preparation: ImagePreparation) -> list[str]:
+    return [f"{_line(a.name)}\t{a.service or ''}" for a in preparation.agents]
+
+
+def _known_template(preparation: ImagePreparation) -> list[str]:
+    """A template prepared before carries what that recipe installed. An agent (and its
+    service) the new recipe no longer declares would stay installed and enabled in the next
+    image while its version file and Software tag leave it out: the script stops, naming
+    it, before it changes anything. Reset the template WorkSpace (rebuild it from its
+    bundle), or remove the agent from it and from the agents file."""
+    declared = sorted({a.name for a in preparation.agents})
+    return [
+        "step check-known-template",
+        "# Agents an earlier recipe installed on this template and this one does not declare.",
+        f'agents_file="$R{AGENTS_FILE}"',
+        "if [[ -f $agents_file ]]; then",
+        "  declared=" + shlex.quote("\n".join(declared)),
+        '  removed=""',
+        "  while IFS=$'\\t' read -r name service; do",
+        "    [[ -n $name ]] || continue",
+        "    case $'\\n'\"$declared\"$'\\n' in",
+        "      *$'\\n'\"$name\"$'\\n'*) ;;",
+        '      *) removed+="${removed:+, }$name${service:+ ($service)}" ;;',
+        "    esac",
+        '  done < "$agents_file"',
+        "  if [[ -n $removed ]]; then",
+        '    die "this template carries agents an earlier recipe installed that this recipe no '
+        "longer declares: $removed. They would stay in the image. Reset the template WorkSpace "
+        '(rebuild it), or remove them from it and from $agents_file"',
+        "  fi",
+        "fi",
+        "",
+    ]
+
+
+def _record_agents(preparation: ImagePreparation) -> list[str]:
+    lines = _agent_lines(preparation)
+    return [
+        "step record-agents",
+        "# What this recipe installed: the next preparation checks the template against it.",
+        "cat <<'BAKERY_AGENTS' | write_file \"$R" + AGENTS_FILE + '" 644',
+        *lines,
+        "BAKERY_AGENTS",
         "",
     ]
 
