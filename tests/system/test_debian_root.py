@@ -106,14 +106,18 @@ def test_the_script_completes_with_real_tools(prepared: Prepared) -> None:
     and the version file is written last."""
     root = prepared.root
     assert prepared.first.returncode == 0, prepared.first.stderr[-3000:]
-    assert steps(prepared.first.stdout)[-5:] == [
+    assert steps(prepared.first.stdout)[-6:] == [
         "validate-1",
         "validate-2",
         "remove-build-users",
+        "record-agents",
         "clean-down",
         "write-version-file",
     ]
     assert "hold-agent:puppet-agent" in steps(prepared.first.stdout)
+    # The second run checks the template against the agents the first one recorded.
+    assert "check-known-template" in steps(prepared.second.stdout)
+    assert (root / "etc/workspaces-image-bakery/agents").read_text().startswith("auditd\t")
     assert prepared.first.stdout.splitlines()[-1] == f"{DONE_MARKER}recipe={FINGERPRINT}"
     status = (root / "var/lib/dpkg/status").read_text()
     for package in ("jq", "auditd", "rsyslog", "puppet-agent"):
