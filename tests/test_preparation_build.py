@@ -147,7 +147,7 @@ def test_the_document_runs_the_script_with_bash_and_keeps_its_exit_code(
     assert 'bash "$script"; status=$?' in lines and lines[-1] == 'exit "$status"'
     assert 'rm -f "$script"' in lines and f"  exit {DIGEST_MISMATCH}" in lines
     assert f"script='{DOWNLOAD_DIR}/{{{{ scriptKey }}}}'" in lines
-    (check,) = [line for line in lines if "sha256sum --check" in line]
+    (check,) = [line for line in lines if "sha256sum --check" in line and "$script" in line]
     assert "{{ sha256 }}" in check
     # Every script the stack declares, and nothing else, may be sent.
     declared = {

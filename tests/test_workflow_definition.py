@@ -41,6 +41,7 @@ def test_every_step_invokes_the_step_function_with_a_known_step(definition: dict
         contract.STEP_ASSESS_TEMPLATE,
         contract.STEP_WRITE_RECORD,
         contract.STEP_LOAD_REQUEST,
+        contract.STEP_FIND_RESUME_POINT,
     }
     for state in tasks(definition).values():
         assert state["Resource"].endswith(":states:::lambda:invoke")
@@ -75,11 +76,11 @@ def test_every_build_step_reports_failure_to_cloudformation(definition: dict[str
     ]
     assert "Catch" not in load and load["ResultPath"] == "$"
     assert load["ResultSelector"] == {"Build.$": "$.Payload"}
-    # Check the quota and the template, prepare, poll the preparation, reboot, check rebooted,
-    # verify the marker, poll it, validate, poll it, list the inventory, poll it, seal, poll
-    # it, restore, check the template after another build imaged it, assess, image, poll the
-    # image, write the record, signal success.
-    assert len(build_steps) == 21
+    # Check the quota and the template, find a resume point, prepare, poll the preparation,
+    # reboot, check rebooted, verify the marker, poll it, validate, poll it, list the
+    # inventory, poll it, seal, poll it, restore, check the template after another build
+    # imaged it, assess, image, poll the image, write the record, signal success.
+    assert len(build_steps) == 22
     for name, state in build_steps.items():
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name

@@ -34,6 +34,9 @@ from .workspaces_service import REGION, FakeWorkSpaces, ServiceError, check_requ
 ENDPOINT = "https://ssm.fake.test"
 MARKER_DOCUMENT = "RecipeMarker-fake"
 INVENTORY_DOCUMENT = "Inventory-fake"
+# The logical id prefix of the stack's inventory document (whose parameters it declares).
+STACK_INVENTORY = "WorkSpacesImageBakeryRuntimeInventory"
+VERSION_FILE = "/etc/workspaces-image-bakery/version"
 # What a seal prints when every item is gone (the SSM agent's own, deferred).
 SEALED = "".join(
     f"==> bakery seal: {item} absent\n"
@@ -120,6 +123,8 @@ class FakeSSM:
     # The commands CancelCommand stopped while they ran.
     cancelled: list[str] = field(default_factory=list)
     deleted_activations: list[str] = field(default_factory=list)
+    # Commands the resume guard stopped (the template changed since the failed build).
+    guard_stops: int = 0
 
     # An S3 client (moto's) that the node's agent archives command output with.
     s3: Any = None
@@ -218,6 +223,10 @@ class FakeSSM:
     def _check_parameters(self, name: str, given: dict[str, list[str]]) -> dict[str, list[str]]:
         """Systems Manager's check of SendCommand's parameters against the document's."""
         content = self.documents.get(name)
+        if name == INVENTORY_DOCUMENT:  # the stack's own inventory document declares these
+            content = next(
+                (d for n, d in self.documents.items() if n.startswith(STACK_INVENTORY)), None
+            )
         if isinstance(content, str):
             content = json.loads(content)
         declared: dict[str, Any] = (content or {}).get("parameters", {})
@@ -273,6 +282,17 @@ class FakeSSM:
 
     def _run(self, invocation: Invocation) -> None:
         node = self.nodes[invocation.node_id]
+        expected = invocation.parameters.get("expectMarker", [""])[0]
+        if expected and expected != hashlib.sha256(node.version_file.encode()).hexdigest():
+            # The documents' resume guard, before anything else runs.
+            invocation.status = invocation.details = "Failed"
+            invocation.code = 96
+            invocation.stderr = (
+                "==> bakery failed: resume-guard (the version file changed since the failed "
+                "build)\n"
+            )
+            self.guard_stops += 1
+            return
         if invocation.purpose == "seal":
             node.seals += 1
             invocation.stdout = node.seal_output or SEALED
@@ -288,6 +308,9 @@ class FakeSSM:
         if invocation.document == MARKER_DOCUMENT:
             invocation.status, invocation.code = "Success", 0
             invocation.stdout = node.version_file
+            if node.version_file:  # the document's second line: sha256sum of the file
+                digest = hashlib.sha256(node.version_file.encode()).hexdigest()
+                invocation.stdout += f"{digest}  {VERSION_FILE}\n"
             if not node.version_file:
                 invocation.status, invocation.code = "Failed", 1
                 invocation.stderr = "cat: /etc/workspaces-image-bakery/version: No such file"

@@ -48,7 +48,13 @@ from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, i
 from ..core.validation import BakeryValidationError, Problem, is_token
 from ..evidence.sbom_layer import sbom_layer_folder
 from ..evidence.store import EVIDENCE_FINDING, EvidenceStore
-from .run_command import SCRIPT_KEY_PATTERN, script_document
+from .run_command import (
+    RESUME_PARAMETER_REF,
+    RESUME_PARAMETER_SPEC,
+    SCRIPT_KEY_PATTERN,
+    resume_guard_lines,
+    script_document,
+)
 
 if TYPE_CHECKING:
     from aws_cdk import aws_cloudwatch as cloudwatch  # loaded by notify()
@@ -59,7 +65,7 @@ RUNTIME_ID = "WorkSpacesImageBakeryRuntime"
 # resources, and each script's key, digest and grant as CDK writes them. Measured by
 # `make bench` and tests/test_preparation_build.py: the estimates stay above the real size.
 TEMPLATE_LIMIT_BYTES = 1_000_000
-RUNTIME_TEMPLATE_BYTES = 133_000
+RUNTIME_TEMPLATE_BYTES = 136_000
 IMAGE_TEMPLATE_BYTES = 11_000
 # A script: its key and digest in the image's properties, its object in the node role's
 # policy, its digest in the script document (created once, counted in the runtime's bytes).
@@ -597,7 +603,11 @@ class BuildRuntime(Construct):
                         "action": "aws:runShellScript",
                         "name": "readVersionFile",
                         "inputs": {
-                            "runCommand": [f"cat {contract.VERSION_FILE}"],
+                            # The file, then its digest (what a resumed build checks).
+                            "runCommand": [
+                                f"cat {contract.VERSION_FILE}",
+                                f"sha256sum {contract.VERSION_FILE}",
+                            ],
                             "timeoutSeconds": "60",
                         },
                     }
@@ -616,12 +626,16 @@ class BuildRuntime(Construct):
             content={
                 "schemaVersion": "2.2",
                 "description": "workspaces-image-bakery: list what the template holds",
+                "parameters": {contract.RESUME_PARAMETER: RESUME_PARAMETER_SPEC},
                 "mainSteps": [
                     {
                         "action": "aws:runShellScript",
                         "name": "listInventory",
                         "inputs": {
-                            "runCommand": list(inventory.INVENTORY_COMMANDS),
+                            "runCommand": [
+                                *resume_guard_lines(RESUME_PARAMETER_REF),
+                                *inventory.INVENTORY_COMMANDS,
+                            ],
                             "timeoutSeconds": "300",
                         },
                     }
@@ -729,6 +743,9 @@ class BuildRuntime(Construct):
             "LoadRequest", c.STEP_LOAD_REQUEST, {"Build.$": "$.Payload"}, result_path="$"
         )
         quota = self._step("CheckImageQuota", c.STEP_CHECK_QUOTA, None)
+        find_resume = self._step(
+            "FindResumePoint", c.STEP_FIND_RESUME_POINT, {"At.$": "$.Payload.At"}
+        )
         check = self._step("CheckTemplate", c.STEP_CHECK_TEMPLATE, status)
         prepare, poll_preparation = self._command(
             "PrepareTemplate", c.STEP_PREPARE_TEMPLATE, "PollPreparation", "preparation"
@@ -768,6 +785,7 @@ class BuildRuntime(Construct):
         )
         for task in (
             quota,
+            find_resume,
             check,
             prepare,
             poll_preparation,
@@ -919,16 +937,26 @@ class BuildRuntime(Construct):
             .otherwise(assess)
         )
         poll_inventory.next(
-            self._until("Listed?", "$.PollInventory.Status", c.STATUS_DONE, sealed, wait_inventory)
+            sfn.Choice(self, "Listed?")
+            .when(sfn.Condition.string_equals("$.PollInventory.Status", c.STATUS_DONE), sealed)
+            .when(
+                # A resumed build's first command found the template changed: start over.
+                sfn.Condition.string_equals("$.PollInventory.Status", c.STATUS_RESTART),
+                prepare,
+            )
+            .otherwise(wait_inventory)
         )
         poll_validation.next(
-            self._until(
-                "Validated?",
-                "$.PollValidation.Status",
-                c.STATUS_DONE,
+            sfn.Choice(self, "Validated?")
+            .when(
+                sfn.Condition.string_equals("$.PollValidation.Status", c.STATUS_DONE),
                 take_inventory,
-                wait_validation,
             )
+            .when(
+                sfn.Condition.string_equals("$.PollValidation.Status", c.STATUS_RESTART),
+                prepare,
+            )
+            .otherwise(wait_validation)
         )
         validated = (
             sfn.Choice(self, "ValidatedInBuild?")
@@ -940,9 +968,23 @@ class BuildRuntime(Construct):
                 "MarkerChecked?", "$.PollMarker.Status", c.STATUS_DONE, validated, wait_marker
             )
         )
+        # A build that prepares first looks for a failed build of its recipe to resume.
+        resume_at = (
+            sfn.Choice(self, "ResumeAt?")
+            .when(
+                sfn.Condition.string_equals("$.FindResumePoint.At", c.RESUME_AT_VALIDATION),
+                validate,
+            )
+            .when(
+                sfn.Condition.string_equals("$.FindResumePoint.At", c.RESUME_AT_INVENTORY),
+                take_inventory,
+            )
+            .otherwise(prepare)
+        )
+        find_resume.next(resume_at)
         ready = (
             sfn.Choice(self, "PreparedInBuild?")
-            .when(sfn.Condition.is_present("$.Build.managed_node_id"), prepare)
+            .when(sfn.Condition.is_present("$.Build.managed_node_id"), find_resume)
             .otherwise(assess)
         )
         check.next(

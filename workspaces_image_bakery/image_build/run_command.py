@@ -138,6 +138,38 @@ SCRIPT_KEY_PATTERN = r"^[0-9a-f]{64}\.sh$"  # a CDK file asset's object key: its
 TIMEOUT_PATTERN = r"^([1-9][0-9]{0,4}|1[0-6][0-9]{4}|17[0-1][0-9]{3}|172[0-7][0-9]{2}|172800)$"
 
 
+# The parameter a resumed build sends with its first commands (image_build/resume.py in the
+# runtime): the version file's SHA-256 as the failed build read it, or "" (no check).
+RESUME_PARAMETER_SPEC = {
+    "type": "String",
+    "default": "",
+    "allowedPattern": contract.RESUME_MARKER_PATTERN,
+    "description": "A resumed build: the SHA-256 the version file must still have",
+}
+
+
+# How a document's command line reads that parameter (Systems Manager substitutes it).
+RESUME_PARAMETER_REF = "{{ " + contract.RESUME_PARAMETER + " }}"
+
+
+def resume_guard_lines(
+    expected: str, version_file: str = contract.VERSION_FILE, cleanup: Sequence[str] = ()
+) -> list[str]:
+    """Before anything else: when `expected` (a digest, or "") is set, the version file must
+    still have it, else the command stops with RESUME_MISMATCH_EXIT and the build starts
+    over. `expected` is a document parameter that Systems Manager holds to 64 hex
+    characters or nothing (RESUME_MARKER_PATTERN), so it is safe in the line."""
+    stop = contract.FAILED_MARKER + contract.RESUME_GUARD_STEP
+    return [
+        f'if [ -n "{expected}" ] && ! echo "{expected}  {version_file}" '
+        "| sha256sum --check --status 2>/dev/null; then",
+        f"  echo {shlex.quote(stop)} >&2",
+        *(f"  {line}" for line in cleanup),
+        f"  exit {contract.RESUME_MISMATCH_EXIT}",
+        "fi",
+    ]
+
+
 def download_lines(file_name: str, digest: str, purpose: str) -> list[str]:
     """Check the downloaded script against its digest, run it with bash, keep its exit code
     and delete it (it must not stay in the image)."""
@@ -146,6 +178,8 @@ def download_lines(file_name: str, digest: str, purpose: str) -> list[str]:
     return [
         "umask 077",
         f"script={shlex.quote(script)}",
+        # Before the digest check: a resumed build's script never runs on a changed template.
+        *resume_guard_lines(RESUME_PARAMETER_REF, cleanup=['rm -f "$script"']),
         f'if ! echo "{digest}  $script" | sha256sum --check --status; then',
         f"  echo {shlex.quote(mismatch)} >&2",
         '  rm -f "$script"',
@@ -193,6 +227,7 @@ def script_document(
                 "scriptKey": {"type": "String", "allowedPattern": SCRIPT_KEY_PATTERN},
                 "sha256": {"type": "String", "allowedValues": digests},
                 "timeoutSeconds": {"type": "String", "allowedPattern": TIMEOUT_PATTERN},
+                contract.RESUME_PARAMETER: RESUME_PARAMETER_SPEC,
             },
             "mainSteps": [
                 {

@@ -151,6 +151,17 @@ CHECKLIST_MINIMUM_CONTEXT: Final = "workspaces-image-bakery:checklist-minimum"
 # line is the marker the build checks before it takes the image.
 VERSION_FILE: Final = "/etc/workspaces-image-bakery/version"
 MARKER_LINE_PREFIX: Final = "recipe="
+# A resumed build's commands check the version file against the SHA-256 the failed build
+# read (their expectMarker parameter): a template touched since exits with this code, and
+# the build starts over (image_build/resume.py).
+RESUME_MISMATCH_EXIT: Final = 96
+RESUME_PARAMETER: Final = "expectMarker"
+RESUME_MARKER_PATTERN: Final = "^([0-9a-f]{64})?$"
+# The step name the guard prints after FAILED_MARKER when it stops a command.
+RESUME_GUARD_STEP: Final = "resume-guard (the version file changed since the failed build)"
+# Where a failed build leaves its resume point, one per persona (execution names start
+# with "build-", so no build's work is named so).
+RESUME_PREFIX: Final = WORK_PREFIX + "resume/"
 # Lines the preparation script prints (see preparation.py): the build names the failing step.
 STEP_MARKER: Final = "==> bakery step: "
 FAILED_MARKER: Final = "==> bakery failed: "
@@ -179,6 +190,9 @@ STEP_TAKE_INVENTORY: Final = "take_inventory"
 STEP_SEAL_TEMPLATE: Final = "seal_template"
 STEP_ASSESS_TEMPLATE: Final = "assess_template"
 STEP_WRITE_RECORD: Final = "write_record"
+# After the template check, in a build that prepares: resume where a failed build of the
+# same recipe on the same, untouched template stopped (image_build/resume.py).
+STEP_FIND_RESUME_POINT: Final = "find_resume_point"
 # The first state of a build: the request the image resource's function wrote into the
 # evidence store under the execution's name (never the execution's input).
 STEP_LOAD_REQUEST: Final = "load_request"
@@ -198,6 +212,13 @@ STATUS_BUSY: Final = "BUSY"
 STATUS_CREATED: Final = "CREATED"
 # A Run Command invocation was sent (its CommandId is in the result).
 STATUS_SENT: Final = "SENT"
+# A resumed build's first command found the template changed since the failed build: the
+# build starts over with the preparation.
+STATUS_RESTART: Final = "RESTART"
+# Where a build resumes: "validation", "inventory", or "start" (no resume).
+RESUME_AT_VALIDATION: Final = "validation"
+RESUME_AT_INVENTORY: Final = "inventory"
+RESUME_AT_START: Final = "start"
 
 # Error names (Python exception class names) the state machine matches in Retry/Catch.
 ERROR_BUILD_FAILED: Final = "BuildFailed"

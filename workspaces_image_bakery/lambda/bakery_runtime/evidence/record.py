@@ -36,6 +36,8 @@ PIECES: Final = (
     "seal",
     "assessment",
     "vulnerabilities",
+    # Where the build resumed from, when it did (image_build/resume.py).
+    "resume",
 )
 
 

@@ -25,6 +25,7 @@ from ..core.errors import BuildFailed, TransientError
 from ..core.workspaces import workspace_by_id
 from ..evidence import store
 from ..evidence.inventory import parse_inventory_output
+from . import resume
 from .request import BuildRequest
 
 if TYPE_CHECKING:
@@ -139,7 +140,14 @@ def take_inventory(build: BuildRequest, clients: Clients, execution: str = "") -
     its own database, unit states, evidence files) with the stack's inventory document."""
     if not check_node(build, clients):
         return {"Status": c.STATUS_WAIT, "CommandId": ""}
-    return _send(build, clients, os.environ[c.ENV_INVENTORY_DOCUMENT], PURPOSE_INVENTORY, execution)
+    return _send(
+        build,
+        clients,
+        os.environ[c.ENV_INVENTORY_DOCUMENT],
+        PURPOSE_INVENTORY,
+        execution,
+        {c.RESUME_PARAMETER: [resume.expected_marker(clients, execution)]},
+    )
 
 
 def seal_template(build: BuildRequest, clients: Clients, execution: str = "") -> dict[str, Any]:
@@ -203,6 +211,9 @@ def _send_script(
         "scriptKey": [script[c.SCRIPT_KEY]],
         "sha256": [script[c.SCRIPT_SHA256]],
         "timeoutSeconds": [str(timeout)],
+        # Set in a resumed build: the version file must still be the one the failed build
+        # read, else the command exits before the script runs (resume.py).
+        c.RESUME_PARAMETER: [resume.expected_marker(clients, execution)],
     }
     return _send(build, clients, os.environ[c.ENV_SCRIPT_DOCUMENT], purpose, execution, parameters)
 
@@ -346,12 +357,24 @@ def poll_command(
         done["steps"] = steps_run(stdout)
     if purpose == PURPOSE_SEAL:
         done["items"], done["sealed"] = read_seal(stdout)
+    if (
+        status != "Success"
+        and code == c.RESUME_MISMATCH_EXIT
+        and failing_step(stdout, stderr) == c.RESUME_GUARD_STEP
+        and resume.expected_marker(clients, execution)
+    ):
+        # A resumed build's first command: the template changed since the failed build.
+        logger.info("%s: the template changed since the failed build; starting over", purpose)
+        resume.start_over(clients, execution, command_id)
+        return {"Status": c.STATUS_RESTART}
     if status != "Success":
         done["failed_step"] = failing_step(stdout, stderr)
         _keep(clients, execution, purpose, done)
         raise BuildFailed(_failure(build, purpose, done))
     if purpose == PURPOSE_MARKER:
         check_marker(build, stdout)
+        # What a later build resumes on: the version file as this check read it.
+        done["version_sha256"] = resume.version_digest(stdout)
     if purpose == PURPOSE_SEAL and not done["sealed"]:
         _keep(clients, execution, purpose, done)
         raise BuildFailed(_failure(build, purpose, {**done, "status_details": "unsealed"}))

@@ -23,7 +23,7 @@ from ..core.properties import tag_list
 from ..core.workspaces import describe_tags, image_by_id, owned_image, workspace_by_id
 from ..evidence import record, store
 from ..release.retention import check_quota
-from . import notify, record_steps, request, wait_condition
+from . import notify, record_steps, request, resume, wait_condition
 from . import preparation as preparation_steps
 from .request import BuildRequest
 
@@ -66,6 +66,7 @@ STEP_TITLES = {
     c.STEP_SEAL_TEMPLATE: "sealing the template WorkSpace before its image (Run Command)",
     c.STEP_ASSESS_TEMPLATE: "scoring the as-built checklist",
     c.STEP_WRITE_RECORD: "writing the image's as-built record",
+    c.STEP_FIND_RESUME_POINT: "looking for a failed build of this recipe to resume",
 }
 PREPARATION_STEPS = frozenset(
     {
@@ -305,6 +306,9 @@ def signal_success(
 ) -> dict[str, Any]:
     stack = owner()
     reason = f"image {build.image_name} is AVAILABLE"
+    if clients is not None and execution:
+        resumed = resume.summary(record.pieces(clients.s3, execution))
+        reason += f" ({resumed})" if resumed else ""
     wait_condition.signal(
         wait_handle(build, clients, execution),
         owner=stack,
@@ -314,6 +318,8 @@ def signal_success(
         send=send,
     )
     if clients is not None:
+        if build.prepared_in_build:
+            resume.clear_point(clients.s3, build.persona, execution)
         at = time.time() if now is None else now
         record_build_seconds(clients, image_id, int(at - notify.started_at(build)))
         notify.publish_build_end(
@@ -367,6 +373,8 @@ def signal_failure(
     stack = owner()
     if execution and build.seal_script:
         _restore_after_seal(build, clients, execution)
+    if execution and build.prepared_in_build:
+        reason += _resume_note(build, clients, execution, reason)
     image_id = ""
     try:
         image = owned_image(clients.workspaces, build.image_name, stack)
@@ -402,6 +410,25 @@ def signal_failure(
         raise
     publish()
     return {"Reason": reason}
+
+
+def _resume_note(build: BuildRequest, clients: Clients, execution: str, reason: str) -> str:
+    """Leave the resume point; what the stack event says about it. Best effort: a store
+    that cannot be read or written only means the next build starts over."""
+    try:
+        found = record.pieces(clients.s3, execution)
+        resumed = resume.summary(found)
+        at = resume.keep_point(clients, build, execution, found, reason)
+    except ClientError as error:
+        logger.warning("no resume point for %s: %s", build.persona, error_code(error))
+        return ""
+    note = f"; {resumed}" if resumed else ""
+    if at != c.RESUME_AT_START:
+        note += (
+            f"; the preparation is kept: a deploy of this recipe resumes at the {at} while "
+            "the template's version file stays as it is"
+        )
+    return note
 
 
 def _restore_after_seal(build: BuildRequest, clients: Clients, execution: str) -> None:
@@ -508,6 +535,7 @@ def run_step(
         c.STEP_VALIDATE_TEMPLATE: lambda: preparation_steps.validate_template(
             build, clients, execution
         ),
+        c.STEP_FIND_RESUME_POINT: lambda: resume.find_resume_point(build, clients, execution),
     }
     preparing = step in PREPARATION_STEPS
     if step not in actions:
