@@ -24,6 +24,7 @@ from workspaces_image_bakery import (
     ImageBakeryStack,
     ImageDesign,
     ImagePreparation,
+    PatchSchedule,
     TemplateBuild,
     VulnerabilityGate,
 )
@@ -195,6 +196,13 @@ def build(app: cdk.App) -> ImageBakeryStack:
         image_version="1.0.0",
         template_workspace_id=templates["office"],
         build=TemplateBuild(managed_node_id=nodes.get("office")),
+        # Checked every Monday night for pending security updates; when some are, the
+        # patch level rises and the next pipeline run rebuilds (docs/patching.md).
+        patch_schedule=(
+            PatchSchedule(schedule="cron(0 2 ? * MON *)", time_zone="Europe/Berlin")
+            if nodes.get("office")
+            else None
+        ),
         baked_applications=["libreoffice 7.6", "firefox esr", "evolution", "pidgin"],
         preparation=ImagePreparation(
             install_steps=["apt-get install -y libreoffice firefox-esr evolution pidgin"],

@@ -15,6 +15,14 @@ that is one later stage's stack; the build stage's image and share, and the earl
 stay. Copies declared next to the build (a persona's ``distribution``) would roll the new image
 back with them.
 
+Patches without a code change: the persona's template is checked for pending security
+updates every Monday night (``PatchSchedule``). When some are pending, the build account's
+patch check raises the persona's patch level and puts an ``Image Patch Level Raised``
+event; a rule forwards it to the tooling account, where it starts this pipeline. The synth
+step reads the levels (``workspaces-image-bakery patch-levels``, through the build
+account's CDK lookup role) and passes them to the synth, so the level is part of the
+recipe and the build stage's deploy builds the patched image (docs/patching.md).
+
     npx cdk synth --app "python examples/pipeline_app.py"
 
 works offline: every account and Region is written out (placeholders below; replace them,
@@ -28,10 +36,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct
 
-from workspaces_image_bakery import Compute, ImageBakeryStack, ImageDesign, WorkspaceBundle
+from workspaces_image_bakery import (
+    Compute,
+    ImageBakeryStack,
+    ImageDesign,
+    ImagePreparation,
+    PatchSchedule,
+    TemplateBuild,
+    WorkspaceBundle,
+)
 from workspaces_image_bakery.distribution.distribution import (
     ImageShare,
     RegionalCopies,
@@ -45,6 +64,26 @@ CONNECTION_ARN = (
     "arn:aws:codeconnections:us-east-1:111111111111:connection/00000000-0000-0000-0000-000000000000"
 )
 DEFAULT_TEMPLATE_WORKSPACE = "ws-0123456789"
+DEFAULT_MANAGED_NODE = "mi-0123456789abcdef0"
+BUILD_STACK = "ImageBuild-Bakery"
+# What the patch check puts on the build account's default bus (docs/patching.md).
+PATCH_EVENT = events.EventPattern(
+    source=["workspaces-image-bakery"], detail_type=["Image Patch Level Raised"]
+)
+# The synth step: the patch levels from the build account (its CDK lookup role may read the
+# stack and the evidence bucket), then the synth with them. A failed read fails the step.
+LOOKUP_ROLE = (
+    f"arn:aws:iam::{BUILD.account}:role/cdk-hnb659fds-lookup-role-{BUILD.account}-{BUILD.region}"
+)
+SYNTH_COMMANDS = [
+    "pip install --require-hashes -r requirements-dev.lock",
+    "pip install --no-deps --no-build-isolation -e .",
+    "npm ci",
+    f"LEVELS=$(workspaces-image-bakery --region {BUILD.region} patch-levels "
+    f"--stack {BUILD_STACK} --role-arn {LOOKUP_ROLE} --missing-ok) && "
+    'npx cdk synth --app "python examples/pipeline_app.py" '
+    '-c workspaces-image-bakery:patch-levels="$LEVELS"',
+]
 TAG_DEFAULTS = {"Project": "linux-desktops", "CostCenter": "cc-1234"}
 PERSONA_TAGS = {
     "Role": "software development",
@@ -80,6 +119,7 @@ class BuildStage(cdk.Stage):
         id_: str,
         *,
         template_workspace_id: str,
+        managed_node_id: str,
         share_with: Sequence[str],
     ) -> None:
         super().__init__(scope, id_)
@@ -97,8 +137,26 @@ class BuildStage(cdk.Stage):
             image_version="1.0.0",
             template_workspace_id=template_workspace_id,
             baked_applications=["git 2.47", "python 3.12"],
+            preparation=ImagePreparation(install_steps=["apt-get install -y git python3"]),
+            build=TemplateBuild(managed_node_id=managed_node_id),
+            patch_schedule=PatchSchedule(schedule="cron(0 2 ? * MON *)", time_zone="UTC"),
             compute=Compute(compute_type="PERFORMANCE"),
             tags=PERSONA_TAGS,
+        )
+        # The patch check's event goes on to the tooling account, which starts the pipeline.
+        events.Rule(
+            self.bakery,
+            "PatchLevelRaised",
+            event_pattern=PATCH_EVENT,
+            targets=[
+                targets.EventBus(
+                    events.EventBus.from_event_bus_arn(
+                        self.bakery,
+                        "ToolingBus",
+                        f"arn:aws:events:{TOOLING.region}:{TOOLING.account}:event-bus/default",
+                    )
+                )
+            ],
         )
         ImageShare(
             self.bakery, "ShareDeveloper", image=self.developer.image, account_ids=share_with
@@ -159,7 +217,13 @@ class PipelineStack(cdk.Stack):
     """The pipeline: synth, the build stage, then each later stage in order."""
 
     def __init__(
-        self, scope: Construct, id_: str, *, template_workspace_id: str, env: cdk.Environment
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        template_workspace_id: str,
+        managed_node_id: str,
+        env: cdk.Environment,
     ) -> None:
         super().__init__(scope, id_, env=env)
         pipeline = pipelines.CodePipeline(
@@ -171,18 +235,19 @@ class PipelineStack(cdk.Stack):
                 input=pipelines.CodePipelineSource.connection(
                     REPOSITORY, "main", connection_arn=CONNECTION_ARN
                 ),
-                commands=[
-                    "pip install --require-hashes -r requirements-dev.lock",
-                    "pip install --no-deps --no-build-isolation -e .",
-                    "npm ci",
-                    'npx cdk synth --app "python examples/pipeline_app.py"',
-                ],
+                commands=SYNTH_COMMANDS,
+            ),
+            synth_code_build_defaults=pipelines.CodeBuildOptions(
+                role_policy=[
+                    iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[LOOKUP_ROLE])
+                ]
             ),
         )
         self.build_stage = BuildStage(
             self,
             "ImageBuild",
             template_workspace_id=template_workspace_id,
+            managed_node_id=managed_node_id,
             share_with=[t.account for t in TARGETS],
         )
         pipeline.add_stage(self.build_stage)
@@ -196,13 +261,37 @@ class PipelineStack(cdk.Stack):
             )
             pipeline.add_stage(promotion, pre=pre)
             self.promotions.append(promotion)
+        pipeline.build_pipeline()
+        # A raised patch level (forwarded by the build account) starts the pipeline.
+        events.CfnEventBusPolicy(
+            self,
+            "BuildAccountMayForward",
+            statement_id="workspaces-image-bakery-patch-levels",
+            action="events:PutEvents",
+            principal=BUILD.account,
+        )
+        events.Rule(
+            self,
+            "PatchLevelRaised",
+            event_pattern=events.EventPattern(
+                source=PATCH_EVENT.source,
+                detail_type=PATCH_EVENT.detail_type,
+                account=[BUILD.account or ""],
+            ),
+            targets=[targets.CodePipeline(pipeline.pipeline)],
+        )
 
 
 def build(app: cdk.App) -> PipelineStack:
     """Declare the pipeline in `app` (the test calls this too)."""
     template = app.node.try_get_context("templateWorkspaceId") or DEFAULT_TEMPLATE_WORKSPACE
+    node = app.node.try_get_context("templateManagedNode") or DEFAULT_MANAGED_NODE
     return PipelineStack(
-        app, "WorkSpacesImagePipeline", env=TOOLING, template_workspace_id=str(template)
+        app,
+        "WorkSpacesImagePipeline",
+        env=TOOLING,
+        template_workspace_id=str(template),
+        managed_node_id=str(node),
     )
 
 

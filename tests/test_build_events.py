@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from bakery_runtime.core import contract
+from bakery_runtime.core.aws import stack_name
 from bakery_runtime.image_build import notify
 from bakery_runtime.image_build import watch as build_watch
 from bakery_runtime.image_build.request import BuildRequest
@@ -174,5 +175,5 @@ def test_a_request_the_model_refuses_is_logged_not_raised(
 
 
 def test_the_stack_name_comes_from_the_stack_id() -> None:
-    assert notify.stack_name(STACK_ID) == STACK
-    assert notify.stack_name("not-an-arn") == "not-an-arn"
+    assert stack_name(STACK_ID) == STACK
+    assert stack_name("not-an-arn") == "not-an-arn"

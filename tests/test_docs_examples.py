@@ -36,6 +36,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "rollback": {"Custom::WorkSpacesImage": 1, "Custom::WorkSpacesBundle": 1},
     "regions": {"Custom::WorkSpacesImageCopy": 2, "Custom::WorkSpacesImageShare": 1},
     "rollout": {"AWS::Scheduler::Schedule": 1},
+    "patching": {"AWS::Scheduler::Schedule": 1, "Custom::WorkSpacesImage": 1},
     "vulnerability gate": {"Custom::WorkSpacesImage": 1, "Custom::WorkSpacesBundle": 1},
     "promotion": {
         "Custom::WorkSpacesImage": 1,

@@ -365,6 +365,7 @@ PROP_CASES: list[tuple[Callable[..., Any], str, Any, bool]] = [
     (build_persona, "distribution", ["eu-west-1"], True),
     (build_persona, "rollout", "cron(0 3 ? * SUN *)", True),
     (build_persona, "vulnerability_gate", "HIGH", True),
+    (build_persona, "patch_schedule", "rate(1 day)", True),
     (build_image, "base_name", 5, False),
     (build_image, "description", 5, False),
     (build_image, "template_workspace_id", 5, False),

@@ -76,3 +76,34 @@ def test_each_stage_deploys_to_its_own_account_in_pipeline_order(
     accounts = {p.stage_name: p.stack.account for p in pipeline.promotions}
     assert accounts == {t.name: t.account for t in pipeline_app.TARGETS}
     assert pipeline.account == pipeline_app.TOOLING.account
+
+
+def test_a_raised_patch_level_starts_the_pipeline_whose_synth_reads_it(
+    synthesized: tuple[pipeline_app.PipelineStack, dict[str, dict[str, Any]]],
+) -> None:
+    """The trigger: the build account forwards the patch check's event to the tooling
+    account, whose rule starts the pipeline; its synth step reads the levels from the build
+    stage's stack (through the lookup role) and synthesizes with them."""
+    pipeline, templates = synthesized
+    assert pipeline.build_stage.bakery.stack_name == pipeline_app.BUILD_STACK
+    build = _types(templates["ImageBuild"])
+    (schedule,) = build["AWS::Scheduler::Schedule"]
+    assert schedule["Properties"]["ScheduleExpression"] == "cron(0 2 ? * MON *)"
+    (forward,) = [
+        r
+        for r in build["AWS::Events::Rule"]
+        if r["Properties"]["EventPattern"].get("detail-type") == ["Image Patch Level Raised"]
+    ]
+    assert pipeline_app.TOOLING.account in str(forward["Properties"]["Targets"])
+    tooling = _types(templates["Pipeline"])
+    (policy,) = tooling["AWS::Events::EventBusPolicy"]
+    assert policy["Properties"]["Principal"] == pipeline_app.BUILD.account
+    (start,) = tooling["AWS::Events::Rule"]
+    assert start["Properties"]["EventPattern"]["account"] == [pipeline_app.BUILD.account]
+    assert "codepipeline" in str(start["Properties"]["Targets"]).lower()
+    synth = pipeline_app.SYNTH_COMMANDS[-1]
+    assert f"patch-levels --stack {pipeline_app.BUILD_STACK}" in synth
+    assert '-c workspaces-image-bakery:patch-levels="$LEVELS"' in synth
+    assert synth.index("patch-levels") < synth.index("npx cdk synth") and " && " in synth
+    projects = tooling["AWS::CodeBuild::Project"]
+    assert any(pipeline_app.SYNTH_COMMANDS[-1].split(" && ")[0] in str(p) for p in projects)

@@ -122,7 +122,7 @@ def test_a_redeploy_resumes_at_the_failed_validation_with_no_command_before_it(
         w.cloudformation.deploy(templates["1.1"])
         sends = _sends(w, before)
         record = _record(w, "1.1")
-        cleared = _json(w, f"{contract.RESUME_PREFIX}office.json")
+        kept = _json(w, f"{contract.RESUME_PREFIX}office.json")
         reasons = _reasons(w)
     # The failure says the preparation is kept, and where the next deploy resumes.
     assert "a deploy of this recipe resumes at the validation" in message
@@ -135,12 +135,39 @@ def test_a_redeploy_resumes_at_the_failed_validation_with_no_command_before_it(
     # The record says where the build resumed from and keeps the failed build's evidence
     # of the preparation (it is what the image holds).
     assert record["resume"]["at"] == "validation" and not record["resume"]["restarted"]
-    assert record["resume"]["failed_execution"] == point["execution"]
+    assert record["resume"]["from_execution"] == point["execution"]
     assert record["preparation"]["status"] == "Success"
     assert record["marker"]["version_sha256"] == digest
     assert record["validation"]["status"] == "Success"
     assert any("resumed at the validation after build" in r for r in reasons)
-    assert cleared["at"] == "start"  # a success clears the point
+    # A success keeps the point at the inventory, naming its image (see the bundle's case).
+    assert kept["at"] == "inventory" and kept["image_id"] == record["image"]["id"]
+
+
+def test_a_bundle_that_fails_after_the_image_resumes_at_the_inventory(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    """The image was taken, then the bundle failed: CloudFormation rolls the image back. The
+    template still holds the preparation, so the redeploy takes the inventory, seals and
+    images again without preparing."""
+    with world(templates["1.0"]) as w:
+        w.ssm.add_node(TEMPLATE)
+        w.cloudformation.deploy(templates["1.0"])
+        w.fake.fail("UpdateWorkspaceBundle", "AccessDeniedException", "denied")
+        with pytest.raises(DeployError, match="AccessDeniedException"):
+            w.cloudformation.deploy(templates["1.1"])
+        rolled_back = [p["Name"] for op, p in w.fake.calls if op == "CreateWorkspaceImage"][-1]
+        assert rolled_back.startswith("office-1.1-") and rolled_back not in w.images()
+        before = len(w.ssm.calls)
+        w.cloudformation.deploy(templates["1.1"])
+        sends = _sends(w, before)
+        record = _record(w, "1.1")
+        reasons = _reasons(w)
+    assert [_what(s) for s in sends] == ["Inventory-fake", "seal"]
+    assert record["resume"]["at"] == "inventory" and record["resume"]["image_id"]
+    assert any(
+        "was rolled back or removed; its preparation was not run again" in r for r in reasons
+    )
 
 
 def test_a_touched_template_stops_the_first_command_and_the_build_starts_over(

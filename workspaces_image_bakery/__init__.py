@@ -54,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "WorkspaceRollout": ".rollout.rollout",
     "AcceptedFinding": ".gates.vulnerability_gate",
     "VulnerabilityGate": ".gates.vulnerability_gate",
+    "PatchSchedule": ".patching.patch_schedule",
     "load_baseline": ".review.review",
     "write_review": ".review.review",
 }
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from .image_build.config import TemplateBuild
     from .image_build.image import REBUILD_CONTEXT, IWorkspaceImage, WorkspaceImage
     from .image_build.run_command import RunCommandPreparation
+    from .patching.patch_schedule import PatchSchedule
     from .persona.persona import ImageDesign, Persona
     from .preparation import (
         Agent,
@@ -131,6 +133,7 @@ __all__ = [
     "ImagePreparation",
     "ImageShare",
     "OperatingSystem",
+    "PatchSchedule",
     "Persona",
     "PersonaFacts",
     "Problem",

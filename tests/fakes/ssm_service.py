@@ -17,9 +17,12 @@ import hashlib
 import itertools
 import json
 import re
+import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -36,6 +39,8 @@ MARKER_DOCUMENT = "RecipeMarker-fake"
 INVENTORY_DOCUMENT = "Inventory-fake"
 # The logical id prefix of the stack's inventory document (whose parameters it declares).
 STACK_INVENTORY = "WorkSpacesImageBakeryRuntimeInventory"
+# The logical id prefix of the stack's pending-updates document (the patch check's).
+PENDING_DOCUMENT = "WorkSpacesImageBakeryPatchingPendingUpdates"
 VERSION_FILE = "/etc/workspaces-image-bakery/version"
 # What a seal prints when every item is gone (the SSM agent's own, deferred).
 SEALED = "".join(
@@ -87,6 +92,11 @@ class Node:
     # What the seal prints; None: every item absent (the SSM registration deferred), sealed.
     seal_output: str | None = None
     seals: int = 0
+    # The updates apt would install: (package, installed, new version, suite); a suite
+    # ending in -security is a security update. The pending-updates document runs for real
+    # in bash, with an apt-get that prints these as `apt-get -s dist-upgrade` does.
+    updates: list[tuple[str, str, str, str]] = field(default_factory=list)
+    checks: int = 0
 
 
 @dataclass
@@ -293,6 +303,10 @@ class FakeSSM:
             )
             self.guard_stops += 1
             return
+        if invocation.document.startswith(PENDING_DOCUMENT):
+            node.checks += 1
+            self._run_pending_updates(invocation, node)
+            return
         if invocation.purpose == "seal":
             node.seals += 1
             invocation.stdout = node.seal_output or SEALED
@@ -349,6 +363,36 @@ class FakeSSM:
             invocation.stdout = (
                 stdout or "==> bakery step: patch\n==> bakery done: recipe=" + written
             )
+
+    def _run_pending_updates(self, invocation: Invocation, node: Node) -> None:
+        """The stack's pending-updates document, run by bash with apt-get shimmed."""
+        lines = self._run_command(invocation)
+        simulated = "".join(
+            f"Inst {package} [{installed}] ({new} Ubuntu:22.04/{suite} [amd64])\n"
+            for package, installed, new, suite in node.updates
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            shim = Path(folder) / "apt-get"
+            shim.write_text(
+                "#!/bin/bash\n"
+                'if [ "$1" = "update" ] || [ "$1" = "-qq" ]; then exit 0; fi\n'
+                f"cat <<'EOF'\n{simulated}EOF\n"
+            )
+            shim.chmod(0o755)
+            done = subprocess.run(
+                ["bash", "-c", "\n".join(lines)],
+                capture_output=True,
+                text=True,
+                env={"PATH": f"{folder}:/usr/bin:/bin", "HOME": folder},
+                check=False,
+                timeout=60,
+            )
+        invocation.stdout, invocation.stderr, invocation.code = (
+            done.stdout,
+            done.stderr,
+            done.returncode,
+        )
+        invocation.status = invocation.details = "Success" if done.returncode == 0 else "Failed"
 
     def script_sent(self, purpose: str) -> list[str]:
         """The lines of the last script sent for `purpose` (prepare, validate, seal)."""

@@ -72,7 +72,10 @@ class World:
 
 def state_machine(template: Mapping[str, Any]) -> dict[str, Any]:
     machines = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+        r
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+        and k.startswith("WorkSpacesImageBakeryRuntime")  # the build's (not a rollout's)
     ]
     assert len(machines) == 1
     machine: dict[str, Any] = machines[0]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bakery_runtime.core import contract
     from bakery_runtime.distribution import contract as distribution_contract
     from bakery_runtime.evidence import inventory
+    from bakery_runtime.patching import contract as patching_contract
     from bakery_runtime.rollout import contract as rollout_contract
 else:
 
@@ -39,6 +40,7 @@ else:
     contract = runtime_module("core/contract")
     distribution_contract = runtime_module("distribution/contract")
     rollout_contract = runtime_module("rollout/contract")
+    patching_contract = runtime_module("patching/contract")
     inventory = runtime_module("evidence/inventory")
 
 __all__ = [
@@ -47,5 +49,6 @@ __all__ = [
     "contract",
     "distribution_contract",
     "inventory",
+    "patching_contract",
     "rollout_contract",
 ]

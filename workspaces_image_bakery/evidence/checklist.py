@@ -50,6 +50,10 @@ class PersonaFacts:
     validation_commands: tuple[str, ...] = ()
     # The vulnerability gate as the build reads it ({"severity", "accepted"}), or None.
     vulnerability_gate: Mapping[str, Any] | None = None
+    # The patch schedule ({"schedule", "time_zone", "failures_before_disable"}) and the
+    # patch level this synth was given, or None.
+    patch_schedule: Mapping[str, Any] | None = None
+    patch_level: str | None = None
 
 
 @dataclass(frozen=True)

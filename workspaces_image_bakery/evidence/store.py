@@ -16,10 +16,16 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from ..core.nag import Finding, suppress
-from ..core.runtime_assets import contract
+from ..core.runtime_assets import contract, patching_contract
 
-# What only the runtime writes: records, SBOMs and each build's work in progress.
-RUNTIME_PREFIXES = (contract.RECORDS_PREFIX, contract.SBOMS_PREFIX, contract.WORK_PREFIX)
+# What only the runtime writes: records, SBOMs, each build's work in progress, and each
+# persona's patch state.
+RUNTIME_PREFIXES = (
+    contract.RECORDS_PREFIX,
+    contract.SBOMS_PREFIX,
+    contract.WORK_PREFIX,
+    patching_contract.STATE_PREFIX,
+)
 WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl")
 
 
@@ -33,7 +39,7 @@ EVIDENCE_FINDING = Finding(
         "Action::s3:GetObject*",
         "Action::s3:GetBucket*",
         "Action::s3:List*",
-        r"/^Resource::<[A-Za-z0-9]*EvidenceBucket[A-Za-z0-9]*\.Arn>\/(\*|records\/\*|sboms\/\*|work\/\*|output\/\*)$/",
+        r"/^Resource::<[A-Za-z0-9]*EvidenceBucket[A-Za-z0-9]*\.Arn>\/(\*|records\/\*|sboms\/\*|work\/\*|output\/\*|patch\/\*)$/",
     ],
 )
 
@@ -50,6 +56,8 @@ class EvidenceStore(Construct):
 
     def __init__(self, scope: Construct, id_: str) -> None:
         super().__init__(scope, id_)
+        self._writers: list[str] = []
+        self._write_deny: iam.PolicyStatement | None = None
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -85,19 +93,30 @@ class EvidenceStore(Construct):
         return self.bucket.bucket_name
 
     def only_written_by(self, *roles: iam.IRole) -> None:
-        """Deny writes of records, SBOMs and builds' work to every principal but `roles`."""
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
+        """Deny writes of records, SBOMs, builds' work and patch state to every principal but
+        `roles` and those of earlier calls (one statement; a later capability adds its role)."""
+        self._writers.extend(role.role_arn for role in roles)
+        if self._write_deny is None:
+            self._write_deny = iam.PolicyStatement(
                 sid="OnlyTheRuntimeWritesEvidence",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=list(WRITE_ACTIONS),
                 resources=[self.bucket.arn_for_objects(f"{p}*") for p in RUNTIME_PREFIXES],
-                conditions={
-                    "ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in roles]}
-                },
+            )
+            self.bucket.add_to_resource_policy(self._write_deny)
+        # The same operator and key again: the last list wins (PolicyStatement.addCondition).
+        self._write_deny.add_condition("ArnNotEquals", {"aws:PrincipalArn": list(self._writers)})
+
+    def grant_patch_state(self, role: iam.IRole) -> None:
+        """Read and write the personas' patch state (the patch check), and nothing else."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{patching_contract.STATE_PREFIX}*")],
             )
         )
+        self.only_written_by(role)
 
     def work_only_read_by(self, *roles: iam.IRole) -> None:
         """Deny reads under ``work/`` to every principal but `roles`: it holds each build's

@@ -13,6 +13,7 @@ with ``--stack``. Exit codes: 0 success, 1 failure (an AWS error), 2 usage, 3 no
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import statistics
@@ -32,7 +33,7 @@ from rich.table import Table
 
 from ..core.runtime_assets import contract, rollout_contract
 from ..review import as_built
-from . import registration
+from . import patch_levels, registration
 from . import report as reports
 
 if TYPE_CHECKING:
@@ -117,8 +118,30 @@ class Aws:
     sleep: Callable[[float], None] = time.sleep
     _made: dict[str, Any] = field(default_factory=dict)
 
+    def assuming(self, role_arn: str) -> Aws:
+        """These clients' settings, with the role's temporary credentials (sts:AssumeRole);
+        clients given explicitly (tests) are kept."""
+        credentials = self.client("sts").assume_role(
+            RoleArn=role_arn, RoleSessionName="workspaces-image-bakery-cli"
+        )["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=self.region,
+        )
+        made = {
+            service: session.client(cast(Any, service), config=_RETRY)
+            for service in ("cloudformation", "s3", "workspaces", "stepfunctions", "ssm")
+        }
+        return dataclasses.replace(
+            self,
+            **{k: getattr(self, k) or v for k, v in made.items()},
+            _made={},
+        )
+
     def client(self, service: str) -> Any:
-        given = getattr(self, service)
+        given = getattr(self, service, None)
         if given is not None:
             return given
         if service not in self._made:
@@ -368,6 +391,7 @@ def stack_report(aws: Aws, stack_id: str, inventory: Inventory) -> dict[str, Any
         # rollout table went with it.
         report["note"] = f"no stack resources: {error.response['Error'].get('Message', '')}"
         return report
+    report["patching"] = _patching(aws, resources)
     table = _rollout_table(resources)
     for persona_report in personas.values():
         for bundle_report in persona_report["bundles"]:
@@ -379,6 +403,15 @@ def stack_report(aws: Aws, stack_id: str, inventory: Inventory) -> dict[str, Any
         earlier = personas.get(build["persona"], {}).get("images", [])
         build["estimatedRemainingSeconds"] = estimate_remaining(earlier, build["elapsedSeconds"])
     return report
+
+
+def _patching(aws: Aws, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each persona's patch level and last check (empty without a patch schedule)."""
+    bucket = reports.evidence_bucket(resources)
+    if bucket is None:
+        return []
+    states = patch_levels.read_states(aws.client("s3"), bucket)
+    return [patch_levels.summary(p, s) for p, s in sorted(states.items())]
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -514,6 +547,8 @@ def render_status(console: Console, reports: list[dict[str, Any]]) -> None:
         ]
         if rollouts:
             console.print(_rollouts_table(rollouts, names_of(report)))
+        if report.get("patching"):
+            console.print(_patching_table(report["patching"]))
         if report["builds"]:
             console.print(_builds_table(report["builds"]))
         else:
@@ -530,6 +565,24 @@ def render_status(console: Console, reports: list[dict[str, Any]]) -> None:
         if report.get("note"):
             console.print(report["note"])
         console.print()
+
+
+def _patching_table(states: list[dict[str, Any]]) -> Table:
+    table = Table(title="Patch cadence", title_justify="left")
+    for column in ("Persona", "Patch level", "Built at level", "Updates found", "Last check",
+                   "Failed builds", "Schedule"):  # fmt: skip
+        table.add_column(column)
+    for item in states:
+        table.add_row(
+            item["persona"],
+            item["level"] or "-",
+            item["builtLevel"] or "-",
+            f"{item['updatesFound'] or '-'} ({item['pending'] or 0} pending)",
+            f"{item['lastCheck'] or '-'} {item['lastResult'] or ''}".strip(),
+            str(item["failures"]),
+            f"disabled {item['disabled']['at']}" if item["disabled"] else "enabled",
+        )
+    return table
 
 
 def _echo_json(value: Any) -> None:
@@ -655,6 +708,44 @@ def report(aws: Aws, persona: str, stack: str | None, output: str) -> None:
             _render_report(item)
     if not found or not found[0].get("record"):
         raise SystemExit(EXIT_NOTHING_FOUND)
+
+
+@cli.command("patch-levels")
+@click.option("--stack", required=True, help="the stack's name or id")
+@click.option(
+    "--role-arn",
+    default=None,
+    help="read with this role (another account's, e.g. its CDK lookup role)",
+)
+@click.option(
+    "--missing-ok",
+    is_flag=True,
+    help="print {} when the stack does not exist yet (a first deploy)",
+)
+@click.pass_obj
+def patch_levels_command(aws: Aws, stack: str, role_arn: str | None, missing_ok: bool) -> None:
+    """Print the personas' patch levels as JSON, for the next synth:
+    cdk synth -c workspaces-image-bakery:patch-levels="$(workspaces-image-bakery patch-levels
+    --stack NAME)". Levels are what the stack's patch check raised (docs/patching.md)."""
+    try:
+        if role_arn is not None:
+            aws = aws.assuming(role_arn)
+        try:
+            owner = _resolve_stack(aws, stack)
+        except ClientError as error:
+            if not (missing_ok and "does not exist" in str(error)):
+                raise
+            click.echo("{}")
+            return
+        bucket = reports.evidence_bucket(_stack_resources(aws.client("cloudformation"), owner))
+        states = {} if bucket is None else patch_levels.read_states(aws.client("s3"), bucket)
+    except (ClientError, BotoCoreError) as error:
+        _failed(error)
+        raise SystemExit(EXIT_FAILURE) from None
+    chosen, refused = patch_levels.levels(states)
+    for line in refused:
+        click.echo(f"left out: {line}", err=True)
+    click.echo(json.dumps(chosen, sort_keys=True, separators=(",", ":")))
 
 
 def _render_report(item: dict[str, Any]) -> None:

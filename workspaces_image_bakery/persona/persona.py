@@ -17,7 +17,7 @@ from aws_cdk import Annotations, RemovalPolicy, Stack
 from constructs import Construct, IValidation
 
 from ..core.compute import Compute, smallest_volumes
-from ..core.runtime_assets import contract
+from ..core.runtime_assets import contract, patching_contract
 from ..core.stack_traces import QUIET_ATTRIBUTE, without_stack_traces
 from ..core.tagging import DERIVED_TAG_PRIORITY, TagCheck, pin_tag
 from ..core.tagging_policy import COMPLIANCE, DERIVED_TAGS, TaggingPolicy
@@ -30,6 +30,7 @@ from ..image_build.bundle import WorkspaceBundle
 from ..image_build.config import TemplateBuild
 from ..image_build.image import WorkspaceImage
 from ..image_build.run_command import RunCommandPreparation
+from ..patching.patch_schedule import PatchCadence, PatchSchedule
 from ..preparation import ImagePreparation, render_script
 from ..preparation.seal import render_seal_script
 from ..release.config import Release
@@ -106,6 +107,11 @@ class Persona(Construct):
         ``CreateWorkspaceImage`` (docs/evidence.md). Default None: the stack's default
         (``ImageBakeryStack(vulnerability_gate=...)``), else findings are recorded, never
         gating.
+    :param patch_schedule: check the template for pending security updates on a schedule
+        (:class:`PatchSchedule`); when some are pending, the persona's patch level rises and
+        the next pipeline run rebuilds its image through the normal deploy
+        (docs/patching.md). Needs ``build.managed_node_id``. Default None: images are
+        rebuilt only when the recipe or the rebuild token changes.
 
     Each option group is checked field by field; errors name ``release.retained_images``
     and so on. Every free-text input (applications, agent, tags, licence keys, preparation,
@@ -135,6 +141,7 @@ class Persona(Construct):
         distribution: Distribution | None = None,
         rollout: RolloutSchedule | None = None,
         vulnerability_gate: VulnerabilityGate | None = None,
+        patch_schedule: PatchSchedule | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.stack = stack_of(self, scope)
@@ -162,6 +169,7 @@ class Persona(Construct):
             distribution=distribution,
             rollout=rollout,
             vulnerability_gate=vulnerability_gate,
+            patch_schedule=patch_schedule,
         )
         self.spec = spec
         self.name = spec.name
@@ -178,6 +186,7 @@ class Persona(Construct):
         self.image = self._image(spec)
         self.bundle, self.candidate_bundle = self._bundles(spec)
         self.regional_copies, self.image_share, self.rollout = self._distribution(spec)
+        self.patch_cadence = self._patch_cadence(spec)
         self._tag(spec)
         self._warn(spec.compute.compute_type)
         ChecklistGate.ensure(self.stack)
@@ -276,6 +285,19 @@ class Persona(Construct):
         rollout = None if spec.rollout is None else spec.rollout.apply(self, "Rollout", self.bundle)
         return copies, share, rollout
 
+    def _patch_cadence(self, spec: PersonaSpec) -> PatchCadence | None:
+        """The persona's patch schedule and its place in the stack's patch check."""
+        if spec.patch_schedule is None or spec.build.managed_node_id is None:
+            return None
+        return PatchCadence(
+            self,
+            "Patching",
+            persona=spec.name,
+            template_workspace_id=spec.template_workspace_id,
+            managed_node_id=spec.build.managed_node_id,
+            schedule=spec.patch_schedule,
+        )
+
     def _tag(self, spec: PersonaSpec) -> None:
         """Derived tags above a ``Tags.of`` tag given without a priority (docs/tagging.md), and
         every tagged resource checked by the policy at synth."""
@@ -334,6 +356,16 @@ class Persona(Construct):
             ),
             validation_commands=tuple(self.spec.build.validation_commands),
             vulnerability_gate=self.spec.vulnerability_gate,
+            patch_schedule=(
+                None
+                if self.spec.patch_schedule is None
+                else {
+                    "schedule": self.spec.patch_schedule.schedule,
+                    "time_zone": self.spec.patch_schedule.time_zone,
+                    "failures_before_disable": self.spec.patch_schedule.failures_before_disable,
+                }
+            ),
+            patch_level=self.spec.patch_level,
         )
 
     def _warn(self, compute_type: str) -> None:
@@ -414,6 +446,14 @@ def _expectations(spec: PersonaSpec) -> dict[str, Any]:
             {"name": a.name, "kind": a.kind.value, "service": a.service or ""} for a in agents
         ],
         "vulnerability_gate": spec.vulnerability_gate,
+        # With a patch schedule only: the level this synth was given ("" for none). The
+        # image resource refuses one below the level last built; the build records its
+        # outcome in the persona's patch state (bakery_runtime/patching/state.py).
+        **(
+            {patching_contract.EXPECTATION_KEY: spec.patch_level or ""}
+            if spec.patch_schedule is not None
+            else {}
+        ),
     }
 
 

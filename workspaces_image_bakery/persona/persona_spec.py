@@ -35,6 +35,7 @@ from ..gates.vulnerability_gate import check_vulnerability_gate
 from ..image_build.config import TemplateBuild
 from ..image_build.image import check_build_timeout, default_build_timeout
 from ..image_build.run_command import check_managed_node_id
+from ..patching.patch_schedule import PatchSchedule, check_patch_schedule, patch_level
 from ..preparation import ImagePreparation, preparation_problems
 from ..release.config import Release
 from ..release.release import ReleasePlan, check_version, plan_release
@@ -93,6 +94,10 @@ class PersonaSpec:
     software: tuple[str, ...]
     # The vulnerability gate as the build reads it ({"severity", "accepted"}), or None.
     vulnerability_gate: dict[str, Any] | None = None
+    # The patch cadence, and the patch level this synth was given for the persona (the
+    # workspaces-image-bakery:patch-levels context value), part of the recipe.
+    patch_schedule: PatchSchedule | None = None
+    patch_level: str | None = None
 
     @property
     def image_description(self) -> str:
@@ -136,6 +141,8 @@ class PersonaSpec:
         }
         if self.preparation is not None:
             recipe["preparation"] = self.preparation.recipe()
+        if self.patch_level is not None:
+            recipe["patch_level"] = self.patch_level
         return recipe
 
 
@@ -160,6 +167,7 @@ def check_persona(
     distribution: Any,
     rollout: Any,
     vulnerability_gate: Any = None,
+    patch_schedule: Any = None,
 ) -> PersonaSpec:
     """Every prop checked (all problems reported together); the spec when none is wrong."""
     problems.text(
@@ -193,6 +201,12 @@ def check_persona(
     places = _check_distribution(problems, distribution, plan)
     software = _software(baked, agent, preparation)
     gate = check_vulnerability_gate(problems, vulnerability_gate)
+    cadence = check_patch_schedule(problems, patch_schedule, template_build.managed_node_id)
+    level = (
+        patch_level(problems, stack, name)
+        if cadence is not None and isinstance(name, str)
+        else None
+    )
     full_tags: dict[str, str] = {}
     if isinstance(tagging_policy, TaggingPolicy):
         full_tags = tagging_policy.tags_for(
@@ -238,6 +252,8 @@ def check_persona(
         rollout=rollout,
         software=tuple(software),
         vulnerability_gate=gate,
+        patch_schedule=cadence,
+        patch_level=level,
     )
     if all(isinstance(v, str) for v in (name, image_version, template_workspace_id)) and (
         isinstance(design, ImageDesign)

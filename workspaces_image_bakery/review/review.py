@@ -536,6 +536,7 @@ def _persona_section(
             ),
         ),
         ("Vulnerability gate", _gate_text(p)),
+        ("Patch cadence", _patch_text(p)),
         ("Licences", _codes(f"{a} -> {r}" for a, r in sorted(p.license_references.items()))),
         ("Tags", _codes(f"{k}={v}" for k, v in sorted(p.tags.items()))),
     ]
@@ -582,6 +583,24 @@ def _gate_text(p: PersonaFacts, today: datetime.date | None = None) -> str:
     if not scanned:
         text += " (declared; prepared by hand: nothing is scanned)"
     return text + (f"; accepted: {'; '.join(accepted)}" if accepted else "")
+
+
+def _patch_text(p: PersonaFacts) -> str:
+    """The declared schedule and the patch level this synth was given (the runtime raises
+    it; `workspaces-image-bakery status` shows when updates were last found)."""
+    cadence = p.patch_schedule
+    if cadence is None:
+        return "none: rebuilt when the recipe or the rebuild token changes"
+    level = (
+        f"patch level {code(p.patch_level)} (from the synth's patch levels)"
+        if p.patch_level
+        else "no patch level given to this synth"
+    )
+    return (
+        f"checked for pending security updates {code(cadence['schedule'])} "
+        f"({escape_markdown(str(cadence['time_zone']))}); {level}; the schedule disables "
+        f"itself after {cadence['failures_before_disable']} failed builds in a row"
+    )
 
 
 # --- The whole page -------------------------------------------------------------------

@@ -106,6 +106,13 @@ def check_schedule(problems: Problems, value: Any) -> bool:
     return problems.check(RATE.fullmatch(value) is not None, "schedule", value, SCHEDULE_TEXT)
 
 
+def check_time_zone(problems: Problems, value: Any) -> bool:
+    """An IANA time zone name (literal text), as EventBridge Scheduler takes it."""
+    if not problems.text("time_zone", value, max_len=64, tokens=False):
+        return False
+    return problems.check(value in _time_zones(), "time_zone", value, "an IANA time zone, e.g. UTC")
+
+
 @dataclass(frozen=True)
 class RolloutSchedule:
     """How and when a persona's new image reaches its existing WorkSpaces (a
@@ -220,10 +227,7 @@ class WorkspaceRollout(Construct):
                 pattern_text="a bundle id: wsb- and 8-63 lowercase letters or digits",
             )
         check_schedule(problems, schedule)
-        if problems.text("time_zone", time_zone, max_len=64, tokens=False):
-            problems.check(
-                time_zone in _time_zones(), "time_zone", time_zone, "an IANA time zone, e.g. UTC"
-            )
+        check_time_zone(problems, time_zone)
         if canary_count is not None and canary_percent is not None:
             problems.add(
                 "canary_percent", canary_percent, "canary_count or canary_percent, not both"

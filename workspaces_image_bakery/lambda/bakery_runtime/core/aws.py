@@ -89,6 +89,14 @@ def owner() -> str:
     return value
 
 
+def stack_name(stack_id: str) -> str:
+    """The name in a stack ARN (arn:partition:cloudformation:region:account:stack/NAME/uuid)."""
+    parts = stack_id.split(":", 5)
+    resource = parts[5] if len(parts) == 6 else ""
+    pieces = resource.split("/")
+    return pieces[1] if len(pieces) >= 2 and pieces[0] == "stack" else stack_id
+
+
 def account_of(stack_id: str) -> str:
     """The account id in a stack ARN (arn:partition:cloudformation:region:account:stack/...)."""
     parts = stack_id.split(":")

@@ -23,6 +23,8 @@ from ..core.events import ResourceEvent
 from ..core.properties import ImageProperties
 from ..core.workspaces import describe_tags, mark_kept, owned_image, sync_tags
 from ..evidence import record
+from ..patching import contract as patch_contract
+from ..patching import state as patch_state
 from ..release.retention import PersonaImage, mark_retained, prune
 from . import preparation, request
 from .request import BuildRequest
@@ -170,6 +172,7 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
     if event.request_type == "Create" or event.physical_id != props.image_name:
         # New resource, or a new recipe: a new image (CloudFormation deletes the old one later).
         check_pin_alone(event, props.image_name)
+        check_patch_level(event, props, clients)
         data[c.ATTR_EXECUTION_ARN] = start_build(event, props, clients)
         return {"PhysicalResourceId": props.image_name, "Data": data}
 
@@ -202,6 +205,24 @@ def handle(event: ResourceEvent, clients: Clients) -> dict[str, Any]:
         # A lower count frees images now, not only when the next image replaces this one.
         _prune_quietly(clients, props.persona, props.retained_images, stack, props.image_name)
     return {"PhysicalResourceId": props.image_name, "Data": data}
+
+
+def check_patch_level(event: ResourceEvent, props: ImageProperties, clients: Clients) -> None:
+    """A persona with a patch schedule builds at the patch level its synth was given, never
+    below the level its image was last built at (the runtime's patch state): a synth without
+    the levels would otherwise build, or adopt, an image of an older recipe."""
+    expectations = props.expectations or {}
+    if patch_contract.EXPECTATION_KEY not in expectations:
+        return  # no patch schedule
+    given = str(expectations.get(patch_contract.EXPECTATION_KEY) or "")
+    built = str(patch_state.load(clients.s3, props.persona).get("built_level") or "")
+    if built and given < built:
+        raise BuildFailed(
+            f"{event.where}: persona {props.persona} was last built at patch level {built}, "
+            f"and this deploy's synth gave {given or 'none'}: synthesize with "
+            f'-c {patch_contract.PATCH_LEVELS_CONTEXT}="$(workspaces-image-bakery patch-levels '
+            '--stack <stack>)" (docs/patching.md). Nothing was built'
+        )
 
 
 def check_pin_alone(event: ResourceEvent, image_name: str) -> None:

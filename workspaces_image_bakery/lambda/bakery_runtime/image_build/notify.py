@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..core import contract as c
+from ..core.aws import stack_name
 from .request import DEADLINE_MARGIN_SECONDS, BuildRequest
 
 if TYPE_CHECKING:
@@ -28,14 +29,6 @@ logger = logging.getLogger(__name__)
 
 # EventBridge allows 256 KB per entry; the reason is kept readable.
 MAX_REASON_CHARS = 4000
-
-
-def stack_name(stack_id: str) -> str:
-    """The name in a stack ARN (arn:partition:cloudformation:region:account:stack/NAME/uuid)."""
-    parts = stack_id.split(":", 5)
-    resource = parts[5] if len(parts) == 6 else ""
-    pieces = resource.split("/")
-    return pieces[1] if len(pieces) >= 2 and pieces[0] == "stack" else stack_id
 
 
 def started_at(build: BuildRequest) -> float:

@@ -19,7 +19,10 @@ its template check:
   preparation;
 - anything else (another recipe, template or node, no point): the build starts over.
 
-A build that succeeds clears the point. Nothing here is read from the execution's input.
+A build that succeeds leaves its point at the inventory: the same recipe is built again only
+when its image is gone (a failure after the build, such as the bundle's, rolled it back),
+and then the template still holds that preparation. Nothing here is read from the
+execution's input.
 """
 
 from __future__ import annotations
@@ -75,10 +78,18 @@ def resume_at(build: BuildRequest, found: Mapping[str, Any]) -> str:
 
 
 def keep_point(
-    clients: Clients, build: BuildRequest, execution: str, found: Mapping[str, Any], reason: str
+    clients: Clients,
+    build: BuildRequest,
+    execution: str,
+    found: Mapping[str, Any],
+    reason: str,
+    image_id: str = "",
 ) -> str:
-    """After a failure: leave (or clear) the persona's resume point; where the next build of
-    this recipe resumes ("start" when it cannot)."""
+    """After a build: leave (or clear) the persona's resume point; where the next build of
+    this recipe resumes ("start" when it cannot). After a success (`image_id` set) the point
+    stays at the inventory: the same recipe is built again only when its image is gone (a
+    later failure, for example the bundle's, rolled the image back), and the template still
+    holds that preparation."""
     at = resume_at(build, found) if build.prepared_in_build and execution else c.RESUME_AT_START
     if at == c.RESUME_AT_START:
         clear_point(clients.s3, build.persona, execution)
@@ -95,8 +106,9 @@ def keep_point(
             "template_workspace_id": build.template_workspace_id,
             "managed_node_id": build.managed_node_id,
             "version_sha256": str(found["marker"]["version_sha256"]),
-            "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "ended": datetime.now(UTC).isoformat(timespec="seconds"),
             "reason": reason[:1000],
+            "image_id": image_id,
         },
     )
     return at
@@ -151,9 +163,10 @@ def find_resume_point(build: BuildRequest, clients: Clients, execution: str) -> 
         {
             "at": at,
             "from_execution": point["execution"],
-            "failed_execution": point["execution"],
-            "failed_at": point.get("failed_at", ""),
+            "ended": point.get("ended", ""),
             "failure": point.get("reason", ""),
+            # Set when that build succeeded and its image was then rolled back or removed.
+            "image_id": point.get("image_id", ""),
             "version_sha256": point["version_sha256"],
             "restarted": False,
         },
@@ -198,10 +211,13 @@ def summary(found: Mapping[str, Any]) -> str:
         return ""
     if piece.get("restarted"):
         return (
-            f"the template changed since build {piece.get('failed_execution')} failed, so "
+            f"the template changed since build {piece.get('from_execution')} failed, so "
             "this build prepared it again"
         )
-    return (
-        f"resumed at the {piece.get('at')} after build {piece.get('failed_execution')} failed; "
-        "its preparation was not run again"
+    after = (
+        f"build {piece.get('from_execution')}'s image {piece['image_id']} was rolled back "
+        "or removed"
+        if piece.get("image_id")
+        else f"build {piece.get('from_execution')} failed"
     )
+    return f"resumed at the {piece.get('at')} after {after}; its preparation was not run again"

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -22,6 +23,8 @@ from ..core.errors import BuildFailed, TransientError
 from ..core.properties import tag_list
 from ..core.workspaces import describe_tags, image_by_id, owned_image, workspace_by_id
 from ..evidence import record, store
+from ..patching import contract as patch_contract
+from ..patching import state as patch_state
 from ..release.retention import check_quota
 from . import notify, record_steps, request, resume, wait_condition
 from . import preparation as preparation_steps
@@ -306,9 +309,9 @@ def signal_success(
 ) -> dict[str, Any]:
     stack = owner()
     reason = f"image {build.image_name} is AVAILABLE"
-    if clients is not None and execution:
-        resumed = resume.summary(record.pieces(clients.s3, execution))
-        reason += f" ({resumed})" if resumed else ""
+    found = record.pieces(clients.s3, execution) if clients is not None and execution else {}
+    resumed = resume.summary(found)
+    reason += f" ({resumed})" if resumed else ""
     wait_condition.signal(
         wait_handle(build, clients, execution),
         owner=stack,
@@ -318,8 +321,9 @@ def signal_success(
         send=send,
     )
     if clients is not None:
-        if build.prepared_in_build:
-            resume.clear_point(clients.s3, build.persona, execution)
+        if build.prepared_in_build and execution:
+            resume.keep_point(clients, build, execution, found, reason, image_id=image_id)
+        _record_patch_level(build, clients, succeeded=True)
         at = time.time() if now is None else now
         record_build_seconds(clients, image_id, int(at - notify.started_at(build)))
         notify.publish_build_end(
@@ -375,6 +379,7 @@ def signal_failure(
         _restore_after_seal(build, clients, execution)
     if execution and build.prepared_in_build:
         reason += _resume_note(build, clients, execution, reason)
+    _record_patch_level(build, clients, succeeded=False)
     image_id = ""
     try:
         image = owned_image(clients.workspaces, build.image_name, stack)
@@ -410,6 +415,26 @@ def signal_failure(
         raise
     publish()
     return {"Reason": reason}
+
+
+def _record_patch_level(build: BuildRequest, clients: Clients, *, succeeded: bool) -> None:
+    """A build synthesized with a patch level (the persona's patch schedule raised it): its
+    outcome goes into the persona's patch state, which counts failed scheduled builds. Best
+    effort: the build's own outcome stands either way."""
+    level = (build.expectations or {}).get(patch_contract.EXPECTATION_KEY)
+    if not isinstance(level, str) or not level:
+        return
+    try:
+        patch_state.record_build(
+            clients.s3,
+            build.persona,
+            level,
+            succeeded=succeeded,
+            image_name=build.image_name,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+    except ClientError as error:
+        logger.warning("patch state of %s not updated: %s", build.persona, error_code(error))
 
 
 def _resume_note(build: BuildRequest, clients: Clients, execution: str, reason: str) -> str:

@@ -1,0 +1,1 @@
+"""Patch cadence: a scheduled check for pending security updates on a template WorkSpace."""
