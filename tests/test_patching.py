@@ -428,7 +428,7 @@ def test_patch_levels_read_through_another_accounts_role(patching: Patching) -> 
         assumed.append(params["RoleArn"])
         return original(**params)
 
-    sts.assume_role = assume_role  # type: ignore[method-assign]
+    sts.assume_role = assume_role
     aws = Aws(cloudformation=patching.w.clients.cloudformation, s3=patching.w.clients.s3)
     aws._made["sts"] = sts
     role = "arn:aws:iam::222222222222:role/cdk-hnb659fds-lookup-role-222222222222-us-east-1"

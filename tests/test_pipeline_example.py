@@ -94,7 +94,7 @@ def test_a_raised_patch_level_starts_the_pipeline_whose_synth_reads_it(
         for r in build["AWS::Events::Rule"]
         if r["Properties"]["EventPattern"].get("detail-type") == ["Image Patch Level Raised"]
     ]
-    assert pipeline_app.TOOLING.account in str(forward["Properties"]["Targets"])
+    assert str(pipeline_app.TOOLING.account) in str(forward["Properties"]["Targets"])
     tooling = _types(templates["Pipeline"])
     (policy,) = tooling["AWS::Events::EventBusPolicy"]
     assert policy["Properties"]["Principal"] == pipeline_app.BUILD.account

@@ -24,10 +24,13 @@ def test_one_image_wait_and_bundle_per_persona(reference: tuple[cdk.Stack, Templ
     template.resource_count_is("AWS::CloudFormation::WaitCondition", 3)
     template.resource_count_is("AWS::CloudFormation::WaitConditionHandle", 3)
     # One shared runtime: on_event, workflow step, build watch and the Provider framework's
-    # function, and one rule that reports builds that ended without reporting.
-    template.resource_count_is("AWS::StepFunctions::StateMachine", 1)
-    template.resource_count_is("AWS::Lambda::Function", 4)
+    # function, and one rule that reports builds that ended without reporting; and the
+    # office persona's patch cadence: the stack's patch check (its function and workflow)
+    # and the persona's schedule.
+    template.resource_count_is("AWS::StepFunctions::StateMachine", 2)
+    template.resource_count_is("AWS::Lambda::Function", 5)
     template.resource_count_is("AWS::Events::Rule", 1)
+    template.resource_count_is("AWS::Scheduler::Schedule", 1)
 
 
 def test_image_resource_carries_name_recipe_tags_and_handle(

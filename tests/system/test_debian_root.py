@@ -352,3 +352,66 @@ def test_the_seal_refuses_to_stash_on_the_root_volume(prepared_copy: Path) -> No
     assert (root / "var/lib/amazon/ssm/registration").exists()
     assert not there(root / "run/bakery-shims/systemd-run.log")
     assert not there(root / TEMPLATE_STASH_DIR.lstrip("/"))
+
+
+# Installs OpenSSL at bookworm's version when bookworm-security has a newer one, and prints
+# "main <version>" and "security <version>" (nothing when the security suite has none newer).
+PLANT_OLDER_OPENSSL = r"""set -e
+apt-get update -qq
+suite_version() {  # the candidate version of libssl3 from the suite matching $1
+  apt-cache madison libssl3 | awk -F'|' -v want="$1" \
+    '$3 ~ want {gsub(/ /, "", $2); print $2; exit}'
+}
+main=$(suite_version ' bookworm/main')
+security=$(suite_version 'bookworm-security')
+if [ -n "$main" ] && [ -n "$security" ] && dpkg --compare-versions "$security" gt "$main"; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    --allow-downgrades "libssl3=$main" "openssl=$main" >/dev/null
+  echo "main $main"
+  echo "security $security"
+fi
+"""
+
+
+def test_the_pending_updates_document_reads_real_apt(fresh_root: Path) -> None:
+    """The patch check's document, run for real: apt-get update against Debian's archive and
+    its security suite, then the simulated upgrade. It lists exactly the packages the
+    simulation takes from a -security suite (parsed here independently), each once, and a
+    count line that matches; nothing is installed."""
+    from workspaces_image_bakery.patching.pending_updates import (
+        COUNT,
+        PENDING,
+        PENDING_UPDATES_COMMANDS,
+    )
+
+    sources = fresh_root / "etc/apt/sources.list.d/security.list"
+    sources.write_text("deb http://deb.debian.org/debian-security bookworm-security main\n")
+    # A pending security update, planted: OpenSSL at bookworm's own version when the
+    # security suite has a newer one (today it does: 3.0.20 and 3.0.22).
+    planted = bash_in(fresh_root, PLANT_OLDER_OPENSSL)
+    assert planted.returncode == 0, planted.stderr
+    versions = dict(line.split() for line in planted.stdout.splitlines() if line.count(" ") == 1)
+    before = bash_in(fresh_root, "dpkg-query -W -f='${Package} ${Version}\\n' | sort")
+    checked = bash_in(fresh_root, "\n".join(PENDING_UPDATES_COMMANDS) + "\n")
+    assert checked.returncode == 0, checked.stderr
+    listed = [
+        line.removeprefix(PENDING)
+        for line in checked.stdout.splitlines()
+        if line.startswith(PENDING)
+    ]
+    (count,) = [line for line in checked.stdout.splitlines() if line.startswith(COUNT)]
+    assert int(count.removeprefix(COUNT)) == len(listed)
+    simulated = bash_in(fresh_root, "apt-get -s -o Debug::NoLocking=1 dist-upgrade")
+    expected = set()
+    for line in simulated.stdout.splitlines():
+        parts = line.split()
+        if parts[:1] == ["Inst"] and "-security" in line:
+            new = parts[3] if parts[2].startswith("[") else parts[2]
+            expected.add(f"{parts[1]} {new.strip('()')}")
+    assert sorted(listed) == sorted(expected)
+    assert len(set(listed)) == len(listed)
+    if "security" in versions:  # the archive had a newer OpenSSL in its security suite
+        assert f"libssl3 {versions['security']}" in listed, checked.stdout
+        assert f"openssl {versions['security']}" in listed, checked.stdout
+    after = bash_in(fresh_root, "dpkg-query -W -f='${Package} ${Version}\\n' | sort")
+    assert after.stdout == before.stdout  # a simulation: nothing installed
