@@ -177,6 +177,28 @@ def runtime_function(
     )
 
 
+def logged_workflow(
+    scope: Construct, *, comment: str, definition: sfn.IChainable, timeout: Duration
+) -> sfn.StateMachine:
+    """A capability's own state machine ("Workflow"): X-Ray tracing, every event logged a
+    year ("WorkflowLogs") without execution data."""
+    return sfn.StateMachine(
+        scope,
+        "Workflow",
+        comment=comment,
+        definition_body=sfn.DefinitionBody.from_chainable(definition),
+        timeout=timeout,
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=logs.LogGroup(
+                scope, "WorkflowLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            ),
+            level=sfn.LogLevel.ALL,
+            include_execution_data=False,
+        ),
+    )
+
+
 class _StateConstants:
     """Values the workflow's states share, each fetched from the CDK once (every static
     property or Duration is a round trip to the jsii kernel)."""

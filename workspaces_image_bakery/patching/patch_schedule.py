@@ -23,10 +23,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack, TimeZone
+from aws_cdk import Aws, Duration, Stack, TimeZone
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -35,7 +34,12 @@ from constructs import Construct
 from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, patching_contract
 from ..core.validation import Problems, check_int, check_no_secrets, is_token
-from ..image_build.build_runtime import ASSET_EXCLUDE, LOG_RETENTION, BuildRuntime, runtime_function
+from ..image_build.build_runtime import (
+    ASSET_EXCLUDE,
+    BuildRuntime,
+    logged_workflow,
+    runtime_function,
+)
 from ..rollout.rollout import check_schedule, check_time_zone
 from .pending_updates import pending_updates_document
 
@@ -317,24 +321,12 @@ class PatchRuntime(Construct):
             .when(sfn.Condition.string_equals("$.Check.Status", pc.STATUS_SENT), wait)
             .otherwise(done)
         )
-        return sfn.StateMachine(
+        return logged_workflow(
             self,
-            "Workflow",
             comment="Are security updates pending on a persona's template? (patch cadence)",
-            definition_body=sfn.DefinitionBody.from_chainable(check),
+            definition=check,
             # The command's own bound (15 minutes) with a margin.
             timeout=Duration.hours(1),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=logs.LogGroup(
-                    self,
-                    "WorkflowLogs",
-                    retention=LOG_RETENTION,
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
-                level=sfn.LogLevel.ALL,
-                include_execution_data=False,
-            ),
         )
 
     def _suppress_nag(self) -> None:

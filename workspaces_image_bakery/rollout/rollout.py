@@ -51,7 +51,7 @@ from ..core.validation import (
     is_token,
     seconds_of,
 )
-from ..image_build.build_runtime import ASSET_EXCLUDE, LOG_RETENTION
+from ..image_build.build_runtime import ASSET_EXCLUDE, LOG_RETENTION, logged_workflow
 from ..image_build.bundle import IWorkspaceBundle, WorkspaceBundle
 
 ROLLOUT_RUNTIME_ID: Final = "WorkSpacesImageBakeryRollout"
@@ -457,24 +457,12 @@ class RolloutRuntime(Construct):
             )
             .otherwise(sfn.Succeed(self, "RolloutDone"))
         )
-        return sfn.StateMachine(
+        return logged_workflow(
             self,
-            "Workflow",
             comment="Rebuilds a bundle's WorkSpaces onto its image: canary, then batches",
-            definition_body=sfn.DefinitionBody.from_chainable(advance),
+            definition=advance,
             # The longest window (24 h) and rebuild bound (12 h) with pauses, and a margin.
             timeout=Duration.hours(48),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=logs.LogGroup(
-                    self,
-                    "WorkflowLogs",
-                    retention=LOG_RETENTION,
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
-                level=sfn.LogLevel.ALL,
-                include_execution_data=False,
-            ),
         )
 
     def _grant(self) -> None:
