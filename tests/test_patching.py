@@ -60,6 +60,7 @@ def _stack(
     nag: bool = False,
     schedule: Any = SCHEDULE,
     node: str | None = NODE,
+    preparation: ImagePreparation | None = None,
 ) -> ImageBakeryStack:
     context: dict[str, Any] = {"workspaces-image-bakery:review": "false"}
     if levels is not None:
@@ -79,7 +80,7 @@ def _stack(
         template_workspace_id=TEMPLATE,
         baked_applications=["libreoffice 7.6"],
         tags={"Role": "office", "Confidentiality": "internal", "Compliance": "none"},
-        preparation=ImagePreparation(),
+        preparation=preparation or ImagePreparation(),
         build=TemplateBuild(managed_node_id=node),
         patch_schedule=schedule,
     )
@@ -192,6 +193,8 @@ def test_the_patch_level_is_part_of_the_recipe() -> None:
          "patch_schedule.failures_before_disable", "1-10"),
         ({"schedule": "rate(1 day)"}, None, "patch_schedule", "a PatchSchedule"),
         ({}, {"office": "latest"}, f"context {pc.PATCH_LEVELS_CONTEXT}[office]", "patch level"),
+        ({"preparation": ImagePreparation(patch_os=False)}, None, "patch_schedule",
+         "preparation.patch_os=True"),
     ],
 )  # fmt: skip
 def test_bad_patch_props_name_the_field_and_what_is_allowed(

@@ -75,7 +75,7 @@ class PatchSchedule:
 
 
 def check_patch_schedule(
-    problems: Problems, value: Any, managed_node_id: str | None
+    problems: Problems, value: Any, managed_node_id: str | None, patches_os: bool = True
 ) -> PatchSchedule | None:
     """The schedule, checked (problems named ``patch_schedule.<field>``), or None."""
     if value is None:
@@ -88,6 +88,13 @@ def check_patch_schedule(
     check_time_zone(scoped, value.time_zone)
     check_int(scoped, "failures_before_disable", value.failures_before_disable, 1, MAX_FAILURES)
     scoped.check(isinstance(value.enabled, bool), "enabled", value.enabled, "True or False")
+    problems.check(
+        patches_os,
+        "patch_schedule",
+        value.schedule,
+        "a preparation that patches the OS (preparation.patch_os=True): a rebuild for pending "
+        "security updates that does not install them changes nothing",
+    )
     check_no_secrets(scoped, {"schedule": value.schedule, "time_zone": value.time_zone})
     problems.found.extend(replace(p, field=f"patch_schedule.{p.field}") for p in scoped.found)
     problems.check(

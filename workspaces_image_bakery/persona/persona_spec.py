@@ -201,7 +201,12 @@ def check_persona(
     places = _check_distribution(problems, distribution, plan)
     software = _software(baked, agent, preparation)
     gate = check_vulnerability_gate(problems, vulnerability_gate)
-    cadence = check_patch_schedule(problems, patch_schedule, template_build.managed_node_id)
+    cadence = check_patch_schedule(
+        problems,
+        patch_schedule,
+        template_build.managed_node_id,
+        patches_os=preparation is None or bool(preparation.patch_os),
+    )
     level = (
         patch_level(problems, stack, name)
         if cadence is not None and isinstance(name, str)
