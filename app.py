@@ -165,6 +165,8 @@ def build(app: cdk.App) -> ImageBakeryStack:
         license_references={"jetbrains-toolbox": "/licenses/jetbrains"},
         preparation=ImagePreparation(
             install_steps=["apt-get install -y git python3.12 code"],
+            # The build checks each baked application's package in the template's inventory.
+            application_packages={"vscode 1.95": "code"},
             validation_steps=["git --version", "python3.12 --version"],
             agents=[
                 *BASE_AGENTS,

@@ -599,3 +599,62 @@ def test_the_preparations_own_checks_run_again_on_the_rebooted_template() -> Non
     two = (SCRIPT_CACHE / f"{images['two'][contract.VALIDATION_SCRIPT]['Sha256']}.sh").read_text()
     assert "check 1: python3 --version" in two and "check 2" not in two
     assert "git --version" not in json.dumps(images["one"]["Recipe"])
+
+
+def test_a_baked_application_the_inventory_does_not_list_fails_before_the_image(
+    prepared: tuple[World, Node, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    """What is declared is what is delivered: the office persona bakes libreoffice, and a
+    template whose inventory lists no such package is not imaged (the Software tag would
+    name it)."""
+    from .fakes.ssm_service import DEFAULT_PACKAGES
+
+    w, node, foreign = prepared
+    node.packages = "".join(
+        line + "\n" for line in DEFAULT_PACKAGES.splitlines() if "libreoffice" not in line
+    )
+    with pytest.raises(DeployError) as failure:
+        w.cloudformation.deploy(template)
+    message = str(failure.value)
+    assert "declared baked application(s) not installed on the template" in message
+    assert "libreoffice 7.6" in message and "application_packages" in message
+    assert "No image was taken" in message
+    assert not [i for i in w.fake.images.values() if i.name.startswith("office-")]
+    invariants.check(w, foreign=foreign, failure=message, persona="office")
+
+
+def test_application_packages_name_a_baked_applications_package() -> None:
+    """A label that does not name its package ("office suite") is found by the package
+    declared for it; a mapping for an application that is not baked, or a malformed
+    package name, is refused at synth naming the field."""
+    from bakery_runtime.evidence import as_built
+    from bakery_runtime.evidence.inventory import Inventory
+
+    expected = as_built.Expectations.from_json(
+        {
+            "baked_applications": ["office suite", "git 2.47"],
+            "application_packages": {"office suite": "libreoffice"},
+        }
+    )
+    inventory = Inventory(
+        os_id="ubuntu",
+        os_version="22.04",
+        family="deb",
+        packages_text="installed\tlibreoffice\t1:7.6\tamd64\ninstalled\tgit\t1:2.47\tamd64\n",
+    )
+    assert as_built.missing_baked(expected, inventory) == []
+    without = as_built.Expectations.from_json({"baked_applications": ["office suite"]})
+    assert as_built.missing_baked(without, inventory) == ["office suite"]
+    for packages, field in (
+        ({"not baked": "x"}, "preparation.application_packages[not baked]"),
+        ({"libreoffice 7.6": "Libre Office"}, "preparation.application_packages[libreoffice 7.6]"),
+    ):
+        with pytest.raises(BakeryValidationError) as error:
+            _persona(
+                _stack(),
+                "office",
+                "ws-off0template1",
+                baked_applications=["libreoffice 7.6"],
+                preparation=ImagePreparation(application_packages=packages),
+            )
+        assert f"{field}=" in str(error.value), str(error.value)

@@ -56,6 +56,8 @@ DEFAULT_PACKAGES = (
     "installed\tbash\t5.1-6ubuntu1.1\tamd64\n"
     "installed\tcoreutils\t8.32-4.1ubuntu1.2\tamd64\n"
     "installed\tlibc6\t2.35-0ubuntu3.8\tamd64\n"
+    # The office persona's baked application (the build fails when one is missing).
+    "installed\tlibreoffice\t1:7.6.7-0ubuntu0.22.04.1\tamd64\n"
     "config-files\told-kernel\t5.15.0-1\tamd64\n"
 )
 _RECIPE = re.compile(r"^recipe=([0-9a-f]{64})$", re.MULTILINE)

@@ -440,6 +440,9 @@ def _expectations(spec: PersonaSpec) -> dict[str, Any]:
     return {
         "design": spec.design.value,
         "baked_applications": list(spec.baked_applications),
+        "application_packages": dict(
+            (spec.preparation.application_packages or {}) if spec.preparation else {}
+        ),
         "launch_applications": list(spec.launch_applications),
         "licensed_applications": sorted(spec.license_references),
         "agents": [

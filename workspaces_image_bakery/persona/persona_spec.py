@@ -200,6 +200,14 @@ def check_persona(
     plan, removal_policy = _check_release(problems, release, image_version)
     places = _check_distribution(problems, distribution, plan)
     software = _software(baked, agent, preparation)
+    if preparation is not None and isinstance(preparation.application_packages, Mapping):
+        for label in preparation.application_packages:
+            problems.check(
+                label in baked,
+                f"preparation.application_packages[{label}]",
+                label,
+                f"one of the baked applications ({', '.join(baked) or 'none declared'})",
+            )
     gate = check_vulnerability_gate(problems, vulnerability_gate)
     cadence = check_patch_schedule(
         problems,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -25,6 +25,9 @@ RESERVED_USERS: Final = frozenset({"root", "ssm-user", "nobody", "daemon", "bin"
 # A CDK token, as workspaces_image_bakery.core.validation.TOKEN_MARKER (kept import-light here).
 _TOKEN: Final = re.compile(r"[$#]\{Token\[[^\]]*\]\}")
 Problem = tuple[str, object, str]
+# A Debian or RPM package name (Debian Policy 5.6.1: lowercase letters, digits, + - .).
+PACKAGE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9+._-]{0,127}")
+PACKAGE_NAME_TEXT: Final = "a package name: lowercase letters, digits, + - . _ (1-128)"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,12 @@ class ImagePreparation:
     :param remove_user_sudo: a unit removes users' sudo rights at every boot. Default True.
     :param build_users: local accounts made only for the build; the clean-down deletes them
         (accounts the base image brings are kept). Default none.
+    :param application_packages: the package that installs a baked application, where its
+        label does not name it (``{"vscode 1.95": "code"}``): the build fails before the
+        image when the template's inventory does not list a baked application's package.
+        Default None: a label names its package as written, with hyphens for spaces, without
+        spaces, or by its first word ("firefox esr" -> firefox-esr, "python 3.12" ->
+        python3.12, "libreoffice 7.6" -> libreoffice).
 
     Every free-text input (steps, agents' commands, desktop values) is scanned for secrets.
     """
@@ -65,6 +74,7 @@ class ImagePreparation:
     desktop: DesktopSettings | None = None
     remove_user_sudo: bool = True
     build_users: Sequence[str] = field(default_factory=tuple)
+    application_packages: Mapping[str, str] | None = None
 
     @property
     def protocol(self) -> StreamingProtocol:
@@ -112,6 +122,7 @@ class ImagePreparation:
             found.append(("preparation.desktop", desktop, "a DesktopSettings"))
         elif desktop is not None:
             found += desktop.problems(facts.desktop if facts else None)
+        found += self._application_package_problems()
         found += self._build_user_problems()
         if not found:
             found += [
@@ -149,6 +160,12 @@ class ImagePreparation:
             "desktop": self.desktop.recipe() if self.desktop else None,
             "remove_user_sudo": self.remove_user_sudo,
             "build_users": list(self.build_users),
+            # Only when given, so that recipes without it keep their fingerprints.
+            **(
+                {"application_packages": dict(sorted(self.application_packages.items()))}
+                if self.application_packages
+                else {}
+            ),
         }
 
     def user_strings(self) -> dict[str, str]:
@@ -167,6 +184,21 @@ class ImagePreparation:
         if isinstance(self.desktop, DesktopSettings) and not self.desktop.problems(None):
             found.update(self.desktop.user_strings())
         return found
+
+    def _application_package_problems(self) -> list[Problem]:
+        value = self.application_packages
+        if value is None:
+            return []
+        field_name = "preparation.application_packages"
+        if not isinstance(value, Mapping):
+            return [(field_name, value, "a mapping of baked application label -> package name")]
+        return [
+            (f"{field_name}[{label}]", package, PACKAGE_NAME_TEXT)
+            for label, package in value.items()
+            if not isinstance(label, str)
+            or not isinstance(package, str)
+            or not PACKAGE_NAME.fullmatch(package)
+        ]
 
     def _os_facts(self, found: list[Problem]) -> OsFacts | None:
         if not isinstance(self.operating_system, OperatingSystem):

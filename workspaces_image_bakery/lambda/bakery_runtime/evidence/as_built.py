@@ -11,7 +11,7 @@ this one scores the template.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from statistics import mean
 from typing import Any, Final
 
@@ -48,6 +48,8 @@ class Expectations:
 
     design: str = "fully-baked"
     baked_applications: tuple[str, ...] = ()
+    # The package of a baked application whose label does not name it.
+    application_packages: Mapping[str, str] = field(default_factory=dict)
     # Applications the configuration-management agent delivers at launch (not in the image).
     launch_applications: tuple[str, ...] = ()
     # Applications whose licence is referenced outside the image (license_references).
@@ -68,6 +70,9 @@ class Expectations:
         return cls(
             design=str(data.get("design", "fully-baked")),
             baked_applications=tuple(str(a) for a in data.get("baked_applications", ())),
+            application_packages={
+                str(k): str(v) for k, v in dict(data.get("application_packages") or {}).items()
+            },
             launch_applications=tuple(str(a) for a in data.get("launch_applications", ())),
             licensed_applications=tuple(str(a) for a in data.get("licensed_applications", ())),
             agents=tuple(
@@ -148,16 +153,32 @@ def _package_names(inventory: Inventory) -> set[str]:
     return names
 
 
-def package_for(application: str, names: set[str]) -> str | None:
-    """The installed package an application label names, or None. A label is matched as
-    written, with its spaces as hyphens or removed, and by its first word ("firefox esr" ->
-    firefox-esr, "python 3.12" -> python3.12, "libreoffice 7.6" -> libreoffice)."""
+def package_for(
+    application: str, names: set[str], packages: Mapping[str, str] | None = None
+) -> str | None:
+    """The installed package an application label names, or None: the package declared for
+    it (``application_packages``), else the label as written, with its spaces as hyphens or
+    removed, or by its first word ("firefox esr" -> firefox-esr, "python 3.12" ->
+    python3.12, "libreoffice 7.6" -> libreoffice)."""
+    declared = (packages or {}).get(application)
+    if declared is not None:
+        return declared if declared in names else None
     label = application.lower().strip()
     first = label.split()[0] if label.split() else label
     for candidate in (label, label.replace(" ", "-"), label.replace(" ", ""), first):
         if candidate in names:
             return candidate
     return None
+
+
+def missing_baked(expected: Expectations, inventory: Inventory) -> list[str]:
+    """The declared baked applications whose package the inventory does not list."""
+    names = _package_names(inventory)
+    return [
+        a
+        for a in expected.baked_applications
+        if package_for(a, names, expected.application_packages) is None
+    ]
 
 
 def _scripted(found: Evidence) -> tuple[int | None, str]:
@@ -173,7 +194,7 @@ def _necessary_apps(expected: Expectations, found: Evidence) -> tuple[int | None
     if found.inventory is None:
         return None, "not checked: no inventory of the template"
     names = _package_names(found.inventory)
-    missing = [a for a in expected.baked_applications if package_for(a, names) is None]
+    missing = missing_baked(expected, found.inventory)
     if missing:
         return 1, (f"declared baked applications not installed (inventory): {', '.join(missing)}")
     present = len(expected.baked_applications)
@@ -207,7 +228,7 @@ def _discrete_set(expected: Expectations, found: Evidence) -> tuple[int | None, 
     if found.inventory is None:
         return None, "not checked: no inventory of the template"
     names = _package_names(found.inventory)
-    missing = [a for a in expected.baked_applications if package_for(a, names) is None]
+    missing = missing_baked(expected, found.inventory)
     baked_in = [
         f"{a} ({package})"
         for a in expected.launch_applications

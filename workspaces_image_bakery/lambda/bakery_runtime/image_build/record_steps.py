@@ -50,7 +50,8 @@ def assess_template(build: BuildRequest, clients: Clients, execution: str) -> di
     the build's work, and fail before the image when it is below the checklist minimum."""
     expected = as_built.Expectations.from_json(build.expectations)
     found = record.pieces(clients.s3, execution)
-    items = as_built.assess(expected, evidence_of(found))
+    evidence = evidence_of(found)
+    items = as_built.assess(expected, evidence)
     score = as_built.score(items)
     minimum = expected.checklist_minimum
     store.put_json(
@@ -58,6 +59,17 @@ def assess_template(build: BuildRequest, clients: Clients, execution: str) -> di
         store.work_key(execution, "assessment"),
         {"items": as_built.to_json(items), "score": score, "minimum": minimum},
     )
+    missing = (
+        [] if evidence.inventory is None else as_built.missing_baked(expected, evidence.inventory)
+    )
+    if missing:
+        # What is declared is what is delivered: the Software tag would list it.
+        raise BuildFailed(
+            f"declared baked application(s) not installed on the template (its inventory "
+            f"lists no package for {', '.join(missing)}): install them in the preparation, "
+            "or name their package with ImagePreparation(application_packages={label: "
+            "package}). No image was taken"
+        )
     if minimum is not None:
         low = as_built.below(items, minimum)
         if low or score is None or score < minimum:
