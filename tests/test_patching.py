@@ -156,10 +156,10 @@ def test_the_check_may_send_only_its_document_to_the_persona_node(synth: Synth) 
         if k.startswith("WorkSpacesImageBakeryPatchingStep")
     ]
     settings = json.loads(function["Properties"]["Environment"]["Variables"][pc.ENV_PATCH_SETTINGS])
-    assert settings["office"][pc.NODE] == NODE
-    assert settings["office"][pc.FAILURES_BEFORE_DISABLE] == 3
+    assert settings == {"office": {pc.NODE: NODE, pc.FAILURES_BEFORE_DISABLE: 3}}
     (schedule,) = _of_type(synth.template, "AWS::Scheduler::Schedule").values()
-    assert settings["office"][pc.SCHEDULE] == schedule["Properties"]["Name"]
+    prefix = function["Properties"]["Environment"]["Variables"][pc.ENV_SCHEDULE_PREFIX]
+    assert pc.schedule_name(prefix, "office") == schedule["Properties"]["Name"]
     sends = [
         statement
         for k, policy in _of_type(synth.template, "AWS::IAM::Policy").items()
@@ -172,6 +172,23 @@ def test_the_check_may_send_only_its_document_to_the_persona_node(synth: Synth) 
     assert (
         f"managed-instance/{NODE}" in text and "WorkSpacesImageBakeryPatchingPendingUpdates" in text
     )
+
+
+def test_fifty_patch_schedules_fit_the_checks_environment() -> None:
+    """Lambda allows 4 KB of environment: the settings of the 50 personas a Region's bundle
+    quota allows fit; beyond what fits, the persona is refused at synth, naming why."""
+    from workspaces_image_bakery.patching.patch_schedule import PatchRuntime
+
+    stack = _stack()
+    runtime = PatchRuntime.of(stack)
+    for index in range(1, 50):
+        runtime.allow(stack, f"persona-{index:02d}", {pc.NODE: f"mi-{index:017d}", "failures": 3})
+    with pytest.raises(BakeryValidationError) as error:
+        for index in range(50, 200):
+            runtime.allow(
+                stack, f"persona-{index:03d}", {pc.NODE: f"mi-{index:017d}", "failures": 3}
+            )
+    assert "patch schedules per stack" in str(error.value) and "4 KB" in str(error.value)
 
 
 def test_the_patch_level_is_part_of_the_recipe() -> None:
@@ -286,6 +303,8 @@ def patching(synth: Synth, monkeypatch: pytest.MonkeyPatch) -> Iterator[Patching
         ]
         settings = function["Properties"]["Environment"]["Variables"][pc.ENV_PATCH_SETTINGS]
         monkeypatch.setenv(pc.ENV_PATCH_SETTINGS, settings)
+        variables = function["Properties"]["Environment"]["Variables"]
+        monkeypatch.setenv(pc.ENV_SCHEDULE_PREFIX, variables[pc.ENV_SCHEDULE_PREFIX])
         (document,) = [
             n for n in w.cloudformation.documents if n.startswith("WorkSpacesImageBakeryPatching")
         ]

@@ -51,6 +51,10 @@ pc = patching_contract
 LEVEL = re.compile(pc.LEVEL_PATTERN)
 LEVEL_TEXT: Final = "a patch level as `workspaces-image-bakery patch-levels` prints it"
 MAX_FAILURES: Final = 10
+# Lambda's 4 KB for all environment variables, less the other variables (the document, the
+# bucket, the owner stack and the prefix, about 400 bytes as tokens resolve).
+MAX_SETTINGS_BYTES: Final = 3500
+TOKEN_BYTES: Final = 40
 
 
 @dataclass(frozen=True)
@@ -135,11 +139,12 @@ def patch_level(problems: Problems, scope: Construct, persona: str) -> str | Non
     return level
 
 
-def schedule_name(stack: Stack, persona: str) -> str:
-    """The schedule's name, fixed at synth so the check's configuration can name it (1-64
-    characters of [0-9A-Za-z-_.]); unique per stack name and persona."""
+def schedule_prefix(stack: Stack) -> str:
+    """The start of the stack's schedule names, fixed at synth so the check can name its
+    schedules without a reference to them (a schedule depends on the check); with a persona
+    name (at most 32 characters) 51 of Scheduler's 64, unique per stack name."""
     owner = stack.stack_name if not is_token(stack.stack_name) else stack.node.addr
-    return f"wib-{hashlib.sha256(owner.encode()).hexdigest()[:8]}-{persona}-patch"
+    return f"wib-{hashlib.sha256(owner.encode()).hexdigest()[:8]}-"
 
 
 class PatchCadence(Construct):
@@ -152,20 +157,17 @@ class PatchCadence(Construct):
         id_: str,
         *,
         persona: str,
-        template_workspace_id: str,
         managed_node_id: str,
         schedule: PatchSchedule,
     ) -> None:
         super().__init__(scope, id_)
         runtime = PatchRuntime.of(self)
-        stack = Stack.of(self)
-        self.schedule_name = schedule_name(stack, persona)
+        self.schedule_name = pc.schedule_name(runtime.schedule_prefix, persona)
         runtime.allow(
+            self,
             persona,
             {
                 pc.NODE: managed_node_id,
-                pc.TEMPLATE: template_workspace_id,
-                pc.SCHEDULE: self.schedule_name,
                 pc.FAILURES_BEFORE_DISABLE: int(schedule.failures_before_disable),
             },
         )
@@ -225,6 +227,8 @@ class PatchRuntime(Construct):
             timeout=Duration.minutes(1),
         )
         self.function.add_environment(pc.ENV_PENDING_DOCUMENT, self.document.ref)
+        self.schedule_prefix = schedule_prefix(Stack.of(self))
+        self.function.add_environment(pc.ENV_SCHEDULE_PREFIX, self.schedule_prefix)
         self.function.add_environment(contract.ENV_EVIDENCE_BUCKET, build.evidence.bucket_name)
         role = self.function.role
         assert role is not None  # runtime_function makes one
@@ -276,9 +280,23 @@ class PatchRuntime(Construct):
     def _arn(service: str, resource: str) -> str:
         return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
 
-    def allow(self, persona: str, settings: dict[str, Any]) -> None:
-        """Let the check run on this persona's node, with these settings."""
-        self._settings[persona] = settings
+    def allow(self, scope: Construct, persona: str, settings: dict[str, Any]) -> None:
+        """Let the check run on this persona's node, with these settings; refused (naming
+        `scope`) when they would not fit the function's environment (Lambda: 4 KB)."""
+        candidate = {**self._settings, persona: settings}
+        size = len(json.dumps(candidate)) + sum(
+            TOKEN_BYTES for values in candidate.values() for v in values.values() if is_token(v)
+        )
+        if size > MAX_SETTINGS_BYTES:
+            problems = Problems.of(scope)
+            problems.add(
+                "patch_schedule",
+                persona,
+                f"at most {len(self._settings)} patch schedules per stack: their settings fill "
+                "the patch check's environment (Lambda's 4 KB); put more in another stack",
+            )
+            problems.raise_if_any()
+        self._settings = candidate
         self.function.add_environment(
             pc.ENV_PATCH_SETTINGS, Stack.of(self).to_json_string(self._settings)
         )

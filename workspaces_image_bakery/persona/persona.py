@@ -293,7 +293,6 @@ class Persona(Construct):
             self,
             "Patching",
             persona=spec.name,
-            template_workspace_id=spec.template_workspace_id,
             managed_node_id=spec.build.managed_node_id,
             schedule=spec.patch_schedule,
         )

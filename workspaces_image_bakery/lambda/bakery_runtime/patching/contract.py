@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from typing import Final
 
-# The function's configuration: each persona's check (JSON: persona -> settings), and the
-# stack's pending-updates document.
+# The function's configuration: each persona's check (JSON: persona -> settings), the
+# stack's pending-updates document, and the start of its schedules' names. Lambda allows
+# 4 KB for all of them together: a persona's settings are kept short (about 45 bytes).
 ENV_PATCH_SETTINGS: Final = "PATCH_SETTINGS"
 ENV_PENDING_DOCUMENT: Final = "PENDING_UPDATES_DOCUMENT"
-# The settings of one persona.
+ENV_SCHEDULE_PREFIX: Final = "PATCH_SCHEDULE_PREFIX"
+# The settings of one persona: its template's managed node, and the failed builds in a row
+# after which its schedule disables itself.
 NODE: Final = "node"
-TEMPLATE: Final = "template"
-SCHEDULE: Final = "schedule"
-FAILURES_BEFORE_DISABLE: Final = "failuresBeforeDisable"
+FAILURES_BEFORE_DISABLE: Final = "failures"
+
+
+def schedule_name(prefix: str, persona: str) -> str:
+    """A persona's schedule name: the stack's prefix, the persona, "-patch"."""
+    return f"{prefix}{persona}-patch"
+
 
 # The context value a synth reads the personas' patch levels from (JSON: persona -> level),
 # which `workspaces-image-bakery patch-levels` prints from the evidence store.

@@ -4,8 +4,8 @@ A persona's EventBridge Scheduler schedule starts the stack's patch workflow wit
 ``{"Patch": {"Persona": <name>}}``; the workflow calls :func:`handler` with ``Step``
 ``CheckForUpdates`` once, then ``PollCheck`` until the command ends (waiting happens in the
 state machine). Only the persona's name is read from the input: it must be one the
-function's own configuration (``PATCH_SETTINGS``) names, and the node, template, schedule and
-failure bound come from there.
+function's own configuration (``PATCH_SETTINGS``) names, and the node and the failure bound
+come from there (the schedule's name from ``PATCH_SCHEDULE_PREFIX`` and the persona).
 
 The check sends the stack's pending-updates document to the template's managed node (Run
 Command). It prints one line per package with a pending **security** update (apt: the
@@ -126,7 +126,9 @@ def check(persona: str, clients: PatchClients, now: float) -> dict[str, Any]:
     bound = int(settings[pc.FAILURES_BEFORE_DISABLE])
     failures = int(state.get("failures", 0))
     if failures >= bound:
-        disable_schedule(clients, str(settings[pc.SCHEDULE]))
+        disable_schedule(
+            clients, pc.schedule_name(os.environ.get(pc.ENV_SCHEDULE_PREFIX, ""), persona)
+        )
         # Counted again from nought once an operator enables the schedule.
         state["disabled"] = {"at": _iso(now), "failures": failures, "level": state.get("level")}
         state["failures"] = 0
@@ -179,7 +181,7 @@ def poll(persona: str, command_id: str, clients: PatchClients, now: float) -> di
     if status != "Success":
         _note(clients, persona, state, now, "FAILED", str(invocation.get("StatusDetails", "")))
         raise BuildFailed(
-            f"the pending-updates check on {settings[pc.TEMPLATE]} ended "
+            f"the pending-updates check on {persona}'s template ended "
             f"{invocation.get('StatusDetails', status)} (exit {invocation.get('ResponseCode')})"
         )
     packages = pending_packages(str(invocation.get("StandardOutputContent", "")))
