@@ -824,7 +824,10 @@ def test_the_recipe_and_the_secret_scan_cover_every_field() -> None:
     prepared = preparation()
     declared = {f for f in ImagePreparation.__dataclass_fields__}
     recipe = prepared.recipe()
-    assert set(recipe) == declared
+    # application_packages only when given: recipes without it keep their fingerprints.
+    assert set(recipe) == declared - {"application_packages"}
+    named = replace(prepared, application_packages={"vscode 1.95": "code"})
+    assert set(named.recipe()) == declared and named.recipe() != recipe
     assert recipe["streaming_protocol"] == "wsp"
     assert recipe["agents"][2] == {  # type: ignore[index]
         "name": "puppet-agent",
