@@ -16,7 +16,9 @@ from workspaces_image_bakery.review.as_built import AS_BUILT_MARKER
 WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "pull-request.yml"
 
 # What runs code from the pull request: its Makefile, its Python, its CDK app.
-RUNS_PR_CODE = re.compile(r"\bmake\b|\bpython3?\b|\bcdk synth\b|\bnpx cdk synth\b")
+RUNS_PR_CODE = re.compile(
+    r"\bmake\b|\bpython3?\b|\bcdk synth\b|\bnpx cdk synth\b|\bbash \"?os-scripts/"
+)
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 # In the text: `uses: owner/repo@<40 hex> # v1.2.3`
 PINNED_LINE = re.compile(r"^\s*(- )?uses: \S+@[0-9a-f]{40} # v\d+(\.\d+)*\s*$")
@@ -57,7 +59,7 @@ def test_triggers_on_pull_request_only_and_grants_nothing_at_the_top() -> None:
     assert loaded[True] == {"pull_request": None}  # YAML reads the key `on` as True
     assert loaded["permissions"] == {}
     assert loaded["concurrency"]["cancel-in-progress"] is True
-    assert set(jobs()) == {"test", "diff", "comment"}
+    assert set(jobs()) == {"test", "scripts", "diff", "comment"}
     for name, job in jobs().items():
         assert "permissions" in job, f"job {name} must declare its own permissions"
 
@@ -81,12 +83,12 @@ def base_only(text: str) -> str:
 
 def test_jobs_that_run_pull_request_code_hold_no_credentials_or_write_token() -> None:
     runners = [name for name in jobs() if RUNS_PR_CODE.search(base_only(scripts(name)))]
-    assert runners == ["test"]
+    assert runners == ["test", "scripts"]
     for name in runners:
         permissions: dict[str, str] = jobs()[name]["permissions"]
         assert "id-token" not in permissions
         assert "write" not in permissions.values()
-        assert permissions == {"contents": "read"}
+        assert permissions == ({"contents": "read"} if name == "test" else {})
         assert not any("configure-aws-credentials" in s.get("uses", "") for s in steps(name))
 
 
@@ -106,7 +108,11 @@ def test_test_job_checks_synthesizes_against_the_base_and_uploads_the_assembly()
     uploads = {
         s["with"]["name"]: s["with"]["path"] for s in uses("test", "actions/upload-artifact")
     }
-    assert uploads == {"cloud-assembly": "cdk.out/", "review": "cdk.out/review.md"}
+    assert uploads == {
+        "cloud-assembly": "cdk.out/",
+        "review": "cdk.out/review.md",
+        "os-scripts": "build/os-scripts/",
+    }
 
 
 def test_diff_job_runs_only_for_this_repository_with_a_role() -> None:
@@ -212,3 +218,41 @@ def test_diff_job_runs_in_an_environment_that_the_roles_trust_policy_pins() -> N
     assert 'repo:OWNER/REPO:pull_request"' not in review
     for job in ("test", "comment"):
         assert "environment" not in jobs()[job]
+
+
+def test_each_supported_os_script_runs_in_its_official_image(tmp_path: Path) -> None:
+    """The scripts job's matrix is the render tool's: one entry per OS the library supports
+    (the refused ones left out), each in that distribution's official image; each script
+    and its set-up are valid bash that shellcheck passes. (The job itself runs on GitHub's
+    runners only: no container registry is reachable here.)"""
+    import importlib.util
+    import subprocess
+    import sys
+
+    path = WORKFLOW.parent.parent.parent / "tools" / "ci" / "os_scripts.py"
+    spec = importlib.util.spec_from_file_location("os_scripts", path)
+    assert spec is not None and spec.loader is not None
+    os_scripts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(os_scripts)
+    matrix: Any = os_scripts.write(tmp_path)
+    job = jobs()["scripts"]
+    assert job["strategy"]["matrix"] == matrix
+    assert job["container"]["image"] == "${{ matrix.image }}"
+    assert job["needs"] == "test" and job["strategy"]["fail-fast"] is False
+    names = [entry["os"] for entry in matrix["include"]]
+    assert names == ["ubuntu-22.04", "ubuntu-24.04", "rocky-8", "rocky-9", "rhel-8", "rhel-9"]
+    images = {entry["image"] for entry in matrix["include"]}
+    assert {"ubuntu:22.04", "rockylinux:9", "registry.access.redhat.com/ubi9/ubi"} <= images
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    for name in names:
+        for script in (tmp_path / f"{name}.sh", tmp_path / f"{name}.setup.sh"):
+            assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+            checked = subprocess.run(
+                [str(shellcheck), "--shell=bash", "--severity=warning", str(script)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert checked.returncode == 0, (script.name, checked.stdout)
+    uploaded = [s for s in steps("test") if s.get("with", {}).get("name") == "os-scripts"]
+    assert uploaded and "tools/ci/os_scripts.py build/os-scripts" in runs("test")

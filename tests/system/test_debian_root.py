@@ -415,3 +415,28 @@ def test_the_pending_updates_document_reads_real_apt(fresh_root: Path) -> None:
         assert f"openssl {versions['security']}" in listed, checked.stdout
     after = bash_in(fresh_root, "dpkg-query -W -f='${Package} ${Version}\\n' | sort")
     assert after.stdout == before.stdout  # a simulation: nothing installed
+
+
+def test_the_container_jobs_ubuntu_script_runs_twice_on_a_real_root(
+    fresh_root: Path, tmp_path: Path
+) -> None:
+    """What the pull request's scripts job runs in ubuntu:22.04 (tools/ci/os_scripts.py),
+    run here in the Debian root that says it is Ubuntu 22.04: its set-up, then the script
+    twice; both runs complete and the version file carries the recipe."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "ci" / "os_scripts.py"
+    spec = importlib.util.spec_from_file_location("os_scripts", path)
+    assert spec is not None and spec.loader is not None
+    os_scripts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(os_scripts)
+    os_scripts.write(tmp_path)
+    setup = bash_in(fresh_root, (tmp_path / "ubuntu-22.04.setup.sh").read_text())
+    assert setup.returncode == 0, setup.stderr
+    prepare = (tmp_path / "ubuntu-22.04.sh").read_text()
+    for run in (1, 2):
+        result = bash_in(fresh_root, prepare)
+        assert result.returncode == 0, (run, result.stderr[-2000:])
+        assert DONE_MARKER in result.stdout
+    version = (fresh_root / VERSION_FILE.lstrip("/")).read_text()
+    assert f"recipe={'c0' * 32}" in version
