@@ -30,6 +30,36 @@ from workspaces_image_bakery import (
 )
 from workspaces_image_bakery.preparation import Agent, AgentKind, DesktopSettings
 from workspaces_image_bakery.preparation.signed_package import SignedPackage
+from workspaces_image_bakery.preparation.vendor_repository import AptRepository
+
+# Packages Ubuntu 22.04's archive does not carry, from their vendors' apt repositories, each
+# trusted only with the key whose fingerprint is written here (as the vendors publish them;
+# the script checks the downloaded key against it before apt trusts the repository).
+VSCODE_REPOSITORY = AptRepository(
+    name="vscode",
+    url="https://packages.microsoft.com/repos/code",
+    suite="stable",
+    components=("main",),
+    key_url="https://packages.microsoft.com/keys/microsoft.asc",
+    fingerprint="BC52 8686 B50D 79E3 39D3 721C EB3E 94AD BE12 29CF",
+)
+LAUNCHPAD_KEYS = "https://keyserver.ubuntu.com/pks/lookup?op=get&search=0x"
+DEADSNAKES_REPOSITORY = AptRepository(  # python3.12
+    name="deadsnakes",
+    url="https://ppa.launchpadcontent.net/deadsnakes/ppa/ubuntu",
+    suite="jammy",
+    components=("main",),
+    key_url=f"{LAUNCHPAD_KEYS}BA6932366A755776",
+    fingerprint="F23C 5A6C F475 9775 95C8 9F51 BA69 3236 6A75 5776",
+)
+MOZILLA_REPOSITORY = AptRepository(  # firefox-esr
+    name="mozillateam",
+    url="https://ppa.launchpadcontent.net/mozillateam/ppa/ubuntu",
+    suite="jammy",
+    components=("main",),
+    key_url=f"{LAUNCHPAD_KEYS}9BDB3D89CE49EC21",
+    fingerprint="0AB2 1567 9C57 1D1C 8325 275B 9BDB 3D89 CE49 EC21",
+)
 
 # The Amazon CloudWatch agent is not in Ubuntu's archive: AWS's package, installed only when
 # AWS's signature on it is good (the key's fingerprint as AWS's CloudWatch guide prints it,
@@ -164,7 +194,12 @@ def build(app: cdk.App) -> ImageBakeryStack:
         config_management_agent="puppet-agent 8",
         license_references={"jetbrains-toolbox": "/licenses/jetbrains"},
         preparation=ImagePreparation(
-            install_steps=["apt-get install -y git python3.12 code"],
+            install_steps=[
+                "apt-get install -y curl gnupg",
+                VSCODE_REPOSITORY.add(),
+                DEADSNAKES_REPOSITORY.add(),
+                "apt-get install -y git python3.12 code",
+            ],
             # The build checks each baked application's package in the template's inventory.
             application_packages={"vscode 1.95": "code"},
             validation_steps=["git --version", "python3.12 --version"],
@@ -207,7 +242,11 @@ def build(app: cdk.App) -> ImageBakeryStack:
         ),
         baked_applications=["libreoffice 7.6", "firefox esr", "evolution", "pidgin"],
         preparation=ImagePreparation(
-            install_steps=["apt-get install -y libreoffice firefox-esr evolution pidgin"],
+            install_steps=[
+                "apt-get install -y curl gnupg",
+                MOZILLA_REPOSITORY.add(),
+                "apt-get install -y libreoffice firefox-esr evolution pidgin",
+            ],
             validation_steps=["libreoffice --version"],
             # No remote-assistance tool (checklist item 20 says so): Remmina, listed here
             # before, is a remote desktop client, not a way for support to reach the user.

@@ -125,3 +125,42 @@ def test_a_signed_package_needs_urls_a_fingerprint_and_a_version() -> None:
     message = str(error.value)
     assert "url='http://x/a.deb'" in message and "fingerprint='1234'" in message
     assert "version=''" in message
+
+
+def test_a_vendor_repository_needs_https_a_fingerprint_and_plain_words(tmp_path: Path) -> None:
+    """AptRepository (run for real in tests/system/test_vendor_repository.py): checked when
+    made, written with its own keyring, and its commands pass shellcheck."""
+    import sys
+
+    from workspaces_image_bakery.preparation.vendor_repository import AptRepository
+
+    good = {
+        "name": "vscode",
+        "url": "https://packages.microsoft.com/repos/code",
+        "suite": "stable",
+        "components": ("main",),
+        "key_url": "https://packages.microsoft.com/keys/microsoft.asc",
+        "fingerprint": "BC52 8686 B50D 79E3 39D3 721C EB3E 94AD BE12 29CF",
+    }
+    repository = AptRepository(**good)  # type: ignore[arg-type]
+    assert repository.source_line == (
+        "deb [arch=amd64 signed-by=/etc/apt/keyrings/vscode.gpg] "
+        "https://packages.microsoft.com/repos/code stable main"
+    )
+    for change, named in (
+        ({"url": "http://packages.microsoft.com/repos/code"}, "url="),
+        ({"fingerprint": "BC52 8686"}, "fingerprint="),
+        ({"suite": "stable; rm -rf /"}, "plain words"),
+        ({"components": ()}, "at least one otherwise"),
+        ({"suite": "./", "components": ("main",)}, "none for a flat repository"),
+        ({"name": "VS Code"}, "name="),
+    ):
+        with pytest.raises(ValueError, match=named):
+            AptRepository(**{**good, **change})  # type: ignore[arg-type]
+    script = tmp_path / "add.sh"
+    script.write_text("#!/bin/bash\nset -euo pipefail\n" + repository.add() + "\n")
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    checked = subprocess.run(
+        [str(shellcheck), str(script)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout

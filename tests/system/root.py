@@ -24,7 +24,18 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO / "build" / "system-root"
 SUITE = "bookworm"
 # What the root is made of: the tools the preparation script runs.
-BASE_PACKAGES = ("sudo", "systemd", "dbus", "openssh-server", "dconf-cli", "passwd")
+# What a Linux WorkSpace's template has that Debian's minimal root lacks (curl and gnupg: a
+# vendor's key and package are fetched and checked with them).
+BASE_PACKAGES = (
+    "sudo",
+    "systemd",
+    "dbus",
+    "openssh-server",
+    "dconf-cli",
+    "passwd",
+    "curl",
+    "gnupg",
+)
 # The persona's packages (tests/system/test_debian_root.py), downloaded into the cached root's
 # apt cache so each run installs them for real without fetching them again.
 PERSONA_PACKAGES = ("jq", "auditd", "rsyslog", "puppet-agent")

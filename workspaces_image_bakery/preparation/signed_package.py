@@ -20,6 +20,22 @@ from dataclasses import dataclass
 # its spaces removed.
 _FINGERPRINT = re.compile(r"^[0-9A-Fa-f]{4}( ?[0-9A-Fa-f]{4}){9}$")
 _VERSION = re.compile(r"^[0-9A-Za-z.+~:-]{1,64}$")
+
+
+def check_fingerprint(fingerprint: str) -> list[str]:
+    """The problem with a key fingerprint as written in code (none when it is 40 hex digits,
+    in groups of four or not)."""
+    if isinstance(fingerprint, str) and _FINGERPRINT.match(fingerprint):
+        return []
+    return [f"fingerprint={fingerprint!r}: 40 hex digits"]
+
+
+def fingerprint_lines(fingerprint: str) -> list[str]:
+    """Shell lines setting ``$want`` to the fingerprint, upper case without spaces (it
+    stays grouped in the script: the secret scan flags a long hex string)."""
+    return [f"want=$(echo {shlex.quote(fingerprint)} | tr -d ' ' | tr 'a-f' 'A-F')"]
+
+
 _URL = re.compile(r"^(https|file)://\S+$")
 
 
@@ -48,8 +64,7 @@ class SignedPackage:
         for field_name in ("url", "signature_url", "key_url"):
             if not _URL.match(getattr(self, field_name)):
                 problems.append(f"{field_name}={getattr(self, field_name)!r}: an https URL")
-        if not _FINGERPRINT.match(self.fingerprint):
-            problems.append(f"fingerprint={self.fingerprint!r}: 40 hex digits")
+        problems += check_fingerprint(self.fingerprint)
         if not _VERSION.match(self.version):
             problems.append(f"version={self.version!r}: a Debian version")
         if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.name):
@@ -70,7 +85,7 @@ class SignedPackage:
                 'export GNUPGHOME="$work/gnupg"',
                 'mkdir -m 700 "$GNUPGHOME"',
                 f"gpg --batch --quiet --import {key}",
-                f"want=$(echo {q(self.fingerprint)} | tr -d ' ' | tr 'a-f' 'A-F')",
+                *fingerprint_lines(self.fingerprint),
                 # VALIDSIG names the key that made a good signature; any other key, or a bad
                 # signature, leaves no such line.
                 f"if ! gpg --batch --status-fd 1 --verify {sig} {deb} 2>/dev/null"
