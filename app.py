@@ -136,10 +136,24 @@ BASE_AGENTS = (
 # Thin and zero images: the agent that delivers launch applications and runtime information.
 # Its enrolment (the ssl folder) is machine-specific: the first-boot unit removes it on a
 # WorkSpace that is not the template, so each WorkSpace enrols as itself.
+PUPPET_REPOSITORY = AptRepository(  # puppet-agent 8 (Puppet's 2019 key, renewed 2025)
+    name="puppet8",
+    url="https://apt.puppet.com",
+    suite="jammy",
+    components=("puppet8",),
+    key_url="https://apt.puppet.com/DEB-GPG-KEY-puppet-20250406",
+    fingerprint="D681 1ED3 ADEE B844 1AF5 AA8F 4528 B6CD 9E61 EF26",
+)
 PUPPET_AGENT = Agent(
     "puppet-agent",
     AgentKind.CONFIGURATION_MANAGEMENT,
-    install="apt-get install -y puppet-agent",
+    install="\n".join(
+        [
+            "apt-get install -y curl gnupg",
+            PUPPET_REPOSITORY.add(),
+            "apt-get install -y puppet-agent",
+        ]
+    ),
     check="/opt/puppetlabs/bin/puppet --version",
     service="puppet.service",
     identity_paths=["/etc/puppetlabs/puppet/ssl"],
