@@ -4,7 +4,6 @@ and dpkg-deb on packages and keys made here (file:// URLs stand in for the vendo
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -12,21 +11,8 @@ import pytest
 
 from workspaces_image_bakery.preparation.signed_package import SignedPackage
 
-
-def _gpg(home: Path, *args: str) -> str:
-    env = {**os.environ, "GNUPGHOME": str(home)}
-    return subprocess.run(
-        ["gpg", "--batch", "--quiet", *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def _key(home: Path) -> str:
-    home.mkdir(mode=0o700)
-    _gpg(home, "--passphrase", "", "--quick-gen-key", "Vendor <v@example.com>", "ed25519", "sign")
-    line = next(
-        x for x in _gpg(home, "--with-colons", "--list-keys").splitlines() if x.startswith("fpr:")
-    )
-    return line.split(":")[9]
+from .harness.gpg import gpg as _gpg
+from .harness.gpg import make_key as _key
 
 
 def _deb(folder: Path, version: str) -> Path:

@@ -7,33 +7,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.harness.gpg import gpg as _gpg
+from tests.harness.gpg import make_key as _key
 from tests.system.root import bash_in
 from workspaces_image_bakery.preparation.vendor_repository import AptRepository
 
 pytestmark = pytest.mark.system
-
-
-def _gpg(home: Path, *args: str) -> str:
-    env = {**os.environ, "GNUPGHOME": str(home)}
-    return subprocess.run(
-        ["gpg", "--batch", "--quiet", *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def _key(home: Path) -> str:
-    home.mkdir(mode=0o700)
-    _gpg(home, "--passphrase", "", "--quick-gen-key", "Vendor <v@example.com>", "ed25519", "sign")
-    line = next(
-        x for x in _gpg(home, "--with-colons", "--list-keys").splitlines() if x.startswith("fpr:")
-    )
-    return line.split(":")[9]
 
 
 def _repository(folder: Path, signer: Path) -> None:
