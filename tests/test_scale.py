@@ -80,6 +80,23 @@ def test_jsii_round_trips_per_persona() -> None:
     assert counts == [JSII_CALLS_PER_PERSONA] * 2, counts
 
 
+# What each persona adds to synthesis (the review's reads, its tags' values, its warning).
+JSII_SYNTH_CALLS_PER_PERSONA = 10
+
+
+def test_jsii_round_trips_of_synthesis_per_persona() -> None:
+    """Synthesis reads back little per persona: the review takes each persona's warnings
+    from its own metadata only (its resources' CDK metadata cost four round trips each)."""
+    counts = []
+    for count in (2, 4):
+        app = cdk.App(context=SCALE_CONTEXT)
+        many_personas_stack(count, app=app)
+        with jsii_calls() as calls:
+            app.synth()
+        counts.append(sum(calls.values()))
+    assert (counts[1] - counts[0]) / 2 == JSII_SYNTH_CALLS_PER_PERSONA, counts
+
+
 def test_jsii_round_trips_of_a_stack_with_its_first_persona() -> None:
     many_personas_stack(1, app=cdk.App(context=SCALE_CONTEXT))
     with jsii_calls() as calls:
