@@ -476,3 +476,20 @@ def test_a_deploy_below_the_built_level_is_refused(patching: Patching) -> None:
     assert f"last built at patch level {level}" in message and "gave none" in message
     assert "workspaces-image-bakery patch-levels" in message
     assert patching.builds() == builds
+
+
+def test_the_failure_bound_and_a_paused_schedule_reach_the_template() -> None:
+    """failures_before_disable goes into the check's configuration; enabled=False keeps the
+    schedule, paused."""
+    paused = PatchSchedule(schedule="rate(7 days)", failures_before_disable=5, enabled=False)
+    template = dict(Template.from_stack(_stack(schedule=paused)).to_json())
+    (schedule,) = _of_type(template, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["State"] == "DISABLED"
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(7 days)"
+    (function,) = [
+        r
+        for k, r in _of_type(template, "AWS::Lambda::Function").items()
+        if k.startswith("WorkSpacesImageBakeryPatchingStep")
+    ]
+    settings = json.loads(function["Properties"]["Environment"]["Variables"][pc.ENV_PATCH_SETTINGS])
+    assert settings["office"][pc.FAILURES_BEFORE_DISABLE] == 5
