@@ -64,8 +64,9 @@ class PatchSchedule:
     :param schedule: an EventBridge Scheduler expression, as :class:`RolloutSchedule` takes
         it: ``cron(0 2 ? * MON *)`` or ``rate(N hours|days)``. Not a token.
     :param time_zone: an IANA time zone for a cron expression. Default ``UTC``.
-    :param failures_before_disable: builds of a raised level that may fail in a row before
-        the schedule disables itself (and says so in an event), 1-10. Default 3.
+    :param failures_before_disable: builds of a raised level that may fail in a row; the
+        check after the last of them disables its schedule (and says so in an event), 1-10.
+        Default 3.
     :param enabled: False keeps the schedule, paused. Default True.
 
     Needs ``build=TemplateBuild(managed_node_id=...)``: the check runs on the template
