@@ -133,6 +133,8 @@ def test_a_vendor_repository_needs_https_a_fingerprint_and_plain_words(tmp_path:
         "deb [arch=amd64 signed-by=/etc/apt/keyrings/vscode.gpg] "
         "https://packages.microsoft.com/repos/code stable main"
     )
+    arm = AptRepository(**{**good, "architectures": ("amd64", "arm64")})  # type: ignore[arg-type]
+    assert "[arch=amd64,arm64 signed-by=" in arm.source_line
     for change, named in (
         ({"url": "http://packages.microsoft.com/repos/code"}, "url="),
         ({"fingerprint": "BC52 8686"}, "fingerprint="),
