@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,21 @@ from tests.system.root import (
     listing,
     remove_root,
 )
+from tests.system.template_identity import home_of_its_own
+from workspaces_image_bakery.preparation import STEP_MARKER
 
 # Compared between the two runs: configuration, local programs and the package database.
 LISTED = ("/etc", "/usr/local", "/var/lib/dpkg/status")
+# useradd and userdel keep the previous /etc/passwd, group, shadow and gshadow as "<file>-".
+# Every run creates the build user in an install step and deletes it at the end; on the first
+# run the packages' system users are added after it, on the second before it, so these
+# backups differ in line order. The files themselves must not.
+SHADOW_BACKUPS = ("/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-")
+
+
+def steps(stdout: str) -> list[str]:
+    """The steps a script's markers name, in order."""
+    return [line.removeprefix(STEP_MARKER) for line in stdout.splitlines() if STEP_MARKER in line]
 
 
 def _missing() -> str | None:
@@ -93,12 +104,5 @@ def prepared_copy(prepared: Prepared, tmp_path: Path) -> Iterator[Path]:
 def home_volume(prepared_copy: Path) -> Iterator[Path]:
     """/home of the copy on a file system of its own (a tmpfs), as a WorkSpace's user volume
     is; what the root had in /home is copied onto it."""
-    home = prepared_copy / "home"
-    saved = prepared_copy.parent / "home-before"
-    shutil.copytree(home, saved, symlinks=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "bakery-home", str(home)], check=True)
-    try:
-        subprocess.run(["cp", "-a", f"{saved}/.", str(home)], check=True)
+    with home_of_its_own(prepared_copy) as home:
         yield home
-    finally:
-        subprocess.run(["umount", "--lazy", str(home)], check=False)

@@ -14,16 +14,26 @@ distributions' official container images could run them for real."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.system.conftest import Prepared
+from tests.system.conftest import SHADOW_BACKUPS, Prepared, steps
 from tests.system.persona import FINGERPRINT, LAUNCH_APPLICATIONS, PREPARATION, script
 from tests.system.root import bash_in, run_in
+from tests.system.template_identity import (
+    PLANTED,
+    SSM,
+    STASHED_SSM,
+    digest,
+    host_keys,
+    left_on_root_volume,
+    plant_template,
+    seal,
+    there,
+)
 from workspaces_image_bakery.preparation import (
     DONE_MARKER,
     FAILED_MARKER,
@@ -31,13 +41,11 @@ from workspaces_image_bakery.preparation import (
     RESTORE_SERVICE,
     SEALED_FAILED,
     SEALED_OK,
-    STEP_MARKER,
     SUDO_SERVICE,
     TEMPLATE_IDENTITY_FILE,
     TEMPLATE_STASH_DIR,
     VERSION_FILE,
     read_seal_output,
-    render_seal_script,
     seal_items,
 )
 from workspaces_image_bakery.preparation.boot_units import SUDO_PATH
@@ -47,55 +55,6 @@ pytestmark = pytest.mark.system
 
 UNITS = (SUDO_SERVICE, SUDO_PATH, FIRSTBOOT_SERVICE, RESTORE_SERVICE)
 LIBEXEC = "/usr/local/libexec/workspaces-image-bakery"
-# useradd and userdel keep the previous /etc/passwd, group, shadow and gshadow as "<file>-".
-# Every run creates the build user in an install step and deletes it at the end; on the first
-# run the packages' system users are added after it, on the second before it, so these
-# backups differ in line order. The files themselves must not.
-SHADOW_BACKUPS = ("/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-")
-# Planted before the seal: a template's identity, as the SSM agent, sshd, cloud-init, a shell,
-# Puppet and journald leave it (paths in the root).
-SSM = "/var/lib/amazon/ssm"
-PLANTED = {
-    f"{SSM}/registration": '{"ManagedInstanceID":"mi-0123456789abcdef0","Region":"eu-west-1"}',
-    f"{SSM}/Vault/Store/RegistrationKey": "private key of the managed node",
-    f"{SSM}/runtimeconfig/identity_config.json": '{"IdentityType":"OnPrem"}',
-    f"{SSM}/mi-0123456789abcdef0/document/orchestration/cmd-1/awsrunShellScript/stdout": "out",
-    "/var/log/amazon/ssm/amazon-ssm-agent.log": "INFO the agent's log",
-    "/var/lib/cloud/instances/i-0123/obj.pkl": "cloud-init state",
-    "/var/lib/cloud/data/instance-id": "i-0123",
-    "/var/lib/cloud/sem/config_ssh": "done",
-    "/root/.bash_history": "aws configure",
-    "/var/lib/bakery-svc/.bash_history": "a system user's history",
-    "/home/alice/.bash_history": "alice's history",
-    "/var/lib/puppet/ssl/private_keys/template.pem": "puppet key",
-    "/etc/puppetlabs/puppet/ssl/certs/template.pem": "puppet cert",
-    "/var/log/syslog": "a line after the clean-down",
-    "/var/log/syslog.1": "a rotated log",
-    "/var/log/journal/0f0e0d0c0b0a09080706050403020100/system.journal": "journal",
-}
-STASHED_SSM = ("registration", "Vault", "runtimeconfig")
-# A stand-in for systemd-run (no systemd runs in the chroot): it records the command line.
-SYSTEMD_RUN = """#!/bin/sh
-printf '%s\\n' "$*" >> /run/bakery-shims/systemd-run.log
-"""
-
-
-def there(path: Path) -> bool:
-    """Whether `path` exists in the root (a symlink counts: its absolute target would be
-    resolved on the host)."""
-    return path.is_symlink() or path.exists()
-
-
-def steps(stdout: str) -> list[str]:
-    return [line.removeprefix(STEP_MARKER) for line in stdout.splitlines() if STEP_MARKER in line]
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def host_keys(root: Path) -> dict[str, str]:
-    return {p.name: digest(p) for p in sorted((root / "etc/ssh").glob("ssh_host_*"))}
 
 
 def test_the_script_completes_with_real_tools(prepared: Prepared) -> None:
@@ -241,51 +200,6 @@ def test_the_first_boot_unit_sheds_the_template_on_another_workspace(prepared_co
         assert not there(root / gone), gone
 
 
-def plant_template(root: Path) -> None:
-    setup = bash_in(
-        root,
-        "set -e\n"
-        "useradd --system --create-home --home-dir /var/lib/bakery-svc bakery-svc\n"
-        "mkdir -p /run/bakery-shims\n",
-    )
-    assert setup.returncode == 0, setup.stderr
-    for relative, text in PLANTED.items():
-        path = root / relative.lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-    (root / "etc/machine-id").write_text("0f0e0d0c0b0a09080706050403020100\n")
-    shim = root / "run/bakery-shims/systemd-run"
-    shim.write_text(SYSTEMD_RUN)
-    shim.chmod(0o755)
-
-
-def seal(root: Path) -> tuple[int, str, str]:
-    result = bash_in(
-        root,
-        render_seal_script(PREPARATION),
-        env={"PATH": "/run/bakery-shims:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"},
-    )
-    return result.returncode, result.stdout, result.stderr
-
-
-def left_on_root_volume(root: Path) -> list[str]:
-    """Every planted or identifying file still on the root volume (all but /home)."""
-    found = [
-        p
-        for p in PLANTED
-        if not p.startswith(("/home/", "/var/log/")) and there(root / p.lstrip("/"))
-    ]
-    found += [f"/etc/ssh/{p.name}" for p in (root / "etc/ssh").glob("ssh_host_*")]
-    if (root / "etc/machine-id").read_text():
-        found.append("/etc/machine-id")
-    found += [
-        f"/{p.relative_to(root)}"
-        for p in (root / "var/log").rglob("*")
-        if p.is_file() and not p.is_symlink() and (p.stat().st_size or "journal" in p.parts)
-    ]
-    return found
-
-
 def test_the_seal_leaves_the_template_off_the_root_volume_and_the_restore_brings_it_back(
     prepared_copy: Path, home_volume: Path
 ) -> None:
@@ -299,7 +213,7 @@ def test_the_seal_leaves_the_template_off_the_root_volume_and_the_restore_brings
     root = prepared_copy
     plant_template(root)
     keys = host_keys(root)
-    code, stdout, stderr = seal(root)
+    code, stdout, stderr = seal(root, PREPARATION)
     assert code == 0, stdout + stderr
     assert stdout.splitlines()[-1] == SEALED_OK
     outcome = read_seal_output(stdout)
@@ -333,7 +247,7 @@ def test_the_seal_leaves_the_template_off_the_root_volume_and_the_restore_brings
     assert "\nmachine-id=\n" in identity  # what the template now has (systemd fills it at boot)
 
     # Sealing again is as good: the restored registration is deferred again.
-    code, stdout, _ = seal(root)
+    code, stdout, _ = seal(root, PREPARATION)
     assert code == 0 and stdout.splitlines()[-1] == SEALED_OK
 
 
@@ -343,7 +257,7 @@ def test_the_seal_refuses_to_stash_on_the_root_volume(prepared_copy: Path) -> No
     and fails, so the build takes no image and the template keeps its channel."""
     root = prepared_copy
     plant_template(root)
-    code, stdout, stderr = seal(root)
+    code, stdout, stderr = seal(root, PREPARATION)
     assert code == 1
     assert "/home is on the root volume" in stderr
     outcome = read_seal_output(stdout)

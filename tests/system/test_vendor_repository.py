@@ -5,52 +5,16 @@ apt-get. The repository is trusted only with the pinned key."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.harness.gpg import gpg as _gpg
 from tests.harness.gpg import make_key as _key
 from tests.system.root import bash_in
+from tests.system.vendor_mirror import StandIn, apt_repository, export_key
 from workspaces_image_bakery.preparation.vendor_repository import AptRepository
 
 pytestmark = pytest.mark.system
-
-
-def _repository(folder: Path, signer: Path) -> None:
-    """A flat repository: one package, its Packages index, a Release with the index's
-    SHA-256 and an InRelease clear-signed by `signer`'s key."""
-    control = folder / "build" / "DEBIAN"
-    control.mkdir(parents=True)
-    (control / "control").write_text(
-        "Package: vendor-agent\nVersion: 2.0-1\nArchitecture: all\n"
-        "Maintainer: Vendor <v@example.com>\nDescription: a vendor's package\n"
-    )
-    subprocess.run(
-        ["dpkg-deb", "--build", str(folder / "build"), str(folder / "vendor-agent_2.0-1_all.deb")],
-        check=True,
-        capture_output=True,
-    )
-    shutil.rmtree(folder / "build")
-    packages = subprocess.run(
-        ["dpkg-scanpackages", "--multiversion", "."],
-        cwd=folder,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    (folder / "Packages").write_text(packages)
-    body = packages.encode()
-    date = dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S UTC")
-    (folder / "Release").write_text(
-        f"Origin: Vendor\nLabel: Vendor\nDate: {date}\nArchitectures: all amd64\n"
-        f"SHA256:\n {hashlib.sha256(body).hexdigest()} {len(body)} Packages\n"
-    )
-    _gpg(signer, "--yes", "--clearsign", "-o", str(folder / "InRelease"), str(folder / "Release"))
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +27,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
 
 def _serve(root: Path, signer: Path, key_home: Path) -> None:
     repo = root / "srv" / "vendor"
-    repo.mkdir(parents=True)
-    _repository(repo, signer)
-    (repo / "key.asc").write_text(_gpg(key_home, "--armor", "--export"))
+    apt_repository(repo, "./", (), [StandIn("vendor-agent", "2.0-1", architecture="all")], signer)
+    export_key(key_home, repo / "key.asc")
 
 
 def _vendor(fingerprint: str) -> AptRepository:
