@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +26,12 @@ os.environ.update(
     OWNER_STACK_ID="arn:aws:cloudformation:us-east-1:123456789012:stack/WorkSpacesImageBakery/1111-2222",
 )
 os.environ.pop("AWS_PROFILE", None)
+
+# One botocore data loader per process, as the Lambda runtime has (its clients share boto3's
+# default session): each fake makes its own Session, and without this each of them parses
+# the service models' JSON again (about half of a deploy-through-workflow test's time). The
+# models, and botocore's validation of every request against them, are the same.
+botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
 
 
 @pytest.fixture(autouse=True)
