@@ -9,10 +9,11 @@ PYTHON ?= python3
 .PHONY: setup synth test lint typecheck unit bench clean review-render system-test rpm-tool
 
 # Every package from the hashed lock (a changed or substituted download fails the install),
-# then this package itself, with nothing more fetched for it.
+# then this package itself, with nothing more fetched for it. No byte-compiling at install:
+# Python compiles what is imported when it is first imported (most of the lock never is).
 $(VENV)/.installed: pyproject.toml requirements-dev.txt requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

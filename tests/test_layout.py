@@ -115,3 +115,46 @@ def test_each_runtime_capability_has_its_construct_side() -> None:
     for capability in CAPABILITIES:
         assert (LIBRARY / capability / "__init__.py").is_file(), capability
         assert (RUNTIME / capability / "__init__.py").is_file(), capability
+
+
+def _cdk_modules(source: str) -> set[str]:
+    """The aws_cdk modules a source imports or reaches as ``cdk.<module>``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "aws_cdk":
+            found.add(node.module or "")
+            if node.module == "aws_cdk":
+                found |= {f"aws_cdk.{a.name}" for a in node.names if a.name.islower()}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "aws_cdk"}
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "cdk"
+            and node.attr.islower()
+        ):
+            found.add(f"aws_cdk.{node.attr}")
+    return found
+
+
+def test_mypy_reads_every_aws_cdk_module_the_code_imports() -> None:
+    """pyproject.toml has mypy skip aws_cdk's modules but the listed ones (a skipped module
+    is Any): every module the package, the app, the examples, the tools and the tests
+    import is listed, so none of their CDK calls goes unchecked."""
+    import tomllib
+
+    overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]
+    skipped = {m for o in overrides if o.get("follow_imports") == "skip" for m in o["module"]}
+    read = {m for o in overrides if o.get("follow_imports") == "normal" for m in o["module"]}
+    assert skipped == {"aws_cdk.*"}
+    sources = [ROOT / "app.py"]
+    for folder in ("workspaces_image_bakery", "examples", "tools", "tests"):
+        sources += [p for p in (ROOT / folder).rglob("*.py") if "node_modules" not in p.parts]
+    imported = set().union(*(_cdk_modules(p.read_text()) for p in sources))
+    assert {"aws_cdk", "aws_cdk.aws_iam", "aws_cdk.assertions"} <= imported
+    assert imported - read == set()
+    # The walk sees the ways a module is reached.
+    assert _cdk_modules(
+        "import aws_cdk as cdk\nfrom aws_cdk import aws_ec2 as ec2, Stack\n"
+        "from aws_cdk.aws_rds import DatabaseInstance\ncdk.aws_sqs.Queue\n"
+    ) == {"aws_cdk", "aws_cdk.aws_ec2", "aws_cdk.aws_rds", "aws_cdk.aws_sqs"}
