@@ -55,6 +55,20 @@ BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
 PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"
 UBUNTU_CODENAME=jammy
 """
+UBUNTU_24_04 = """PRETTY_NAME="Ubuntu 24.04.3 LTS"
+NAME="Ubuntu"
+VERSION_ID="24.04"
+VERSION="24.04.3 LTS (Noble Numbat)"
+VERSION_CODENAME=noble
+ID=ubuntu
+ID_LIKE=debian
+HOME_URL="https://www.ubuntu.com/"
+SUPPORT_URL="https://help.ubuntu.com/"
+BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
+PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"
+UBUNTU_CODENAME=noble
+LOGO=ubuntu-logo
+"""
 
 
 def mmdebstrap_command(target: Path) -> list[str]:
@@ -95,15 +109,16 @@ def cached_tarball() -> tuple[Path, bool]:
         return tarball, True
 
 
-def extract(tarball: Path, target: Path) -> Path:
-    """The root, extracted into `target`, made to look like the template of an Ubuntu 22.04
-    persona: Ubuntu's os-release (base-files held so an upgrade keeps it), the WSP agent's
-    configuration file, and no daemon started by a package."""
+def extract(tarball: Path, target: Path, os_release: str = UBUNTU_22_04) -> Path:
+    """The root, extracted into `target`, made to look like the template of an Ubuntu
+    persona: Ubuntu's os-release (22.04 unless `os_release` says otherwise; base-files held
+    so an upgrade keeps it), the WSP agent's configuration file, and no daemon started by a
+    package."""
     target.mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(target), "--numeric-owner"], check=True)
-    os_release = target / "etc/os-release"
-    os_release.unlink()
-    os_release.write_text(UBUNTU_22_04)
+    release_file = target / "etc/os-release"
+    release_file.unlink()
+    release_file.write_text(os_release)
     policy = target / "usr/sbin/policy-rc.d"
     policy.write_text("#!/bin/sh\n# system tests: packages start no daemon here\nexit 101\n")
     policy.chmod(0o755)

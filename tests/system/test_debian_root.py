@@ -20,9 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.conftest import SHADOW_BACKUPS, Prepared, steps
-from tests.system.persona import FINGERPRINT, LAUNCH_APPLICATIONS, PREPARATION, script
-from tests.system.root import bash_in, run_in
+from tests.system.conftest import LISTED, SHADOW_BACKUPS, Prepared, steps
+from tests.system.persona import (
+    FINGERPRINT,
+    LAUNCH_APPLICATIONS,
+    PREPARATION,
+    TEMPLATE_SETUP,
+    script,
+)
+from tests.system.root import UBUNTU_24_04, bash_in, extract, listing, remove_root, run_in
 from tests.system.template_identity import (
     PLANTED,
     SSM,
@@ -45,6 +51,7 @@ from workspaces_image_bakery.preparation import (
     TEMPLATE_IDENTITY_FILE,
     TEMPLATE_STASH_DIR,
     VERSION_FILE,
+    OperatingSystem,
     read_seal_output,
     seal_items,
 )
@@ -354,3 +361,36 @@ def test_the_container_jobs_ubuntu_script_runs_twice_on_a_real_root(
         assert DONE_MARKER in result.stdout
     version = (fresh_root / VERSION_FILE.lstrip("/")).read_text()
     assert f"recipe={'c0' * 32}" in version
+
+
+def test_the_ubuntu_24_04_script_runs_twice_on_a_root_that_says_24_04(
+    tarball: Path, fresh_root: Path, tmp_path: Path
+) -> None:
+    """Today's Ubuntu: the persona rendered for Ubuntu 24.04 completes on a root whose
+    os-release says 24.04 (Debian bookworm underneath), twice, with the same steps, leaving
+    /etc, /usr/local and dpkg's status as they were. On the 22.04 root the same script
+    stops at its OS check, before it changes anything."""
+    text = script(replace(PREPARATION, operating_system=OperatingSystem.UBUNTU_24_04))
+    wrong = bash_in(fresh_root, text)
+    assert wrong.returncode != 0
+    assert steps(wrong.stdout)[-1] == "check-operating-system"
+    assert "24.04" in wrong.stderr
+    root = extract(tarball, tmp_path / "noble", UBUNTU_24_04)
+    try:
+        setup = bash_in(root, TEMPLATE_SETUP)
+        assert setup.returncode == 0, setup.stderr
+        first = bash_in(root, text)
+        after_first = listing(root, LISTED)
+        second = bash_in(root, text)
+        after_second = listing(root, LISTED)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert first.stdout.splitlines()[-1] == f"{DONE_MARKER}recipe={FINGERPRINT}"
+        assert steps(second.stdout) == steps(first.stdout)
+        kept = [
+            {k: v for k, v in found.items() if k not in SHADOW_BACKUPS}
+            for found in (after_first, after_second)
+        ]
+        assert kept[0] == kept[1]
+    finally:
+        remove_root(root)
