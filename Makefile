@@ -8,22 +8,29 @@ PYTHON ?= python3
 
 .PHONY: setup synth test lint typecheck unit bench clean review-render system-test rpm-tool
 
-# Every package from the hashed lock (a changed or substituted download fails the install),
-# then this package itself, with nothing more fetched for it. No byte-compiling at install:
-# Python compiles what is imported when it is first imported (most of the lock never is).
-$(VENV)/.installed: pyproject.toml requirements-dev.txt requirements-dev.lock
+# `make synth` installs requirements-synth.lock: the package's dependencies, Node.js and
+# setuptools (written from requirements-dev.lock by `python -m tools.synth_lock`), then this
+# package itself, with nothing more fetched for it. `make test` adds requirements-dev.lock:
+# the test and lint toolchain. Every package by hash (a changed or substituted download fails
+# the install). No byte-compiling at install: Python compiles what is imported when it is
+# first imported (most of the locks never is).
+$(VENV)/.synth-installed: pyproject.toml requirements-synth.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-synth.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+$(VENV)/.installed: $(VENV)/.synth-installed requirements-dev.txt requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock
+	touch $@
+
+node_modules/.installed: package.json package-lock.json $(VENV)/.synth-installed
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.installed
 
-synth: setup
+synth: $(VENV)/.synth-installed node_modules/.installed
 	npx cdk synth --quiet
 	@echo "Templates written to cdk.out/"
 

