@@ -42,33 +42,26 @@ PERSONA_PACKAGES = ("jq", "auditd", "rsyslog", "puppet-agent")
 MAX_AGE_SECONDS = 7 * 24 * 3600  # a week-old root is rebuilt (fewer upgrades per run)
 FORMAT = "1"  # bump when the way the root is made changes
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-UBUNTU_22_04 = """PRETTY_NAME="Ubuntu 22.04.5 LTS"
-NAME="Ubuntu"
-VERSION_ID="22.04"
-VERSION="22.04.5 LTS (Jammy Jellyfish)"
-VERSION_CODENAME=jammy
-ID=ubuntu
-ID_LIKE=debian
-HOME_URL="https://www.ubuntu.com/"
-SUPPORT_URL="https://help.ubuntu.com/"
-BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
-PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"
-UBUNTU_CODENAME=jammy
-"""
-UBUNTU_24_04 = """PRETTY_NAME="Ubuntu 24.04.3 LTS"
-NAME="Ubuntu"
-VERSION_ID="24.04"
-VERSION="24.04.3 LTS (Noble Numbat)"
-VERSION_CODENAME=noble
-ID=ubuntu
-ID_LIKE=debian
-HOME_URL="https://www.ubuntu.com/"
-SUPPORT_URL="https://help.ubuntu.com/"
-BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
-PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"
-UBUNTU_CODENAME=noble
-LOGO=ubuntu-logo
-"""
+
+
+def ubuntu_os_release(release: str, name: str, extra: str = "") -> str:
+    """An Ubuntu os-release file as Ubuntu ships it: `release` like ``22.04.5``, `name` like
+    ``Jammy Jellyfish`` (its first word, lower case, is the codename)."""
+    version = ".".join(release.split(".")[:2])
+    codename = name.split(maxsplit=1)[0].lower()
+    return (
+        f'PRETTY_NAME="Ubuntu {release} LTS"\nNAME="Ubuntu"\nVERSION_ID="{version}"\n'
+        f'VERSION="{release} LTS ({name})"\nVERSION_CODENAME={codename}\nID=ubuntu\n'
+        'ID_LIKE=debian\nHOME_URL="https://www.ubuntu.com/"\n'
+        'SUPPORT_URL="https://help.ubuntu.com/"\n'
+        'BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"\n'
+        'PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"\n'
+        f"UBUNTU_CODENAME={codename}\n{extra}"
+    )
+
+
+UBUNTU_22_04 = ubuntu_os_release("22.04.5", "Jammy Jellyfish")
+UBUNTU_24_04 = ubuntu_os_release("24.04.3", "Noble Numbat", "LOGO=ubuntu-logo\n")
 
 
 def mmdebstrap_command(target: Path) -> list[str]:
