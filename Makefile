@@ -13,7 +13,7 @@ PYTHON ?= python3
 # package itself, with nothing more fetched for it. `make test` adds requirements-dev.lock:
 # the test and lint toolchain. Every package by hash (a changed or substituted download fails
 # the install). No byte-compiling at install: Python compiles what is imported when it is
-# first imported (most of the locks never is).
+# first imported (most of what the locks hold never is).
 $(VENV)/.synth-installed: pyproject.toml requirements-synth.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-synth.lock
