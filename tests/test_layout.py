@@ -146,7 +146,7 @@ def test_mypy_reads_every_aws_cdk_module_the_code_imports() -> None:
     overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]
     skipped = {m for o in overrides if o.get("follow_imports") == "skip" for m in o["module"]}
     read = {m for o in overrides if o.get("follow_imports") == "normal" for m in o["module"]}
-    assert skipped == {"aws_cdk.*"}
+    assert "aws_cdk.*" in skipped
     sources = [ROOT / "app.py"]
     for folder in ("workspaces_image_bakery", "examples", "tools", "tests"):
         sources += [p for p in (ROOT / folder).rglob("*.py") if "node_modules" not in p.parts]
