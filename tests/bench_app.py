@@ -1,9 +1,13 @@
-"""One benchmark run in a process of its own: `python -m tests.bench_app KIND PERSONAS OUTDIR`.
+"""One benchmark run in a process of its own:
+`python -m tests.bench_app KIND PERSONAS OUTDIR [SOURCE]`.
 
-KIND is `library` (personas prepared by hand), `prepared` (personas prepared in the build)
-or `plain`: a plain CDK app with one Provider, one state machine and, per persona, two
-custom resources and a WaitCondition with its handle. Prints one JSON line: resources,
-template bytes, jsii round trips and the process's peak memory.
+KIND is `library` (personas prepared by hand), `prepared` (personas prepared in the build),
+`plain`: a plain CDK app with one Provider, one state machine and, per persona, two
+custom resources and a WaitCondition with its handle, or `same`: a plain CDK app that
+declares the very template and assets the library synthesized into SOURCE (a cloud
+assembly), each resource a `CfnResource`: the least a CDK app pays for the same resources.
+Prints one JSON line: resources, template bytes, jsii round trips and the process's peak
+memory.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_cloudformation as cfn
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 
@@ -57,6 +62,36 @@ def plain(app: cdk.App, personas: int) -> cdk.Stack:
     return stack
 
 
+def same(app: cdk.App, source: Path) -> cdk.Stack:
+    """The template in `source` (one stack's cloud assembly) declared resource by resource
+    with the same logical ids and options, and its file assets staged again (the CDK's own
+    parameter and rule for the bootstrap version are the stack's own)."""
+    (template_path,) = source.glob("*.template.json")
+    template = json.loads(template_path.read_text())
+    (assets_path,) = source.glob("*.assets.json")
+    stack = cdk.Stack(app, "Same")
+    for digest, asset in json.loads(assets_path.read_text())["files"].items():
+        path = asset["source"]["path"]
+        if not path.endswith(".template.json"):
+            s3_assets.Asset(stack, f"Asset{digest[:12]}", path=str(source / path))
+    for logical_id, declared in template["Resources"].items():
+        resource = cdk.CfnResource(
+            stack, logical_id, type=declared["Type"], properties=declared.get("Properties")
+        )
+        resource.override_logical_id(logical_id)
+        for option in ("DependsOn", "Metadata", "DeletionPolicy", "UpdateReplacePolicy"):
+            if option in declared:
+                resource.add_override(option, declared[option])
+    for name, output in template.get("Outputs", {}).items():
+        cdk.CfnOutput(
+            stack,
+            name,
+            value=cdk.Token.as_string(output["Value"]),
+            description=output.get("Description"),
+        ).override_logical_id(name)
+    return stack
+
+
 def library(app: cdk.App, personas: int, *, prepared: bool) -> cdk.Stack:
     from .harness.stacks import many_personas_stack
 
@@ -90,11 +125,12 @@ def main() -> None:
     kind, personas, outdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     with jsii_calls() as calls:
         app = cdk.App(outdir=outdir, context=CONTEXT)
-        stack = (
-            plain(app, personas)
-            if kind == "plain"
-            else library(app, personas, prepared=kind == "prepared")
-        )
+        if kind == "plain":
+            stack = plain(app, personas)
+        elif kind == "same":
+            stack = same(app, Path(sys.argv[4]))
+        else:
+            stack = library(app, personas, prepared=kind == "prepared")
         app.synth()
     template = Path(outdir) / f"{stack.stack_name}.template.json"
     print(

@@ -150,3 +150,56 @@ def test_the_bundle_follows_a_long_build_within_ninety_seconds() -> None:
     assert contract.IMAGE_POLL_SECONDS + 30 <= 90  # a poll, plus Lambda and the signal
     looks = 1 + (45 * 60 - contract.FIRST_IMAGE_WAIT_SECONDS) // contract.IMAGE_POLL_SECONDS
     assert looks == 16
+
+
+def test_every_task_invokes_the_one_function_its_role_may_invoke() -> None:
+    """The workflow is JSON text (build_workflow.py): the function each task names is the
+    step function, and the state machine's role may invoke it (and its versions) and no
+    other function."""
+    template = two_personas()
+    machine = state_machine(template)
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    arns = [p for p in parts if isinstance(p, dict) and "Fn::GetAtt" in p]
+    assert {p["Fn::GetAtt"][0] for p in arns} == {_step_function(template)}
+    assert len(arns) == len(tasks(asl.definition_from_template(machine)))
+    role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    invokes = [
+        statement
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": role} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "lambda:InvokeFunction" in statement["Action"]
+    ]
+    step = {"Fn::GetAtt": [_step_function(template), "Arn"]}
+    assert invokes == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "Effect": "Allow",
+            "Resource": [step, {"Fn::Join": ["", [step, ":*"]]}],
+        }
+    ]
+
+
+def _step_function(template: dict[str, Any]) -> str:
+    (name,) = [
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler", "").endswith(".image_build.steps.handler")
+    ]
+    return str(name)
+
+
+def test_a_state_that_goes_nowhere_or_is_never_reached_stops_the_synth() -> None:
+    """Step Functions rejects a definition whose Next names no state only at deploy time;
+    the workflow's own check stops it at synth, and a state no path reaches as well."""
+    from workspaces_image_bakery.image_build import build_workflow
+
+    states = build_workflow.build_workflow("arn", "aws", 60)["States"]
+    dangling = {**states, "PollSeal": {**states["PollSeal"], "Next": "Sealed"}}
+    with pytest.raises(ValueError, match=r"'PollSeal' goes to unknown \['Sealed'\]"):
+        build_workflow._check_transitions(dangling)
+    with pytest.raises(ValueError, match=r"\['Orphan'\] are never reached"):
+        build_workflow._check_transitions({**states, "Orphan": {"Type": "Succeed"}})
+    build_workflow._check_transitions(states)

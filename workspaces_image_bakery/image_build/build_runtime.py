@@ -32,7 +32,6 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -48,6 +47,7 @@ from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, i
 from ..core.validation import BakeryValidationError, Problem, is_token
 from ..evidence.sbom_layer import sbom_layer_folder
 from ..evidence.store import EVIDENCE_FINDING, EvidenceStore
+from . import build_workflow
 from .run_command import (
     RESUME_PARAMETER_REF,
     RESUME_PARAMETER_SPEC,
@@ -199,22 +199,6 @@ def logged_workflow(
     )
 
 
-class _StateConstants:
-    """Values the workflow's states share, each fetched from the CDK once (every static
-    property or Duration is a round trip to the jsii kernel)."""
-
-    def __init__(self) -> None:
-        self.discard = sfn.JsonPath.DISCARD
-        self.retry_interval = Duration.seconds(20)
-        self.all_errors = [sfn.Errors.ALL]
-        self._waits: dict[int, sfn.WaitTime] = {}
-
-    def wait(self, seconds: int) -> sfn.WaitTime:
-        if seconds not in self._waits:
-            self._waits[seconds] = sfn.WaitTime.duration(Duration.seconds(seconds))
-        return self._waits[seconds]
-
-
 class BuildRuntime(Construct):
     """Handlers, state machine and provider shared by every image and bundle of a stack.
 
@@ -265,7 +249,6 @@ class BuildRuntime(Construct):
                 description="cyclonedx-python-lib: the image's SBOM (CycloneDX JSON)",
             )
         )
-        self._constants = _StateConstants()
         self.state_machine = self._state_machine()
         self.on_event_function = self._function(
             "OnEvent",
@@ -670,360 +653,20 @@ class BuildRuntime(Construct):
     ) -> lambda_.Function:
         return runtime_function(self, id_, code=code, handler=handler, timeout=timeout)
 
-    def _step(
-        self,
-        id_: str,
-        step: str,
-        result_selector: dict[str, str] | None,
-        extra: dict[str, object] | None = None,
-        *,
-        result_path: str | None = None,
-    ) -> tasks.LambdaInvoke:
-        payload: dict[str, object] = {
-            "Step": step,
-            "Build.$": "$.Build",
-            # The context object: no execution input can set it.
-            "Execution.$": "$$.Execution.Name",
-            **(extra or {}),
-        }
-        if step == contract.STEP_CLEANUP_IMAGE:
-            payload = {"Step": step, "Cleanup.$": "$.Cleanup"}
-        if step == contract.STEP_LOAD_REQUEST:
-            payload = {"Step": step, "Execution.$": "$$.Execution.Name"}
-        if step in (
-            contract.STEP_POLL_IMAGE,
-            contract.STEP_SIGNAL_SUCCESS,
-            contract.STEP_WRITE_RECORD,
-        ):
-            payload["ImageId.$"] = "$.Image.ImageId"
-        if step == contract.STEP_WRITE_RECORD:
-            payload["Started.$"] = "$$.Execution.StartTime"
-        if step == contract.STEP_SIGNAL_FAILURE:
-            payload["Error.$"] = "$.Error"
-        task = tasks.LambdaInvoke(
-            self,
-            id_,
-            lambda_function=self.step_function,
-            payload=sfn.TaskInput.from_object(payload),
-            result_selector=result_selector,
-            result_path=result_path or (f"$.{id_}" if result_selector else self._constants.discard),
-            retry_on_service_exceptions=True,
-        )
-        task.add_retry(
-            # Our own TransientError (throttling that outlived botocore's retries) and Lambda
-            # throttling, which the CDK's default Lambda retry does not cover.
-            errors=[contract.ERROR_TRANSIENT, "Lambda.TooManyRequestsException"],
-            interval=self._constants.retry_interval,
-            backoff_rate=2,
-            max_attempts=6,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        return task
-
-    def _command(
-        self, send_id: str, step: str, poll_id: str, purpose: str
-    ) -> tuple[tasks.LambdaInvoke, tasks.LambdaInvoke]:
-        """A Run Command stage: the step that sends the command (SENT with its id, or WAIT
-        for the node) and the step that polls it (DONE or WAIT), reading the id it sent."""
-        send = self._step(
-            send_id,
-            step,
-            {"Status.$": "$.Payload.Status", "CommandId.$": "$.Payload.CommandId"},
-        )
-        poll = self._step(
-            poll_id,
-            contract.STEP_POLL_COMMAND,
-            {"Status.$": "$.Payload.Status"},
-            {"Command": {"CommandId.$": f"$.{send_id}.CommandId", "Purpose": purpose}},
-        )
-        return send, poll
-
-    def _wait(self, id_: str, seconds: int, then: sfn.IChainable) -> sfn.Wait:
-        wait = sfn.Wait(self, id_, time=self._constants.wait(seconds))
-        wait.next(then)
-        return wait
-
-    def _until(
-        self, id_: str, path: str, value: str, then: sfn.IChainable, otherwise: sfn.IChainable
-    ) -> sfn.Choice:
-        return (
-            sfn.Choice(self, id_)
-            .when(sfn.Condition.string_equals(path, value), then)
-            .otherwise(otherwise)
-        )
-
     def _state_machine(self) -> sfn.StateMachine:
-        """Check the template; prepare it through Run Command, reboot it and check its
-        recipe marker (when the persona's preparation runs in the build); image it; wait
-        for the image; signal. Every failure goes to the failure signal."""
-        c = contract
-        status = {"Status.$": "$.Payload.Status"}
-        # The build request, from the evidence store under this execution's name (the image
-        # resource's function wrote it there): the state becomes {"Build": <request>},
-        # whatever the input said.
-        load = self._step(
-            "LoadRequest", c.STEP_LOAD_REQUEST, {"Build.$": "$.Payload"}, result_path="$"
-        )
-        quota = self._step("CheckImageQuota", c.STEP_CHECK_QUOTA, None)
-        find_resume = self._step(
-            "FindResumePoint", c.STEP_FIND_RESUME_POINT, {"At.$": "$.Payload.At"}
-        )
-        check = self._step("CheckTemplate", c.STEP_CHECK_TEMPLATE, status)
-        prepare, poll_preparation = self._command(
-            "PrepareTemplate", c.STEP_PREPARE_TEMPLATE, "PollPreparation", "preparation"
-        )
-        reboot = self._step("RebootTemplate", c.STEP_REBOOT_TEMPLATE, None)
-        check_rebooted = self._step("CheckRebooted", c.STEP_CHECK_TEMPLATE, status)
-        verify, poll_marker = self._command(
-            "VerifyMarker", c.STEP_VERIFY_MARKER, "PollMarker", "marker"
-        )
-        validate, poll_validation = self._command(
-            "ValidateTemplate", c.STEP_VALIDATE_TEMPLATE, "PollValidation", "validation"
-        )
-        take_inventory, poll_inventory = self._command(
-            "TakeInventory", c.STEP_TAKE_INVENTORY, "PollInventory", "inventory"
-        )
-        seal, poll_seal = self._command("SealTemplate", c.STEP_SEAL_TEMPLATE, "PollSeal", "seal")
-        # After the image (or a failure, in the failure signal): the template's restore unit
-        # gives it back what the seal stashed, at its next boot.
-        restore = self._step("RestoreTemplate", c.STEP_REBOOT_TEMPLATE, None)
-        check_after_busy = self._step("CheckTemplateAfterBusy", c.STEP_CHECK_TEMPLATE, status)
-        assess = self._step("AssessTemplate", c.STEP_ASSESS_TEMPLATE, None)
-        write_record = self._step("WriteRecord", c.STEP_WRITE_RECORD, None)
-        create = self._step(
-            "Image",
-            c.STEP_CREATE_IMAGE,
-            {"ImageId.$": "$.Payload.ImageId", "WaitSeconds.$": "$.Payload.WaitSeconds", **status},
-        )
-        poll = self._step(
-            "PollImage",
-            c.STEP_POLL_IMAGE,
-            {"WaitSeconds.$": "$.Payload.WaitSeconds", **status},
-        )
-        succeed = self._step("SignalSuccess", c.STEP_SIGNAL_SUCCESS, None)
-        report = self._step("SignalFailure", c.STEP_SIGNAL_FAILURE, None)
-        report.next(
-            sfn.Fail(self, "BuildFailed", error=c.ERROR_BUILD_REPORTED, cause="see the stack event")
-        )
-        for task in (
-            quota,
-            find_resume,
-            check,
-            prepare,
-            poll_preparation,
-            reboot,
-            check_rebooted,
-            verify,
-            poll_marker,
-            validate,
-            poll_validation,
-            take_inventory,
-            poll_inventory,
-            seal,
-            poll_seal,
-            restore,
-            check_after_busy,
-            assess,
-            create,
-            poll,
-            write_record,
-            succeed,
-        ):
-            task.add_catch(report, errors=self._constants.all_errors, result_path="$.Error")
-
-        wait_template = self._wait("WaitForTemplate", c.TEMPLATE_POLL_SECONDS, check)
-        # The image waits come from the steps (a long first wait, then short polls, both cut
-        # to the deadline).
-        first_wait_image = sfn.Wait(
-            self, "FirstWaitForImage", time=sfn.WaitTime.seconds_path("$.Image.WaitSeconds")
-        )
-        first_wait_image.next(poll)
-        wait_image = sfn.Wait(
-            self, "WaitForImage", time=sfn.WaitTime.seconds_path("$.PollImage.WaitSeconds")
-        )
-        wait_image.next(poll)
-        wait_reboot = self._wait("WaitForReboot", c.REBOOT_SETTLE_SECONDS, check_rebooted)
-        # The template is imaged by another build: prepared templates wait for it, are
-        # rebooted (a seal's stash restored) and go back through the marker check.
-        wait_busy = self._wait("WaitForBusyTemplate", c.TEMPLATE_POLL_SECONDS, check_after_busy)
-        busy = (
-            sfn.Choice(self, "ImagedElsewhere?")
-            .when(sfn.Condition.is_present("$.Build.managed_node_id"), wait_busy)
-            .otherwise(wait_template)
-        )
-        create.next(
-            self._until("TemplateBusy?", "$.Image.Status", c.STATUS_BUSY, busy, first_wait_image)
-        )
-        poll.next(
-            self._until(
-                "ImageAvailable?",
-                "$.PollImage.Status",
-                c.STATUS_AVAILABLE,
-                write_record.next(
-                    sfn.Choice(self, "SealedInBuild?")
-                    .when(sfn.Condition.is_present("$.Build.seal_script"), restore.next(succeed))
-                    .otherwise(succeed)
-                ),
-                wait_image,
-            )
-        )
-        # Preparation: send, wait for the command, reboot, wait for AVAILABLE, check marker.
-        wait_node = self._wait("WaitForManagedNode", c.COMMAND_POLL_SECONDS, prepare)
-        wait_preparation = self._wait(
-            "WaitForPreparation", c.COMMAND_POLL_SECONDS, poll_preparation
-        )
-        prepare.next(
-            self._until(
-                "PreparationSent?",
-                "$.PrepareTemplate.Status",
-                c.STATUS_SENT,
-                wait_preparation,
-                wait_node,
-            )
-        )
-        poll_preparation.next(
-            self._until(
-                "Prepared?",
-                "$.PollPreparation.Status",
-                c.STATUS_DONE,
-                reboot.next(wait_reboot),
-                wait_preparation,
-            )
-        )
-        wait_node_again = self._wait("WaitForManagedNodeAgain", c.COMMAND_POLL_SECONDS, verify)
-        wait_marker = self._wait("WaitForMarker", c.COMMAND_POLL_SECONDS, poll_marker)
-        check_rebooted.next(
-            self._until("Rebooted?", "$.CheckRebooted.Status", c.STATUS_READY, verify, wait_reboot)
-        )
-        check_after_busy.next(
-            self._until(
-                "FreeAgain?", "$.CheckTemplateAfterBusy.Status", c.STATUS_READY, reboot, wait_busy
-            )
-        )
-        verify.next(
-            self._until(
-                "MarkerRequested?",
-                "$.VerifyMarker.Status",
-                c.STATUS_SENT,
-                wait_marker,
-                wait_node_again,
-            )
-        )
-        # Validation (when the persona has checks): on the prepared, rebooted template, right
-        # before the image, which is a snapshot of what the checks saw.
-        wait_node_validation = self._wait(
-            "WaitForManagedNodeToValidate", c.COMMAND_POLL_SECONDS, validate
-        )
-        wait_validation = self._wait("WaitForValidation", c.COMMAND_POLL_SECONDS, poll_validation)
-        validate.next(
-            self._until(
-                "ValidationSent?",
-                "$.ValidateTemplate.Status",
-                c.STATUS_SENT,
-                wait_validation,
-                wait_node_validation,
-            )
-        )
-        # The inventory (what the template holds, for the record and the checklist), then the
-        # as-built checklist, right before the image.
-        wait_node_inventory = self._wait(
-            "WaitForManagedNodeToList", c.COMMAND_POLL_SECONDS, take_inventory
-        )
-        wait_inventory = self._wait("WaitForInventory", c.COMMAND_POLL_SECONDS, poll_inventory)
-        assess.next(create)
-        take_inventory.next(
-            self._until(
-                "InventoryRequested?",
-                "$.TakeInventory.Status",
-                c.STATUS_SENT,
-                wait_inventory,
-                wait_node_inventory,
-            )
-        )
-        # The seal: the last command before the image; then the build lets its deferred
-        # step stop the SSM agent and move the registration off the root volume.
-        settle = self._wait("WaitForSealToSettle", c.SEAL_SETTLED_SECONDS, assess)
-        wait_node_seal = self._wait("WaitForManagedNodeToSeal", c.COMMAND_POLL_SECONDS, seal)
-        wait_seal = self._wait("WaitForSeal", c.COMMAND_POLL_SECONDS, poll_seal)
-        seal.next(
-            self._until(
-                "SealRequested?", "$.SealTemplate.Status", c.STATUS_SENT, wait_seal, wait_node_seal
-            )
-        )
-        poll_seal.next(
-            self._until("Sealed?", "$.PollSeal.Status", c.STATUS_DONE, settle, wait_seal)
-        )
-        sealed = (
-            sfn.Choice(self, "SealInBuild?")
-            .when(sfn.Condition.is_present("$.Build.seal_script"), seal)
-            .otherwise(assess)
-        )
-        poll_inventory.next(
-            sfn.Choice(self, "Listed?")
-            .when(sfn.Condition.string_equals("$.PollInventory.Status", c.STATUS_DONE), sealed)
-            .when(
-                # A resumed build's first command found the template changed: start over.
-                sfn.Condition.string_equals("$.PollInventory.Status", c.STATUS_RESTART),
-                prepare,
-            )
-            .otherwise(wait_inventory)
-        )
-        poll_validation.next(
-            sfn.Choice(self, "Validated?")
-            .when(
-                sfn.Condition.string_equals("$.PollValidation.Status", c.STATUS_DONE),
-                take_inventory,
-            )
-            .when(
-                sfn.Condition.string_equals("$.PollValidation.Status", c.STATUS_RESTART),
-                prepare,
-            )
-            .otherwise(wait_validation)
-        )
-        validated = (
-            sfn.Choice(self, "ValidatedInBuild?")
-            .when(sfn.Condition.is_present("$.Build.validation_script"), validate)
-            .otherwise(take_inventory)
-        )
-        poll_marker.next(
-            self._until(
-                "MarkerChecked?", "$.PollMarker.Status", c.STATUS_DONE, validated, wait_marker
-            )
-        )
-        # A build that prepares first looks for a failed build of its recipe to resume.
-        resume_at = (
-            sfn.Choice(self, "ResumeAt?")
-            .when(
-                sfn.Condition.string_equals("$.FindResumePoint.At", c.RESUME_AT_VALIDATION),
-                validate,
-            )
-            .when(
-                sfn.Condition.string_equals("$.FindResumePoint.At", c.RESUME_AT_INVENTORY),
-                take_inventory,
-            )
-            .otherwise(prepare)
-        )
-        find_resume.next(resume_at)
-        ready = (
-            sfn.Choice(self, "PreparedInBuild?")
-            .when(sfn.Condition.is_present("$.Build.managed_node_id"), find_resume)
-            .otherwise(assess)
-        )
-        check.next(
-            self._until(
-                "TemplateReady?", "$.CheckTemplate.Status", c.STATUS_READY, ready, wait_template
-            )
-        )
-        definition = (
-            sfn.Choice(self, "CleanupOrBuild?")
-            .when(sfn.Condition.is_present("$.Cleanup"), self._cleanup_branch(status))
-            .otherwise(load.next(quota.next(check)))
-        )
-        return sfn.StateMachine(
+        """The build workflow (build_workflow.py), its role allowed to invoke the step
+        function (what the CDK's LambdaInvoke granted)."""
+        machine = sfn.StateMachine(
             self,
             "ImageBuild",
-            comment="Builds one WorkSpaces image and signals its CloudFormation WaitCondition",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            comment=build_workflow.COMMENT,
+            definition_body=sfn.DefinitionBody.from_string(
+                build_workflow.definition_text(
+                    self.step_function.function_arn,
+                    Aws.PARTITION,
+                    WORKFLOW_TIMEOUT_HOURS * 3600,
+                )
+            ),
             timeout=Duration.hours(WORKFLOW_TIMEOUT_HOURS),
             tracing_enabled=True,
             logs=sfn.LogOptions(
@@ -1038,30 +681,8 @@ class BuildRuntime(Construct):
                 include_execution_data=False,
             ),
         )
-
-    def _cleanup_branch(self, status: dict[str, str]) -> sfn.IChainable:
-        """Wait for an image a stopped build left PENDING, then delete it."""
-        wait = sfn.Wait(
-            self,
-            "WaitForUnfinishedImage",
-            time=self._constants.wait(contract.CLEANUP_POLL_SECONDS),
-        )
-        cleanup = self._step("CleanupImage", contract.STEP_CLEANUP_IMAGE, status)
-        cleanup.add_catch(
-            sfn.Fail(self, "CleanupFailed", error="CleanupFailed", cause="see the logs"),
-            errors=self._constants.all_errors,
-            result_path="$.Error",
-        )
-        wait.next(cleanup)
-        cleanup.next(
-            sfn.Choice(self, "ImageCleanedUp?")
-            .when(
-                sfn.Condition.string_equals("$.CleanupImage.Status", contract.STATUS_DONE),
-                sfn.Succeed(self, "CleanedUp"),
-            )
-            .otherwise(wait)
-        )
-        return wait
+        self.step_function.grant_invoke(machine)
+        return machine
 
     def _watch_rule(self) -> events.Rule:
         """Every build that ends without reporting reaches the build watch within minutes."""
