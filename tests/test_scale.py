@@ -1,5 +1,5 @@
-"""Adding a persona adds 4 resources and 19 jsii round trips; a stack with its first persona
-(the shared runtime) costs 505; 50 personas (the bundle quota) fit one stack; importing the
+"""Adding a persona adds 4 resources and 19 jsii round trips (26 prepared in the build); a
+stack with its first persona (the shared runtime) costs 280; 50 personas (the bundle quota) fit one stack; importing the
 library loads neither cdk-nag, nor detect-secrets, nor the CDK modules of unused features."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from workspaces_image_bakery import ImageDesign, Release
+from workspaces_image_bakery import ImageDesign, ImagePreparation, Release, TemplateBuild
 
 from .harness.fresh_process import last_line
 from .harness.jsii_calls import jsii_calls
@@ -63,8 +63,19 @@ JSII_CALLS_PER_PERSONA = 19
 JSII_CALLS_FIRST_PERSONA = 280
 
 
-def test_jsii_round_trips_per_persona() -> None:
-    stack = many_personas_stack(1)
+# A persona prepared in the build adds its two scripts as assets (each one create and its
+# object key), their grants and its managed node's; the assets' bucket and the partition
+# are asked of jsii once per stack (32 before).
+JSII_CALLS_PER_PREPARED_PERSONA = 26
+
+
+@pytest.mark.parametrize(
+    ("in_build", "expected"),
+    [(False, JSII_CALLS_PER_PERSONA), (True, JSII_CALLS_PER_PREPARED_PERSONA)],
+    ids=["prepared-by-hand", "prepared-in-the-build"],
+)
+def test_jsii_round_trips_per_persona(in_build: bool, expected: int) -> None:
+    stack = many_personas_stack(1, in_build=in_build)
     counts = []
     for index in (1, 2):
         with jsii_calls() as calls:
@@ -75,10 +86,16 @@ def test_jsii_round_trips_per_persona() -> None:
                 image_version="1.0.0",
                 template_workspace_id=f"ws-more{index:05d}",
                 baked_applications=["firefox"],
+                preparation=(
+                    ImagePreparation(install_steps=["apt-get install -y firefox-esr"])
+                    if in_build
+                    else None
+                ),
+                build=TemplateBuild(managed_node_id=f"mi-{index + 100:017d}" if in_build else None),
                 tags={"Role": "r", "Confidentiality": "internal"},
             )
         counts.append(sum(calls.values()))
-    assert counts == [JSII_CALLS_PER_PERSONA] * 2, counts
+    assert counts == [expected] * 2, counts
 
 
 # What each persona adds to synthesis (the review's reads, its tags' values, its warning).

@@ -224,6 +224,7 @@ class BuildRuntime(Construct):
         self._node_role: iam.Role | None = None
         self._script_statement: iam.PolicyStatement | None = None
         self._script_digests: list[str] = []
+        self._asset_bucket: str | None = None
         self.script_document: ssm.CfnDocument | None = None
         self._template_bytes = RUNTIME_TEMPLATE_BYTES
         self.marker_document = self._marker_document()
@@ -400,6 +401,8 @@ class BuildRuntime(Construct):
             self._allow_tagged_template(workspace_id)
             return
         arn = _arn(f"workspace/{workspace_id}")
+        # Each ARN added through the statement (not as a Lazy list): the CDK splits a role's
+        # oversized inline policy into managed policies by the statements' sizes as declared.
         if self._template_statements is None:
             self._template_statements = self._template_grants([arn])
         else:
@@ -491,12 +494,12 @@ class BuildRuntime(Construct):
         else:
             self._send_statement.add_resources(node)
 
-    def allow_script(self, asset: s3_assets.Asset, digest: str) -> None:
-        """The template's node role may read this script's object (aws:downloadContent
-        fetches it with the node's credentials; one statement holds every script), and the
-        stack's script document may run it (its digest is one of the document's allowed
-        values). The document is created with the first script."""
-        key = asset.s3_object_key
+    def allow_script(self, asset: s3_assets.Asset, key: str, digest: str) -> None:
+        """The template's node role may read this script's object (`key`, the asset's S3
+        object key; aws:downloadContent fetches it with the node's credentials; one
+        statement holds every script), and the stack's script document may run it (its
+        digest is one of the document's allowed values). The document is created with the
+        first script; every script asset of the stack is in the synthesizer's one bucket."""
         if is_token(key) or not re.fullmatch(SCRIPT_KEY_PATTERN, key):
             raise BakeryValidationError(
                 [
@@ -510,7 +513,10 @@ class BuildRuntime(Construct):
                     )
                 ]
             )
-        arn = f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{key}"
+        if self._asset_bucket is None:
+            self._asset_bucket = asset.s3_bucket_name
+        partition = _pseudo_parameters()[0]
+        arn = f"arn:{partition}:s3:::{self._asset_bucket}/{key}"
         self._script_digests.append(digest)
         if self._script_statement is None:
             self._script_statement = iam.PolicyStatement(actions=["s3:GetObject"], resources=[arn])
@@ -521,14 +527,14 @@ class BuildRuntime(Construct):
             self.template_node_role.add_to_principal_policy(
                 iam.PolicyStatement(
                     actions=["s3:ListBucket"],
-                    resources=[f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}"],
+                    resources=[f"arn:{partition}:s3:::{self._asset_bucket}"],
                     conditions={"StringLike": {"s3:prefix": ["*.sh/"]}},
                 )
             )
             self.script_document = script_document(
                 self,
                 "RunScript",
-                bucket=asset.s3_bucket_name,
+                bucket=self._asset_bucket,
                 digests=Lazy.list(_Sorted(self._script_digests)),
             )
             self.step_function.add_environment(

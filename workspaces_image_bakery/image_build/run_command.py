@@ -196,15 +196,17 @@ def script_asset(
     id_: str,
     *,
     script: str,
-    allow_read: Callable[[s3_assets.Asset, str], None],
+    allow_read: Callable[[s3_assets.Asset, str, str], None],
 ) -> dict[str, str]:
-    """The script as a file asset that the template's node role may read (`allow_read`
-    also lists its digest in the stack's document); what the image resource's property
-    holds: the object key and the SHA-256 the build sends with the document."""
+    """The script as a file asset that the template's node role may read (`allow_read`,
+    given the asset, its object key and its digest, also lists the digest in the stack's
+    document); what the image resource's property holds: the object key and the SHA-256
+    the build sends with the document."""
     path, digest = script_file(script)
     asset = s3_assets.Asset(scope, id_, path=str(path))
-    allow_read(asset, digest)
-    return {contract.SCRIPT_KEY: asset.s3_object_key, contract.SCRIPT_SHA256: digest}
+    key = asset.s3_object_key
+    allow_read(asset, key, digest)
+    return {contract.SCRIPT_KEY: key, contract.SCRIPT_SHA256: digest}
 
 
 def script_document(
