@@ -28,7 +28,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
@@ -45,6 +44,7 @@ from .pending_updates import pending_updates_document
 
 if TYPE_CHECKING:
     from aws_cdk import aws_scheduler as scheduler
+    from aws_cdk import aws_stepfunctions_tasks as tasks
 
 PATCH_RUNTIME_ID: Final = "WorkSpacesImageBakeryPatching"
 pc = patching_contract
@@ -311,6 +311,9 @@ class PatchRuntime(Construct):
         """Check (send the command); while it runs, wait and poll; then done."""
 
         def step(id_: str, name: str, payload: dict[str, Any]) -> tasks.LambdaInvoke:
+            # Loaded with the first patch check, not with every persona.
+            from aws_cdk import aws_stepfunctions_tasks as tasks  # noqa: PLC0415
+
             task = tasks.LambdaInvoke(
                 self,
                 id_,

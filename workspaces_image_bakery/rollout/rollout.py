@@ -21,7 +21,7 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_cdk import (
     Arn,
@@ -37,7 +37,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
@@ -53,6 +52,9 @@ from ..core.validation import (
 )
 from ..image_build.build_runtime import ASSET_EXCLUDE, LOG_RETENTION, logged_workflow
 from ..image_build.bundle import IWorkspaceBundle, WorkspaceBundle
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_stepfunctions_tasks as tasks
 
 ROLLOUT_RUNTIME_ID: Final = "WorkSpacesImageBakeryRollout"
 # Shared with the rollout's step and the command line (bakery_runtime/rollout/contract.py).
@@ -401,6 +403,9 @@ class RolloutRuntime(Construct):
         )
 
     def _step(self, id_: str, step: str, selector: dict[str, str] | None) -> tasks.LambdaInvoke:
+        # Loaded with the first rollout, not with every persona.
+        from aws_cdk import aws_stepfunctions_tasks as tasks  # noqa: PLC0415
+
         # The run is the execution: a duplicate start is another run, which the record's
         # lock keeps off the bundle.
         payload: dict[str, object] = {
