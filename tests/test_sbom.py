@@ -612,6 +612,34 @@ def test_the_layer_is_cached_by_distribution_versions_and_holds_only_sources(
     assert _tree_digest(first) == _tree_digest(second)
 
 
+def test_the_layer_zip_holds_the_folder_and_is_the_same_bytes_everywhere(tmp_path: Path) -> None:
+    """The stack's layer is the folder packed once into a zip beside it: every file of the
+    folder (no bytecode) under python/, and the same bytes from another cache, so the CDK
+    asset's hash does not depend on the machine or on when the folder was staged."""
+    import zipfile
+
+    first = sbom_layer.sbom_layer_zip(tmp_path / "a")
+    folder = sbom_layer.sbom_layer_folder(tmp_path / "a")
+    assert first == folder.with_name(f"{folder.name}.zip")
+    cached = folder / "python" / "cyclonedx" / "__pycache__"
+    cached.mkdir()
+    (cached / "__init__.cpython-312.pyc").write_bytes(b"stale")
+    second = sbom_layer.sbom_layer_zip(tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()
+    assert sbom_layer.sbom_layer_zip(tmp_path / "a") == first  # made once
+    with zipfile.ZipFile(first) as archive:
+        packed = {info.filename: archive.read(info) for info in archive.infolist()}
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    files = {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert packed == files
+    assert all(name.startswith("python/") for name in packed)
+    assert list(tmp_path.glob("*/.staging-*")) == []
+
+
 def test_the_layer_refuses_missing_or_compiled_distributions(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="needs the distribution no-such-distribution"):
         sbom_layer.sbom_layer_folder(tmp_path, distributions=["no-such-distribution"])

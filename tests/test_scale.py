@@ -1,6 +1,7 @@
 """Adding a persona adds 4 resources and 19 jsii round trips (26 prepared in the build); a
-stack with its first persona (the shared runtime) costs 280; 50 personas (the bundle quota) fit one stack; importing the
-library loads neither cdk-nag, nor detect-secrets, nor the CDK modules of unused features."""
+stack with its first persona (the shared runtime) costs 280; 50 personas (the bundle quota)
+fit one stack; importing the library loads neither cdk-nag, nor detect-secrets, nor the CDK
+modules of unused features."""
 
 from __future__ import annotations
 

@@ -5,14 +5,19 @@ writes its CycloneDX document with cyclonedx-python-lib. The library and its run
 dependencies are all pure Python, so the layer is made of the very distributions installed
 beside this package: no pip, no network, no build step. ``sbom_layer_folder()`` copies
 their files (found through ``importlib.metadata``) into ``<folder>/python/`` (where Lambda
-looks for a Python layer's packages) and returns the folder, for example::
+looks for a Python layer's packages) and returns the folder; ``sbom_layer_zip()`` packs
+that folder into one zip file beside it, which is what the stack's layer uses::
 
     lambda_.LayerVersion(
-        scope, "SbomLayer", code=lambda_.Code.from_asset(str(sbom_layer_folder()))
+        scope, "SbomLayer", code=lambda_.Code.from_asset(str(sbom_layer_zip()))
     )
 
-The folder is a cache keyed by the distributions' names and versions: later synths reuse
-it, and its content (and so the CDK asset's hash) depends on nothing else. It holds the
+(The CDK stages a zip file as it is: one file to hash and copy into the cloud assembly in
+each synth, instead of some 190 files and 5.6 MB, about 0.2 s of every synth.)
+
+The folder and its zip are a cache keyed by the distributions' names and versions: later
+synths reuse them, and their content (and so the CDK asset's hash) depends on nothing else
+(the zip's entries are sorted, dated 1980-01-01 and mode 644). It holds the
 distributions' modules and data, their METADATA and licence files, and no ``__pycache__``,
 RECORD, INSTALLER or script.
 
@@ -28,6 +33,7 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Final
@@ -85,6 +91,35 @@ def sbom_layer_folder(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def sbom_layer_zip(
+    cache_dir: Path | None = None, *, distributions: Sequence[str] = LAYER_DISTRIBUTIONS
+) -> Path:
+    """The layer folder of :func:`sbom_layer_folder` as one zip file beside it (``python/``
+    at its root, as Lambda unpacks a layer), made once per folder: the same bytes on every
+    machine for the same distributions, so the asset's hash is stable."""
+    folder = sbom_layer_folder(cache_dir, distributions=distributions)
+    packed = folder.with_name(f"{folder.name}.zip")
+    if packed.is_file():
+        return packed
+    handle, staging = tempfile.mkstemp(prefix=".staging-", suffix=".zip", dir=folder.parent)
+    try:
+        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
+            for path in sorted(folder.rglob("*")):
+                relative = path.relative_to(folder)
+                if not path.is_file() or "__pycache__" in relative.parts:
+                    continue
+                entry = zipfile.ZipInfo(relative.as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                entry.external_attr = 0o100644 << 16
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(entry, path.read_bytes())
+        # Another process may pack the same folder at the same time: the same bytes.
+        os.replace(staging, packed)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
+    return packed
 
 
 def layer_distributions(

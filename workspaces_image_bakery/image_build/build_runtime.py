@@ -45,7 +45,7 @@ from ..core.nag import (
 )
 from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, inventory
 from ..core.validation import BakeryValidationError, Problem, is_token
-from ..evidence.sbom_layer import sbom_layer_folder
+from ..evidence.sbom_layer import sbom_layer_zip
 from ..evidence.store import EVIDENCE_FINDING, EvidenceStore
 from . import build_workflow
 from .run_command import (
@@ -246,7 +246,7 @@ class BuildRuntime(Construct):
             lambda_.LayerVersion(
                 self,
                 "SbomLayer",
-                code=lambda_.Code.from_asset(str(sbom_layer_folder())),
+                code=lambda_.Code.from_asset(str(sbom_layer_zip())),
                 description="cyclonedx-python-lib: the image's SBOM (CycloneDX JSON)",
             )
         )
