@@ -30,7 +30,10 @@ from .harness.world import world
 
 RUNS = 3
 SIZES = (1, 10, 50)
-KINDS = ("plain", "library", "prepared")
+# "same" and "same-prepared": a plain CDK app that declares the very template and assets
+# the library (personas prepared by hand, or in the build) synthesized at that size.
+KINDS = ("plain", "same", "library", "same-prepared", "prepared")
+SAME_AS = {"same": "library", "same-prepared": "prepared"}
 # The largest persona count measured per kind (all kinds reach the 50-bundle quota since
 # scripts travel as assets and one document runs them).
 LARGEST: dict[str, int] = {}
@@ -67,13 +70,22 @@ def cpu_seconds() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def run_once(kind: str, personas: int) -> tuple[float, dict[str, Any]]:
+def run_once(kind: str, personas: int, source: str = "") -> tuple[float, dict[str, Any]]:
     """Wall time of a whole process that declares and synthesizes, and what it reports
-    (with the CPU time of the process and its jsii kernel, steadier on a shared machine)."""
+    (with the CPU time of the process and its jsii kernel, steadier on a shared machine).
+    `source`: the cloud assembly a "same" kind declares again."""
     with tempfile.TemporaryDirectory() as outdir:
         cpu, start = cpu_seconds(), time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "tests.bench_app", kind, str(personas), outdir],
+            [
+                sys.executable,
+                "-m",
+                "tests.bench_app",
+                "same" if kind in SAME_AS else kind,
+                str(personas),
+                outdir,
+                *([source] if source else []),
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -110,13 +122,25 @@ def measure() -> dict[tuple[str, int], tuple[float, dict[str, Any]]]:
     times: dict[tuple[str, int], list[float]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
     facts: dict[tuple[str, int], dict[str, Any]] = {}
-    for personas in SIZES:
-        for _ in range(RUNS):
-            for kind in KINDS:
-                seconds, reported = run_once(kind, min(personas, LARGEST.get(kind, personas)))
-                times.setdefault((kind, personas), []).append(seconds)
-                cpu.setdefault((kind, personas), []).append(reported["cpu"])
-                facts[(kind, personas)] = reported
+    with tempfile.TemporaryDirectory() as sources:
+        for personas in SIZES:
+            for kind, library_kind in SAME_AS.items():  # not timed
+                assembly = Path(sources) / f"{kind}-{personas}"
+                command = ["-m", "tests.bench_app", library_kind, str(personas), str(assembly)]
+                subprocess.run(
+                    [sys.executable, *command],
+                    capture_output=True,
+                    check=True,
+                    cwd=ROOT,
+                )
+            for _ in range(RUNS):
+                for kind in KINDS:
+                    source = str(Path(sources) / f"{kind}-{personas}") if kind in SAME_AS else ""
+                    count = min(personas, LARGEST.get(kind, personas))
+                    seconds, reported = run_once(kind, count, source)
+                    times.setdefault((kind, personas), []).append(seconds)
+                    cpu.setdefault((kind, personas), []).append(reported["cpu"])
+                    facts[(kind, personas)] = reported
     return {
         key: (statistics.median(t), {**facts[key], "cpu": statistics.median(cpu[key])})
         for key, t in times.items()
@@ -166,22 +190,31 @@ def main() -> None:
     print(
         f"Whole process, median of {RUNS} paired runs. plain: a CDK app with one Provider, one"
         " state machine and per persona two custom resources and a WaitCondition with its"
-        " handle; library: personas prepared by hand; prepared: prepared in the build."
+        " handle; library: personas prepared by hand; prepared: prepared in the build; same"
+        " (same-prepared): the template and assets the library (prepared) synthesized,"
+        " declared again by a plain CDK app, one CfnResource each. 'vs same' compares"
+        " library with same and prepared with same-prepared."
     )
     print(
-        "kind      personas  seconds  vs plain  cpu s  vs plain  py MB  node MB  jsii calls"
-        "  jsii/persona  resources  bytes/persona"
+        "kind           personas  seconds  vs plain  vs same  cpu s  vs plain  vs same  py MB"
+        "  node MB  jsii calls  jsii/persona  resources  bytes/persona"
     )
+    same_of = {library_kind: kind for kind, library_kind in SAME_AS.items()}
     for personas in SIZES:
         plain_seconds, plain_facts = results[("plain", personas)]
         for kind in KINDS:
             seconds, facts = results[(kind, personas)]
+            same_seconds, same_facts = results[(same_of.get(kind, kind), personas)]
+            versus_same = f"{seconds / same_seconds:6.2f}x" if kind in same_of else "      -"
+            cpu_versus_same = (
+                f"{facts['cpu'] / same_facts['cpu']:6.2f}x" if kind in same_of else "      -"
+            )
             count = min(personas, LARGEST.get(kind, personas))
             print(
-                f"{kind:9s} {count:8d}  {seconds:7.2f}  {seconds / plain_seconds:7.2f}x"
-                f"  {facts['cpu']:5.2f}  {facts['cpu'] / plain_facts['cpu']:7.2f}x"
-                f"  {facts['peak_mb']:5d}  {facts['node_mb']:7d}  {facts['jsii']:10d}"
-                f"  {facts['jsii'] / count:12.1f}"
+                f"{kind:14s} {count:8d}  {seconds:7.2f}  {seconds / plain_seconds:7.2f}x"
+                f"  {versus_same}  {facts['cpu']:5.2f}  {facts['cpu'] / plain_facts['cpu']:7.2f}x"
+                f"  {cpu_versus_same}  {facts['peak_mb']:5d}  {facts['node_mb']:7d}"
+                f"  {facts['jsii']:10d}  {facts['jsii'] / count:12.1f}"
                 f"  {facts['resources']:9d}  {facts['bytes'] // count:13d}"
             )
     print("\nImport, each step after the ones above it (median of fresh processes):")

@@ -231,3 +231,32 @@ def test_fifty_personas_prepared_in_the_build_fit_one_stack() -> None:
     assert len(documents) == 3  # marker, inventory, scripts
     assert size < 512_000, size
     assert not any("apt-get install -y firefox-esr" in json.dumps(d) for d in documents)
+
+
+def test_the_benchmarks_same_template_app_declares_the_librarys_template(tmp_path: Path) -> None:
+    """`make bench`'s "same" baseline: a plain CDK app that declares, one CfnResource each,
+    the very resources, outputs and assets the library synthesized (prepared in the build,
+    so script assets too)."""
+    import json
+
+    from .bench_app import CONTEXT, same
+
+    library_app = cdk.App(outdir=str(tmp_path / "library"), context=CONTEXT)
+    many_personas_stack(2, in_build=True, app=library_app)
+    library_app.synth()
+    same_app = cdk.App(outdir=str(tmp_path / "same"), context=CONTEXT)
+    same(same_app, tmp_path / "library")
+    same_app.synth()
+
+    def read(folder: str) -> tuple[dict[str, Any], set[str]]:
+        (template,) = (tmp_path / folder).glob("*.template.json")
+        (assets,) = (tmp_path / folder).glob("*.assets.json")
+        files = json.loads(assets.read_text())["files"]
+        return json.loads(template.read_text()), {
+            digest for digest, f in files.items() if not f["source"]["path"].endswith(".json")
+        }
+
+    (library_template, library_assets), (same_template, same_assets) = read("library"), read("same")
+    assert same_template["Resources"] == library_template["Resources"]
+    assert same_template["Outputs"] == library_template["Outputs"]
+    assert same_assets == library_assets
