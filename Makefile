@@ -38,9 +38,14 @@ lint: setup
 	ruff format --check .
 	ruff check .
 
+# The library and tests, and the Lambda runtime (its own import root), checked side by side
+# (two cores); the target fails when either does.
 typecheck: setup
-	mypy workspaces_image_bakery app.py tests
-	cd workspaces_image_bakery/lambda && mypy --config-file ../../pyproject.toml --cache-dir ../../.mypy_cache/lambda bakery_runtime
+	cd workspaces_image_bakery/lambda && mypy --config-file ../../pyproject.toml \
+		--cache-dir ../../.mypy_cache/lambda bakery_runtime & runtime=$$!; \
+	mypy workspaces_image_bakery app.py tests; library=$$?; \
+	wait $$runtime; runtime=$$?; \
+	test $$library -eq 0 && test $$runtime -eq 0
 
 # The SBOM tests check rpm's version order and query format against Debian's real rpm.
 rpm-tool:

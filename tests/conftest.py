@@ -41,3 +41,20 @@ def _no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
     yield
+
+
+# The modules with the longest single tests (a real `cdk synth` of the reference app, a
+# wheel built and installed, every docs example in one process, shellcheck, the CLI's
+# warnings), collected first: with two xdist workers, a long test among the last leaves the
+# other worker idle at the end. Each module keeps its tests' order.
+SLOW_MODULES_FIRST = (
+    "test_cli_synth.py",
+    "test_packaging.py",
+    "test_docs_examples.py",
+    "test_synth_warnings.py",
+    "test_preparation_script.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in SLOW_MODULES_FIRST)
