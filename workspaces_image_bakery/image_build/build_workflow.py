@@ -115,18 +115,32 @@ class _States:
         state.update({"Next": then} if then else {"End": True})
         return self.add(name, state)
 
-    def command(
-        self, send: str, step: str, poll: str, purpose: str, *, sent: str, done: str
+    def stage(
+        self,
+        send: str,
+        step: str,
+        poll: str,
+        purpose: str,
+        *,
+        names: tuple[str, str, str, str],
+        then: str,
+        restart: bool = False,
     ) -> None:
-        """A Run Command stage: the step that sends the command (SENT with its id, or WAIT
-        for the node, then ``sent``) and the step that polls it (DONE or WAIT, then
-        ``done``), reading the id it sent."""
+        """A Run Command stage. The step that sends the command answers SENT with its id
+        (then wait, and poll it) or WAIT for the node (wait, and send again); the poll
+        answers DONE (go to `then`), RESTART when `restart` (a resumed build found the
+        template changed: prepare again) or anything else (wait, and poll again).
+        `names`: the sent and done choices, the node's wait and the command's wait."""
+        sent, done, node_wait, poll_wait = names
         self.task(
             send,
             step,
             {"Status.$": "$.Payload.Status", "CommandId.$": "$.Payload.CommandId"},
             then=sent,
         )
+        self.until(sent, f"$.{send}.Status", contract.STATUS_SENT, poll_wait, node_wait)
+        self.wait(node_wait, contract.COMMAND_POLL_SECONDS, send)
+        self.wait(poll_wait, contract.COMMAND_POLL_SECONDS, poll)
         self.task(
             poll,
             contract.STEP_POLL_COMMAND,
@@ -134,6 +148,12 @@ class _States:
             then=done,
             extra={"Command": {"CommandId.$": f"$.{send}.CommandId", "Purpose": purpose}},
         )
+        rules: list[tuple[str, str | None, str]] = [
+            (f"$.{poll}.Status", contract.STATUS_DONE, then)
+        ]
+        if restart:
+            rules.append((f"$.{poll}.Status", contract.STATUS_RESTART, "PrepareTemplate"))
+        self.choice(done, rules, poll_wait)
 
     def wait(self, name: str, seconds: int, then: str) -> str:
         return self.add(name, {"Type": "Wait", "Seconds": seconds, "Next": then})
@@ -161,7 +181,6 @@ def build_workflow(function_arn: str, partition: str, timeout_seconds: int) -> d
     the CDK resolves where the JSON text holds them)."""
     c = contract
     s = _States(function_arn, partition)
-    poll = c.COMMAND_POLL_SECONDS
     s.choice(START, [("$.Cleanup", None, "WaitForUnfinishedImage")], "LoadRequest")
 
     # A stopped build's unfinished image: wait for it to leave PENDING, then delete it.
@@ -218,53 +237,25 @@ def build_workflow(function_arn: str, partition: str, timeout_seconds: int) -> d
     )
 
     # Preparation: send, wait for the command, reboot, wait for AVAILABLE, check marker.
-    s.command(
+    s.stage(
         "PrepareTemplate",
         c.STEP_PREPARE_TEMPLATE,
         "PollPreparation",
         "preparation",
-        sent="PreparationSent?",
-        done="Prepared?",
-    )
-    s.until(
-        "PreparationSent?",
-        "$.PrepareTemplate.Status",
-        c.STATUS_SENT,
-        "WaitForPreparation",
-        "WaitForManagedNode",
-    )
-    s.wait("WaitForManagedNode", poll, "PrepareTemplate")
-    s.wait("WaitForPreparation", poll, "PollPreparation")
-    s.until(
-        "Prepared?",
-        "$.PollPreparation.Status",
-        c.STATUS_DONE,
-        "RebootTemplate",
-        "WaitForPreparation",
+        names=("PreparationSent?", "Prepared?", "WaitForManagedNode", "WaitForPreparation"),
+        then="RebootTemplate",
     )
     s.task("RebootTemplate", c.STEP_REBOOT_TEMPLATE, None, then="WaitForReboot")
     s.wait("WaitForReboot", c.REBOOT_SETTLE_SECONDS, "CheckRebooted")
     s.task("CheckRebooted", c.STEP_CHECK_TEMPLATE, STATUS, then="Rebooted?")
     s.until("Rebooted?", "$.CheckRebooted.Status", c.STATUS_READY, "VerifyMarker", "WaitForReboot")
-    s.command(
+    s.stage(
         "VerifyMarker",
         c.STEP_VERIFY_MARKER,
         "PollMarker",
         "marker",
-        sent="MarkerRequested?",
-        done="MarkerChecked?",
-    )
-    s.until(
-        "MarkerRequested?",
-        "$.VerifyMarker.Status",
-        c.STATUS_SENT,
-        "WaitForMarker",
-        "WaitForManagedNodeAgain",
-    )
-    s.wait("WaitForManagedNodeAgain", poll, "VerifyMarker")
-    s.wait("WaitForMarker", poll, "PollMarker")
-    s.until(
-        "MarkerChecked?", "$.PollMarker.Status", c.STATUS_DONE, "ValidatedInBuild?", "WaitForMarker"
+        names=("MarkerRequested?", "MarkerChecked?", "WaitForManagedNodeAgain", "WaitForMarker"),
+        then="ValidatedInBuild?",
     )
 
     # Validation (when the persona has checks): on the prepared, rebooted template, right
@@ -274,82 +265,44 @@ def build_workflow(function_arn: str, partition: str, timeout_seconds: int) -> d
         [("$.Build.validation_script", None, "ValidateTemplate")],
         "TakeInventory",
     )
-    s.command(
+    s.stage(
         "ValidateTemplate",
         c.STEP_VALIDATE_TEMPLATE,
         "PollValidation",
         "validation",
-        sent="ValidationSent?",
-        done="Validated?",
-    )
-    s.until(
-        "ValidationSent?",
-        "$.ValidateTemplate.Status",
-        c.STATUS_SENT,
-        "WaitForValidation",
-        "WaitForManagedNodeToValidate",
-    )
-    s.wait("WaitForManagedNodeToValidate", poll, "ValidateTemplate")
-    s.wait("WaitForValidation", poll, "PollValidation")
-    s.choice(
-        "Validated?",
-        [
-            ("$.PollValidation.Status", c.STATUS_DONE, "TakeInventory"),
-            # A resumed build's first command found the template changed: start over.
-            ("$.PollValidation.Status", c.STATUS_RESTART, "PrepareTemplate"),
-        ],
-        "WaitForValidation",
+        names=(
+            "ValidationSent?",
+            "Validated?",
+            "WaitForManagedNodeToValidate",
+            "WaitForValidation",
+        ),
+        then="TakeInventory",
+        restart=True,
     )
 
     # The inventory (what the template holds, for the record and the checklist), then the
     # as-built checklist, right before the image.
-    s.command(
+    s.stage(
         "TakeInventory",
         c.STEP_TAKE_INVENTORY,
         "PollInventory",
         "inventory",
-        sent="InventoryRequested?",
-        done="Listed?",
-    )
-    s.until(
-        "InventoryRequested?",
-        "$.TakeInventory.Status",
-        c.STATUS_SENT,
-        "WaitForInventory",
-        "WaitForManagedNodeToList",
-    )
-    s.wait("WaitForManagedNodeToList", poll, "TakeInventory")
-    s.wait("WaitForInventory", poll, "PollInventory")
-    s.choice(
-        "Listed?",
-        [
-            ("$.PollInventory.Status", c.STATUS_DONE, "SealInBuild?"),
-            ("$.PollInventory.Status", c.STATUS_RESTART, "PrepareTemplate"),
-        ],
-        "WaitForInventory",
+        names=("InventoryRequested?", "Listed?", "WaitForManagedNodeToList", "WaitForInventory"),
+        then="SealInBuild?",
+        restart=True,
     )
 
     # The seal: the last command before the image; then the build lets its deferred step
     # stop the SSM agent and move the registration off the root volume.
     s.choice("SealInBuild?", [("$.Build.seal_script", None, "SealTemplate")], "AssessTemplate")
-    s.command(
+    s.stage(
         "SealTemplate",
         c.STEP_SEAL_TEMPLATE,
         "PollSeal",
         "seal",
-        sent="SealRequested?",
-        done="Sealed?",
+        names=("SealRequested?", "Sealed?", "WaitForManagedNodeToSeal", "WaitForSeal"),
+        then="WaitForSealToSettle",
     )
-    s.until(
-        "SealRequested?",
-        "$.SealTemplate.Status",
-        c.STATUS_SENT,
-        "WaitForSeal",
-        "WaitForManagedNodeToSeal",
-    )
-    s.wait("WaitForManagedNodeToSeal", poll, "SealTemplate")
-    s.wait("WaitForSeal", poll, "PollSeal")
-    s.until("Sealed?", "$.PollSeal.Status", c.STATUS_DONE, "WaitForSealToSettle", "WaitForSeal")
     s.wait("WaitForSealToSettle", c.SEAL_SETTLED_SECONDS, "AssessTemplate")
 
     # The image.
