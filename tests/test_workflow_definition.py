@@ -203,3 +203,16 @@ def test_a_state_that_goes_nowhere_or_is_never_reached_stops_the_synth() -> None
     with pytest.raises(ValueError, match=r"\['Orphan'\] are never reached"):
         build_workflow._check_transitions({**states, "Orphan": {"Type": "Succeed"}})
     build_workflow._check_transitions(states)
+
+
+def test_the_workflow_stops_itself_after_the_longest_build(definition: dict[str, Any]) -> None:
+    """The definition carries its own backstop (the CDK's ``timeout`` prop applies to
+    chained states only): an hour past the longest bound a build may have (12 hours, the
+    WaitCondition's limit), so each build's own deadline comes first."""
+    from workspaces_image_bakery.image_build.build_runtime import WORKFLOW_TIMEOUT_HOURS
+    from workspaces_image_bakery.image_build.build_workflow import COMMENT
+    from workspaces_image_bakery.image_build.image import MAX_BUILD_TIMEOUT_SECONDS
+
+    assert definition["TimeoutSeconds"] == WORKFLOW_TIMEOUT_HOURS * 3600
+    assert definition["TimeoutSeconds"] == MAX_BUILD_TIMEOUT_SECONDS + 3600
+    assert definition["Comment"] == COMMENT

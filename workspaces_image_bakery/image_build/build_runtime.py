@@ -661,11 +661,12 @@ class BuildRuntime(Construct):
 
     def _state_machine(self) -> sfn.StateMachine:
         """The build workflow (build_workflow.py), its role allowed to invoke the step
-        function (what the CDK's LambdaInvoke granted)."""
+        function (what the CDK's LambdaInvoke granted). Its comment and timeout are in the
+        definition: the CDK applies its ``comment`` and ``timeout`` props to chained
+        states only, not to a definition given as text."""
         machine = sfn.StateMachine(
             self,
             "ImageBuild",
-            comment=build_workflow.COMMENT,
             definition_body=sfn.DefinitionBody.from_string(
                 build_workflow.definition_text(
                     self.step_function.function_arn,
@@ -673,7 +674,6 @@ class BuildRuntime(Construct):
                     WORKFLOW_TIMEOUT_HOURS * 3600,
                 )
             ),
-            timeout=Duration.hours(WORKFLOW_TIMEOUT_HOURS),
             tracing_enabled=True,
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(
