@@ -140,26 +140,36 @@ def test_the_command_line_tool_does_not_load_the_cdk() -> None:
 def test_every_package_make_installs_is_pinned_with_its_hashes() -> None:
     """`make` installs from requirements-dev.lock with --require-hashes: every pin of
     requirements-dev.txt is there at the same version, every entry carries sha256 hashes,
-    and the Makefile installs nothing else (the package itself with --no-deps)."""
+    and the Makefile installs nothing else (the package itself with --no-deps). pip
+    installs uv, by hash too, from requirements-uv.lock; uv installs the other locks."""
     import re
 
     root = Path(__file__).resolve().parent.parent
+    entry = r"^([A-Za-z0-9._-]+)==(\S+) \\\n((?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)"
     lock = (root / "requirements-dev.lock").read_text()
-    entries = re.findall(
-        r"^([A-Za-z0-9._-]+)==(\S+) \\\n((?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)", lock, re.M
-    )
+    entries = re.findall(entry, lock, re.M)
     locked = {name.lower().replace("_", "-"): version for name, version, _ in entries}
     assert len(entries) == len(re.findall(r"^[A-Za-z0-9._-]+==", lock, re.M)) > 50
     for line in (root / "requirements-dev.txt").read_text().splitlines():
         if line and not line.startswith("#"):
             name, version = re.sub(r"\[.*\]", "", line).split("==")
             assert locked.get(name.lower().replace("_", "-")) == version, line
+    uv_lock = (root / "requirements-uv.lock").read_text()
+    (uv_entry,) = re.findall(entry, uv_lock, re.M)
+    assert uv_entry[0] == "uv" and len(re.findall(r"^[A-Za-z0-9._-]+==", uv_lock, re.M)) == 1
     make = (root / "Makefile").read_text()
-    installs = [line.strip() for line in make.splitlines() if "pip install" in line]
+    assert "UV := $(BIN)/uv pip install --quiet --python $(BIN)/python" in make.splitlines()
+    installs = [
+        line.strip()
+        for line in make.splitlines()
+        if re.search(r"pip install|\$\(UV\)", line) and not line.startswith("#")
+    ]
     assert installs == [
-        "$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-synth.lock",
-        "$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .",
-        "$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock",
+        "UV := $(BIN)/uv pip install --quiet --python $(BIN)/python",
+        "$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-uv.lock",
+        "$(UV) --require-hashes -r requirements-synth.lock",
+        "$(UV) --no-deps --no-build-isolation -e .",
+        "$(UV) --require-hashes -r requirements-dev.lock",
     ]
 
 
