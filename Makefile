@@ -14,13 +14,17 @@ PYTHON ?= python3
 # the test and lint toolchain. Every package by hash (a changed or substituted download fails
 # the install). pip installs uv (requirements-uv.lock), and uv the rest: it downloads in
 # parallel and links from its cache (a minute with pip, seconds with uv). uv reads no pip
-# configuration: a package mirror is UV_DEFAULT_INDEX. No byte-compiling at install: Python
+# configuration: a package mirror is UV_DEFAULT_INDEX. aws-cdk-lib and its dependency
+# aws-cdk.cloud-assembly-schema both ship aws_cdk/cloud_assembly_schema/__init__.py, and the
+# one unpacked last wins (aws/aws-cdk#38482): pip unpacks dependencies first, uv in any
+# order, so aws-cdk-lib is unpacked again on its own. No byte-compiling at install: Python
 # compiles what is imported when it is first imported (most of what the locks hold never is).
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 $(VENV)/.synth-installed: pyproject.toml requirements-uv.lock requirements-synth.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-uv.lock
 	$(UV) --require-hashes -r requirements-synth.lock
+	$(UV) --require-hashes -r requirements-synth.lock --reinstall-package aws-cdk-lib
 	$(UV) --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -168,9 +168,23 @@ def test_every_package_make_installs_is_pinned_with_its_hashes() -> None:
         "UV := $(BIN)/uv pip install --quiet --python $(BIN)/python",
         "$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-uv.lock",
         "$(UV) --require-hashes -r requirements-synth.lock",
+        "$(UV) --require-hashes -r requirements-synth.lock --reinstall-package aws-cdk-lib",
         "$(UV) --no-deps --no-build-isolation -e .",
         "$(UV) --require-hashes -r requirements-dev.lock",
     ]
+
+
+def test_the_cloud_assembly_schema_module_is_aws_cdk_libs() -> None:
+    """aws-cdk-lib and aws-cdk.cloud-assembly-schema both ship
+    aws_cdk/cloud_assembly_schema/__init__.py (aws/aws-cdk#38482); with the latter's, the
+    kernel's messages name types Python does not know (``Unknown interface:
+    aws-cdk-lib.cloud_assembly_schema.MetadataEntry``, from ``Annotations.from_stack``).
+    `make` unpacks aws-cdk-lib again after its dependencies."""
+    from aws_cdk import cloud_assembly_schema
+
+    assert cloud_assembly_schema.MetadataEntry.__jsii_type__ == (
+        "aws-cdk-lib.cloud_assembly_schema.MetadataEntry"
+    ), "reinstall aws-cdk-lib after aws-cdk.cloud-assembly-schema"
 
 
 def test_make_synth_installs_only_what_synthesis_needs() -> None:
