@@ -261,6 +261,26 @@ def test_the_whole_output_is_read_from_the_archive(evidence_bucket: Any) -> None
     assert store.read_output(s3, prefix, "cmd-2", "mi-00000000000000001") is None
 
 
+def test_a_builds_pieces_are_read_from_one_listing_of_its_work(evidence_bucket: Any) -> None:
+    """The record's pieces: the execution's work folder listed once, then only the pieces
+    the build wrote are read (no GetObject, and no NoSuchKey, for the rest); another
+    execution's work and an unknown file in the folder are not among them."""
+    s3 = evidence_bucket
+    store.put_json(s3, store.work_key("exec-1", "inventory"), {"inventory": "x"})
+    store.put_json(s3, store.work_key("exec-1", "seal"), {"items": {}})
+    store.put_json(s3, store.work_key("exec-1", "notes"), {"not": "a piece"})
+    store.put_json(s3, store.work_key("exec-10", "marker"), {"other": "execution"})
+    calls: list[str] = []
+    s3.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    assert record.pieces(s3, "exec-1") == {"inventory": {"inventory": "x"}, "seal": {"items": {}}}
+    assert sorted(calls) == ["GetObject", "GetObject", "ListObjectsV2"]
+    calls.clear()
+    assert record.pieces(s3, "exec-2") == {}
+    assert calls == ["ListObjectsV2"]
+    with pytest.raises(BuildFailed, match="execution's name"):
+        store.work_folder("a/b")
+
+
 @pytest.fixture(scope="module")
 def prepared_template() -> dict[str, Any]:
     return two_personas(office_node="mi-00000000000000001")

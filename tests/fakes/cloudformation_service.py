@@ -19,10 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-import boto3
 from botocore.awsrequest import AWSResponse
 
-from .transport import response
+from .transport import response, session
 
 ENDPOINT = "https://cloudformation.fake.test"
 NAMESPACE = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
@@ -70,9 +69,7 @@ class FakeCloudFormation:
         self.event(name, "AWS::CloudFormation::Stack", status, self.stack_id)
 
     def client(self, config: Any = None) -> Any:
-        client = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        ).client("cloudformation", config=config, endpoint_url=ENDPOINT)
+        client = session("us-east-1").client("cloudformation", config=config, endpoint_url=ENDPOINT)
         client.meta.events.register_first(
             "before-send.cloudformation",
             self._on_send,  # type: ignore[arg-type]

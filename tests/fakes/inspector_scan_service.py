@@ -14,10 +14,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 
+from .transport import session
 from .workspaces_service import REGION, check_request
 
 MAX_COMPONENTS = 5000
@@ -47,9 +47,9 @@ class FakeInspectorScan:
         self.faults[operation] = code
 
     def client(self, config: Config | None = None) -> Any:
-        client: Any = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-        ).client("inspector-scan", config=config, endpoint_url="https://inspector-scan.fake.test")
+        client: Any = session(REGION).client(
+            "inspector-scan", config=config, endpoint_url="https://inspector-scan.fake.test"
+        )
         events = client.meta.events
         events.register_first("before-parameter-build.inspector-scan", self._keep_params)
         events.register_first("before-call.inspector-scan", self._answer)

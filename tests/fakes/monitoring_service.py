@@ -15,10 +15,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 
+from .transport import session
 from .workspaces_service import REGION, check_request
 
 MAX_PUT_EVENTS_ENTRIES = 10
@@ -66,9 +66,9 @@ class FakeMonitoring:
 
     # ----- transport ---------------------------------------------------------------------
     def _client(self, service: Any, config: Config | None) -> Any:
-        client: Any = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-        ).client(service, config=config, endpoint_url=f"https://{service}.fake.test")
+        client: Any = session(REGION).client(
+            service, config=config, endpoint_url=f"https://{service}.fake.test"
+        )
         events = client.meta.events
         events.register_first(f"before-parameter-build.{service}", self._keep_params)
         events.register_first(f"before-call.{service}", self._answer)

@@ -25,13 +25,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from workspaces_image_bakery.image_build.run_command import SCRIPT_CACHE
 
-from .transport import response
+from .transport import response, service_model, session
 from .workspaces_service import REGION, FakeWorkSpaces, ServiceError, check_request
 
 ENDPOINT = "https://ssm.fake.test"
@@ -142,7 +141,7 @@ class FakeSSM:
     s3: Any = None
 
     def __post_init__(self) -> None:
-        self._model = boto3.session.Session().client("ssm", region_name=REGION).meta.service_model
+        self._model = service_model("ssm")
         self._ids = itertools.count(1)
 
     def add_node(self, workspace_id: str, **kwargs: Any) -> Node:
@@ -152,9 +151,7 @@ class FakeSSM:
         return node
 
     def client(self, config: Config | None = None) -> Any:
-        client = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-        ).client("ssm", config=config, endpoint_url=ENDPOINT)
+        client = session(REGION).client("ssm", config=config, endpoint_url=ENDPOINT)
         client.meta.events.register_first("before-send.ssm", self._on_send)  # type: ignore[arg-type]
         return client
 

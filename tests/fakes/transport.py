@@ -1,11 +1,34 @@
-"""What the fakes share: a botocore response built from bytes, answered at before-send."""
+"""What the fakes share: their boto3 session, a botocore response built from bytes,
+answered at before-send."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.model import ServiceModel
+
+
+@functools.cache
+def session(region: str) -> boto3.session.Session:
+    """The fakes' one session per Region (a session registers botocore's ~130 built-in
+    handlers, some 30 ms; each fake world made several). A fake's answers are registered on
+    its client's own event system, which each client copies from the session, so clients of
+    one session never see each other's fakes."""
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
+
+
+@functools.cache
+def service_model(service: str) -> ServiceModel:
+    """`service`'s botocore model: what a fake validates and answers with."""
+    client: Any = session("us-east-1").client(service)  # type: ignore[call-overload]
+    model: ServiceModel = client.meta.service_model
+    return model
 
 
 class _Raw:

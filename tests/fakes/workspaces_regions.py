@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
+from .transport import session
 from .workspaces_service import ACCOUNT, FakeWorkSpaces, Image, ServiceError
 
 HOME = "us-east-1"
@@ -47,9 +47,7 @@ class RegionalWorkSpaces(FakeWorkSpaces):
         self.next_copy_outcome: tuple[str, str, str] = ("AVAILABLE", "", "")
 
     def client(self, config: Config | None = None) -> Any:
-        client = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
-        ).client(
+        client = session(self.region).client(
             "workspaces",
             config=config,
             endpoint_url=f"https://workspaces.{self.region}.{self.account}.fake.test",

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.model import ListShape, Shape, StructureShape
 
-from .transport import response
+from .transport import response, service_model, session
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -108,9 +107,7 @@ class FakeWorkSpaces:
         self.image_quota = image_quota
         self.next_outcome: tuple[str, str, str] = ("AVAILABLE", "", "")
         self._ids = itertools.count(1)
-        self._model = (
-            boto3.session.Session().client("workspaces", region_name=REGION).meta.service_model
-        )
+        self._model = service_model("workspaces")
 
     # ----- set-up helpers for tests -------------------------------------------------
     def add_workspace(self, workspace_id: str, **kwargs: Any) -> Workspace:
@@ -162,9 +159,7 @@ class FakeWorkSpaces:
 
     def client(self, config: Config | None = None) -> Any:
         """A real boto3 WorkSpaces client (the library's retry config) that this fake answers."""
-        client = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-        ).client("workspaces", config=config, endpoint_url=ENDPOINT)
+        client = session(REGION).client("workspaces", config=config, endpoint_url=ENDPOINT)
         client.meta.events.register_first(
             "before-send.workspaces",
             self._on_send,  # type: ignore[arg-type]

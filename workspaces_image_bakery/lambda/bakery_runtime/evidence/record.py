@@ -54,10 +54,14 @@ def digest(body: bytes) -> str:
 
 
 def pieces(s3: S3Client, execution: str) -> dict[str, Any]:
-    """What this execution's steps wrote, by piece name (absent pieces are left out)."""
+    """What this execution's steps wrote, by piece name (absent pieces are left out): the
+    work folder is listed once and only the pieces in it are read (no request, and no
+    NoSuchKey, for a piece the build has not written)."""
+    written = store.work_keys(s3, execution)
     found = {}
     for piece in PIECES:
-        value = store.get_json(s3, store.work_key(execution, piece))
+        key = store.work_key(execution, piece)
+        value = store.get_json(s3, key) if key in written else None
         if value is not None:
             found[piece] = value
     return found

@@ -65,10 +65,23 @@ def read_output(s3: S3Client, prefix: str, command_id: str, node_id: str) -> tup
     return streams["stdout"], streams["stderr"]
 
 
-def work_key(execution: str, piece: str) -> str:
+def work_folder(execution: str) -> str:
+    """The prefix of what `execution`'s steps write (``work/<execution>/``)."""
     if not execution or "/" in execution:
         raise BuildFailed(f"a build's work needs its execution's name, got {execution!r}")
-    return f"{c.WORK_PREFIX}{execution}/{piece}.json"
+    return f"{c.WORK_PREFIX}{execution}/"
+
+
+def work_key(execution: str, piece: str) -> str:
+    return f"{work_folder(execution)}{piece}.json"
+
+
+def work_keys(s3: S3Client, execution: str) -> set[str]:
+    """The keys of what `execution`'s steps wrote (its work folder, listed; S3 lists what
+    was written before, strongly consistent)."""
+    folder = work_folder(execution)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket(), Prefix=folder)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
 def put_json(s3: S3Client, key: str, data: Any) -> bytes:
