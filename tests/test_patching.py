@@ -39,7 +39,7 @@ from workspaces_image_bakery.operations.cli import Aws, cli
 from workspaces_image_bakery.patching.pending_updates import PENDING_UPDATES_COMMANDS
 
 from .fakes.ssm_service import Node
-from .harness import asl
+from .harness import asl, cfn_lint
 from .harness.cloudformation import STACK_ID, DeployError
 from .harness.world import World, world
 
@@ -119,9 +119,7 @@ def _recipe(template: dict[str, Any]) -> str:
 
 
 # ----- synth -----------------------------------------------------------------------------------
-def test_a_gate_and_a_patch_schedule_synthesize_cdk_nag_and_cfn_lint_clean(
-    synth: Synth, tmp_path: Path
-) -> None:
+def test_a_gate_and_a_patch_schedule_synthesize_cdk_nag_and_cfn_lint_clean(synth: Synth) -> None:
     (schedule,) = _of_type(synth.template, "AWS::Scheduler::Schedule").values()
     props = schedule["Properties"]
     assert props["ScheduleExpression"] == "cron(0 2 ? * MON *)"
@@ -138,15 +136,7 @@ def test_a_gate_and_a_patch_schedule_synthesize_cdk_nag_and_cfn_lint_clean(
     }
     assert {"inspector-scan:ScanSbom", "scheduler:UpdateSchedule", "iam:PassRole"} <= actions
     assert synth.nag_errors == []
-    path = tmp_path / "template.json"
-    path.write_text(json.dumps(synth.template))
-    linted = subprocess.run(
-        [str(BIN / "cfn-lint"), "--format", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert [m for m in json.loads(linted.stdout or "[]") if m["Level"] == "Error"] == []
+    assert cfn_lint.errors(synth.template) == []
 
 
 def test_the_check_may_send_only_its_document_to_the_persona_node(synth: Synth) -> None:
