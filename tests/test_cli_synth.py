@@ -14,6 +14,8 @@ from .harness import cfn_lint
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtual environment: python, node, npx
+# One `cdk synth` (about 15 s) for the module: its tests run in one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("cdk-cli-synth")
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ def test_the_installed_package_ships_and_stages_the_runtime(tmp_path: Path) -> N
             "wheel",
             "--quiet",
             "--no-deps",
+            "--no-build-isolation",  # setuptools from the locks, not a download per build
             "-w",
             str(tmp_path),
             str(ROOT),
