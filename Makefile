@@ -68,19 +68,10 @@ rpm-tool:
 		{ echo "the tests need Debian's rpm: apt-get install rpm"; exit 1; }
 
 # Two workers; tests that share an expensive set-up name one xdist_group and run in one.
-PYTEST := pytest -n 2 --dist loadgroup -q
 unit: setup rpm-tool
-	$(PYTEST)
+	pytest -n 2 --dist loadgroup -q
 
-# The type check runs beside the suite, its report printed after the suite's: the suite's
-# two workers leave a core idle while they start and while one finishes alone.
-test: lint rpm-tool
-	@mkdir -p build; \
-	$(MAKE) --no-print-directory typecheck > build/typecheck.log 2>&1 & typecheck=$$!; \
-	echo "$(PYTEST)   (make typecheck beside it: build/typecheck.log)"; \
-	$(PYTEST); unit=$$?; \
-	wait $$typecheck; typecheck=$$?; cat build/typecheck.log; \
-	test $$unit -eq 0 && test $$typecheck -eq 0
+test: lint typecheck unit
 
 bench: setup
 	python -m tests.bench
