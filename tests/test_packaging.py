@@ -14,7 +14,7 @@ from .harness.fresh_process import last_line
 ROOT = Path(__file__).resolve().parent.parent
 
 PROGRAM = """
-import json, pathlib, sys
+import json, pathlib, sys, zipfile
 import aws_cdk as cdk
 import workspaces_image_bakery as bakery
 assert not bakery.__file__.startswith(sys.argv[2]), bakery.__file__
@@ -23,7 +23,8 @@ stack = bakery.ImageBakeryStack(app, "Installed", tag_defaults={"Project": "p", 
 stack.add_persona("P", name="p", design=bakery.ImageDesign.FULLY_BAKED, image_version="1",
                   template_workspace_id="ws-abcdefgh1", tags={"Role": "r", "Confidentiality": "internal"})
 assembly = app.synth()
-staged = [p for p in pathlib.Path(sys.argv[1]).glob("asset.*/bakery_runtime/image_build/custom_resource.py")]
+staged = [p for p in pathlib.Path(sys.argv[1]).glob("asset.*.zip")
+          if "bakery_runtime/image_build/custom_resource.py" in zipfile.ZipFile(p).namelist()]
 print(len(staged))
 """
 

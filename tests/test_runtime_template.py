@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +197,13 @@ def _asset(tmp: Path) -> tuple[str, list[str]]:
         tags={"Role": "r", "Confidentiality": "internal", "Stage": "dev"},
     )
     app.synth()
-    staged = [d for d in tmp.glob("asset.*") if (d / "bakery_runtime").is_dir()]
-    (folder,) = staged
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    return folder.name, files
+    staged = [
+        z
+        for z in tmp.glob("asset.*.zip")
+        if "bakery_runtime/image_build/steps.py" in zipfile.ZipFile(z).namelist()
+    ]
+    (packed,) = staged
+    return packed.name, sorted(zipfile.ZipFile(packed).namelist())
 
 
 def test_the_asset_ships_source_files_only_and_keeps_its_hash(tmp_path: Path) -> None:

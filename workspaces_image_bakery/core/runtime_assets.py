@@ -7,13 +7,43 @@ the handlers read the very same property names.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .asset_zip import default_cache_dir, write_zip
+
 LAMBDA_ASSET_DIR = Path(__file__).resolve().parent.parent / "lambda"
 RUNTIME_PACKAGE = "bakery_runtime"
+
+
+def runtime_sources() -> list[Path]:
+    """What the functions' code holds: the runtime package's Python source files and those
+    of its capability folders (each with an ``__init__.py``); no caches tests or type checks
+    leave beside them, nothing else."""
+    package = LAMBDA_ASSET_DIR / RUNTIME_PACKAGE
+    folders = sorted(init.parent for init in package.glob("*/__init__.py"))
+    return sorted([*package.glob("*.py"), *(f for d in folders for f in d.glob("*.py"))])
+
+
+def runtime_zip(cache_dir: Path | None = None) -> Path:
+    """:func:`runtime_sources` as one zip (``bakery_runtime/`` at its root, as Lambda imports
+    the handlers), named by the digest of the files' names and contents, in `cache_dir`
+    (default: :func:`~.asset_zip.default_cache_dir`). Packed on each call (a few ms) and
+    compared with the file there, which is rewritten when it differs."""
+    entries = [
+        (path.relative_to(LAMBDA_ASSET_DIR).as_posix(), path.read_bytes())
+        for path in runtime_sources()
+    ]
+    digest = hashlib.sha256()
+    for name, content in entries:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return write_zip(
+        entries, (cache_dir or default_cache_dir()) / f"runtime-{digest.hexdigest()[:20]}.zip"
+    )
+
 
 if TYPE_CHECKING:
     from bakery_runtime.core import contract
@@ -51,4 +81,6 @@ __all__ = [
     "inventory",
     "patching_contract",
     "rollout_contract",
+    "runtime_sources",
+    "runtime_zip",
 ]

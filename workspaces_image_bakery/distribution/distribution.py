@@ -47,13 +47,12 @@ from aws_cdk import (
     TagManager,
 )
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct, IValidation
 
 from ..core.compute import check_compute
 from ..core.nag import Finding, basic_execution_role, star_resource, suppress
 from ..core.naming import DESCRIPTION_PATTERN, IMAGE_ID_PATTERN, IMAGE_ID_TEXT, NAME_PATTERN
-from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract
+from ..core.runtime_assets import RUNTIME_PACKAGE, contract
 from ..core.runtime_assets import distribution_contract as dc
 from ..core.tag_rules import MAX_USER_TAGS, check_tags, tag_strings
 from ..core.tagging import TagCheck, tag_manager
@@ -68,11 +67,11 @@ from ..core.validation import (
 )
 from ..evidence.store import EVIDENCE_FINDING
 from ..image_build.build_runtime import (
-    ASSET_EXCLUDE,
     OWNER_REQUEST_TAG,
     OWNER_TAG_CONDITION,
     RUNTIME_ID,
     BuildRuntime,
+    runtime_code,
     runtime_function,
 )
 from ..image_build.bundle import MAX_BASE_NAME_LENGTH, SHAPE_CHARS
@@ -129,7 +128,7 @@ class DistributionRuntime(Construct):
 
     def __init__(self, scope: Construct, id_: str) -> None:
         super().__init__(scope, id_)
-        code = lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=ASSET_EXCLUDE)
+        code = runtime_code()
         self.role = iam.Role(
             self,
             "HandlerRole",

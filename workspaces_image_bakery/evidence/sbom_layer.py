@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Final
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from ..core.asset_zip import default_cache_dir, write_zip
 
 LAYER_DISTRIBUTIONS: Final = ("cyclonedx-python-lib",)
 LAMBDA_PYTHON_VERSIONS: Final = ("3.12", "3.13", "3.14")
@@ -49,12 +49,6 @@ COMPILED_SUFFIXES: Final = frozenset({".so", ".pyd", ".dylib", ".dll"})
 # The staging rules' version, part of the cache key: a change to them makes a new folder.
 _LAYOUT: Final = "1"
 _METADATA_KEPT: Final = ("METADATA", "LICENSE", "LICENCE", "COPYING", "NOTICE", "AUTHORS")
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/workspaces-image-bakery``, by default under ``~/.cache``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "workspaces-image-bakery"
 
 
 def sbom_layer_folder(
@@ -103,25 +97,14 @@ def sbom_layer_zip(
     packed = folder.with_name(f"{folder.name}.zip")
     if packed.is_file():
         return packed
-    handle, staging = tempfile.mkstemp(prefix=".staging-", suffix=".zip", dir=folder.parent)
-    try:
-        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
-            for path in sorted(folder.rglob("*")):
-                relative = path.relative_to(folder)
-                if not path.is_file() or "__pycache__" in relative.parts:
-                    continue
-                entry = zipfile.ZipInfo(relative.as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-                entry.external_attr = 0o100644 << 16
-                entry.create_system = 3  # Unix, whatever machine packs it
-                # Stored, not deflated: compressed bytes differ between zlib builds.
-                entry.compress_type = zipfile.ZIP_STORED
-                archive.writestr(entry, path.read_bytes())
-        # Another process may pack the same folder at the same time: the same bytes.
-        os.replace(staging, packed)
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
-    return packed
+    return write_zip(
+        (
+            (path.relative_to(folder).as_posix(), path.read_bytes())
+            for path in folder.rglob("*")
+            if path.is_file() and "__pycache__" not in path.relative_to(folder).parts
+        ),
+        packed,
+    )
 
 
 def layer_distributions(

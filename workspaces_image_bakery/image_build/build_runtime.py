@@ -43,7 +43,7 @@ from ..core.nag import (
     star_resource,
     suppress,
 )
-from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, inventory
+from ..core.runtime_assets import RUNTIME_PACKAGE, contract, inventory, runtime_zip
 from ..core.validation import BakeryValidationError, Problem, is_token
 from ..evidence.sbom_layer import sbom_layer_zip
 from ..evidence.store import EVIDENCE_FINDING, EvidenceStore
@@ -91,22 +91,6 @@ NODE_AGENT_ACTIONS = [
 ]
 # The stack's script document, the node role's agent policy and its listing grant, once.
 SCRIPT_DOCUMENT_TEMPLATE_BYTES = 8_000
-# The asset holds the runtime's Python source files and nothing else (no caches from tests
-# or type checks), so its hash changes only when the code does.
-# The runtime's capability folders (core, build, release, distribution, rollout, evidence).
-RUNTIME_FOLDERS = sorted(
-    p.parent.name for p in (LAMBDA_ASSET_DIR / RUNTIME_PACKAGE).glob("*/__init__.py")
-)
-# Only the runtime's sources: no caches, no dot files (CDK's glob rules test folders too).
-ASSET_EXCLUDE = [
-    "*",
-    ".*",
-    f"!{RUNTIME_PACKAGE}",
-    f"{RUNTIME_PACKAGE}/*",
-    f"!{RUNTIME_PACKAGE}/*.py",
-    *(f"!{RUNTIME_PACKAGE}/{folder}" for folder in RUNTIME_FOLDERS),
-    *(f"!{RUNTIME_PACKAGE}/{folder}/*.py" for folder in RUNTIME_FOLDERS),
-]
 # The ownership tag condition every scoped WorkSpaces permission carries.
 OWNER_TAG_CONDITION = f"aws:ResourceTag/{contract.OWNER_TAG_KEY}"
 OWNER_REQUEST_TAG = f"aws:RequestTag/{contract.OWNER_TAG_KEY}"
@@ -147,6 +131,13 @@ class _Sorted:
 
     def produce(self) -> list[str]:
         return sorted(set(self.values))
+
+
+def runtime_code() -> lambda_.Code:
+    """The functions' code: the runtime's Python sources and nothing else, as one zip
+    (:func:`~..core.runtime_assets.runtime_zip`), so its hash changes only when the code
+    does."""
+    return lambda_.Code.from_asset(str(runtime_zip()))
 
 
 def runtime_function(
@@ -217,7 +208,7 @@ class BuildRuntime(Construct):
 
     def __init__(self, scope: Construct, id_: str) -> None:
         super().__init__(scope, id_)
-        code = lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=ASSET_EXCLUDE)
+        code = runtime_code()
         self._template_workspaces: list[str] = []
         self._template_statements: tuple[iam.PolicyStatement, ...] | None = None
         self._send_statement: iam.PolicyStatement | None = None

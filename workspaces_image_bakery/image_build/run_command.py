@@ -27,9 +27,9 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from ..core.asset_zip import default_cache_dir
 from ..core.runtime_assets import contract
 from ..core.validation import Problems, is_token
-from ..evidence.sbom_layer import default_cache_dir
 
 MANAGED_NODE_PATTERN = r"mi-[0-9a-zA-Z_]{17}"  # botocore's SSM InstanceId, hybrid nodes
 MANAGED_NODE_TEXT = (

@@ -25,18 +25,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aws_cdk import Aws, Duration, Stack, TimeZone
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
-from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, patching_contract
+from ..core.runtime_assets import RUNTIME_PACKAGE, contract, patching_contract
 from ..core.validation import Problems, check_int, check_no_secrets, is_token
 from ..image_build.build_runtime import (
-    ASSET_EXCLUDE,
     BuildRuntime,
     logged_workflow,
+    runtime_code,
     runtime_function,
 )
 from ..rollout.rollout import check_schedule, check_time_zone
@@ -223,7 +222,7 @@ class PatchRuntime(Construct):
         self.function = runtime_function(
             self,
             "Step",
-            code=lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=ASSET_EXCLUDE),
+            code=runtime_code(),
             handler=f"{RUNTIME_PACKAGE}.patching.steps.handler",
             timeout=Duration.minutes(1),
         )

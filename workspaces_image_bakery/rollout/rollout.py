@@ -41,7 +41,7 @@ from constructs import Construct
 
 from ..core.nag import VERSIONS_OF_AN_ARN, Finding, basic_execution_role, star_resource, suppress
 from ..core.naming import BUNDLE_ID_PATTERN
-from ..core.runtime_assets import LAMBDA_ASSET_DIR, RUNTIME_PACKAGE, contract, rollout_contract
+from ..core.runtime_assets import RUNTIME_PACKAGE, contract, rollout_contract
 from ..core.validation import (
     Problems,
     check_duration,
@@ -50,7 +50,7 @@ from ..core.validation import (
     is_token,
     seconds_of,
 )
-from ..image_build.build_runtime import ASSET_EXCLUDE, LOG_RETENTION, logged_workflow
+from ..image_build.build_runtime import LOG_RETENTION, logged_workflow, runtime_code
 from ..image_build.bundle import IWorkspaceBundle, WorkspaceBundle
 
 if TYPE_CHECKING:
@@ -334,7 +334,7 @@ class RolloutRuntime(Construct):
             "Step",
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=lambda_.Architecture.ARM_64,
-            code=lambda_.Code.from_asset(str(LAMBDA_ASSET_DIR), exclude=ASSET_EXCLUDE),
+            code=runtime_code(),
             handler=f"{RUNTIME_PACKAGE}.rollout.steps.handler",
             timeout=Duration.minutes(STEP_TIMEOUT_MINUTES),
             memory_size=256,
