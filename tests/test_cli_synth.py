@@ -14,11 +14,13 @@ from .harness import cfn_lint
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtual environment: python, node, npx
-# One `cdk synth` (about 15 s) for the module: its tests run in one pytest-xdist worker.
+# One `cdk synth` (about 15 s) for the module: its tests run in one pytest-xdist worker, and
+# the assembly lasts the worker's session (a module's fixture is made again when the worker
+# ran other modules' tests in between).
 pytestmark = pytest.mark.xdist_group("cdk-cli-synth")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cdk.out")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "CI": "true"}
