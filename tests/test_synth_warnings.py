@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import aws_cdk as cdk
+import pytest
 
 from workspaces_image_bakery import ImageBakeryStack, ImageDesign
 from workspaces_image_bakery.core.stack_traces import DISABLE_STACK_TRACE
@@ -62,39 +63,52 @@ def _cli_synth(assembly: Path, out: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_cdk_synth_prints_warnings_without_the_runtimes_temporary_path(tmp_path: Path) -> None:
+# The two apps' assemblies: the library's default, and stack traces kept (the control).
+KINDS = {"library": {}, "traces kept": {DISABLE_STACK_TRACE: False}}
+# The tests that read them share one worker, where each app is synthesized once.
+pytestmark = pytest.mark.xdist_group("synth-warnings")
+
+
+@pytest.fixture(scope="session")
+def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each kind's cloud assembly of the same stack, synthesized in this process."""
+    folder = tmp_path_factory.mktemp("warned")
+    for name, context in KINDS.items():
+        app = cdk.App(outdir=str(folder / name), context=context)
+        _stack(app)
+        app.synth()
+    return {name: folder / name for name in KINDS}
+
+
+def test_cdk_synth_prints_warnings_without_the_runtimes_temporary_path(
+    assemblies: dict[str, Path], tmp_path: Path
+) -> None:
     """The app synthesized here, its warnings printed by the real CLI; with the stack
     traces the app may ask for, the CLI shows the runtime's temporary path (the control:
     the check can fail)."""
     printed = {}
-    for name, context in (("library", {}), ("traces kept", {DISABLE_STACK_TRACE: False})):
-        app = cdk.App(outdir=str(tmp_path / name), context=context)
-        _stack(app)
-        app.synth()
-        result = _cli_synth(tmp_path / name, tmp_path / f"{name}.out")
+    for name, assembly in assemblies.items():
+        result = _cli_synth(assembly, tmp_path / f"{name}.out")
         assert result.returncode == 0, result.stderr
         printed[name] = result.stderr.splitlines()
     lines = printed["library"]
     warning = next(i for i, line in enumerate(lines) if NO_COMPLIANCE in line)
     assert lines[warning].startswith("WARNING "), lines[warning - 1 : warning + 2]
     assert [line for line in lines if RUNTIME_PATH.search(line)] == []
-    assert all("trace" not in w for w in _warnings(tmp_path / "library"))
+    assert all("trace" not in w for w in _warnings(assemblies["library"]))
     assert [line for line in printed["traces kept"] if RUNTIME_PATH.search(line)]
 
 
-def test_the_library_records_no_stack_trace_with_its_warnings(tmp_path: Path) -> None:
-    app = cdk.App(outdir=str(tmp_path))
-    _stack(app)
-    app.synth()
-    (warning,) = [w for w in _warnings(tmp_path) if NO_COMPLIANCE in str(w["data"])]
+def test_the_library_records_no_stack_trace_with_its_warnings(
+    assemblies: dict[str, Path],
+) -> None:
+    (warning,) = [w for w in _warnings(assemblies["library"]) if NO_COMPLIANCE in str(w["data"])]
     assert "trace" not in warning
 
 
-def test_an_app_that_asks_for_stack_traces_keeps_them(tmp_path: Path) -> None:
-    app = cdk.App(outdir=str(tmp_path), context={DISABLE_STACK_TRACE: False})
-    _stack(app)
-    app.synth()
-    (warning,) = [w for w in _warnings(tmp_path) if NO_COMPLIANCE in str(w["data"])]
+def test_an_app_that_asks_for_stack_traces_keeps_them(assemblies: dict[str, Path]) -> None:
+    warnings = _warnings(assemblies["traces kept"])
+    (warning,) = [w for w in warnings if NO_COMPLIANCE in str(w["data"])]
     assert warning.get("trace")
 
 
