@@ -16,7 +16,7 @@ from bakery_runtime.core import contract
 from bakery_runtime.image_build import request as build
 
 from workspaces_image_bakery import ImageBakeryStack, ImageDesign
-from workspaces_image_bakery.core.runtime_assets import LAMBDA_ASSET_DIR
+from workspaces_image_bakery.core.runtime_assets import LAMBDA_ASSET_DIR, runtime_zip
 
 from .harness.stacks import two_personas
 
@@ -237,6 +237,18 @@ def test_the_asset_ships_source_files_only_and_keeps_its_hash(tmp_path: Path) ->
         if not any((LAMBDA_ASSET_DIR / ".mypy_cache" / "3.11").iterdir()):
             shutil.rmtree(LAMBDA_ASSET_DIR / ".mypy_cache" / "3.11")
     assert (after, files_after) == (before, files)
+
+
+def test_a_changed_cached_zip_is_packed_again_not_shipped(tmp_path: Path) -> None:
+    """The runtime zip in the cache folder is compared with the sources' packed bytes: one
+    changed there (by a user, a tool, an attacker) is rewritten before the CDK stages it."""
+    packed = runtime_zip(tmp_path)
+    original = packed.read_bytes()
+    packed.write_bytes(original.replace(b"def ", b"def _", 1))
+    assert runtime_zip(tmp_path) == packed
+    assert packed.read_bytes() == original
+    with zipfile.ZipFile(packed) as archive:
+        assert "bakery_runtime/image_build/steps.py" in archive.namelist()
 
 
 def test_the_build_may_tag_the_image_it_creates_with_this_stack_only(
