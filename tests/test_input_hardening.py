@@ -8,6 +8,7 @@ import dataclasses
 import inspect
 import unicodedata
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -647,14 +648,15 @@ def test_the_scan_reads_a_clean_line_once_and_still_finds_every_secret() -> None
     clean = "the office persona bundle 4f2a9c"
     key = "AKIA" + "QWERTYUIOPASDFGH"  # an access key id's shape
     assert secret_scan.scan({"a": clean, "b": "another plain value 17"}) == {}
-    assert clean in secret_scan._CLEAN_LINES
+    known = secret_scan._CLEAN_LINES
+    assert secret_scan._digest(clean) in known
     found = secret_scan.scan({"a": clean, "b": f"aws_access_key_id={key}"})
     assert set(found) == {"b"} and key in found["b"].secrets
-    assert f"aws_access_key_id={key}" not in secret_scan._CLEAN_LINES
+    assert secret_scan._digest(f"aws_access_key_id={key}") not in known
     # Lines that YAML could join with a neighbour are never remembered.
     secret_scan.scan({"c": "password:", "d": "  indented value"})
-    assert "password:" not in secret_scan._CLEAN_LINES
-    assert "  indented value" not in secret_scan._CLEAN_LINES
+    assert secret_scan._digest("password:") not in known
+    assert secret_scan._digest("  indented value") not in known
     # A line in several fields is scanned once and reported in each of them.
     twice = f"aws_access_key_id={key}"
     found = secret_scan.scan({"name": twice, "tags[Name]": twice, "other": clean})
@@ -665,6 +667,50 @@ def test_the_scan_reads_a_clean_line_once_and_still_finds_every_secret() -> None
     value = "  Xk9#qLm2vR7wT4z"
     found = secret_scan.scan({"a": f"name:\n{value}", "b": f"password:\n{value}"})
     assert set(found) == {"b"} and found["b"].kinds == ("Secret Keyword",)
+
+
+def test_clean_lines_are_kept_for_the_next_synth_by_digest_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next process reads the lines this one found clean from the cache folder (as
+    digests, never as text) and does not give them to detect-secrets again; a line with a
+    secret is never kept; another detect-secrets version or other rules use another file."""
+    from detect_secrets.core.secrets_collection import SecretsCollection
+
+    from workspaces_image_bakery.core import secret_scan
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for state in ("_CLEAN_LINES", "_NEW_CLEAN_LINES", "_LOADED"):
+        monkeypatch.setattr(secret_scan, state, type(getattr(secret_scan, state))())
+    clean = "the kiosk persona bundle 7d1e0b"
+    key = "AKIA" + "ZXCVBNMLKJHGFDSA"
+    assert secret_scan.scan({"a": clean}) == {}
+    assert secret_scan.scan({"b": f"aws_access_key_id={key}"})
+    secret_scan.save_clean_lines()  # what the process does at exit
+    (kept,) = tmp_path.glob("workspaces-image-bakery/clean-lines-*.txt")
+    assert kept == secret_scan._clean_lines_file()
+    assert kept.read_text().split() == [secret_scan._digest(clean)]
+    assert clean not in kept.read_text() and key not in kept.read_text()
+
+    # The next process: the kept line is not scanned again, and a secret is still found.
+    for state in ("_CLEAN_LINES", "_NEW_CLEAN_LINES", "_LOADED"):
+        monkeypatch.setattr(secret_scan, state, type(getattr(secret_scan, state))())
+    scanned: list[str] = []
+    scan_file = SecretsCollection.scan_file
+
+    def recorded(self: SecretsCollection, *filenames: str) -> None:
+        scanned.extend(Path(name).read_text() for name in filenames)
+        scan_file(self, *filenames)
+
+    monkeypatch.setattr(SecretsCollection, "scan_file", recorded)
+    assert secret_scan.scan({"a": clean}) == {}
+    assert scanned == []
+    assert secret_scan.scan({"a": clean, "b": f"aws_access_key_id={key}"})
+    assert scanned == [f"aws_access_key_id={key}\n"]
+
+    # Another detect-secrets version (or a change to the rules) starts an empty file.
+    monkeypatch.setattr(secret_scan.importlib.metadata, "version", lambda name: "0.0.0-another")
+    assert secret_scan._clean_lines_file() != kept
 
 
 @pytest.mark.parametrize(

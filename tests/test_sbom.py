@@ -614,6 +614,41 @@ def test_the_layer_is_cached_by_distribution_versions_and_holds_only_sources(
     assert _tree_digest(first) == _tree_digest(second)
 
 
+def test_the_layers_closure_is_read_again_only_when_a_version_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The names and versions of the staged closure are kept beside the layer: a synth
+    whose installed versions all match reads no requirements (no `packaging`), and a
+    changed, missing or unreadable record makes the closure be found again."""
+    cache = tmp_path / "cache"
+    folder = sbom_layer.sbom_layer_folder(cache)
+    (record,) = cache.glob("sbom-layer-*.closure.json")
+    assert json.loads(record.read_text()) == dict(sbom_layer.layer_distributions())
+    found_again: list[object] = []
+    closure = sbom_layer._closure
+
+    def counted(roots: object) -> object:
+        found_again.append(roots)
+        return closure(roots)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sbom_layer, "_closure", counted)
+    assert sbom_layer.sbom_layer_folder(cache) == folder
+    assert found_again == []
+    kept = json.loads(record.read_text())
+    for changed in (
+        {**kept, "defusedxml": "0.0.1"},  # another version installed since
+        {**kept, "no-such-distribution": "1.0"},  # one uninstalled since
+        [],
+        "not json",
+    ):
+        record.write_text(changed if isinstance(changed, str) else json.dumps(changed))
+        assert sbom_layer.sbom_layer_folder(cache) == folder
+        assert len(found_again) == 1
+        assert json.loads(record.read_text()) == kept  # written again, as installed
+        found_again.clear()
+    assert list(cache.glob(".staging-*")) == []
+
+
 def test_the_layer_zip_holds_the_folder_and_is_the_same_bytes_everywhere(tmp_path: Path) -> None:
     """The stack's layer is the folder packed once into a zip beside it: every file of the
     folder (no bytecode) under python/, and the same bytes from another cache, so the CDK

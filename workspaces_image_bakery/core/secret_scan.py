@@ -6,12 +6,17 @@ field and the kind of secret, never the secret itself."""
 from __future__ import annotations
 
 import atexit
+import hashlib
+import importlib.metadata
+import os
 import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from .asset_zip import default_cache_dir
 
 BASIC_AUTH: Final = "Basic Auth Credentials"  # detect-secrets' own name: hits merge
 COMMAND_LINE_PASSWORD: Final = "Password on a command line"  # noqa: S105 (a kind)
@@ -121,14 +126,19 @@ _USER_GROUP_COMMANDS: Final = frozenset({"docker", "podman", "nerdctl", "chown",
 
 
 # Lines of earlier scans in which detect-secrets found nothing (each scan's lines are one
-# file): a persona's image and bundle repeat its tags and names, and personas share keys
-# and defaults. The command-line rules still read every line.
+# file): a persona's image and bundle repeat its tags and names, personas share keys and
+# defaults, and the next synth of the same app reads the same lines. The command-line
+# rules still read every line.
 # Only lines that cannot take part in a YAML structure with their neighbours (no leading
 # space, no ":" or "#", no indicator first) are remembered, and only from files with no
 # allowlist pragma: skipping them changes no other line's context that detect-secrets reads.
+# They are kept by digest (never as text), in this process and in the cache folder
+# (see _clean_lines_file), for the same detect-secrets version and the same rules only.
 _CLEAN_LINES: set[str] = set()
+_NEW_CLEAN_LINES: set[str] = set()  # found clean here, not yet in the cache file
 MAX_CLEAN_LINES: Final = 100_000
 _INERT_LINE: Final = re.compile(r"^[^\s\-?:,\[\]{}#&*!|>'\"%@`][^:#]*$")
+_LOADED: list[Path] = []  # the cache file read in this process (one at most)
 
 
 @dataclass(frozen=True)
@@ -171,13 +181,13 @@ def scan(values: Mapping[str, str]) -> dict[str, SecretHit]:
         if secret and secret not in secrets.setdefault(field, []):
             secrets[field].append(secret)
 
-    # Imported on the first scan, not with the package: only a synth needs it.
-    from detect_secrets.core.secrets_collection import SecretsCollection  # noqa: PLC0415
-    from detect_secrets.settings import default_settings  # noqa: PLC0415
-
     # detect-secrets reads only the lines it has not found clean before in this process.
     fresh = _fresh_lines(lines)
     if fresh:
+        # Imported on the first fresh line, not with the package: only a synth needs it.
+        from detect_secrets.core.secrets_collection import SecretsCollection  # noqa: PLC0415
+        from detect_secrets.settings import default_settings  # noqa: PLC0415
+
         # YAML lines: detect-secrets then also applies its keyword detector ("password: ...").
         path = _scan_folder() / "inputs.yaml"
         text = "".join(f"{line}\n" for line, _ in fresh)
@@ -191,7 +201,9 @@ def scan(values: Mapping[str, str]) -> dict[str, SecretHit]:
             for field in fresh[potential.line_number - 1][1]:
                 note(field, potential.type, potential.secret_value)
         if not found and len(_CLEAN_LINES) < MAX_CLEAN_LINES and "pragma" not in text:
-            _CLEAN_LINES.update(line for line, _ in fresh if _INERT_LINE.match(line))
+            clean = {_digest(line) for line, _ in fresh if _INERT_LINE.match(line)}
+            _NEW_CLEAN_LINES.update(clean - _CLEAN_LINES)
+            _CLEAN_LINES.update(clean)
     for field, line in lines:
         for kind, secret in command_line_secrets(line):
             note(field, kind, secret)
@@ -203,10 +215,11 @@ def _fresh_lines(lines: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
     found clean before is left out, and an inert line (see _INERT_LINE) is written once
     however many fields hold it (a persona's name is also its Name tag); any other line
     keeps its place, so YAML reads the same structure."""
+    _load_clean_lines()
     fresh: list[tuple[str, list[str]]] = []
     inert: dict[str, list[str]] = {}
     for field, line in lines:
-        if line in _CLEAN_LINES:
+        if _digest(line) in _CLEAN_LINES:
             continue
         if line in inert:
             inert[line].append(field)
@@ -215,6 +228,68 @@ def _fresh_lines(lines: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
         if _INERT_LINE.match(line):
             inert[line] = fresh[-1][1]
     return fresh
+
+
+def _digest(line: str) -> str:
+    return hashlib.sha256(line.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _clean_lines_file() -> Path:
+    """The cache file of clean lines for this detect-secrets version and these rules (this
+    module's source): a new version of either starts an empty file."""
+    try:
+        version = importlib.metadata.version("detect-secrets")
+    except importlib.metadata.PackageNotFoundError:
+        version = "none"
+    rules = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{version}\n{rules}".encode()).hexdigest()[:16]
+    return default_cache_dir() / f"clean-lines-{key}.txt"
+
+
+def _load_clean_lines() -> None:
+    """Read the cache file once a process (a missing or unreadable one is empty), and keep
+    what this process finds clean there when it exits."""
+    if _LOADED:
+        return
+    path = _clean_lines_file()
+    _LOADED.append(path)
+    atexit.register(save_clean_lines)
+    try:
+        known = path.read_text(encoding="ascii").split()
+    except (OSError, ValueError):
+        return
+    _CLEAN_LINES.update(known[:MAX_CLEAN_LINES])
+
+
+def save_clean_lines() -> None:
+    """Add the digests of the lines this process found clean to the cache file (written
+    beside it and moved into place; a cache folder that cannot be written is left alone).
+    Run at exit; the file keeps at most MAX_CLEAN_LINES digests."""
+    if not _LOADED or not _NEW_CLEAN_LINES:
+        return
+    path = _LOADED[0]
+    try:
+        kept = set(path.read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        kept = set()
+    digests = kept | _NEW_CLEAN_LINES
+    if len(digests) > MAX_CLEAN_LINES:
+        digests = set(sorted(_NEW_CLEAN_LINES)[:MAX_CLEAN_LINES])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, staging = tempfile.mkstemp(prefix=".staging-", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "w", encoding="ascii") as written:
+            written.write("".join(f"{digest}\n" for digest in sorted(digests)))
+        os.replace(staging, path)
+        _NEW_CLEAN_LINES.clear()
+    except OSError:
+        pass
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
 
 
 _SCAN_FOLDER: list[Path] = []
