@@ -5,6 +5,7 @@ deploy-time tokens pass where a deploy-time value makes sense."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import inspect
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -709,7 +710,7 @@ def test_clean_lines_are_kept_for_the_next_synth_by_digest_only(
     assert scanned == [f"aws_access_key_id={key}\n"]
 
     # Another detect-secrets version (or a change to the rules) starts an empty file.
-    monkeypatch.setattr(secret_scan.importlib.metadata, "version", lambda name: "0.0.0-another")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.0-another")
     assert secret_scan._clean_lines_file() != kept
 
 

@@ -635,6 +635,7 @@ def test_the_layers_closure_is_read_again_only_when_a_version_changed(
     assert sbom_layer.sbom_layer_folder(cache) == folder
     assert found_again == []
     kept = json.loads(record.read_text())
+    changed: object
     for changed in (
         {**kept, "defusedxml": "0.0.1"},  # another version installed since
         {**kept, "no-such-distribution": "1.0"},  # one uninstalled since
