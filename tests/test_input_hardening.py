@@ -279,7 +279,7 @@ def test_command_lines_without_passwords_pass(line: str) -> None:
 
 def test_the_command_line_rules_leave_option_names_alone() -> None:
     # detect-secrets' own keyword detector flags this one ("no host"); the rules do not.
-    assert command_line_secrets("ssh -o PasswordAuthentication=no host") == []
+    assert command_line_secrets("ssh -o PasswordAuthentication=no host") == ()
 
 
 def test_a_persona_with_a_password_in_its_preparation_is_refused() -> None:

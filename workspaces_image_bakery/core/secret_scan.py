@@ -6,6 +6,7 @@ field and the kind of secret, never the secret itself."""
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -149,8 +150,10 @@ class SecretHit:
     secrets: tuple[str, ...]
 
 
-def command_line_secrets(line: str) -> list[tuple[str, str]]:
-    """(kind, secret) for every password the command-line rules find in `line`."""
+@functools.lru_cache(maxsize=4096)
+def command_line_secrets(line: str) -> tuple[tuple[str, str], ...]:
+    """(kind, secret) for every password the command-line rules find in `line` (a pure
+    function of the line, kept for the lines a persona's image and bundle repeat)."""
     found: list[tuple[str, str]] = []
     for kind, rule in _RULES:
         for match in rule.finditer(line):
@@ -158,7 +161,7 @@ def command_line_secrets(line: str) -> list[tuple[str, str]]:
             if _is_reference(secret) or _user_and_group(line, match):
                 continue
             found.append((kind, secret))
-    return found
+    return tuple(found)
 
 
 def scan(values: Mapping[str, str]) -> dict[str, SecretHit]:
