@@ -31,7 +31,9 @@ from bakery_runtime.core import contract
 from .harness.stacks import two_personas
 from .harness.world import world
 
-RUNS = 3
+RUNS = 5
+# Rounds of the in-process measurement (each declares and synthesizes all three apps).
+IN_PROCESS_ROUNDS = 5
 # The untimed runs write the bytecode of what they import (the CDK's modules among it), even
 # where the shell sets PYTHONDONTWRITEBYTECODE: otherwise each timed run compiled the CDK
 # modules it imports from source, and the library imports more of them than the baselines.
@@ -125,8 +127,9 @@ def import_seconds() -> dict[str, float]:
     return {name: statistics.median(values) for name, values in timed.items()}
 
 
-def measure() -> dict[tuple[str, int], tuple[float, dict[str, Any]]]:
-    """Median wall and CPU time of paired runs (the kinds alternate within each round)."""
+def measure() -> tuple[dict[tuple[str, int], tuple[float, dict[str, Any]]], dict[str, float]]:
+    """Median wall and CPU time of paired runs (the kinds alternate within each round), and
+    the in-process medians at the largest size."""
     times: dict[tuple[str, int], list[float]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
     facts: dict[tuple[str, int], dict[str, Any]] = {}
@@ -150,10 +153,26 @@ def measure() -> dict[tuple[str, int], tuple[float, dict[str, Any]]]:
                     times.setdefault((kind, personas), []).append(seconds)
                     cpu.setdefault((kind, personas), []).append(reported["cpu"])
                     facts[(kind, personas)] = reported
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.bench_app",
+                "in-process",
+                str(SIZES[-1]),
+                str(IN_PROCESS_ROUNDS),
+                str(Path(sources) / f"same-{SIZES[-1]}"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        in_process = json.loads(done.stdout.strip().splitlines()[-1])
     return {
         key: (statistics.median(t), {**facts[key], "cpu": statistics.median(cpu[key])})
         for key, t in times.items()
-    }
+    }, in_process
 
 
 def largest(results: dict[tuple[str, int], tuple[float, dict[str, Any]]], kind: str) -> str:
@@ -197,7 +216,7 @@ def scenario_calls() -> dict[str, dict[str, int]]:
 
 def main() -> None:
     compile_bytecode()
-    results = measure()
+    results, in_process = measure()
     print(
         f"Whole process, median of {RUNS} paired runs. plain: a CDK app with one Provider, one"
         " state machine and per persona two custom resources and a WaitCondition with its"
@@ -228,6 +247,17 @@ def main() -> None:
                 f"  {facts['jsii']:10d}  {facts['jsii'] / count:12.1f}"
                 f"  {facts['resources']:9d}  {facts['bytes'] // count:13d}"
             )
+    largest_size = SIZES[-1]
+    print(
+        f"\nIn one process, {largest_size} personas (declare and synthesize, median of"
+        f" {IN_PROCESS_ROUNDS} rounds after one untimed round of each: imports, the CDK's"
+        " template validator and the caches warm):"
+    )
+    for kind in ("plain", "same", "library"):
+        print(
+            f"  {kind:8s} {in_process[kind]:5.2f} s  {in_process[kind] / in_process['plain']:5.2f}x"
+            f" plain  {in_process[kind] / in_process['same']:5.2f}x same"
+        )
     print("\nImport, each step after the ones above it (median of fresh processes):")
     for name, seconds in import_seconds().items():
         print(f"  {name:36s} {seconds:5.2f} s")

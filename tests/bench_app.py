@@ -8,6 +8,11 @@ declares the very template and assets the library synthesized into SOURCE (a clo
 assembly), each resource a `CfnResource`: the least a CDK app pays for the same resources.
 Prints one JSON line: resources, template bytes, jsii round trips and the process's peak
 memory.
+
+`python -m tests.bench_app in-process PERSONAS ROUNDS SOURCE` declares and synthesizes the
+library, same and plain apps in turn in this one process, ROUNDS times after one untimed
+round of each (the CDK's template validator, the modules and the caches are then warm for
+all three), and prints each kind's median seconds as one JSON line.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -121,16 +129,40 @@ def kernel_peak_mb() -> int:
     return total // 1024
 
 
+def declare(app: cdk.App, kind: str, personas: int, source: Path | None) -> cdk.Stack:
+    if kind == "plain":
+        return plain(app, personas)
+    if kind == "same":
+        assert source is not None
+        return same(app, source)
+    return library(app, personas, prepared=kind == "prepared")
+
+
+def in_process(personas: int, rounds: int, source: Path) -> dict[str, float]:
+    """Median seconds to declare and synthesize each kind, the kinds in turn in this one
+    process, after one untimed round of each."""
+    times: dict[str, list[float]] = {"library": [], "same": [], "plain": []}
+    for round_ in range(rounds + 1):
+        for kind, measured in times.items():
+            with tempfile.TemporaryDirectory() as outdir:
+                start = time.perf_counter()
+                app = cdk.App(outdir=outdir, context=CONTEXT)
+                declare(app, kind, personas, source)
+                app.synth()
+                if round_:
+                    measured.append(time.perf_counter() - start)
+    return {kind: statistics.median(measured) for kind, measured in times.items()}
+
+
 def main() -> None:
+    if sys.argv[1] == "in-process":
+        personas, rounds, source = int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+        print(json.dumps(in_process(personas, rounds, source)))
+        return
     kind, personas, outdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     with jsii_calls() as calls:
         app = cdk.App(outdir=outdir, context=CONTEXT)
-        if kind == "plain":
-            stack = plain(app, personas)
-        elif kind == "same":
-            stack = same(app, Path(sys.argv[4]))
-        else:
-            stack = library(app, personas, prepared=kind == "prepared")
+        stack = declare(app, kind, personas, Path(sys.argv[4]) if kind == "same" else None)
         app.synth()
     template = Path(outdir) / f"{stack.stack_name}.template.json"
     print(

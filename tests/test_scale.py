@@ -260,3 +260,10 @@ def test_the_benchmarks_same_template_app_declares_the_librarys_template(tmp_pat
     assert same_template["Resources"] == library_template["Resources"]
     assert same_template["Outputs"] == library_template["Outputs"]
     assert same_assets == library_assets
+    # The in-process measurement declares all three apps in one process, a round each
+    # untimed, and reports a median for each.
+    from .bench_app import in_process
+
+    medians = in_process(2, 1, tmp_path / "library")
+    assert set(medians) == {"library", "same", "plain"}
+    assert all(seconds > 0 for seconds in medians.values())
