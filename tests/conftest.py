@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +29,16 @@ os.environ.update(
     OWNER_STACK_ID="arn:aws:cloudformation:us-east-1:123456789012:stack/WorkSpacesImageBakery/1111-2222",
 )
 os.environ.pop("AWS_PROFILE", None)
+
+# The library's cache folder (runtime zips, SBOM layers, scripts, the secret scan's clean
+# lines) is one temporary folder per test run, shared by the xdist workers and the processes
+# tests start: a test never depends on what earlier runs, or the user's synths, left in
+# ~/.cache (a line kept clean there would skip the detect-secrets run a test counts).
+if "WORKSPACES_IMAGE_BAKERY_TEST_CACHE" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="workspaces-image-bakery-tests-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["WORKSPACES_IMAGE_BAKERY_TEST_CACHE"] = _cache
+    os.environ["XDG_CACHE_HOME"] = _cache
 
 # One botocore data loader per process, as the Lambda runtime has (its clients share boto3's
 # default session): each fake makes its own Session, and without this each of them parses
