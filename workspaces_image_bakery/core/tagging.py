@@ -66,6 +66,12 @@ class _TagManager(TagManager):
         self._floors: dict[str, float] = {}
         self._changed = False
 
+    @property
+    def changed(self) -> bool:
+        """Whether a ``set_tag`` or ``remove_tag`` reached the CDK's manager: until one does,
+        its tags are the initial tags (every call, the aspects' too, passes through here)."""
+        return self._changed
+
     def pin(self, key: str, value: str, priority: float) -> None:
         if (
             not self._changed
@@ -154,8 +160,11 @@ class TagCheck:
         messages: list[str] = []
         personas: dict[str, str] | None = None
         for resource, policy in self._entries:
+            manager = resource.cdk_tag_manager
+            if isinstance(manager, _TagManager) and not manager.changed:
+                continue  # its initial tags, the declared ones: no round trip to read them
             declared = dict(resource.declared_tags)
-            final = dict(resource.cdk_tag_manager.tag_values())
+            final = dict(manager.tag_values())
             if final == declared:
                 continue  # checked when the construct was created
             personas = self._personas() if personas is None else personas
