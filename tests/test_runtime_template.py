@@ -352,3 +352,67 @@ def test_a_template_given_as_a_token_is_reached_only_through_its_tag() -> None:
             }
         else:
             assert "workspace/ws-literal001" in text and "Condition" not in statement
+
+
+def _role_statements(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each role's logical id -> the statements of the policies attached to it."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for policy in _resources(template, kind).values():
+            for role in policy["Properties"].get("Roles", []):
+                found.setdefault(role["Ref"], []).extend(
+                    policy["Properties"]["PolicyDocument"]["Statement"]
+                )
+    return found
+
+
+def test_every_role_that_reads_evidence_may_be_told_a_key_is_missing() -> None:
+    """S3 answers GetObject on a missing key with 403 AccessDenied unless the caller may
+    list the bucket (GetObject's reference, "Permissions"); the runtime reads keys that may
+    be missing (a persona's first patch state, a build's command piece, a foreign
+    execution's request, a record) and takes NoSuchKey as "not there". So every role that
+    may read evidence objects may list the evidence bucket: the build's roles, the build
+    watch, the patch check and the distribution's."""
+    from aws_cdk.assertions import Template
+
+    from workspaces_image_bakery import Distribution, ImagePreparation, PatchSchedule, TemplateBuild
+
+    app = cdk.App(context={"workspaces-image-bakery:review": "false"})
+    stack = ImageBakeryStack(
+        app, "Evidence", tag_defaults={"Project": "p", "CostCenter": "c", "Stage": "dev"}
+    )
+    stack.add_persona(
+        "Office",
+        name="office",
+        design=ImageDesign.FULLY_BAKED,
+        image_version="1.0",
+        template_workspace_id="ws-off0template1",
+        baked_applications=["libreoffice 7.6"],
+        tags={"Role": "office", "Confidentiality": "internal"},
+        preparation=ImagePreparation(),
+        build=TemplateBuild(managed_node_id="mi-00000000000000001"),
+        patch_schedule=PatchSchedule(schedule="cron(0 2 ? * MON *)", time_zone="UTC"),
+        distribution=Distribution(regions=["eu-west-1"], accounts=["210987654321"]),
+    )
+    template = dict(Template.from_stack(stack).to_json())
+    (bucket,) = [k for k in _resources(template, "AWS::S3::Bucket") if "Evidence" in k]
+    bucket_arn = {"Fn::GetAtt": [bucket, "Arn"]}
+
+    def on_objects(resource: Any) -> bool:
+        return isinstance(resource, dict) and bucket_arn in resource.get("Fn::Join", [[], []])[1]
+
+    readers, listers = set(), set()
+    for role, statements in _role_statements(template).items():
+        for statement in statements:
+            if statement.get("Effect", "Allow") != "Allow":
+                continue
+            actions = _listify(statement["Action"])
+            resources = _listify(statement["Resource"])
+            reads = any(a in ("s3:GetObject", "s3:GetObject*") for a in actions)
+            if reads and any(on_objects(r) for r in resources):
+                readers.add(role)
+            lists = any(a in ("s3:ListBucket", "s3:List*") for a in actions)
+            if lists and bucket_arn in resources:
+                listers.add(role)
+    assert len(readers) >= 5, readers  # on_event, workflow step, watch, patch check, copies
+    assert readers <= listers, sorted(readers - listers)

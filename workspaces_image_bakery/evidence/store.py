@@ -116,7 +116,19 @@ class EvidenceStore(Construct):
                 resources=[self.bucket.arn_for_objects(f"{patching_contract.STATE_PREFIX}*")],
             )
         )
+        self._list(role)
         self.only_written_by(role)
+
+    def _list(self, role: iam.IRole) -> None:
+        """List the bucket: a role that reads a key that may not be there (a persona's first
+        patch state, the command piece of a build prepared by hand, a foreign execution's
+        request, a record not written yet) needs it to be told NoSuchKey. Without
+        s3:ListBucket, S3 answers GetObject on a missing key with 403 AccessDenied (its
+        GetObject reference, "Permissions"), which the runtime raises instead of reading as
+        "not there". It lists keys, never their content."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn])
+        )
 
     def work_only_read_by(self, *roles: iam.IRole) -> None:
         """Deny reads under ``work/`` to every principal but `roles`: it holds each build's
@@ -143,6 +155,7 @@ class EvidenceStore(Construct):
                 resources=[self.bucket.arn_for_objects(f"{contract.RECORDS_PREFIX}*")],
             )
         )
+        self._list(role)
 
     def grant_work_read(self, role: iam.IRole) -> None:
         """Read builds' work (the build watch reads a build's stored request)."""
@@ -152,6 +165,7 @@ class EvidenceStore(Construct):
                 resources=[self.bucket.arn_for_objects(f"{contract.WORK_PREFIX}*")],
             )
         )
+        self._list(role)
 
     def grant_runtime(self, role: iam.IRole) -> None:
         """Read everything; write records, SBOMs and work (the build's step role)."""
