@@ -692,6 +692,7 @@ def test_clean_lines_are_kept_for_the_next_synth_by_digest_only(
     assert kept == secret_scan._clean_lines_file()
     assert kept.read_text().split() == [secret_scan._digest(clean)]
     assert clean not in kept.read_text() and key not in kept.read_text()
+    kept.write_text(kept.read_text() + "not-a-digest\n")  # only digests are ever read
 
     # The next process: the kept line is not scanned again, and a secret is still found.
     for state in ("_CLEAN_LINES", "_NEW_CLEAN_LINES", "_LOADED"):
@@ -706,12 +707,34 @@ def test_clean_lines_are_kept_for_the_next_synth_by_digest_only(
     monkeypatch.setattr(SecretsCollection, "scan_file", recorded)
     assert secret_scan.scan({"a": clean}) == {}
     assert scanned == []
+    assert "not-a-digest" not in secret_scan._CLEAN_LINES
     assert secret_scan.scan({"a": clean, "b": f"aws_access_key_id={key}"})
     assert scanned == [f"aws_access_key_id={key}\n"]
 
     # Another detect-secrets version (or a change to the rules) starts an empty file.
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.0-another")
     assert secret_scan._clean_lines_file() != kept
+
+
+def test_without_a_cache_folder_the_scan_remembers_lines_in_its_process_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No home folder (or no source file to key the cache by): the scan still runs, finds
+    every secret and writes nothing."""
+    from workspaces_image_bakery.core import secret_scan
+
+    for state in ("_CLEAN_LINES", "_NEW_CLEAN_LINES", "_LOADED"):
+        monkeypatch.setattr(secret_scan, state, type(getattr(secret_scan, state))())
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(secret_scan, "_clean_lines_file", no_home)
+    key = "AKIA" + "POIUYTREWQLKJHGF"
+    assert secret_scan.scan({"a": "a homeless persona 5c3b"}) == {}
+    assert secret_scan.scan({"b": f"aws_access_key_id={key}"})
+    assert secret_scan._LOADED == [None]
+    secret_scan.save_clean_lines()  # nothing to write to, and no error
 
 
 @pytest.mark.parametrize(

@@ -139,7 +139,8 @@ _CLEAN_LINES: set[str] = set()
 _NEW_CLEAN_LINES: set[str] = set()  # found clean here, not yet in the cache file
 MAX_CLEAN_LINES: Final = 100_000
 _INERT_LINE: Final = re.compile(r"^[^\s\-?:,\[\]{}#&*!|>'\"%@`][^:#]*$")
-_LOADED: list[Path] = []  # the cache file read in this process (one at most)
+_LOADED: list[Path | None] = []  # the cache file read in this process (None: no cache)
+_DIGEST: Final = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -254,25 +255,30 @@ def _load_clean_lines() -> None:
     what this process finds clean there when it exits."""
     if _LOADED:
         return
-    path = _clean_lines_file()
+    try:
+        path: Path | None = _clean_lines_file()
+    except (OSError, RuntimeError):
+        path = None  # no source file to key it by, or no home folder: this process only
     _LOADED.append(path)
+    if path is None:
+        return
     atexit.register(save_clean_lines)
     try:
         known = path.read_text(encoding="ascii").split()
     except (OSError, ValueError):
         return
-    _CLEAN_LINES.update(known[:MAX_CLEAN_LINES])
+    _CLEAN_LINES.update(d for d in known[:MAX_CLEAN_LINES] if _DIGEST.match(d))
 
 
 def save_clean_lines() -> None:
     """Add the digests of the lines this process found clean to the cache file (written
     beside it and moved into place; a cache folder that cannot be written is left alone).
     Run at exit; the file keeps at most MAX_CLEAN_LINES digests."""
-    if not _LOADED or not _NEW_CLEAN_LINES:
+    path = _LOADED[0] if _LOADED else None
+    if path is None or not _NEW_CLEAN_LINES:
         return
-    path = _LOADED[0]
     try:
-        kept = set(path.read_text(encoding="ascii").split())
+        kept = {d for d in path.read_text(encoding="ascii").split() if _DIGEST.match(d)}
     except (OSError, ValueError):
         kept = set()
     digests = kept | _NEW_CLEAN_LINES
