@@ -334,6 +334,8 @@ def test_only_the_runtime_may_write_records(prepared_template: dict[str, Any]) -
     for statement in node_writes:
         text = json.dumps(statement["Resource"])
         assert contract.OUTPUT_PREFIX in text and contract.RECORDS_PREFIX not in text
+        # The SSM Agent's upload sets bucket-owner-full-control (store.grant_command_output).
+        assert "s3:PutObjectAcl" in statement["Action"], statement
     # Builds' work (each request holds its WaitCondition handle) is read by the runtime's
     # roles only: the step role, the image resource's and the build watch's, which reads
     # the request of a build that ended without reporting (from the bucket it is given).

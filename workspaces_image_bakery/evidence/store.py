@@ -191,10 +191,16 @@ class EvidenceStore(Construct):
         self.bucket.grant_read(role)
 
     def grant_command_output(self, role: iam.IRole) -> None:
-        """Write Run Command output under ``output/`` (the template's node role)."""
+        """Write Run Command output under ``output/`` (the template's node role). The SSM
+        Agent's PutObject carries ``x-amz-acl: bucket-owner-full-control`` (amazon-ssm-agent
+        ``agent/s3util/s3util.go``), and S3's PutObject reference asks ``s3:PutObjectAcl`` of
+        a PUT that sets an ACL; whether it still does with ACLs disabled (this bucket's
+        BucketOwnerEnforced) is not documented. A denied upload is only logged by the agent,
+        and the build would then read the command's first 24,000 characters: an inventory
+        that long fails the build. Granting it changes nothing else: no ACL can be set."""
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject"],
+                actions=["s3:PutObject", "s3:PutObjectAcl"],
                 resources=[self.bucket.arn_for_objects(f"{contract.OUTPUT_PREFIX}*")],
             )
         )
