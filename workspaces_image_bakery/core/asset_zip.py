@@ -11,17 +11,11 @@ on what it holds.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/workspaces-image-bakery``, by default under ``~/.cache``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "workspaces-image-bakery"
+from .cache_folder import write_atomically
 
 
 def zip_bytes(entries: Iterable[tuple[str, bytes]]) -> bytes:
@@ -41,19 +35,10 @@ def zip_bytes(entries: Iterable[tuple[str, bytes]]) -> bytes:
 
 def write_zip(entries: Iterable[tuple[str, bytes]], target: Path) -> Path:
     """`target` holding :func:`zip_bytes` of `entries`. Left as it is when it already holds
-    those bytes (what a cache file holds is checked, never trusted); otherwise written beside
-    it and moved into place, so a reader never sees half a file (another process packing the
-    same entries at the same time writes the same bytes)."""
+    those bytes (what a cache file holds is checked, never trusted); otherwise written with
+    :func:`~.cache_folder.write_atomically` (another process packing the same entries at the
+    same time writes the same bytes)."""
     packed = zip_bytes(entries)
     if target.is_file() and target.read_bytes() == packed:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=".staging-", suffix=".zip", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as raw:
-            raw.write(packed)
-        os.replace(staging, target)
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
-    return target
+    return write_atomically(target, packed)

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .asset_zip import default_cache_dir, write_zip
+from .asset_zip import write_zip
+from .cache_folder import default_cache_dir
 
 LAMBDA_ASSET_DIR = Path(__file__).resolve().parent.parent / "lambda"
 RUNTIME_PACKAGE = "bakery_runtime"
@@ -31,7 +32,7 @@ def runtime_sources() -> list[Path]:
 def runtime_zip(cache_dir: Path | None = None) -> Path:
     """:func:`runtime_sources` as one zip (``bakery_runtime/`` at its root, as Lambda imports
     the handlers), named by the digest of the files' names and contents, in `cache_dir`
-    (default: :func:`~.asset_zip.default_cache_dir`). Packed on each call (a few ms) and
+    (default: :func:`~.cache_folder.default_cache_dir`). Packed on each call (a few ms) and
     compared with the file there, which is rewritten when it differs."""
     entries = [
         (path.relative_to(LAMBDA_ASSET_DIR).as_posix(), path.read_bytes())

@@ -9,7 +9,6 @@ import atexit
 import functools
 import hashlib
 import importlib.metadata
-import os
 import re
 import tempfile
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .asset_zip import default_cache_dir
+from .cache_folder import default_cache_dir, write_atomically
 
 BASIC_AUTH: Final = "Basic Auth Credentials"  # detect-secrets' own name: hits merge
 COMMAND_LINE_PASSWORD: Final = "Password on a command line"  # noqa: S105 (a kind)
@@ -285,20 +284,10 @@ def save_clean_lines() -> None:
     if len(digests) > MAX_CLEAN_LINES:
         digests = set(sorted(_NEW_CLEAN_LINES)[:MAX_CLEAN_LINES])
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, staging = tempfile.mkstemp(prefix=".staging-", dir=path.parent)
+        write_atomically(path, "".join(f"{digest}\n" for digest in sorted(digests)).encode())
     except OSError:
         return
-    try:
-        with os.fdopen(handle, "w", encoding="ascii") as written:
-            written.write("".join(f"{digest}\n" for digest in sorted(digests)))
-        os.replace(staging, path)
-        _NEW_CLEAN_LINES.clear()
-    except OSError:
-        pass
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
+    _NEW_CLEAN_LINES.clear()
 
 
 _SCAN_FOLDER: list[Path] = []

@@ -28,17 +28,18 @@ them needs (typing_extensions before 3.13) is staged even where synth does not n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Final
 
-from ..core.asset_zip import default_cache_dir, write_zip
+from ..core.asset_zip import write_zip
+from ..core.cache_folder import default_cache_dir, write_atomically
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -151,20 +152,11 @@ def _record_closure(
 ) -> None:
     """Keep the closure's names and versions for :func:`_known_closure` (written beside and
     moved into place; a cache that cannot be written only costs the next synth the lookup)."""
-    record = _closure_record(roots, cache_dir)
-    try:
-        handle, staging = tempfile.mkstemp(prefix=".staging-", dir=cache_dir)
-    except OSError:
-        return
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as written:
-            json.dump({name: dist.version for name, dist in closure}, written, sort_keys=True)
-        os.replace(staging, record)
-    except OSError:
-        pass
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
+    versions = {name: dist.version for name, dist in closure}
+    with contextlib.suppress(OSError):
+        write_atomically(
+            _closure_record(roots, cache_dir), json.dumps(versions, sort_keys=True).encode()
+        )
 
 
 def _closure(roots: Iterable[str]) -> list[tuple[str, importlib.metadata.Distribution]]:

@@ -27,7 +27,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from ..core.asset_zip import default_cache_dir
+from ..core.cache_folder import default_cache_dir, write_atomically
 from ..core.runtime_assets import contract
 from ..core.validation import Problems, is_token
 
@@ -124,10 +124,7 @@ def script_file(script: str) -> tuple[Path, str]:
     digest = hashlib.sha256(body).hexdigest()
     path = SCRIPT_CACHE / f"{digest}.sh"
     if not path.exists() or path.read_bytes() != body:
-        SCRIPT_CACHE.mkdir(parents=True, exist_ok=True)
-        staged = path.with_suffix(f".{id(body)}.tmp")
-        staged.write_bytes(body)
-        staged.replace(path)
+        write_atomically(path, body)
     return path, digest
 
 
