@@ -170,9 +170,18 @@ def measure() -> tuple[dict[tuple[str, int], tuple[float, dict[str, Any]]], dict
         )
         in_process = json.loads(done.stdout.strip().splitlines()[-1])
     return {
-        key: (statistics.median(t), {**facts[key], "cpu": statistics.median(cpu[key])})
+        key: (
+            statistics.median(t),
+            {**facts[key], "cpu": statistics.median(cpu[key]), "walls": t, "cpus": cpu[key]},
+        )
         for key, t in times.items()
     }, in_process
+
+
+def paired(runs: list[float], baseline: list[float]) -> float:
+    """The median of the ratios of runs made in the same round (the kinds alternate within
+    a round): steadier than a ratio of medians when the machine's speed drifts."""
+    return statistics.median(a / b for a, b in zip(runs, baseline, strict=True))
 
 
 def largest(results: dict[tuple[str, int], tuple[float, dict[str, Any]]], kind: str) -> str:
@@ -218,7 +227,8 @@ def main() -> None:
     compile_bytecode()
     results, in_process = measure()
     print(
-        f"Whole process, median of {RUNS} paired runs. plain: a CDK app with one Provider, one"
+        f"Whole process, median of {RUNS} paired runs (the ratios: the median of each round's"
+        " ratio). plain: a CDK app with one Provider, one"
         " state machine and per persona two custom resources and a WaitCondition with its"
         " handle; library: personas prepared by hand; prepared: prepared in the build; same"
         " (same-prepared): the template and assets the library (prepared) synthesized,"
@@ -231,18 +241,26 @@ def main() -> None:
     )
     same_of = {library_kind: kind for kind, library_kind in SAME_AS.items()}
     for personas in SIZES:
-        plain_seconds, plain_facts = results[("plain", personas)]
+        _, plain_facts = results[("plain", personas)]
         for kind in KINDS:
             seconds, facts = results[(kind, personas)]
-            same_seconds, same_facts = results[(same_of.get(kind, kind), personas)]
-            versus_same = f"{seconds / same_seconds:6.2f}x" if kind in same_of else "      -"
+            _, same_facts = results[(same_of.get(kind, kind), personas)]
+            versus_same = (
+                f"{paired(facts['walls'], same_facts['walls']):6.2f}x"
+                if kind in same_of
+                else "      -"
+            )
             cpu_versus_same = (
-                f"{facts['cpu'] / same_facts['cpu']:6.2f}x" if kind in same_of else "      -"
+                f"{paired(facts['cpus'], same_facts['cpus']):6.2f}x"
+                if kind in same_of
+                else "      -"
             )
             count = min(personas, LARGEST.get(kind, personas))
             print(
-                f"{kind:14s} {count:8d}  {seconds:7.2f}  {seconds / plain_seconds:7.2f}x"
-                f"  {versus_same}  {facts['cpu']:5.2f}  {facts['cpu'] / plain_facts['cpu']:7.2f}x"
+                f"{kind:14s} {count:8d}  {seconds:7.2f}"
+                f"  {paired(facts['walls'], plain_facts['walls']):7.2f}x"
+                f"  {versus_same}  {facts['cpu']:5.2f}"
+                f"  {paired(facts['cpus'], plain_facts['cpus']):7.2f}x"
                 f"  {cpu_versus_same}  {facts['peak_mb']:5d}  {facts['node_mb']:7d}"
                 f"  {facts['jsii']:10d}  {facts['jsii'] / count:12.1f}"
                 f"  {facts['resources']:9d}  {facts['bytes'] // count:13d}"

@@ -269,3 +269,14 @@ def test_the_benchmarks_same_template_app_declares_the_librarys_template(tmp_pat
     medians = in_process(2, 1, tmp_path / "library")
     assert set(medians) == {"library", "same", "plain"}
     assert all(seconds > 0 for seconds in medians.values())
+
+
+def test_the_benchmark_pairs_each_round_before_it_takes_the_median() -> None:
+    """`make bench`'s ratios: the median of each round's ratio, not a ratio of medians (a
+    round that ran on a slower machine moves both of its runs)."""
+    from .bench import paired
+
+    # Three rounds: 2.0x, 1.0x and 1.5x (the ratio of the medians would be 4/4 = 1.0x).
+    assert paired([2.0, 4.0, 6.0], [1.0, 4.0, 4.0]) == 1.5
+    with pytest.raises(ValueError):
+        paired([1.0], [1.0, 2.0])  # runs of different rounds never pair
